@@ -1,0 +1,377 @@
+"""Forward+backward time and peak memory of graph readouts, side by side.
+
+Every readout runs on the same batches; repeats are interleaved (one step
+of each readout per round) and the median per readout is reported, with
+ratios to PyG's ``MeanAggregation`` and of ``SAPAggregation(heads=4)`` to
+every peer. Correctness of SAP is checked against a float64 reference
+before anything is timed.
+
+Usage::
+
+    python benchmarks/speed.py                      # full table
+    python benchmarks/speed.py --quick              # small sizes only
+    python benchmarks/speed.py --device cuda        # on a GPU
+
+Writes ``benchmarks/results/speed.md`` (and ``speed.json``) unless
+``--no-save`` is given.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import os.path as osp
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch_geometric
+from torch import Tensor
+from torch_geometric.nn import aggr as pyg_aggr
+
+sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
+from sap_graph import SAPAggregation  # noqa: E402
+
+RESULTS = osp.join(osp.dirname(osp.realpath(__file__)), 'results')
+
+
+@dataclass
+class Size:
+    name: str
+    graphs: int
+    nodes: int  # mean nodes per graph
+    channels: int
+
+
+SIZES = [
+    Size('molhiv-like', 128, 25, 300),
+    Size('many mid', 512, 40, 128),
+    Size('few large', 32, 300, 64),
+    Size('1M nodes', 10_000, 100, 64),
+]
+MEMORY_SIZE = Size('memory', 3_000, 100, 64)  # N = 300k, d = 64
+
+
+def make_batch(size: Size, device: torch.device, seed: int = 0):
+    """Graph sizes uniform in [n/2, 3n/2], a sorted batch like PyG's."""
+    gen = torch.Generator().manual_seed(seed)
+    counts = torch.randint(size.nodes // 2, size.nodes * 3 // 2 + 1,
+                           (size.graphs, ), generator=gen)
+    ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    index = torch.arange(size.graphs).repeat_interleave(counts)
+    x = torch.randn(int(ptr[-1]), size.channels, generator=gen)
+    return (x.to(device), index.to(device), ptr.to(device),
+            int(counts.max()))
+
+
+def readouts(d: int) -> Dict[str, Callable[[], torch.nn.Module]]:
+    lin = torch.nn.Linear
+    return {
+        'mean': lambda: pyg_aggr.MeanAggregation(),
+        'sap h=1': lambda: SAPAggregation(d, heads=1),
+        'sap h=4': lambda: SAPAggregation(d, heads=4),
+        'sap h=8': lambda: SAPAggregation(d, heads=8),
+        'attention': lambda: pyg_aggr.AttentionalAggregation(
+            gate_nn=lin(d, 1), nn=lin(d, d)),
+        'set2set': lambda: pyg_aggr.Set2Set(d, processing_steps=2),
+        'set_transformer': lambda: pyg_aggr.SetTransformerAggregation(
+            d, heads=4),
+        'gmt': lambda: pyg_aggr.GraphMultisetTransformer(d, k=4, heads=4),
+    }
+
+
+DENSE = ('set_transformer', 'gmt')
+
+
+def dense_bytes(name: str, graphs: int, max_nodes: int, d: int) -> float:
+    """Rough size of the dense [B, n_max, n_max, heads] attention maps."""
+    if name not in DENSE:
+        return 0.0
+    return 4.0 * graphs * max_nodes * (max_nodes + d) * 4 * 4
+
+
+def step(module: torch.nn.Module, x: Tensor, index: Tensor, ptr: Tensor,
+         dim_size: int, max_nodes: int, grad: Optional[Tensor],
+         backward: bool) -> Optional[Tensor]:
+    kwargs = {}
+    if isinstance(module, (pyg_aggr.SetTransformerAggregation,
+                           pyg_aggr.GraphMultisetTransformer)):
+        kwargs['max_num_elements'] = max_nodes
+        out = module(x, index, dim_size=dim_size, **kwargs)
+    else:
+        out = module(x, index, ptr=ptr, dim_size=dim_size)
+    if backward:
+        out.backward(grad if grad is not None else torch.ones_like(out))
+        return None
+    return out
+
+
+def sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def current_rss() -> int:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def peak_rss() -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError('VmHWM not found')
+
+
+def reset_peak_rss() -> bool:
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def extra_peak_memory(module: torch.nn.Module, x: Tensor, index: Tensor,
+                      ptr: Tensor, dim_size: int, max_nodes: int,
+                      device: torch.device) -> float:
+    """Peak bytes above the inputs during one forward+backward."""
+    gc.collect()
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step(module, x, index, ptr, dim_size, max_nodes, None, True)
+        torch.cuda.synchronize()
+        return float(torch.cuda.max_memory_allocated() - base)
+    if not reset_peak_rss():
+        return float('nan')
+    base = current_rss()
+    step(module, x, index, ptr, dim_size, max_nodes, None, True)
+    return float(peak_rss() - base)
+
+
+def check_correctness(device: torch.device) -> None:
+    """SAP against a per-graph float64 loop before timing anything."""
+    torch.manual_seed(0)
+    size = Size('check', 16, 12, 16)
+    x, index, ptr, _ = make_batch(size, device)
+    aggr = SAPAggregation(16, 8, heads=4).to(device)
+    out = aggr(x, index, ptr=ptr, dim_size=size.graphs).double()
+    w_k = aggr.lin_key.weight.double().view(4, 8, 16)
+    w_v = aggr.lin_value.weight.double().view(4, 8, 16)
+    b_v = aggr.lin_value.bias.double().view(4, 8)
+    q = aggr.query.double()
+    for b in range(size.graphs):
+        xb = x[ptr[b]:ptr[b + 1]].double()
+        for h in range(4):
+            a = torch.softmax(xb @ w_k[h].t() @ q[h] / math.sqrt(8), 0)
+            ref = a @ (xb @ w_v[h].t() + b_v[h])
+            got = out[b, h * 8:(h + 1) * 8]
+            if not torch.allclose(got, ref, atol=1e-4):
+                raise SystemExit('SAPAggregation disagrees with reference')
+
+
+def bench_size(size: Size, device: torch.device, repeats: int, warmup: int,
+               max_dense_bytes: float) -> Dict[str, Dict[str, float]]:
+    x, index, ptr, max_nodes = make_batch(size, device)
+    x.requires_grad_()
+    results: Dict[str, Dict[str, float]] = {}
+    modules = {}
+    for name, make in readouts(size.channels).items():
+        if dense_bytes(name, size.graphs, max_nodes,
+                       size.channels) > max_dense_bytes:
+            results[name] = {'ms': float('nan'), 'skipped': 1.0}
+            continue
+        torch.manual_seed(0)
+        modules[name] = make().to(device)
+
+    times: Dict[str, List[float]] = {name: [] for name in modules}
+    for round_ in range(warmup + repeats):
+        for name, module in modules.items():
+            if math.isinf(times[name][-1] if times[name] else 0.0):
+                continue
+            x.grad = None
+            sync(device)
+            start = time.perf_counter()
+            try:
+                step(module, x, index, ptr, size.graphs, max_nodes, None,
+                     True)
+            except (MemoryError, torch.cuda.OutOfMemoryError):
+                times[name].append(float('inf'))
+                continue
+            sync(device)
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    for name in modules:
+        results[name] = {'ms': 1e3 * statistics.median(times[name])}
+    return results
+
+
+def versions(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    text = (f'torch {torch.__version__}, torch_geometric '
+            f'{torch_geometric.__version__}, Python '
+            f'{platform.python_version()}, CPU: {cpu}, '
+            f'{torch.get_num_threads()} threads')
+    if device.type == 'cuda':
+        text += f', GPU: {torch.cuda.get_device_name(device)}'
+    return text
+
+
+def render(table: Dict[str, Dict[str, Dict[str, float]]],
+           memory: Dict[str, float], x_bytes: int, header: str,
+           args: argparse.Namespace) -> str:
+    names = list(next(iter(table.values())).keys())
+    lines = [
+        '# Readout speed and memory', '',
+        f'{header}', '',
+        f'Command: `python benchmarks/speed.py{args.cmdline}` '
+        f'(device {args.device}, median of {args.repeats} interleaved '
+        f'repeats after {args.warmup} warm-up rounds; forward+backward with '
+        f'`x.requires_grad_()`). Graph sizes are uniform in [n/2, 3n/2].',
+        '', '## Time per forward+backward (ms)', '',
+        '| readout | ' + ' | '.join(
+            f'{s} ({SIZE_BY_NAME[s].graphs}x~{SIZE_BY_NAME[s].nodes}, '
+            f'd={SIZE_BY_NAME[s].channels})' for s in table) + ' |',
+        '|---|' + '---|' * len(table),
+    ]
+    for name in names:
+        cells = []
+        for size_name in table:
+            ms = table[size_name][name]['ms']
+            cells.append('skipped' if math.isnan(ms) else f'{ms:.2f}')
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    lines += ['', '## Ratios', '',
+              'Time of the row readout divided by time of the column '
+              'readout, per size (lower is better for SAP).', '',
+              '| ratio | ' + ' | '.join(table) + ' |',
+              '|---|' + '---|' * len(table)]
+    pairs = [('sap h=1', 'mean'), ('sap h=4', 'mean'), ('sap h=8', 'mean')]
+    pairs += [('sap h=4', peer) for peer in names
+              if not peer.startswith('sap') and peer != 'mean']
+    for a, b in pairs:
+        cells = []
+        for size_name in table:
+            ta, tb = table[size_name][a]['ms'], table[size_name][b]['ms']
+            cells.append('–' if math.isnan(ta) or math.isnan(tb) else
+                         f'{ta / tb:.2f}')
+        lines.append(f'| {a} / {b} | ' + ' | '.join(cells) + ' |')
+    if memory:
+        lines += ['', f'## Extra peak memory of one forward+backward '
+                  f'(N={MEMORY_SIZE.graphs * MEMORY_SIZE.nodes:,}, '
+                  f'd={MEMORY_SIZE.channels}, size of X = '
+                  f'{x_bytes / 2**20:.1f} MiB)', '',
+                  'Peak resident memory above the inputs (CPU: `VmHWM` '
+                  'after resetting it; includes `x.grad`).', '',
+                  '| readout | extra peak (MiB) | / size of X |',
+                  '|---|---|---|']
+        for name, value in memory.items():
+            lines.append(f'| {name} | {value / 2**20:.1f} | '
+                         f'{value / x_bytes:.2f} |')
+    return '\n'.join(lines) + '\n'
+
+
+SIZE_BY_NAME = {s.name: s for s in SIZES}
+MEMORY_READOUTS = ('mean', 'sap h=1', 'sap h=4', 'sap h=8', 'attention',
+                   'set2set')
+
+
+def memory_child(name: str, device_name: str) -> None:
+    """Runs in a fresh process so that earlier allocations cannot hide in
+    the allocator; prints the extra peak bytes."""
+    device = torch.device(device_name)
+    x, index, ptr, max_nodes = make_batch(MEMORY_SIZE, device)
+    x.requires_grad_()
+    torch.manual_seed(0)
+    module = readouts(MEMORY_SIZE.channels)[name]().to(device)
+    step(module, x, index, ptr, MEMORY_SIZE.graphs, max_nodes, None, True)
+    x.grad = None
+    print(extra_peak_memory(module, x, index, ptr, MEMORY_SIZE.graphs,
+                            max_nodes, device))
+
+
+def memory_in_subprocess(name: str, device_name: str) -> float:
+    import subprocess
+    out = subprocess.run(
+        [sys.executable, osp.realpath(__file__), '--memory_child', name,
+         '--device', device_name], check=True, capture_output=True,
+        text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--device', default='cpu',
+                        help='device to run on (default: cpu)')
+    parser.add_argument('--repeats', type=int, default=15,
+                        help='measured rounds (default: 15)')
+    parser.add_argument('--warmup', type=int, default=3,
+                        help='warm-up rounds (default: 3)')
+    parser.add_argument('--quick', action='store_true',
+                        help='skip the 1M-node size and the memory run')
+    parser.add_argument('--max_dense_gib', type=float, default=4.0,
+                        help='skip dense readouts whose attention maps '
+                        'exceed this (default: 4.0)')
+    parser.add_argument('--no-save', dest='save', action='store_false',
+                        help='print only, do not write results/')
+    parser.add_argument('--memory_child', default=None,
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child is not None:
+        memory_child(args.memory_child, args.device)
+        return
+    args.cmdline = ''.join(f' {a}' for a in sys.argv[1:])
+    device = torch.device(args.device)
+
+    check_correctness(device)
+    sizes = SIZES[:-1] if args.quick else SIZES
+    table = {}
+    for size in sizes:
+        print(f'[{size.name}]', flush=True)
+        table[size.name] = bench_size(size, device, args.repeats,
+                                      args.warmup,
+                                      args.max_dense_gib * 2**30)
+        for name, res in table[size.name].items():
+            print(f'  {name:16s} {res["ms"]:9.2f} ms', flush=True)
+
+    memory: Dict[str, float] = {}
+    x_bytes = 0
+    if not args.quick:
+        x_bytes = (MEMORY_SIZE.graphs * MEMORY_SIZE.nodes *
+                   MEMORY_SIZE.channels * 4)
+        for name in MEMORY_READOUTS:
+            memory[name] = memory_in_subprocess(name, args.device)
+            print(f'  memory {name:12s} {memory[name] / 2**20:8.1f} MiB',
+                  flush=True)
+
+    text = render(table, memory, x_bytes, versions(device), args)
+    print(text)
+    if args.save:
+        os.makedirs(RESULTS, exist_ok=True)
+        suffix = '' if device.type == 'cpu' else f'_{device.type}'
+        with open(osp.join(RESULTS, f'speed{suffix}.md'), 'w') as f:
+            f.write(text)
+        with open(osp.join(RESULTS, f'speed{suffix}.json'), 'w') as f:
+            json.dump({'table': table, 'memory': memory,
+                       'x_bytes': x_bytes,
+                       'header': versions(device)}, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,282 @@
+"""Self-attention pooling (SAP) as a PyG :class:`Aggregation`."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Parameter
+from torch_geometric import is_compiling
+from torch_geometric.nn.aggr import Aggregation
+from torch_geometric.nn.dense.linear import Linear
+
+from sap_graph._ops import (
+    build_segments,
+    index_from_ptr,
+    segment_softmax,
+    weighted_segment_sum,
+    weighted_segment_sum_dense,
+)
+
+
+class SAPAggregation(Aggregation):
+    r"""Multi-head self-attention pooling with learnable queries, in the
+    spirit of the structured self-attentive embedding of `"A Structured
+    Self-attentive Sentence Embedding" <https://arxiv.org/abs/1703.03130>`_
+    and pooling by multihead attention of `"Set Transformer"
+    <https://arxiv.org/abs/1810.00825>`_, as a linear-time readout.
+
+    For every set (graph) :math:`b` with elements (nodes) :math:`i \in b`
+    and every head :math:`h`:
+
+    .. math::
+        e_{ih} &= \frac{\mathbf{q}_h^{\top} \mathbf{W}^{K}_h
+        \mathbf{x}_i}{\sqrt{d_k}}, \qquad
+        \alpha_{ih} = \mathrm{softmax}_{i \in b}(e_{ih}),
+
+        \mathbf{z}_{bh} &= \sum_{i \in b} \alpha_{ih}
+        (\mathbf{W}^{V}_h \mathbf{x}_i + \mathbf{b}^{V}_h),
+
+    where :math:`\mathbf{q}_h \in \mathbb{R}^{d_k}` is a learnable query,
+    :math:`\mathbf{W}^{K}_h` and :math:`\mathbf{W}^{V}_h` are the
+    :math:`h`-th row blocks of :obj:`lin_key` and :obj:`lin_value`, and the
+    softmax runs over the nodes of graph :math:`b` only. The heads are
+    concatenated (:obj:`concat=True`) or averaged.
+
+    The layer is computed as
+
+    .. math::
+        e_{ih} = \mathbf{x}_i^{\top} \big(\mathbf{W}^{K\top}_h
+        \mathbf{q}_h\big) / \sqrt{d_k}, \qquad
+        \mathbf{z}_{bh} = \mathbf{W}^{V}_h \Big(\sum_{i \in b} \alpha_{ih}
+        \mathbf{x}_i\Big) + \mathbf{b}^{V}_h,
+
+    (the weights of a graph sum to one), so its cost is
+    :math:`O(N H F_{in})` plus :math:`O(B H F_{in} F_{out})`, and no
+    :math:`[N, H, F]` tensor is ever allocated. A graph without nodes
+    yields exactly zero.
+
+    .. note::
+        This is a global readout (one vector per graph), not PyG's
+        hierarchical top-:math:`k` :class:`~torch_geometric.nn.pool.SAGPooling`.
+        The :obj:`index` vector may be unsorted; passing :obj:`ptr` selects
+        the CSR path for sorted batches (as produced by PyG's
+        :class:`~torch_geometric.loader.DataLoader`).
+
+    Args:
+        in_channels (int): Size of each input element :math:`F_{in}`.
+        out_channels (int, optional): Value width of one head
+            :math:`F_{out}`. (default: :obj:`None`, *i.e.*
+            :obj:`in_channels`)
+        heads (int, optional): Number of attention heads :math:`H`.
+            (default: :obj:`1`)
+        concat (bool, optional): If :obj:`True`, head outputs are
+            concatenated, else averaged. (default: :obj:`True`)
+        key_channels (int, optional): Key/query width of one head
+            :math:`d_k`. (default: :obj:`None`, *i.e.* :obj:`out_channels`)
+        dropout (float, optional): Dropout probability of the normalised
+            attention weights, applied in training mode only.
+            (default: :obj:`0.0`)
+
+    Attributes:
+        output_channels (int): Width of the output,
+            :obj:`heads * out_channels` if :obj:`concat` else
+            :obj:`out_channels`. Read it to size the next layer.
+
+    Shapes:
+        - **input:**
+          node features :math:`(*, |\mathcal{V}|, F_{in})`,
+          index vector :math:`(|\mathcal{V}|)` (optional),
+          pointer :math:`(|\mathcal{G}| + 1)` (optional)
+        - **output:** graph features :math:`(*, |\mathcal{G}|, H F_{out})`
+          or :math:`(*, |\mathcal{G}|, F_{out})`, and with
+          :obj:`return_attention_weights=True` also the attention weights
+          :math:`(*, |\mathcal{V}|, H)`
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: Optional[int] = None,
+        heads: int = 1,
+        concat: bool = True,
+        key_channels: Optional[int] = None,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if in_channels <= 0:
+            raise ValueError(f"'in_channels' must be positive "
+                             f"(got {in_channels})")
+        if heads <= 0:
+            raise ValueError(f"'heads' must be positive (got {heads})")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"'dropout' must be in [0, 1) (got {dropout})")
+
+        self.in_channels = in_channels
+        self.out_channels = out_channels or in_channels
+        self.heads = heads
+        self.concat = concat
+        self.key_channels = key_channels or self.out_channels
+        self.dropout = dropout
+        self.output_channels = (heads * self.out_channels
+                                if concat else self.out_channels)
+
+        self.lin_key = Linear(in_channels, heads * self.key_channels,
+                              bias=False, weight_initializer='glorot')
+        self.lin_value = Linear(in_channels, heads * self.out_channels,
+                                bias=True, weight_initializer='glorot')
+        self.query = Parameter(torch.empty(heads, self.key_channels))
+
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r"""Resets all learnable parameters of the module."""
+        self.lin_key.reset_parameters()
+        self.lin_value.reset_parameters()
+        torch.nn.init.normal_(self.query, std=1.0)
+
+    def score_weight(self) -> Tensor:
+        r"""Returns the :obj:`[in_channels, heads]` matrix
+        :math:`\mathbf{W}^{K\top}_h \mathbf{q}_h / \sqrt{d_k}` so that the
+        scores are :math:`\mathbf{X}` times it."""
+        w_key = self.lin_key.weight.view(self.heads, self.key_channels,
+                                         self.in_channels)
+        w = torch.einsum('hkf,hk->fh', w_key, self.query)
+        return w / math.sqrt(self.key_channels)
+
+    def forward(
+        self,
+        x: Tensor,
+        index: Optional[Tensor] = None,
+        ptr: Optional[Tensor] = None,
+        dim_size: Optional[int] = None,
+        dim: int = -2,
+        return_attention_weights: bool = False,
+    ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        r"""Pools :obj:`x` per set.
+
+        Args:
+            x (torch.Tensor): Node features :obj:`[*, N, in_channels]`.
+            index (torch.Tensor, optional): Set (graph) of each node
+                :obj:`[N]`, not necessarily sorted. (default: :obj:`None`)
+            ptr (torch.Tensor, optional): CSR boundaries of a sorted batch
+                :obj:`[B + 1]`. (default: :obj:`None`)
+            dim_size (int, optional): Number of sets :math:`B`; sets without
+                nodes yield zero rows. Pass it to avoid a device sync and
+                graph breaks under :func:`torch.compile`.
+                (default: :obj:`None`)
+            dim (int, optional): The node dimension; must be the
+                second-to-last one. (default: :obj:`-2`)
+            return_attention_weights (bool, optional): If :obj:`True`, also
+                returns the attention weights :obj:`[*, N, heads]` (before
+                dropout). (default: :obj:`False`)
+        """
+        if x.dim() < 2 or dim % x.dim() != x.dim() - 2:
+            raise ValueError(f"'SAPAggregation' pools over the second-to-last "
+                             f"dimension of a [*, N, {self.in_channels}] "
+                             f"tensor (got dim={dim} for a tensor of shape "
+                             f"{tuple(x.shape)})")
+        if x.size(-1) != self.in_channels:
+            raise ValueError(f"Expected node features with {self.in_channels} "
+                             f"channels in the last dimension (got "
+                             f"{x.size(-1)})")
+        assert dim_size is not None  # Set by `Aggregation.__call__`.
+
+        lead = x.shape[:-2]
+        num_nodes = x.size(-2)
+        if index is not None and index.numel() != num_nodes:
+            raise ValueError(f"Expected 'index' with {num_nodes} entries, "
+                             f"one per node (got {index.numel()})")
+
+        if len(lead) > 0:  # Independent sets per leading position.
+            copies = math.prod(lead)
+            if index is None:
+                assert ptr is not None
+                index = index_from_ptr(ptr, num_nodes)
+            offset = torch.arange(copies, device=x.device) * dim_size
+            index = (offset.unsqueeze(1) + index.unsqueeze(0)).view(-1)
+            if ptr is not None:
+                ptr = torch.cat([
+                    ptr.new_zeros(1),
+                    (ptr[1:].unsqueeze(0) +
+                     num_nodes * torch.arange(copies, device=x.device)
+                     .unsqueeze(1)).view(-1)
+                ])
+            x = x.reshape(-1, self.in_channels)
+            out, alpha = self._pool(x, index, ptr, copies * dim_size)
+            out = out.view(*lead, dim_size, self.output_channels)
+            alpha = alpha.view(*lead, num_nodes, self.heads)
+        else:
+            out, alpha = self._pool(x, index, ptr, dim_size)
+
+        if return_attention_weights:
+            return out, alpha
+        return out
+
+    def _pool(self, x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
+              dim_size: int) -> Tuple[Tensor, Tensor]:
+        num_nodes = x.size(0)
+        if not is_compiling():
+            self._check_batch(index, ptr, num_nodes, dim_size)
+        if index is None:
+            assert ptr is not None
+            index = index_from_ptr(ptr, num_nodes)
+
+        score = x @ self.score_weight().to(x.dtype)  # [N, H]
+        alpha = segment_softmax(score, index, dim_size)  # [N, H]
+        weight = F.dropout(alpha, p=self.dropout, training=self.training)
+
+        if is_compiling():
+            pooled = weighted_segment_sum_dense(weight, x, index, dim_size)
+            count = torch.zeros(dim_size, device=x.device,
+                                dtype=torch.long).index_add_(
+                                    0, index, torch.ones_like(index))
+        else:
+            seg = build_segments(index, ptr, dim_size, self.heads)
+            pooled = weighted_segment_sum(weight, x, seg)  # [B, H, F_in]
+            count = seg.count
+
+        # Value projection after pooling, head by head: [H, B, F_out].
+        w_value = self.lin_value.weight.view(self.heads, self.out_channels,
+                                             self.in_channels)
+        out = torch.bmm(pooled.transpose(0, 1), w_value.transpose(1, 2))
+        bias = self.lin_value.bias.view(self.heads, 1, self.out_channels)
+        out = out + bias * (count > 0).to(out.dtype).view(1, -1, 1)
+        if self.concat:
+            out = out.transpose(0, 1).reshape(dim_size, self.output_channels)
+        else:
+            out = out.mean(dim=0)
+        return out, alpha
+
+    @staticmethod
+    def _check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
+                     num_nodes: int, dim_size: int) -> None:
+        if ptr is not None:
+            if ptr.dim() != 1 or ptr.numel() != dim_size + 1:
+                raise ValueError(f"Expected 'ptr' of shape [{dim_size + 1}] "
+                                 f"(got {list(ptr.shape)})")
+            first, last = int(ptr[0]), int(ptr[-1])
+            if first != 0 or last != num_nodes:
+                raise ValueError(f"Expected 'ptr' to run from 0 to "
+                                 f"{num_nodes} (got {first} to {last})")
+            if bool((ptr[1:] < ptr[:-1]).any()):
+                raise ValueError("Expected a non-decreasing 'ptr'")
+        if index is not None and index.numel() > 0:
+            low, high = int(index.min()), int(index.max())
+            if low < 0 or high >= dim_size:
+                raise ValueError(f"Encountered invalid 'dim_size' (got "
+                                 f"'{dim_size}' but 'index' holds values in "
+                                 f"[{low}, {high}], expected values in "
+                                 f"[0, {dim_size - 1}])")
+
+    def __repr__(self) -> str:
+        extra = ''
+        if self.key_channels != self.out_channels:
+            extra += f', key_channels={self.key_channels}'
+        if self.dropout > 0:
+            extra += f', dropout={self.dropout}'
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'{self.out_channels}, heads={self.heads}, '
+                f'concat={self.concat}{extra})')
