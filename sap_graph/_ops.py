@@ -1,74 +1,49 @@
 r"""Segment kernels behind :class:`sap_graph.SAPAggregation`.
 
-The readout needs two segment operations over a batch of :math:`N` nodes
-split into :math:`B` graphs, with :math:`H` attention heads:
+For a batch of :math:`N` nodes with features :math:`\mathbf{X}` split into
+:math:`B` graphs and :math:`H` heads with score matrix
+:math:`\mathbf{W}_q \in \mathbb{R}^{F \times H}` (stored transposed,
+:obj:`[H, F]`), the readout core is
 
-* a segment softmax of scores :math:`\mathbf{E} \in \mathbb{R}^{N \times H}`,
-* the attention-weighted sum of node features
-  :math:`\mathbf{P}_{b,h} = \sum_{i \in b} \alpha_{ih} \mathbf{x}_i`, which
-  gives a :math:`[B, H, F]` tensor.
+.. math::
+    \mathbf{E} = \mathbf{X}\mathbf{W}_q, \qquad
+    \alpha_{ih} = \mathrm{softmax}_{i \in b}(e_{ih}), \qquad
+    \mathbf{P}_{b,h} = \sum_{i \in b} \alpha_{ih} \mathbf{x}_i.
 
-The weighted sum is a sparse-dense matrix product
-:math:`\mathbf{P} = \mathbf{A} \mathbf{X}` with a block sparse matrix
-:math:`\mathbf{A} \in \mathbb{R}^{BH \times N}` that holds
-:math:`\alpha_{ih}` at row :math:`bH + h`, column :math:`i`. Written this
-way neither pass builds the :math:`[N, H, F]` tensor that a broadcast
-``alpha[:, :, None] * x[:, None, :]`` followed by a scatter would allocate:
+The weighted sum is a sparse-dense product :math:`\mathbf{P} =
+\mathbf{A}\mathbf{X}` with :math:`\mathbf{A} \in \mathbb{R}^{BH \times N}`
+holding :math:`\alpha_{ih}` at row :math:`bH + h`, column :math:`i`.
+:class:`SAPPoolFunction` computes it with a hand-written backward:
 
-* forward: :math:`\mathbf{P} = \mathbf{A}\mathbf{X}` (CSR times dense),
-* backward: :math:`\partial\mathbf{X} = \mathbf{A}^{\top}\partial\mathbf{P}`
-  (CSR times dense, :math:`\mathbf{A}^{\top}` in CSR form is node-major and
-  free to build) and :math:`\partial\alpha_{ih} = \langle\mathbf{x}_i,
-  \partial\mathbf{P}_{b(i),h}\rangle`, a sampled dense-dense product on the
-  sparsity pattern of :math:`\mathbf{A}`.
+* forward: one pass over :math:`\mathbf{X}` for the scores, one weighted
+  bag sum (:func:`torch.nn.functional.embedding_bag`) for
+  :math:`\mathbf{A}\mathbf{X}`;
+* backward: :math:`\partial\alpha_{ih} = \langle \mathbf{x}_i,
+  \partial\mathbf{P}_{b(i),h} \rangle` as a sampled dense-dense product on
+  the pattern of :math:`\mathbf{A}^{\top}`, the softmax backward in
+  :math:`[N, H]`, and :math:`\partial\mathbf{X} =
+  \mathbf{A}^{\top}\partial\mathbf{P} + \partial\mathbf{E}\,
+  \mathbf{W}_q^{\top}` written into a single :math:`[N, F]` buffer.
 
-Every intermediate is :math:`O(N H)` or :math:`O(B H F)`.
+Only :math:`[N, H]`, :math:`[B, H, F]` and :math:`[N, F]` (the gradient
+itself) tensors are allocated; there is never an :math:`[N, H, F]` one.
 """
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple, Optional
+from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 # We only build CSR tensors with valid, sorted indices ourselves.
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support')
-warnings.filterwarnings('ignore', message=r'index_reduce\(\) is in beta')
 
-# Sparse CSR kernels on CPU exist for float32 and float64 only; lower
-# precisions are accumulated in float32.
-_SPARSE_DTYPES = (torch.float32, torch.float64)
-
-
-class Segments(NamedTuple):
-    r"""Sparsity pattern of the attention matrix of one batch.
-
-    Attributes:
-        index (torch.Tensor): Graph of each node, shape :obj:`[N]`.
-        count (torch.Tensor): Number of nodes per graph, shape :obj:`[B]`.
-        crow (torch.Tensor): CSR row pointer of :math:`\mathbf{A}`, shape
-            :obj:`[B * H + 1]`.
-        col (torch.Tensor): CSR column (node) indices of :math:`\mathbf{A}`,
-            shape :obj:`[N * H]`.
-        pos (torch.Tensor): For every flattened node-major entry ``(i, h)``
-            its position among the CSR values of :math:`\mathbf{A}`, shape
-            :obj:`[N * H]`.
-        heads (int): Number of heads :math:`H`.
-    """
-
-    index: Tensor
-    count: Tensor
-    crow: Tensor
-    col: Tensor
-    pos: Tensor
-    heads: int
-
-    @property
-    def num_segments(self) -> int:
-        """Number of graphs :math:`B`."""
-        return self.count.numel()
+# The sampled product has CPU kernels for float32 and float64 only; lower
+# precisions are computed in float32.
+_KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 def index_from_ptr(ptr: Tensor, num_nodes: int) -> Tensor:
@@ -79,134 +54,206 @@ def index_from_ptr(ptr: Tensor, num_nodes: int) -> Tensor:
         output_size=num_nodes)
 
 
-def build_segments(index: Tensor, ptr: Optional[Tensor], dim_size: int,
-                   heads: int) -> Segments:
-    r"""Builds the CSR pattern of :math:`\mathbf{A}` in :math:`O(NH)`.
-
-    The entries of graph :math:`b` occupy the contiguous block of values
-    starting at :math:`H \cdot \mathrm{ptr}_b`; head :math:`h` of node
-    :math:`i`, the :math:`r`-th node of its graph, sits at
-    :math:`H \mathrm{ptr}_b + h n_b + r`.
+class Segments:
+    r"""Index structures of one batch, built once per forward in
+    :math:`O(N H)` and shared by the forward and backward passes.
 
     Args:
-        index (torch.Tensor): Graph of each node, :obj:`[N]`, entries in
+        index (torch.Tensor): Graph of each node :obj:`[N]`, entries in
             :obj:`[0, dim_size)`.
         ptr (torch.Tensor, optional): CSR pointer :obj:`[B + 1]`. When given,
-            :obj:`index` is sorted and consistent with it; when
-            :obj:`None`, :obj:`index` may be unsorted.
+            :obj:`index` is sorted and consistent with it; when :obj:`None`,
+            :obj:`index` may be unsorted.
         dim_size (int): Number of graphs :math:`B`.
         heads (int): Number of heads :math:`H`.
     """
-    num_nodes = index.numel()
-    device = index.device
-    node = torch.arange(num_nodes, device=device)
-    if ptr is not None:
-        ptr = ptr.to(torch.long)
-        count = ptr[1:] - ptr[:-1]
-        rank = node - ptr[index]
-    else:
-        count = torch.bincount(index, minlength=dim_size)
-        ptr = torch.zeros(dim_size + 1, dtype=torch.long, device=device)
-        torch.cumsum(count, 0, out=ptr[1:])
-        # Rank of every node inside its graph, in input order:
-        order = torch.argsort(index, stable=True)
-        rank = torch.empty_like(node)
-        rank[order] = node - ptr[index[order]]
 
-    arange_h = torch.arange(heads, device=device)
-    start = (heads * ptr[index] + rank).unsqueeze(1)  # [N, 1]
-    pos = (start + count[index].unsqueeze(1) * arange_h).view(-1)  # [N * H]
-    col = torch.empty(num_nodes * heads, dtype=torch.long, device=device)
-    col[pos] = node.repeat_interleave(heads)
-    crow = torch.zeros(dim_size * heads + 1, dtype=torch.long, device=device)
-    torch.cumsum(count.repeat_interleave(heads), 0, out=crow[1:])
-    return Segments(index, count, crow, col, pos, heads)
+    def __init__(self, index: Tensor, ptr: Optional[Tensor], dim_size: int,
+                 heads: int) -> None:
+        self.index = index
+        self.dim_size = dim_size
+        self.heads = heads
+        self.num_nodes = index.numel()
+        self.sorted = ptr is not None
+        if ptr is not None:
+            self.ptr = ptr.to(torch.long)
+            self.count = self.ptr[1:] - self.ptr[:-1]
+        else:
+            self.count = torch.bincount(index, minlength=dim_size)
+            self.ptr = index.new_zeros(dim_size + 1)
+            torch.cumsum(self.count, 0, out=self.ptr[1:])
+
+    def softmax(self, score: Tensor) -> Tensor:
+        """Softmax of :obj:`score` :obj:`[N, H]` within every graph,
+        computed in place (:obj:`score` is overwritten)."""
+        if self.sorted:
+            score_max = torch.segment_reduce(score, 'max', offsets=self.ptr)
+        else:
+            score_max = score.new_full((self.dim_size, self.heads),
+                                       float('-inf')).scatter_reduce_(
+                                           0, self._expanded(score), score,
+                                           'amax')
+        out = score.sub_(score_max.index_select(0, self.index)).exp_()
+        total = self.sum(out)
+        return out.div_(total.index_select(0, self.index))
+
+    def _expanded(self, src: Tensor) -> Tensor:
+        return self.index.unsqueeze(1).expand_as(src)  # A view, no copy.
+
+    def sum(self, src: Tensor) -> Tensor:
+        """Per-graph sums :obj:`[B, H]` of :obj:`src` :obj:`[N, H]`."""
+        out = src.new_zeros(self.dim_size, src.size(1))
+        return out.index_add_(0, self.index, src)
+
+    def pool(self, weight: Tensor, x: Tensor) -> Tensor:
+        r""":math:`\mathbf{P} = \mathbf{A}\mathbf{X}`, head-major
+        :obj:`[H, B, F]`, as one weighted
+        :func:`~torch.nn.functional.embedding_bag` over :math:`\mathbf{X}`.
+
+        With the weights laid out head-major (:obj:`[H, N]`), the nodes of
+        graph :math:`b` under head :math:`h` form the contiguous bag
+        starting at :math:`hN + \mathrm{ptr}_b`: the bag layout needs no
+        index arithmetic beyond an :obj:`arange`.
+        """
+        num_nodes, heads = weight.shape
+        device = x.device
+        dtype = (torch.int32 if num_nodes * heads < 2**31 - 1 else
+                 torch.long)
+        if self.sorted:
+            nodes = torch.arange(num_nodes, device=device, dtype=dtype)
+            values = weight.t().contiguous()
+        else:
+            nodes = torch.argsort(self.index, stable=True).to(dtype)
+            values = weight.t()[:, nodes]
+        if heads > 1:
+            nodes = nodes.repeat(heads)
+        offsets = (torch.arange(heads, device=device).unsqueeze(1) *
+                   num_nodes + self.ptr[:-1]).view(-1).to(dtype)
+        out = F.embedding_bag(nodes, x, offsets, mode='sum',
+                              per_sample_weights=values.view(-1))
+        return out.view(heads, self.dim_size, x.size(1))
+
+    def node_bags(self) -> Tensor:
+        r"""Rows :math:`hB + b(i)` of the head-major :math:`[HB, F]`
+        gradient that node :math:`i` reads, :obj:`[N, H]` (the columns of
+        :math:`\mathbf{A}^{\top}`, ascending in every row)."""
+        heads, index = self.heads, self.index
+        dtype = (torch.int32 if max(self.num_nodes, self.dim_size) * heads <
+                 2**31 - 1 else torch.long)
+        return (index.to(dtype).unsqueeze(1) + self.dim_size * torch.arange(
+            heads, device=index.device, dtype=dtype))
+
+    def sampled(self, grad: Tensor, x: Tensor, cols: Tensor,
+                finite: Tensor) -> Tensor:
+        r""":math:`\langle\mathbf{x}_i, \partial\mathbf{P}_{h,b(i)}\rangle`
+        as :obj:`[N, H]`, for :obj:`grad` :obj:`[H * B, F]`. :obj:`finite`
+        is any finite :obj:`[N, H]` tensor (the sampled product scales the
+        pattern's values by zero, and ``0 * nan`` would leak uninitialised
+        memory)."""
+        num_nodes, heads = cols.shape
+        pattern = torch.sparse_csr_tensor(
+            torch.arange(0, num_nodes * heads + 1, heads,
+                         device=cols.device, dtype=cols.dtype),
+            cols.view(-1), finite.reshape(-1),
+            (num_nodes, grad.size(0)), check_invariants=False)
+        out = torch.sparse.sampled_addmm(pattern, x, grad.t(), beta=0.0)
+        return out.values().view(num_nodes, heads)
 
 
-def _matrix(seg: Segments, alpha: Tensor, num_nodes: int) -> Tensor:
-    """:math:`\\mathbf{A}` as a sparse CSR tensor of shape ``[B*H, N]``."""
-    values = alpha.new_empty(alpha.numel())
-    values[seg.pos] = alpha.reshape(-1)
-    return torch.sparse_csr_tensor(
-        seg.crow, seg.col, values,
-        (seg.num_segments * seg.heads, num_nodes), check_invariants=False)
+class SAPPoolFunction(torch.autograd.Function):
+    r"""Fused scores, segment softmax, attention dropout and weighted sum.
 
-
-def _matrix_t(seg: Segments, alpha: Tensor) -> Tensor:
-    """:math:`\\mathbf{A}^{\\top}` as a sparse CSR tensor ``[N, B*H]``."""
-    num_nodes, heads = alpha.shape
-    crow = torch.arange(0, num_nodes * heads + 1, heads,
-                        device=alpha.device)
-    col = (seg.index.unsqueeze(1) * heads +
-           torch.arange(heads, device=alpha.device)).view(-1)
-    return torch.sparse_csr_tensor(
-        crow, col, alpha.reshape(-1),
-        (num_nodes, seg.num_segments * heads), check_invariants=False)
-
-
-class _WeightedSegmentSum(torch.autograd.Function):
-    r"""Differentiable :math:`\mathbf{P}_{b,h} = \sum_{i\in b}\alpha_{ih}
-    \mathbf{x}_i` without an :math:`[N, H, F]` intermediate."""
+    Returns ``(pooled [H, B, F], alpha [N, H])``; both are differentiable
+    (a loss on :obj:`alpha`, such as a head-diversity penalty, flows back
+    into :obj:`x` and :obj:`score_weight`).
+    """
 
     @staticmethod
-    def forward(ctx, alpha: Tensor, x: Tensor,  # type: ignore[override]
-                seg: Segments) -> Tensor:
+    def forward(ctx, x: Tensor, score_weight: Tensor,  # type: ignore
+                seg: Segments, dropout: float) -> Tuple[Tensor, Tensor]:
+        alpha = seg.softmax(F.linear(x, score_weight))
+        mask = None
+        weight = alpha
+        if dropout > 0.0:
+            mask = torch.empty_like(alpha).bernoulli_(1.0 - dropout)
+            mask.div_(1.0 - dropout)
+            weight = alpha * mask
+        pooled = seg.pool(weight, x)
         ctx.seg = seg
-        ctx.save_for_backward(alpha, x)
-        out = torch.sparse.mm(_matrix(seg, alpha, x.size(0)), x)
-        return out.view(seg.num_segments, seg.heads, x.size(1))
+        ctx.save_for_backward(x, score_weight, alpha, weight, mask)
+        return pooled, alpha
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        alpha, x = ctx.saved_tensors
+    def backward(ctx, grad_pooled: Optional[Tensor],  # type: ignore
+                 grad_alpha: Optional[Tensor]):
+        x, score_weight, alpha, weight, mask = ctx.saved_tensors
         seg: Segments = ctx.seg
-        grad_out = grad_out.reshape(-1, x.size(1)).contiguous()
-        grad_alpha = grad_x = None
+        cols = seg.node_bags()
+        channels = x.size(1)
+        if grad_pooled is not None:
+            grad_pooled = grad_pooled.reshape(-1, channels).contiguous()
+            grad_alpha_total = seg.sampled(grad_pooled, x, cols, alpha)
+            if mask is not None:
+                grad_alpha_total.mul_(mask)
+            if grad_alpha is not None:
+                grad_alpha_total.add_(grad_alpha)
+        elif grad_alpha is not None:
+            grad_alpha_total = grad_alpha.clone()
+        else:
+            return None, None, None, None
+
+        # Softmax backward, in place: alpha * (g - sum_b(alpha * g)).
+        dot = seg.sum(alpha * grad_alpha_total)
+        grad_score = grad_alpha_total.sub_(dot.index_select(0, seg.index))
+        grad_score.mul_(alpha)
+
+        grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            pattern = _matrix(seg, alpha, x.size(0))
-            sampled = torch.sparse.sampled_addmm(pattern, grad_out, x.t(),
-                                                 beta=0.0)
-            grad_alpha = sampled.values()[seg.pos].view_as(alpha)
+            if grad_pooled is not None:
+                # dX = A^T dP + dE W_q: one weighted bag sum writes the
+                # buffer, a rank-H update adds the score path in place.
+                grad_x = F.embedding_bag(cols, grad_pooled, mode='sum',
+                                         per_sample_weights=weight)
+                grad_x.addmm_(grad_score, score_weight)
+            else:
+                grad_x = grad_score @ score_weight
         if ctx.needs_input_grad[1]:
-            grad_x = torch.sparse.mm(_matrix_t(seg, alpha), grad_out)
-        return grad_alpha, grad_x, None
+            grad_w = grad_score.t() @ x
+        return grad_x, grad_w, None, None
 
 
-def weighted_segment_sum(alpha: Tensor, x: Tensor, seg: Segments) -> Tensor:
-    r"""Returns :math:`[B, H, F]` sums :math:`\sum_{i\in b}\alpha_{ih}
-    \mathbf{x}_i` for node weights :obj:`alpha` :obj:`[N, H]` and node
-    features :obj:`x` :obj:`[N, F]`."""
+def sap_pool(x: Tensor, score_weight: Tensor, seg: Segments,
+             dropout: float = 0.0) -> Tuple[Tensor, Tensor]:
+    r"""Returns ``(pooled [H, B, F], alpha [N, H])`` for node features
+    :obj:`x` :obj:`[N, F]` and score matrix :obj:`score_weight`
+    :obj:`[H, F]` (scores are ``x @ score_weight.t()``)."""
     dtype = x.dtype
-    if dtype not in _SPARSE_DTYPES or alpha.dtype != dtype:
-        work = torch.promote_types(torch.promote_types(dtype, alpha.dtype),
-                                   torch.float32)
-        out = _WeightedSegmentSum.apply(alpha.to(work), x.to(work), seg)
-        return out.to(dtype)
-    return _WeightedSegmentSum.apply(alpha, x, seg)
+    if dtype in _KERNEL_DTYPES and score_weight.dtype == dtype:
+        return SAPPoolFunction.apply(x, score_weight, seg, dropout)
+    work = torch.promote_types(torch.promote_types(dtype, score_weight.dtype),
+                               torch.float32)
+    pooled, alpha = SAPPoolFunction.apply(x.to(work), score_weight.to(work),
+                                          seg, dropout)
+    return pooled.to(dtype), alpha.to(dtype)
 
 
-def weighted_segment_sum_dense(alpha: Tensor, x: Tensor, index: Tensor,
-                               dim_size: int) -> Tensor:
-    r"""Same result as :func:`weighted_segment_sum` built from plain scatter
-    ops, for :func:`torch.compile` (Inductor fuses the broadcast product
-    into the scatter, so no :math:`[N, H, F]` buffer is materialised
-    there)."""
-    src = alpha.unsqueeze(-1) * x.unsqueeze(-2)  # [N, H, F]
-    out = src.new_zeros(dim_size, alpha.size(1), x.size(1))
-    return out.index_add_(0, index, src)
-
-
-def segment_softmax(src: Tensor, index: Tensor, dim_size: int) -> Tensor:
-    r"""Softmax of :obj:`src` :obj:`[N, H]` over the rows that share an
-    :obj:`index` entry, computed in :obj:`[N, H]` and :obj:`[B, H]`
-    buffers only (no index broadcasting).
-
-    Groups without rows are never read, so empty graphs give no NaN.
-    """
-    heads = src.size(1)
-    src_max = src.new_full((dim_size, heads), float('-inf'))
-    src_max = src_max.index_reduce_(0, index, src.detach(), 'amax')
-    out = (src - src_max.index_select(0, index)).exp()
-    out_sum = out.new_zeros(dim_size, heads).index_add_(0, index, out)
-    return out / out_sum.index_select(0, index)
+def sap_pool_dense(x: Tensor, score_weight: Tensor, index: Tensor,
+                   dim_size: int, dropout: float = 0.0,
+                   training: bool = False) -> Tuple[Tensor, Tensor]:
+    r"""Same result as :func:`sap_pool` from plain differentiable ops, for
+    :func:`torch.compile`: Inductor fuses the broadcast product into the
+    reduction, so the :math:`[N, H, F]` product is not materialised
+    there."""
+    score = F.linear(x, score_weight)
+    heads = score.size(1)
+    score_max = score.new_full((dim_size, heads), float('-inf')).scatter_reduce(
+        0, index.unsqueeze(1).expand_as(score), score.detach(), 'amax')
+    out = (score - score_max.index_select(0, index)).exp()
+    total = out.new_zeros(dim_size, heads).index_add(0, index, out)
+    alpha = out / total.index_select(0, index)
+    weight = F.dropout(alpha, p=dropout, training=training)
+    src = weight.unsqueeze(-1) * x.unsqueeze(-2)  # [N, H, F]
+    pooled = src.new_zeros(dim_size, heads, x.size(1)).index_add(0, index,
+                                                                 src)
+    return pooled.transpose(0, 1), alpha

@@ -5,20 +5,13 @@ import math
 from typing import Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Parameter
 from torch_geometric import is_compiling
 from torch_geometric.nn.aggr import Aggregation
 from torch_geometric.nn.dense.linear import Linear
 
-from sap_graph._ops import (
-    build_segments,
-    index_from_ptr,
-    segment_softmax,
-    weighted_segment_sum,
-    weighted_segment_sum_dense,
-)
+from sap_graph._ops import Segments, index_from_ptr, sap_pool, sap_pool_dense
 
 
 class SAPAggregation(Aggregation):
@@ -138,12 +131,13 @@ class SAPAggregation(Aggregation):
         torch.nn.init.normal_(self.query, std=1.0)
 
     def score_weight(self) -> Tensor:
-        r"""Returns the :obj:`[in_channels, heads]` matrix
-        :math:`\mathbf{W}^{K\top}_h \mathbf{q}_h / \sqrt{d_k}` so that the
-        scores are :math:`\mathbf{X}` times it."""
+        r"""Returns the :obj:`[heads, in_channels]` matrix whose row
+        :math:`h` is :math:`\mathbf{q}_h^{\top} \mathbf{W}^{K}_h /
+        \sqrt{d_k}`, so that the scores are
+        ``x @ score_weight().t()``."""
         w_key = self.lin_key.weight.view(self.heads, self.key_channels,
                                          self.in_channels)
-        w = torch.einsum('hkf,hk->fh', w_key, self.query)
+        w = torch.bmm(self.query.unsqueeze(1), w_key).squeeze(1)
         return w / math.sqrt(self.key_channels)
 
     def forward(
@@ -224,24 +218,24 @@ class SAPAggregation(Aggregation):
             assert ptr is not None
             index = index_from_ptr(ptr, num_nodes)
 
-        score = x @ self.score_weight().to(x.dtype)  # [N, H]
-        alpha = segment_softmax(score, index, dim_size)  # [N, H]
-        weight = F.dropout(alpha, p=self.dropout, training=self.training)
-
+        score_weight = self.score_weight()
         if is_compiling():
-            pooled = weighted_segment_sum_dense(weight, x, index, dim_size)
+            pooled, alpha = sap_pool_dense(x, score_weight.to(x.dtype), index,
+                                           dim_size, self.dropout,
+                                           self.training)
             count = torch.zeros(dim_size, device=x.device,
                                 dtype=torch.long).index_add_(
                                     0, index, torch.ones_like(index))
         else:
-            seg = build_segments(index, ptr, dim_size, self.heads)
-            pooled = weighted_segment_sum(weight, x, seg)  # [B, H, F_in]
+            seg = Segments(index, ptr, dim_size, self.heads)
+            dropout = self.dropout if self.training else 0.0
+            pooled, alpha = sap_pool(x, score_weight, seg, dropout)
             count = seg.count
 
         # Value projection after pooling, head by head: [H, B, F_out].
         w_value = self.lin_value.weight.view(self.heads, self.out_channels,
                                              self.in_channels)
-        out = torch.bmm(pooled.transpose(0, 1), w_value.transpose(1, 2))
+        out = torch.bmm(pooled, w_value.transpose(1, 2))
         bias = self.lin_value.bias.view(self.heads, 1, self.out_channels)
         out = out + bias * (count > 0).to(out.dtype).view(1, -1, 1)
         if self.concat:

@@ -318,3 +318,39 @@ def test_compile_no_graph_breaks():
         expected = aggr(x, index, dim_size=num_graphs)
         out = compiled(x, index, dim_size=num_graphs)
         assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_gradient_through_attention_weights():
+    """A loss on the returned weights (e.g. a head-diversity penalty)
+    back-propagates like the reference's."""
+    torch.manual_seed(13)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    aggr = SAPAggregation(8, 4, heads=3)
+    x = x.requires_grad_()
+    out, alpha = aggr(x, ptr=ptr, return_attention_weights=True)
+    target = torch.randn_like(alpha)
+    ((alpha * target).sum() + out.pow(2).sum()).backward()
+
+    ref = copy.deepcopy(aggr).double()
+    ref.zero_grad()
+    x_ref = x.detach().double().requires_grad_()
+    ref_out, ref_alpha = sap_reference(ref, x_ref, index, num_graphs)
+    ((ref_alpha * target.double()).sum() + ref_out.pow(2).sum()).backward()
+    assert torch.allclose(x.grad.double(), x_ref.grad, atol=1e-5)
+    assert torch.allclose(aggr.query.grad.double(), ref.query.grad,
+                          atol=1e-5)
+
+
+def test_gradcheck_with_attention_dropout():
+    torch.manual_seed(14)
+    x, index, _, _ = make_batch([4, 0, 5], channels=3)
+    aggr = SAPAggregation(3, 2, heads=2, dropout=0.4).double().train()
+    x = x.double().requires_grad_()
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        torch.manual_seed(0)  # The same dropout mask on every call.
+        out, alpha = aggr(x, index, dim_size=3,
+                          return_attention_weights=True)
+        return out, alpha
+
+    assert torch.autograd.gradcheck(fn, (x, ))
