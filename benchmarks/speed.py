@@ -288,6 +288,41 @@ def render(table: Dict[str, Dict[str, Dict[str, float]]],
 
 
 SIZE_BY_NAME = {s.name: s for s in SIZES}
+# Scaling sweep for the plot: graphs of ~50 nodes, d = 64, growing N.
+SCALING = [Size(f'N~{g * 50:,}', g, 50, 64) for g in (20, 200, 2_000, 20_000)]
+
+
+def plot_scaling(scaling: Dict[str, Dict[str, Dict[str, float]]],
+                 path: str, header: str) -> bool:
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - optional dependency
+        print('matplotlib not installed: no plot written')
+        return False
+    sizes = [s for s in SCALING if s.name in scaling]
+    nodes = [s.graphs * s.nodes for s in sizes]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in next(iter(scaling.values())):
+        ms = [scaling[s.name][name]['ms'] for s in sizes]
+        pts = [(n, t) for n, t in zip(nodes, ms, strict=True)
+               if not math.isnan(t) and not math.isinf(t)]
+        if pts:
+            style = '-o' if name.startswith('sap') else '--s'
+            ax.plot(*zip(*pts, strict=True), style, label=name, ms=4)
+    ax.set_xscale('log')
+    ax.set_yscale('log')
+    ax.set_xlabel('nodes per batch N (graphs of ~50 nodes, d=64)')
+    ax.set_ylabel('forward+backward time (ms)')
+    ax.set_title('Readout cost versus batch size', fontsize=10)
+    ax.grid(True, which='both', alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.text(0.01, 0.01, header, fontsize=6)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
 MEMORY_READOUTS = ('mean', 'sap h=1', 'sap h=4', 'sap h=8', 'attention',
                    'set2set')
 
@@ -360,15 +395,34 @@ def main() -> None:
             print(f'  memory {name:12s} {memory[name] / 2**20:8.1f} MiB',
                   flush=True)
 
+    scaling = {}
+    if not args.quick:
+        for size in SCALING:
+            print(f'[scaling {size.name}]', flush=True)
+            scaling[size.name] = bench_size(size, device, args.repeats,
+                                            args.warmup,
+                                            args.max_dense_gib * 2**30)
+
     text = render(table, memory, x_bytes, versions(device), args)
+    if scaling:
+        text += ('\n## Scaling\n\n![time versus N](speed.png)\n\n' +
+                 '| readout | ' + ' | '.join(scaling) + ' |\n' + '|---|' +
+                 '---|' * len(scaling) + '\n')
+        for name in next(iter(scaling.values())):
+            text += f'| {name} | ' + ' | '.join(
+                'skipped' if math.isnan(scaling[k][name]['ms']) else
+                f"{scaling[k][name]['ms']:.2f}" for k in scaling) + ' |\n'
     print(text)
     if args.save:
         os.makedirs(RESULTS, exist_ok=True)
         suffix = '' if device.type == 'cpu' else f'_{device.type}'
         with open(osp.join(RESULTS, f'speed{suffix}.md'), 'w') as f:
             f.write(text)
+        if scaling:
+            plot_scaling(scaling, osp.join(RESULTS, f'speed{suffix}.png'),
+                         versions(device))
         with open(osp.join(RESULTS, f'speed{suffix}.json'), 'w') as f:
-            json.dump({'table': table, 'memory': memory,
+            json.dump({'table': table, 'memory': memory, 'scaling': scaling,
                        'x_bytes': x_bytes,
                        'header': versions(device)}, f, indent=1)
 
