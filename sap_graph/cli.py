@@ -1,0 +1,181 @@
+r"""Command line interface: :obj:`sap-graph train ...` (also
+:obj:`python -m sap_graph train ...`).
+
+Set :envvar:`SAP_GRAPH_DEBUG=1` for tracebacks instead of one-line
+errors. Flags use PyG's snake_case (:obj:`--hidden_channels`); the dashed
+spellings (:obj:`--hidden-channels`, :obj:`--no-progress`) are accepted
+too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, List, Optional, Sequence
+
+from sap_graph.data import DatasetNotFoundError, UnknownDatasetError
+from sap_graph.readouts import READOUTS, UnknownReadoutError
+
+#: Errors reported as one line, without a traceback.
+USER_ERRORS = (DatasetNotFoundError, UnknownDatasetError,
+               UnknownReadoutError, ImportError)
+
+
+def _add(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
+    flags = [f'--{name}']
+    if '_' in name:
+        flags.append(f"--{name.replace('_', '-')}")
+    parser.add_argument(*flags, dest=name, **kwargs)
+
+
+def _json_dict(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f'not valid JSON: {e}') from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('expected a JSON object')
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    r"""Returns the argument parser of :obj:`sap-graph`."""
+    parser = argparse.ArgumentParser(
+        prog='sap-graph',
+        description='Graph classification with self-attention pooling.')
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    train = sub.add_parser(
+        'train', help='train and evaluate a graph classifier',
+        description='Train a GraphClassifier with 10-fold CV (TU, '
+        'synthetic) or the official OGB split, and write a JSON result. '
+        "Defaults marked 'per dataset' are listed in the README.")
+    _add(train, 'dataset', default='synthetic',
+         help="'synthetic' (built in), a TUDataset name (MUTAG, PROTEINS, "
+         "NCI1, ENZYMES, DD, IMDB-BINARY, ...) or an ogbg-mol* name "
+         "(default: synthetic)")
+    _add(train, 'root', default=None,
+         help='PyG/OGB data root: DIR/<NAME>/raw for TU, DIR/ogbg_molhiv '
+         'for OGB (default: $SAP_GRAPH_DATA/{TUDataset,ogb}, else '
+         './data/{TUDataset,ogb})')
+    _add(train, 'readout', default='sap',
+         help=f"readout: {', '.join(READOUTS)} (default: sap)")
+    _add(train, 'heads', type=int, default=4,
+         help='attention heads of sap, set_transformer and gmt (default: 4)')
+    _add(train, 'no_concat', action='store_true',
+         help='average the sap heads instead of concatenating them '
+         '(default: concatenate)')
+    _add(train, 'readout_kwargs', type=_json_dict, default={},
+         help='further readout options as JSON, e.g. \'{"k": 20}\' '
+         '(default: {})')
+    _add(train, 'conv', default=None, choices=['gin', 'gcn', 'gine'],
+         help='message passing layer (default: gin; gine with OGB '
+         'bond encoders for ogbg-mol*)')
+    _add(train, 'hidden_channels', type=int, default=None,
+         help='hidden width (default per dataset: 64 TU, 32 synthetic, '
+         '300 OGB)')
+    _add(train, 'num_layers', type=int, default=None,
+         help='message passing layers (default per dataset: 5 TU and '
+         'OGB, 2 synthetic)')
+    _add(train, 'jk', default='last', choices=['last', 'cat', 'max'],
+         help='jumping knowledge mode (default: last)')
+    _add(train, 'dropout', type=float, default=None,
+         help='dropout before the last layer (default: 0.5; OGB 0.0)')
+    _add(train, 'layer_dropout', type=float, default=None,
+         help='dropout after each layer (default: 0.0; OGB 0.5)')
+    _add(train, 'batch_size', type=int, default=None,
+         help='batch size (default: 32)')
+    _add(train, 'lr', type=float, default=None,
+         help='Adam learning rate (default: 0.01; OGB 0.001)')
+    _add(train, 'lr_step', type=int, default=None,
+         help='halve the learning rate every N epochs, 0 = never '
+         '(default: 50; OGB 0)')
+    _add(train, 'weight_decay', type=float, default=0.0,
+         help='Adam weight decay (default: 0.0)')
+    _add(train, 'epochs', type=int, default=None,
+         help='epochs per fold/seed (default per dataset: 100 TU and '
+         'OGB, 40 synthetic)')
+    _add(train, 'folds', type=int, default=None,
+         help='cross-validation folds (default: 10; synthetic 5)')
+    _add(train, 'val_ratio', type=float, default=0.1,
+         help='share of each training fold used for model selection '
+         '(default: 0.1)')
+    _add(train, 'seeds', type=int, nargs='+', default=None,
+         help='OGB runs, one per seed (default: 0 1 2)')
+    _add(train, 'seed', type=int, default=0,
+         help='seed of splits, initialisation and shuffling (default: 0)')
+    _add(train, 'node_features', default='auto',
+         choices=['auto', 'degree', 'constant'],
+         help='features for TU datasets without node features: one-hot '
+         'degree if the max degree <= 1000, else constant (default: auto)')
+    _add(train, 'no_download', action='store_true',
+         help='never try to download a missing dataset (default: try)')
+    _add(train, 'device', default='auto',
+         help="'cpu', 'cuda', 'cuda:1' or 'auto' = cuda if available "
+         "(default: auto)")
+    _add(train, 'no_progress', action='store_true',
+         help='no progress bars (default: show them)')
+    _add(train, 'quiet', action='store_true',
+         help='no per-fold log lines (default: print them)')
+    _add(train, 'out', default=None,
+         help='write the JSON result here (default: none)')
+    _add(train, 'checkpoint', default=None,
+         help='save the selected model (weights + config) here '
+         '(default: none)')
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from sap_graph.train import TrainConfig
+    return TrainConfig(
+        dataset=args.dataset, root=args.root, readout=args.readout,
+        heads=args.heads, concat=not args.no_concat,
+        readout_kwargs=args.readout_kwargs, conv=args.conv,
+        hidden_channels=args.hidden_channels, num_layers=args.num_layers,
+        jk=args.jk, dropout=args.dropout, layer_dropout=args.layer_dropout,
+        batch_size=args.batch_size, lr=args.lr, lr_step=args.lr_step,
+        weight_decay=args.weight_decay, epochs=args.epochs,
+        folds=args.folds, val_ratio=args.val_ratio, seeds=args.seeds,
+        seed=args.seed, node_features=args.node_features,
+        download=not args.no_download, device=args.device,
+        progress=not args.no_progress, verbose=not args.quiet,
+        out=args.out, checkpoint=args.checkpoint)
+
+
+def _summary(result: dict) -> str:
+    cfg = result['config']
+    runs = result.get('folds') or result.get('seeds') or []
+    what = f"{len(runs)} {'folds' if 'folds' in result else 'seeds'}"
+    return (f"{result['dataset']['name']} readout={cfg['readout']}: test "
+            f"{result['metric']} {result['test_mean']:.4f} ± "
+            f"{result['test_std']:.4f} ({what}), val "
+            f"{result['val_mean']:.4f}, median epoch time "
+            f"{result['epoch_time_median']:.3f}s")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    r"""Entry point of :obj:`sap-graph`; returns the exit status."""
+    args = build_parser().parse_args(list(argv) if argv is not None
+                                     else None)
+    if args.command == 'train':
+        from sap_graph.train import run
+        try:
+            result = run(_config(args))
+        except (*USER_ERRORS, ValueError) as e:  # ValueError: bad options.
+            if os.environ.get('SAP_GRAPH_DEBUG'):
+                raise
+            print(f'error: {e}', file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print('error: interrupted', file=sys.stderr)
+            return 130
+        print(_summary(result))
+        if args.out:
+            print(f'Wrote {args.out}')
+        if args.checkpoint:
+            print(f'Saved the selected model to {args.checkpoint}')
+    return 0
+
+
+__all__: List[str] = ['build_parser', 'main']

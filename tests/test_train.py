@@ -1,0 +1,175 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import sap_graph.train as train_mod
+from sap_graph.cli import main
+from sap_graph.data import GraphList, GraphTask
+from sap_graph.models import load_checkpoint
+from sap_graph.train import (
+    TrainConfig,
+    compute_loss,
+    cross_validate,
+    resolve_config,
+    run,
+    stratified_splits,
+)
+
+
+def quick_config(**kwargs):
+    base = dict(readout='sap', heads=2, hidden_channels=16, num_layers=2,
+                epochs=3, batch_size=32, progress=False, verbose=False)
+    base.update(kwargs)
+    return resolve_config(TrainConfig(**base), 'synthetic')
+
+
+def test_folds_are_stratified_and_disjoint():
+    labels = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)
+    splits = stratified_splits(labels, folds=10, val_ratio=0.1, seed=1)
+    assert len(splits) == 10
+    tests = torch.cat([s['test'] for s in splits])
+    assert sorted(tests.tolist()) == list(range(100))  # A partition.
+    for s in splits:
+        train, val, test = (set(s[k].tolist()) for k in ('train', 'val',
+                                                          'test'))
+        assert not (train & val) and not (train & test) and not (val & test)
+        assert len(train | val | test) == 100
+        counts = torch.bincount(labels[s['test']], minlength=3).tolist()
+        assert counts == [6, 3, 1]  # Stratified test folds.
+        val_counts = torch.bincount(labels[s['val']], minlength=3)
+        assert abs(int(val_counts[0]) - 5) <= 1  # Stratified validation.
+    again = stratified_splits(labels, folds=10, val_ratio=0.1, seed=1)
+    assert all(torch.equal(a['val'], b['val'])
+               for a, b in zip(splits, again, strict=True))
+    with pytest.raises(ValueError, match='smallest class'):
+        stratified_splits(torch.tensor([0] * 20 + [1] * 3), folds=5)
+
+
+def with_ids(task):
+    data_list = []
+    for i in range(len(task.dataset)):
+        data = task.dataset[i].clone()
+        data.gid = torch.tensor([i])
+        data_list.append(data)
+    return GraphTask(name=task.name, dataset=GraphList(data_list),
+                     num_features=task.num_features,
+                     num_classes=task.num_classes, num_edge_features=0,
+                     kind='synthetic')
+
+
+def test_selection_never_sees_the_test_fold(small_task, monkeypatch):
+    task = with_ids(small_task)
+    splits = stratified_splits(task.labels, folds=4, seed=0)[:1]
+    test_ids = set(splits[0]['test'].tolist())
+
+    seen = []
+    original_fit = train_mod.fit
+
+    def spy(model, train_data, val_data, *args, **kwargs):
+        seen.extend(int(d.gid) for d in list(train_data) + list(val_data))
+        return original_fit(model, train_data, val_data, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, 'fit', spy)
+    cfg = quick_config(epochs=4)
+    clean = cross_validate(task, cfg, splits=splits)
+    assert seen and not (set(seen) & test_ids)
+
+    # Scrambling the test graphs changes the test score only: the selected
+    # epoch and its validation scores are the same.
+    data_list = [task.dataset[i] for i in range(len(task.dataset))]
+    for i in test_ids:
+        data_list[i].x = torch.randn_like(data_list[i].x) * 10
+        data_list[i].y = 1 - data_list[i].y
+    scrambled_task = GraphTask(
+        name=task.name, dataset=GraphList(data_list),
+        num_features=task.num_features, num_classes=2,
+        num_edge_features=0, kind='synthetic')
+    scrambled = cross_validate(scrambled_task, cfg, splits=splits)
+    a, b = clean['folds'][0], scrambled['folds'][0]
+    assert a['best_epoch'] == b['best_epoch']
+    assert a['val_acc'] == b['val_acc'] and a['val_loss'] == b['val_loss']
+    assert a['test_acc'] != b['test_acc']
+
+
+def test_attention_learns_the_synthetic_task(small_task):
+    splits = stratified_splits(small_task.labels, folds=4, seed=0)[:1]
+    acc = {}
+    for readout in ('sap', 'mean'):
+        cfg = quick_config(readout=readout, epochs=15, heads=4,
+                           hidden_channels=32)
+        result = cross_validate(small_task, cfg, splits=splits)
+        acc[readout] = result['folds'][0]['test_acc']
+    print(acc)
+    assert acc['sap'] >= 0.85
+    assert acc['sap'] > acc['mean']
+
+
+def test_runs_are_repeatable(small_task):
+    splits = stratified_splits(small_task.labels, folds=4, seed=0)[:1]
+    cfg = quick_config(epochs=2)
+    a = cross_validate(small_task, cfg, splits=splits)['folds'][0]
+    b = cross_validate(small_task, cfg, splits=splits)['folds'][0]
+    for key in ('best_epoch', 'val_acc', 'val_loss', 'test_acc',
+                'test_loss', 'final_train_loss'):
+        assert a[key] == b[key]
+
+
+def test_loss_masks_unlabelled_targets():
+    out = torch.tensor([[0.3, -1.0], [2.0, 0.5], [-0.2, 0.1]])
+    y = torch.tensor([[1.0, float('nan')], [0.0, 1.0], [float('nan'), 0.0]])
+    loss = compute_loss(out, y, 'binary classification')
+    mask = ~torch.isnan(y)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        out[mask], y[mask])
+    assert torch.isfinite(loss) and torch.allclose(loss, expected)
+    reg = compute_loss(out, y, 'regression')
+    assert torch.allclose(reg, ((out[mask] - y[mask])**2).mean())
+
+
+def test_run_writes_result_and_checkpoint(small_task, tmp_path):
+    out, ckpt = tmp_path / 'res' / 'r.json', tmp_path / 'm.pt'
+    cfg = TrainConfig(readout='sap', heads=2, hidden_channels=16,
+                      num_layers=2, epochs=2, folds=3, progress=False,
+                      verbose=False, out=str(out), checkpoint=str(ckpt))
+    result = run(cfg, task=small_task)
+    on_disk = json.loads(out.read_text())
+    assert on_disk['test_mean'] == pytest.approx(result['test_mean'])
+    for key in ('config', 'folds', 'test_mean', 'test_std', 'val_mean',
+                'epoch_time_mean', 'versions', 'device', 'dataset'):
+        assert key in on_disk
+    accs = [f['test_acc'] for f in on_disk['folds']]
+    assert len(accs) == 3 and all(0.0 <= a <= 1.0 for a in accs)
+    assert on_disk['test_mean'] == pytest.approx(np.mean(accs))
+    assert on_disk['test_std'] == pytest.approx(np.std(accs))
+    assert on_disk['config']['folds'] == 3
+    assert on_disk['dataset']['num_graphs'] == 240
+    assert on_disk['versions']['torch'] == torch.__version__
+    assert not list(tmp_path.glob('res/.tmp-*'))  # Atomic write.
+
+    model = load_checkpoint(str(ckpt))
+    state = torch.load(ckpt, weights_only=True)
+    selected = state['config']['selected']
+    assert selected['val_acc'] == max(f['val_acc'] for f in result['folds'])
+    # The saved weights reproduce the selected fold's test accuracy.
+    splits = stratified_splits(small_task.labels, 3, seed=0)
+    test = [small_task.dataset[int(i)]
+            for i in splits[selected['fold']]['test']]
+    from torch_geometric.loader import DataLoader
+    acc = train_mod.evaluate(model, DataLoader(test, batch_size=64),
+                             torch.device('cpu'))['acc']
+    assert acc == pytest.approx(selected['test_acc'])
+
+
+def test_cli_trains_the_default_task(tmp_path, capsys):
+    out = tmp_path / 'r.json'
+    code = main(['train', '--epochs', '1', '--folds', '2',
+                 '--hidden_channels', '8', '--no-progress', '--quiet',
+                 '--out', str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert 'synthetic readout=sap' in printed and '±' in printed
+    result = json.loads(out.read_text())
+    assert result['dataset']['name'] == 'synthetic'
+    assert result['config']['heads'] == 4 and len(result['folds']) == 2
