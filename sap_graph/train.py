@@ -367,6 +367,45 @@ def _log(cfg: TrainConfig, msg: str) -> None:
         tqdm.write(msg)
 
 
+def run_fold(
+    task: GraphTask,
+    cfg: TrainConfig,
+    split: Dict[str, Tensor],
+    fold: int,
+    device: torch.device,
+    model_fn: Optional[Callable[[], Module]] = None,
+) -> Tuple[Dict[str, Any], Dict[str, Tensor]]:
+    r"""Trains and scores one cross-validation fold: a fresh model seeded
+    with :obj:`cfg.seed + fold` is trained on :obj:`split['train']`, the
+    epoch is selected on :obj:`split['val']`, and only the selected weights
+    see :obj:`split['test']`. Returns the fold's record and the selected
+    :obj:`state_dict`.
+    """
+    seed = cfg.seed + fold
+    seed_everything(seed)
+    model = (model_fn or (lambda: build_model(cfg, task)))().to(device)
+    res = fit(model, _subset(task.dataset, split['train']),
+              _subset(task.dataset, split['val']), cfg, device,
+              seed=seed, desc=f'Fold {fold + 1:02d}')
+    model.load_state_dict(res.state_dict)
+    test_loader = DataLoader(_subset(task.dataset, split['test']),
+                             batch_size=max(cfg.batch_size, 128))
+    test = evaluate(model, test_loader, device)
+    record = {
+        'fold': fold, 'seed': seed,
+        'train_size': int(split['train'].numel()),
+        'val_size': int(split['val'].numel()),
+        'test_size': int(split['test'].numel()),
+        'best_epoch': res.best_epoch,
+        'val_acc': res.val['acc'], 'val_loss': res.val['loss'],
+        'test_acc': test['acc'], 'test_loss': test['loss'],
+        'epoch_time_mean': statistics.fmean(res.epoch_times),
+        'epoch_time_median': statistics.median(res.epoch_times),
+        'final_train_loss': res.history[-1]['train_loss'],
+    }
+    return record, res.state_dict
+
+
 def cross_validate(
     task: GraphTask,
     cfg: TrainConfig,
@@ -395,34 +434,17 @@ def cross_validate(
     bar = tqdm(splits, desc='Folds', disable=not cfg.progress,
                dynamic_ncols=True)
     for fold, split in enumerate(bar):
-        seed = cfg.seed + fold
-        seed_everything(seed)
-        model = (model_fn or (lambda: build_model(cfg, task)))().to(device)
-        res = fit(model, _subset(task.dataset, split['train']),
-                  _subset(task.dataset, split['val']), cfg, device,
-                  seed=seed, desc=f'Fold {fold + 1:02d}')
-        model.load_state_dict(res.state_dict)
-        test_loader = DataLoader(_subset(task.dataset, split['test']),
-                                 batch_size=max(cfg.batch_size, 128))
-        test = evaluate(model, test_loader, device)
-        records.append({
-            'fold': fold, 'seed': seed,
-            'train_size': int(split['train'].numel()),
-            'val_size': int(split['val'].numel()),
-            'test_size': int(split['test'].numel()),
-            'best_epoch': res.best_epoch,
-            'val_acc': res.val['acc'], 'val_loss': res.val['loss'],
-            'test_acc': test['acc'], 'test_loss': test['loss'],
-            'epoch_time_mean': statistics.fmean(res.epoch_times),
-            'epoch_time_median': statistics.median(res.epoch_times),
-            'final_train_loss': res.history[-1]['train_loss'],
-        })
-        key = (res.val['acc'], -res.val['loss'])
+        record, state_dict = run_fold(task, cfg, split, fold, device,
+                                      model_fn)
+        records.append(record)
+        key = (record['val_acc'], -record['val_loss'])
         if best_state is None or key > best_state['key']:
-            best_state = {'key': key, 'state_dict': res.state_dict,
-                          'record': records[-1]}
-        _log(cfg, f"Fold: {fold + 1:02d}, Best epoch: {res.best_epoch:03d}, "
-                  f"Val: {res.val['acc']:.4f}, Test: {test['acc']:.4f}")
+            best_state = {'key': key, 'state_dict': state_dict,
+                          'record': record}
+        _log(cfg, f"Fold: {fold + 1:02d}, "
+                  f"Best epoch: {record['best_epoch']:03d}, "
+                  f"Val: {record['val_acc']:.4f}, "
+                  f"Test: {record['test_acc']:.4f}")
     return _summarise(records, 'acc', best_state, task, cfg, device,
                       key='folds')
 

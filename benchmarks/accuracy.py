@@ -1,0 +1,225 @@
+"""The readout comparison grid: datasets x readouts x folds, resumable.
+
+Every readout gets the same GIN encoder, hidden size, optimiser and epoch
+budget. TU datasets use stratified 10-fold cross-validation with model
+selection on a validation split carved from each training fold (Errica et
+al. 2020); ogbg-molhiv uses the official scaffold split, the OGB Evaluator
+and several seeds. Each finished (dataset, readout, fold/seed) is written
+to ``benchmarks/results/accuracy_cache/`` at once, so an interrupted run
+resumes where it stopped; ``--render`` (also run after every dataset)
+builds ``benchmarks/results/accuracy.md`` and the plots.
+
+Usage::
+
+    python benchmarks/accuracy.py                          # whole grid
+    python benchmarks/accuracy.py --datasets MUTAG PROTEINS --readouts sum sap4
+    python benchmarks/accuracy.py --shard 0/2 &           # two shards
+    python benchmarks/accuracy.py --shard 1/2
+    python benchmarks/accuracy.py --render                 # tables, plots
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+from dataclasses import replace
+from typing import Any, Dict, List, Optional
+
+import torch
+
+sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
+from sap_graph.data import load_dataset  # noqa: E402
+from sap_graph.train import (  # noqa: E402
+    TrainConfig,
+    resolve_config,
+    run_fold,
+    stratified_splits,
+    versions,
+)
+
+HERE = osp.dirname(osp.realpath(__file__))
+RESULTS = osp.join(HERE, 'results')
+CACHE = osp.join(RESULTS, 'accuracy_cache')
+
+#: Readout variants of the grid: name -> TrainConfig overrides.
+READOUTS: Dict[str, Dict[str, Any]] = {
+    'sum': dict(readout='sum'),
+    'mean': dict(readout='mean'),
+    'max': dict(readout='max'),
+    'attention': dict(readout='attention'),
+    'set2set': dict(readout='set2set'),
+    'set_transformer': dict(readout='set_transformer', heads=4),
+    'gmt': dict(readout='gmt', heads=4),
+    'sap1': dict(readout='sap', heads=1),
+    'sap4': dict(readout='sap', heads=4, concat=True),
+    'sap4_mean': dict(readout='sap', heads=4, concat=False),
+}
+TU_DATASETS = ['MUTAG', 'PROTEINS', 'ENZYMES', 'IMDB-BINARY', 'IMDB-MULTI',
+               'NCI1', 'DD', 'REDDIT-BINARY']
+OGB_DATASETS = ['ogbg-molhiv']
+
+
+def cell_path(cache: str, dataset: str, readout: str, unit: str) -> str:
+    return osp.join(cache, dataset, readout, f'{unit}.json')
+
+
+def write_atomic(path: str, obj: Any) -> None:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def grid_config(args: argparse.Namespace, dataset: str,
+                readout: str) -> TrainConfig:
+    cfg = TrainConfig(dataset=dataset, root=args.root, device=args.device,
+                      progress=False, verbose=False, seed=args.seed,
+                      **READOUTS[readout])
+    kind = 'ogb' if dataset.startswith('ogbg-') else 'tu'
+    cfg = resolve_config(cfg, kind)
+    if kind == 'tu':
+        cfg = replace(cfg, epochs=args.epochs, lr_step=args.lr_step,
+                      folds=args.folds)
+    else:
+        cfg = replace(cfg, epochs=args.ogb_epochs,
+                      hidden_channels=args.ogb_hidden,
+                      seeds=list(range(args.ogb_seeds)))
+    return cfg
+
+
+def units(dataset: str, args: argparse.Namespace) -> List[str]:
+    if dataset.startswith('ogbg-'):
+        return [f'seed_{s}' for s in range(args.ogb_seeds)]
+    return [f'fold_{k}' for k in range(args.folds)]
+
+
+def run_unit(task: Any, cfg: TrainConfig, unit: str,
+             splits: Optional[List[Dict[str, torch.Tensor]]]) -> Dict:
+    """Trains one fold (TU) or one seed (OGB) and returns its record."""
+    if unit.startswith('fold_'):
+        fold = int(unit.split('_')[1])
+        assert splits is not None
+        record, _ = run_fold(task, cfg, splits[fold], fold,
+                             torch.device(cfg.device))
+        record['test'] = record['test_acc']
+        record['val'] = record['val_acc']
+        return record
+    from sap_graph.train import holdout
+    seed = int(unit.split('_')[1])
+    result = holdout(task, replace(cfg, seeds=[seed]))
+    record = result['seeds'][0]
+    record['test'] = record[f'test_{task.metric}']
+    record['val'] = record[f'val_{task.metric}']
+    return record
+
+
+def run_grid(args: argparse.Namespace) -> None:
+    todo = [(d, r) for d in args.datasets for r in args.readouts]
+    shard, num_shards = args.shard
+    for dataset in args.datasets:
+        task = None
+        splits = None
+        # Fold-major: every readout finishes fold k before any starts k+1,
+        # so an interrupted dataset still gives paired folds.
+        for unit in units(dataset, args):
+            for readout in args.readouts:
+                index = todo.index((dataset, readout)) * 1000 + \
+                    units(dataset, args).index(unit)
+                if index % num_shards != shard:
+                    continue
+                path = cell_path(args.cache, dataset, readout, unit)
+                if osp.exists(path):
+                    continue
+                if task is None:
+                    task = load_dataset(dataset, root=args.root)
+                    splits = (None if task.kind == 'ogb' else
+                              stratified_splits(task.labels, args.folds,
+                                                0.1, args.seed))
+                cfg = grid_config(args, dataset, readout)
+                start = time.perf_counter()
+                record = run_unit(task, cfg, unit, splits)
+                record.update(
+                    dataset=dataset, readout=readout, unit=unit,
+                    wall_time=time.perf_counter() - start,
+                    config={k: v for k, v in vars(cfg).items()
+                            if k not in ('progress', 'verbose', 'out',
+                                         'checkpoint', 'root')},
+                    protocol=('stratified_kfold_cv' if task.kind != 'ogb'
+                              else 'ogb_official_split'),
+                    metric=task.metric, versions=versions(),
+                    threads=torch.get_num_threads())
+                write_atomic(path, record)
+                print(f'{dataset:14s} {readout:16s} {unit:8s} '
+                      f'test {record["test"]:.4f} val {record["val"]:.4f} '
+                      f'{record["epoch_time_mean"]:.3f} s/epoch '
+                      f'({record["wall_time"]:.0f} s)', flush=True)
+        if shard == 0 and not args.no_render:
+            render_all(args.cache, RESULTS)
+
+
+def render_all(cache: str, out_dir: str) -> None:
+    from render_accuracy import render
+    render(cache, out_dir)
+
+
+def parse_shard(text: str) -> tuple:
+    i, n = text.split('/')
+    if not 0 <= int(i) < int(n):
+        raise argparse.ArgumentTypeError(f"invalid shard '{text}'")
+    return int(i), int(n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--datasets', nargs='+',
+                        default=TU_DATASETS + OGB_DATASETS,
+                        help='datasets (default: all TU sets, ogbg-molhiv)')
+    parser.add_argument('--readouts', nargs='+', default=list(READOUTS),
+                        choices=list(READOUTS),
+                        help='readout variants (default: all)')
+    parser.add_argument('--epochs', type=int, default=50,
+                        help='epochs per TU fold (default: 50)')
+    parser.add_argument('--lr_step', type=int, default=25,
+                        help='halve the learning rate every this many '
+                        'epochs (default: 25)')
+    parser.add_argument('--folds', type=int, default=10,
+                        help='cross-validation folds (default: 10)')
+    parser.add_argument('--ogb_epochs', type=int, default=20,
+                        help='epochs per ogbg seed (default: 20)')
+    parser.add_argument('--ogb_hidden', type=int, default=128,
+                        help='hidden width on ogbg (default: 128)')
+    parser.add_argument('--ogb_seeds', type=int, default=3,
+                        help='seeds on ogbg (default: 3)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the splits and models (default: 0)')
+    parser.add_argument('--root', default=None,
+                        help='data root (default: $SAP_GRAPH_DATA rules)')
+    parser.add_argument('--device', default='cpu',
+                        help='device (default: cpu)')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch threads, 0 keeps the default '
+                        '(default: 0)')
+    parser.add_argument('--shard', type=parse_shard, default=(0, 1),
+                        help='run only cells i mod n, as "i/n" '
+                        '(default: 0/1)')
+    parser.add_argument('--cache', default=CACHE,
+                        help=f'result cache folder (default: {CACHE})')
+    parser.add_argument('--render', action='store_true',
+                        help='only render tables and plots from the cache')
+    parser.add_argument('--no_render', action='store_true',
+                        help='do not render after each dataset')
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.render:
+        run_grid(args)
+    render_all(args.cache, RESULTS)
+
+
+if __name__ == '__main__':
+    sys.path.insert(0, HERE)
+    main()

@@ -1,0 +1,101 @@
+"""End-to-end cost of the readout: one training epoch of GIN + readout.
+
+The same GIN encoder (5 layers, 64 hidden) is trained for one epoch on a
+real TU dataset with each readout; epochs are interleaved across readouts
+and the median over repeats is reported, with ratios to mean pooling.
+
+Usage::
+
+    SAP_GRAPH_DATA=../shared/data python benchmarks/epoch.py --dataset PROTEINS
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import platform
+import statistics
+import sys
+import time
+from typing import Dict, List
+
+import torch
+import torch_geometric
+from torch_geometric.loader import DataLoader
+
+sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
+from sap_graph.data import load_dataset  # noqa: E402
+from sap_graph.train import (  # noqa: E402
+    TrainConfig,
+    build_model,
+    resolve_config,
+    train_epoch,
+)
+
+RESULTS = osp.join(osp.dirname(osp.realpath(__file__)), 'results')
+VARIANTS = {
+    'mean': dict(readout='mean'),
+    'sum': dict(readout='sum'),
+    'sap h=1': dict(readout='sap', heads=1),
+    'sap h=4': dict(readout='sap', heads=4),
+    'attention': dict(readout='attention'),
+    'set2set': dict(readout='set2set'),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--dataset', default='PROTEINS',
+                        help='TU dataset (default: PROTEINS)')
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='measured epochs per readout (default: 5)')
+    parser.add_argument('--batch_size', type=int, default=32,
+                        help='batch size (default: 32)')
+    parser.add_argument('--no-save', dest='save', action='store_false',
+                        help='print only')
+    args = parser.parse_args()
+
+    task = load_dataset(args.dataset)
+    device = torch.device('cpu')
+    models, optims = {}, {}
+    for name, kw in VARIANTS.items():
+        cfg = resolve_config(TrainConfig(dataset=args.dataset, **kw), 'tu')
+        torch.manual_seed(0)
+        models[name] = build_model(cfg, task).to(device)
+        optims[name] = torch.optim.Adam(models[name].parameters(), lr=0.01)
+    graphs = list(task.dataset)
+    times: Dict[str, List[float]] = {name: [] for name in models}
+    for round_ in range(args.repeats + 1):  # first round is warm-up
+        for name, model in models.items():
+            loader = DataLoader(graphs, batch_size=args.batch_size,
+                                shuffle=True,
+                                generator=torch.Generator().manual_seed(
+                                    round_))
+            start = time.perf_counter()
+            train_epoch(model, loader, optims[name], device, 'multiclass')
+            if round_ > 0:
+                times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    header = (f'torch {torch.__version__}, torch_geometric '
+              f'{torch_geometric.__version__}, {platform.processor() or "cpu"}'
+              f', {torch.get_num_threads()} threads')
+    lines = [
+        f'# One training epoch of GIN + readout on {args.dataset}', '',
+        header, '',
+        f'Command: `python benchmarks/epoch.py --dataset {args.dataset}` '
+        f'({len(graphs)} graphs, batch {args.batch_size}, GIN 5 x 64, '
+        f'median of {args.repeats} interleaved epochs after one warm-up).',
+        '', '| readout | s / epoch | / mean |', '|---|---|---|']
+    for name in models:
+        lines.append(f'| {name} | {median[name]:.3f} | '
+                     f'{median[name] / median["mean"]:.2f} |')
+    text = '\n'.join(lines) + '\n'
+    print(text)
+    if args.save:
+        os.makedirs(RESULTS, exist_ok=True)
+        with open(osp.join(RESULTS, f'epoch_{args.dataset}.md'), 'w') as f:
+            f.write(text)
+
+
+if __name__ == '__main__':
+    main()
