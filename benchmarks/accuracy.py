@@ -158,7 +158,7 @@ def run_grid(args: argparse.Namespace) -> None:
                       f'{record["epoch_time_mean"]:.3f} s/epoch '
                       f'({record["wall_time"]:.0f} s)', flush=True)
         if shard == 0 and not args.no_render:
-            render_all(args.cache, RESULTS)
+            render_all(args.cache, args.out)
 
 
 def render_all(cache: str, out_dir: str) -> None:
@@ -208,6 +208,9 @@ def main() -> None:
                         '(default: 0/1)')
     parser.add_argument('--cache', default=CACHE,
                         help=f'result cache folder (default: {CACHE})')
+    parser.add_argument('--out', default=RESULTS,
+                        help=f'folder for tables and plots (default: '
+                        f'{RESULTS})')
     parser.add_argument('--render', action='store_true',
                         help='only render tables and plots from the cache')
     parser.add_argument('--no_render', action='store_true',
@@ -217,7 +220,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if not args.render:
         run_grid(args)
-    render_all(args.cache, RESULTS)
+    render_all(args.cache, args.out)
 
 
 if __name__ == '__main__':

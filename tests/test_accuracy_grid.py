@@ -1,0 +1,278 @@
+"""The accuracy grid: resumable cell cache and the renderer."""
+import argparse
+import csv
+import json
+import os
+import os.path as osp
+import sys
+from typing import List, Optional
+
+import pytest
+import torch
+
+from sap_graph.data import load_synthetic
+
+BENCH = osp.join(osp.dirname(osp.dirname(osp.realpath(__file__))),
+                 'benchmarks')
+if BENCH not in sys.path:
+    sys.path.insert(0, BENCH)
+
+import accuracy  # noqa: E402
+import render_accuracy as ra  # noqa: E402
+
+
+def write_cell(cache, dataset: str, readout: str, unit: str, test: float,
+               val: float, metric: str = 'acc', folds: int = 4,
+               seeds: Optional[List[int]] = None, epoch_time: float = 0.1,
+               wall_time: float = 10.0) -> None:
+    """Writes one cell file in the format of ``accuracy.run_grid``."""
+    ogb = unit.startswith('seed_')
+    config = dict(epochs=50, lr=0.01, lr_step=25, lr_gamma=0.5,
+                  hidden_channels=128 if ogb else 64, num_layers=5,
+                  batch_size=32, conv='gine' if ogb else 'gin', jk='last',
+                  dropout=0.5, layer_dropout=0.0, folds=folds,
+                  seeds=seeds or [0], seed=0, val_ratio=0.1,
+                  readout=readout.rstrip('0123456789'),
+                  heads=1 if readout == 'sap1' else 4,
+                  concat=readout != 'sap4_mean', readout_kwargs={},
+                  device='cpu')
+    record = dict(
+        dataset=dataset, readout=readout, unit=unit, test=test, val=val,
+        metric=metric, epoch_time_mean=epoch_time, wall_time=wall_time,
+        protocol='ogb_official_split' if ogb else 'stratified_kfold_cv',
+        config=config, threads=1,
+        versions=dict(python='3.11', torch='2.13.0+cpu'))
+    accuracy.write_atomic(accuracy.cell_path(str(cache), dataset, readout,
+                                             unit), record)
+
+
+def write_cells(cache, dataset: str, readout: str, tests: List[float],
+                vals: List[float], **kwargs) -> None:
+    for k, (t, v) in enumerate(zip(tests, vals, strict=True)):
+        write_cell(cache, dataset, readout, f'fold_{k}', t, v, **kwargs)
+
+
+@pytest.fixture
+def fake_cache(tmp_path):
+    """Known numbers: MUTAG has an incomplete 'max' (2/4 folds); PROTEINS
+    and IMDB-BINARY are complete for all five readouts; ogbg-molhiv has
+    2/3 seeds of 'sum' only."""
+    cache = tmp_path / 'cache'
+    write_cells(cache, 'MUTAG', 'sum', [.8, .9, .7, .8], [.9] * 4)
+    # Best non-SAP by validation, although 'sum' has the better test mean.
+    write_cells(cache, 'MUTAG', 'mean', [.7, .8, .6, .9], [.95] * 4)
+    write_cells(cache, 'MUTAG', 'max', [.99, .99], [.5] * 2)
+    write_cells(cache, 'MUTAG', 'sap1', [.8, .8, .8, .8], [.9] * 4)
+    write_cells(cache, 'MUTAG', 'sap4', [.85, .95, .75, .85], [.8] * 4)
+    for readout, test in [('sum', .7), ('mean', .6), ('max', .65),
+                          ('sap1', .7), ('sap4', .75)]:
+        write_cells(cache, 'PROTEINS', readout, [test] * 4, [.5] * 4)
+    for readout, test in [('sum', .5), ('mean', .6), ('max', .7),
+                          ('sap1', .8), ('sap4', .9)]:
+        write_cells(cache, 'IMDB-BINARY', readout, [test] * 4, [.5] * 4)
+    for s, test in enumerate([.75, .77]):
+        write_cell(cache, 'ogbg-molhiv', 'sum', f'seed_{s}', test, .8,
+                   metric='rocauc', seeds=[0, 1, 2])
+    return cache
+
+
+def table_row(text: str, name: str) -> List[str]:
+    line = next(ln for ln in text.splitlines()
+                if ln.startswith(f'| {name} |'))
+    return [c.strip() for c in line.strip('|').split('|')]
+
+
+def test_sign_flip_exact_values():
+    # d = (1, 2, 3): only (+, +, +) and (-, -, -) reach |sum| = 6 -> 2/8.
+    assert ra.sign_flip_test([1, 2, 3]) == (0.25, 'exact')
+    # Sum 3 of five unit steps: |sum| >= 3 for 0, 1, 4 or 5 plus signs,
+    # (1 + 5 + 5 + 1) / 32.
+    assert ra.sign_flip_test([1, 1, 1, 1, -1])[0] == pytest.approx(0.375)
+    assert ra.sign_flip_test([0.0, 0.0])[0] == 1.0
+    p, method = ra.sign_flip_test([1.0] * 10)
+    assert method == 'exact' and p == pytest.approx(2 / 1024)
+    p, method = ra.sign_flip_test([1.0] * 20, samples=2000)
+    assert method == 'Monte Carlo' and 0 < p < 0.01
+
+
+def test_rank_ties():
+    ranks = ra.rank_descending({'a': 1.0, 'b': 3.0, 'c': 1.0, 'd': 0.5})
+    assert ranks == {'b': 1.0, 'a': 2.5, 'c': 2.5, 'd': 4.0}
+
+
+def test_cells_bold_and_incomplete(fake_cache, tmp_path):
+    text = ra.render(str(fake_cache), str(tmp_path / 'out'))
+    header = table_row(text, 'readout')
+    col = header.index('MUTAG (accuracy)')
+    # 80, 90, 70, 80: mean 80, sample std sqrt(200 / 3) = 8.16.
+    assert table_row(text, 'sum')[col] == '80.0 ± 8.2'
+    assert table_row(text, 'sap (1 head)')[col] == '80.0 ± 0.0'
+    # The highest mean but 2 of 4 folds: marked, never bold.
+    assert table_row(text, 'max')[col] == '99.0 ± 0.0 (2/4)'
+    assert table_row(text, 'sap (4 heads, concat)')[col] == '**85.0 ± 8.2**'
+    assert text.count('**85.0 ± 8.2**') == 1
+    col = header.index('PROTEINS (accuracy)')
+    assert table_row(text, 'sap (4 heads, concat)')[col] == '**75.0 ± 0.0**'
+    assert table_row(text, 'sum')[col] == '70.0 ± 0.0'
+    # OGB: ROC-AUC, 2 of 3 seeds, alone on its dataset -> not bold.
+    col = header.index('ogbg-molhiv (ROC-AUC)')
+    assert table_row(text, 'sum')[col] == '76.0 ± 1.4 (2/3)'
+    assert table_row(text, 'mean')[col] == '–'
+    # Published rows beneath, with their values.
+    assert '75.58 ± 1.40' in text and '77.56 ± 1.25' in text
+    assert '89.4 ± 5.6' in text and '71.2 ± 3.9' in text
+    assert text.index('| sum |') < text.index('Xu et al. 2019')
+    assert 'RDKit' in text and 'OGB leaderboard' in text
+
+
+def test_ties_are_all_bold(tmp_path):
+    cache = tmp_path / 'cache'
+    write_cells(cache, 'MUTAG', 'sum', [.80, .80], [.5] * 2, folds=2)
+    write_cells(cache, 'MUTAG', 'sap4', [.8002, .8002], [.5] * 2, folds=2)
+    write_cells(cache, 'MUTAG', 'mean', [.7, .7], [.5] * 2, folds=2)
+    cells = ra.load_cache(str(cache))
+    assert ra.best_readouts(list(cells.values())) == {'sum', 'sap4'}
+
+
+def test_average_ranks(fake_cache):
+    cells = ra.load_cache(str(fake_cache))
+    datasets = ra.order_datasets([d for d, _ in cells])
+    readouts = ra.order_readouts([r for _, r in cells])
+    assert datasets == ['MUTAG', 'PROTEINS', 'IMDB-BINARY', 'ogbg-molhiv']
+    ranks = ra.average_ranks(cells, datasets, readouts)
+    assert ranks.used == ['PROTEINS', 'IMDB-BINARY']
+    assert set(ranks.excluded) == {'MUTAG', 'ogbg-molhiv'}
+    # PROTEINS: sap4 1, sum = sap1 2.5, max 4, mean 5; IMDB-BINARY:
+    # sap4 1, sap1 2, max 3, mean 4, sum 5.
+    assert ranks.average == pytest.approx({
+        'sum': 3.75, 'mean': 4.5, 'max': 3.5, 'sap1': 2.25, 'sap4': 1.0})
+
+
+def test_paired_tests(fake_cache, tmp_path):
+    cells = ra.load_cache(str(fake_cache))
+    results = {(r.dataset, r.sap): r for r in ra.paired_tests(
+        cells, ['MUTAG', 'PROTEINS', 'ogbg-molhiv'])}
+    # MUTAG: baseline = 'mean' (best validation), not 'sum' (best test);
+    # the incomplete 'max' is not a candidate.
+    res = results['MUTAG', 'sap4']
+    assert res.baseline == 'mean' and res.choice == 'fixed'
+    assert res.diffs == pytest.approx([15, 15, 15, -5])
+    assert res.mean_diff == pytest.approx(10.0)
+    assert (res.wins, res.ties, res.losses) == (3, 0, 1)
+    # |sum| >= 40 only for (+, +, +, +-5) and (-, -, -, +-5): 4 / 16.
+    assert res.p_value == pytest.approx(0.25) and res.p_method == 'exact'
+    # Best SAP by validation: sap1 (val 0.9 > 0.8).
+    res = results['MUTAG', 'sap1']
+    assert res.choice == 'best SAP by val' and res.baseline == 'mean'
+    assert res.diffs == pytest.approx([10, 0, 20, -10])
+    assert (res.wins, res.ties, res.losses) == (2, 1, 1)
+    # +-10 +-20 +-10 reaches |20| in 6 of 8 patterns; the 0 doubles both.
+    assert res.p_value == pytest.approx(0.75)
+    # No SAP on molhiv: no test there.
+    assert not any(d == 'ogbg-molhiv' for d, _ in results)
+    text = ra.render(str(fake_cache), str(tmp_path / 'out'))
+    assert '+15.0, +15.0, +15.0, -5.0' in text
+    assert '| 3/0/1 | 0.25 |' in text
+
+
+def test_pairs_only_common_folds(tmp_path):
+    cache = tmp_path / 'cache'
+    write_cells(cache, 'MUTAG', 'sum', [.5, .5, .5], [.9] * 3, folds=3)
+    write_cell(cache, 'MUTAG', 'sap4', 'fold_1', .6, .5, folds=3)
+    cells = ra.load_cache(str(cache))
+    (res,) = ra.paired_tests(cells, ['MUTAG'])
+    assert res.units == ['fold_1'] and res.diffs == pytest.approx([10.0])
+
+
+def test_files_and_partial_grids(fake_cache, tmp_path):
+    out = tmp_path / 'out'
+    text = ra.render(str(fake_cache), str(out))
+    assert (out / 'accuracy.md').read_text() == text
+    with open(out / 'accuracy.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 16
+    row = next(r for r in rows if r['dataset'] == 'MUTAG'
+               and r['readout'] == 'max')
+    assert (row['n'], row['n_expected']) == ('2', '4')
+    assert float(row['mean']) == pytest.approx(99.0)
+    assert float(row['epoch_time']) == pytest.approx(0.1)
+    # 60 cells of 10 s each.
+    assert '| **total** | 60 | **10 min 00 s** |' in text
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        assert (out / 'accuracy.png').stat().st_size > 0
+        assert (out / 'accuracy_vs_time.png').stat().st_size > 0
+        assert '(accuracy.png)' in text
+    # A single cell, a missing cache and a broken file do not crash.
+    single = tmp_path / 'single'
+    write_cell(single, 'NCI1', 'gmt', 'fold_0', .7, .7, folds=10)
+    text = ra.render(str(single), str(tmp_path / 'out1'))
+    assert '70.0 (1/10)' in text
+    assert 'No dataset has both a SAP and a non-SAP result' in text
+    text = ra.render(str(tmp_path / 'missing'), str(tmp_path / 'out2'))
+    assert 'No finished cells yet' in text
+    bad = single / 'NCI1' / 'gmt' / 'fold_1.json'
+    bad.write_text('{')
+    with pytest.warns(UserWarning, match='unreadable'):
+        ra.render(str(single), str(tmp_path / 'out3'))
+
+
+def grid_args(cache) -> argparse.Namespace:
+    """Every field of ``accuracy.main``'s parser."""
+    return argparse.Namespace(
+        datasets=['synthetic'], readouts=['sum', 'sap1'], epochs=1,
+        lr_step=25, folds=2, ogb_epochs=1, ogb_hidden=16, ogb_seeds=1,
+        seed=0, root=None, device='cpu', threads=1, shard=(0, 1),
+        cache=str(cache), out=str(cache), render=False, no_render=True)
+
+
+def test_grid_resumes(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    task = load_synthetic(num_graphs=60, min_pairs=3, max_pairs=6)
+    monkeypatch.setattr(accuracy, 'load_dataset', lambda *a, **k: task)
+    calls = []
+    run_unit = accuracy.run_unit
+
+    def counting_run_unit(task, cfg, unit, splits):
+        calls.append((cfg.readout, cfg.heads, unit))
+        return run_unit(task, cfg, unit, splits)
+
+    monkeypatch.setattr(accuracy, 'run_unit', counting_run_unit)
+    cache = tmp_path / 'cache'
+    args = grid_args(cache)
+    accuracy.run_grid(args)
+    paths = {(r, u): accuracy.cell_path(str(cache), 'synthetic', r, u)
+             for r in ('sum', 'sap1') for u in ('fold_0', 'fold_1')}
+    assert all(osp.exists(p) for p in paths.values())
+    assert len(calls) == 4
+    with open(paths['sap1', 'fold_1']) as f:
+        record = json.load(f)
+    assert record['unit'] == 'fold_1' and record['readout'] == 'sap1'
+    assert record['config']['heads'] == 1 and record['config']['folds'] == 2
+    assert record['metric'] == 'acc' and 0 <= record['test'] <= 1
+
+    # Delete one cell; age the others so a rewrite would show.
+    os.remove(paths['sap1', 'fold_0'])
+    before = {}
+    for key, path in paths.items():
+        if osp.exists(path):
+            os.utime(path, ns=(10**18, 10**18))
+            with open(path) as f:
+                before[key] = f.read()
+    calls.clear()
+    accuracy.run_grid(args)
+    assert calls == [('sap', 1, 'fold_0')]
+    assert osp.exists(paths['sap1', 'fold_0'])
+    for key, text in before.items():
+        assert os.stat(paths[key]).st_mtime_ns == 10**18
+        with open(paths[key]) as f:
+            assert f.read() == text
+
+    # The hook that accuracy.py calls renders this cache too.
+    out = tmp_path / 'out'
+    accuracy.render_all(str(cache), str(out))
+    text = (out / 'accuracy.md').read_text()
+    assert '| sap (1 head) |' in text and 'synthetic (accuracy)' in text
