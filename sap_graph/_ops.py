@@ -161,47 +161,74 @@ class Segments:
 
 
 class SAPPoolFunction(torch.autograd.Function):
-    r"""Fused scores, segment softmax, attention dropout and weighted sum.
+    r"""Fused scores, segment softmax, attention dropout, optional value
+    gate and weighted sum.
 
-    Returns ``(pooled [H, B, F], alpha [N, H])``; both are differentiable
-    (a loss on :obj:`alpha`, such as a head-diversity penalty, flows back
-    into :obj:`x` and :obj:`score_weight`).
+    With node weights :math:`w_{ih} = \alpha_{ih} m_{ih} g_{ih}`
+    (:math:`m`: dropout mask, :math:`g`: optional gate), returns
+    ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B])`` where
+    :obj:`pooled` holds :math:`\sum_{i \in b} w_{ih} \mathbf{x}_i` and
+    :obj:`weight_sum` :math:`\sum_{i \in b} w_{ih}` (one for a non-empty
+    graph without dropout and gate, zero for an empty one). All three are
+    differentiable: a loss on :obj:`alpha`, such as a head-diversity
+    penalty, flows back into :obj:`x` and :obj:`score_weight`.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, score_weight: Tensor,  # type: ignore
-                seg: Segments, dropout: float) -> Tuple[Tensor, Tensor]:
+                gate: Optional[Tensor], seg: Segments,
+                dropout: float) -> Tuple[Tensor, Tensor, Tensor]:
         alpha = seg.softmax(F.linear(x, score_weight))
         mask = None
-        weight = alpha
         if dropout > 0.0:
             mask = torch.empty_like(alpha).bernoulli_(1.0 - dropout)
             mask.div_(1.0 - dropout)
-            weight = alpha * mask
+        weight = alpha if mask is None else alpha * mask
+        if gate is not None:
+            weight = weight * gate
         pooled = seg.pool(weight, x)
+        weight_sum = seg.sum(weight).t()
         ctx.seg = seg
-        ctx.save_for_backward(x, score_weight, alpha, weight, mask)
-        return pooled, alpha
+        ctx.save_for_backward(x, score_weight, alpha, weight, mask, gate)
+        return pooled, alpha, weight_sum
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_pooled: Optional[Tensor],  # type: ignore
-                 grad_alpha: Optional[Tensor]):
-        x, score_weight, alpha, weight, mask = ctx.saved_tensors
+                 grad_alpha: Optional[Tensor],
+                 grad_weight_sum: Optional[Tensor]):
+        x, score_weight, alpha, weight, mask, gate = ctx.saved_tensors
         seg: Segments = ctx.seg
         cols = seg.node_bags()
         channels = x.size(1)
+
+        # Gradient of the node weights w = alpha * mask * gate.
+        grad_weight: Optional[Tensor] = None
         if grad_pooled is not None:
             grad_pooled = grad_pooled.reshape(-1, channels).contiguous()
-            grad_alpha_total = seg.sampled(grad_pooled, x, cols, alpha)
-            if mask is not None:
-                grad_alpha_total.mul_(mask)
-            if grad_alpha is not None:
-                grad_alpha_total.add_(grad_alpha)
-        elif grad_alpha is not None:
+            grad_weight = seg.sampled(grad_pooled, x, cols, alpha)
+        if grad_weight_sum is not None:
+            spread = grad_weight_sum.t().index_select(0, seg.index)
+            grad_weight = (spread if grad_weight is None else
+                           grad_weight.add_(spread))
+        if grad_weight is None and grad_alpha is None:
+            return None, None, None, None, None
+
+        grad_gate = None
+        if grad_weight is None:
             grad_alpha_total = grad_alpha.clone()
         else:
-            return None, None, None, None
+            if gate is not None and ctx.needs_input_grad[2]:
+                grad_gate = grad_weight * alpha
+                if mask is not None:
+                    grad_gate.mul_(mask)
+            grad_alpha_total = grad_weight
+            if mask is not None:
+                grad_alpha_total.mul_(mask)
+            if gate is not None:
+                grad_alpha_total.mul_(gate)
+            if grad_alpha is not None:
+                grad_alpha_total.add_(grad_alpha)
 
         # Softmax backward, in place: alpha * (g - sum_b(alpha * g)).
         dot = seg.sum(alpha * grad_alpha_total)
@@ -220,27 +247,32 @@ class SAPPoolFunction(torch.autograd.Function):
                 grad_x = grad_score @ score_weight
         if ctx.needs_input_grad[1]:
             grad_w = grad_score.t() @ x
-        return grad_x, grad_w, None, None
+        return grad_x, grad_w, grad_gate, None, None
 
 
 def sap_pool(x: Tensor, score_weight: Tensor, seg: Segments,
-             dropout: float = 0.0) -> Tuple[Tensor, Tensor]:
-    r"""Returns ``(pooled [H, B, F], alpha [N, H])`` for node features
-    :obj:`x` :obj:`[N, F]` and score matrix :obj:`score_weight`
-    :obj:`[H, F]` (scores are ``x @ score_weight.t()``)."""
+             dropout: float = 0.0, gate: Optional[Tensor] = None
+             ) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""Returns ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B])`` for
+    node features :obj:`x` :obj:`[N, F]`, score matrix :obj:`score_weight`
+    :obj:`[H, F]` (scores are ``x @ score_weight.t()``) and an optional
+    value gate :obj:`gate` :obj:`[N, H]` (see :class:`SAPPoolFunction`)."""
     dtype = x.dtype
-    if dtype in _KERNEL_DTYPES and score_weight.dtype == dtype:
-        return SAPPoolFunction.apply(x, score_weight, seg, dropout)
+    if dtype in _KERNEL_DTYPES and score_weight.dtype == dtype and (
+            gate is None or gate.dtype == dtype):
+        return SAPPoolFunction.apply(x, score_weight, gate, seg, dropout)
     work = torch.promote_types(torch.promote_types(dtype, score_weight.dtype),
                                torch.float32)
-    pooled, alpha = SAPPoolFunction.apply(x.to(work), score_weight.to(work),
-                                          seg, dropout)
-    return pooled.to(dtype), alpha.to(dtype)
+    pooled, alpha, weight_sum = SAPPoolFunction.apply(
+        x.to(work), score_weight.to(work),
+        None if gate is None else gate.to(work), seg, dropout)
+    return pooled.to(dtype), alpha.to(dtype), weight_sum.to(dtype)
 
 
 def sap_pool_dense(x: Tensor, score_weight: Tensor, index: Tensor,
                    dim_size: int, dropout: float = 0.0,
-                   training: bool = False) -> Tuple[Tensor, Tensor]:
+                   training: bool = False, gate: Optional[Tensor] = None
+                   ) -> Tuple[Tensor, Tensor, Tensor]:
     r"""Same result as :func:`sap_pool` from plain differentiable ops, for
     :func:`torch.compile`: Inductor fuses the broadcast product into the
     reduction, so the :math:`[N, H, F]` product is not materialised
@@ -253,7 +285,10 @@ def sap_pool_dense(x: Tensor, score_weight: Tensor, index: Tensor,
     total = out.new_zeros(dim_size, heads).index_add(0, index, out)
     alpha = out / total.index_select(0, index)
     weight = F.dropout(alpha, p=dropout, training=training)
+    if gate is not None:
+        weight = weight * gate
     src = weight.unsqueeze(-1) * x.unsqueeze(-2)  # [N, H, F]
     pooled = src.new_zeros(dim_size, heads, x.size(1)).index_add(0, index,
                                                                  src)
-    return pooled.transpose(0, 1), alpha
+    weight_sum = weight.new_zeros(dim_size, heads).index_add(0, index, weight)
+    return pooled.transpose(0, 1), alpha, weight_sum.t()

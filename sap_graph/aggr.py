@@ -12,6 +12,7 @@ from torch_geometric.nn.aggr import Aggregation
 from torch_geometric.nn.dense.linear import Linear
 
 from sap_graph._ops import Segments, index_from_ptr, sap_pool, sap_pool_dense
+from sap_graph.regularizers import attention_entropy, diversity_penalty
 
 
 class SAPAggregation(Aggregation):
@@ -72,6 +73,27 @@ class SAPAggregation(Aggregation):
         dropout (float, optional): Dropout probability of the normalised
             attention weights, applied in training mode only.
             (default: :obj:`0.0`)
+        temperature (float, optional): Softmax temperature :math:`\tau`; the
+            scores are divided by it. (default: :obj:`1.0`)
+        learn_temperature (bool, optional): If :obj:`True`, :math:`\tau` is
+            learnable (stored as its logarithm, initialised at
+            :obj:`temperature`). (default: :obj:`False`)
+        gated (bool, optional): If :obj:`True`, each head's value is scaled
+            by a per-node sigmoid gate
+            :math:`\sigma(\mathbf{w}_h^{\top}\mathbf{x}_i + c_h)`, so a
+            graph can also pool "nothing" (the weights no longer sum to
+            one). (default: :obj:`False`)
+        residual (bool, optional): If :obj:`True`, adds the mean of the node
+            features (the residual to mean pooling); needs
+            :obj:`output_channels == in_channels`. (default: :obj:`False`)
+        diversity (float, optional): Weight of the head-diversity penalty
+            (:func:`~sap_graph.regularizers.diversity_penalty`) stored as
+            :obj:`aux_loss` on every training forward; add
+            :func:`sap_graph.aux_loss` to the task loss.
+            (default: :obj:`0.0`)
+        entropy (float, optional): Weight of the attention entropy
+            (:func:`~sap_graph.regularizers.attention_entropy`) added to
+            :obj:`aux_loss` the same way. (default: :obj:`0.0`)
 
     Attributes:
         output_channels (int): Width of the output,
@@ -97,6 +119,12 @@ class SAPAggregation(Aggregation):
         concat: bool = True,
         key_channels: Optional[int] = None,
         dropout: float = 0.0,
+        temperature: float = 1.0,
+        learn_temperature: bool = False,
+        gated: bool = False,
+        residual: bool = False,
+        diversity: float = 0.0,
+        entropy: float = 0.0,
     ) -> None:
         super().__init__()
         if in_channels <= 0:
@@ -106,6 +134,9 @@ class SAPAggregation(Aggregation):
             raise ValueError(f"'heads' must be positive (got {heads})")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"'dropout' must be in [0, 1) (got {dropout})")
+        if not temperature > 0.0:
+            raise ValueError(f"'temperature' must be positive "
+                             f"(got {temperature})")
 
         self.in_channels = in_channels
         self.out_channels = out_channels or in_channels
@@ -115,12 +146,34 @@ class SAPAggregation(Aggregation):
         self.dropout = dropout
         self.output_channels = (heads * self.out_channels
                                 if concat else self.out_channels)
+        self.temperature = temperature
+        self.learn_temperature = learn_temperature
+        self.gated = gated
+        self.residual = residual
+        self.diversity = diversity
+        self.entropy = entropy
+        if residual and self.output_channels != in_channels:
+            raise ValueError(
+                f"'residual=True' adds the mean of the {in_channels}-channel "
+                f"input to the output, so the output width must be "
+                f"{in_channels} (got {self.output_channels} = heads "
+                f"{heads} x out_channels {self.out_channels}"
+                f"{'' if concat else ' averaged'})")
+        #: Weighted regularisers of the last training forward (or None).
+        self.aux_loss: Optional[Tensor] = None
 
         self.lin_key = Linear(in_channels, heads * self.key_channels,
                               bias=False, weight_initializer='glorot')
         self.lin_value = Linear(in_channels, heads * self.out_channels,
                                 bias=True, weight_initializer='glorot')
         self.query = Parameter(torch.empty(heads, self.key_channels))
+        self.log_temperature: Optional[Parameter] = None
+        if learn_temperature:
+            self.log_temperature = Parameter(torch.empty(()))
+        self.lin_gate: Optional[Linear] = None
+        if gated:
+            self.lin_gate = Linear(in_channels, heads, bias=True,
+                                   weight_initializer='glorot')
 
         self.reset_parameters()
 
@@ -129,16 +182,25 @@ class SAPAggregation(Aggregation):
         self.lin_key.reset_parameters()
         self.lin_value.reset_parameters()
         torch.nn.init.normal_(self.query, std=1.0)
+        if self.log_temperature is not None:
+            self.log_temperature.data.fill_(math.log(self.temperature))
+        if self.lin_gate is not None:
+            self.lin_gate.reset_parameters()
 
     def score_weight(self) -> Tensor:
         r"""Returns the :obj:`[heads, in_channels]` matrix whose row
         :math:`h` is :math:`\mathbf{q}_h^{\top} \mathbf{W}^{K}_h /
-        \sqrt{d_k}`, so that the scores are
+        (\tau \sqrt{d_k})`, so that the scores are
         ``x @ score_weight().t()``."""
         w_key = self.lin_key.weight.view(self.heads, self.key_channels,
                                          self.in_channels)
         w = torch.bmm(self.query.unsqueeze(1), w_key).squeeze(1)
-        return w / math.sqrt(self.key_channels)
+        w = w / math.sqrt(self.key_channels)
+        if self.log_temperature is not None:
+            return w * torch.exp(-self.log_temperature)
+        if self.temperature != 1.0:
+            return w / self.temperature
+        return w
 
     def forward(
         self,
@@ -148,6 +210,7 @@ class SAPAggregation(Aggregation):
         dim_size: Optional[int] = None,
         dim: int = -2,
         return_attention_weights: bool = False,
+        mask: Optional[Tensor] = None,
     ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         r"""Pools :obj:`x` per set.
 
@@ -165,7 +228,11 @@ class SAPAggregation(Aggregation):
                 second-to-last one. (default: :obj:`-2`)
             return_attention_weights (bool, optional): If :obj:`True`, also
                 returns the attention weights :obj:`[*, N, heads]` (before
-                dropout). (default: :obj:`False`)
+                dropout and gate). (default: :obj:`False`)
+            mask (torch.Tensor, optional): Boolean node mask :obj:`[*, N]`;
+                nodes with :obj:`False` get zero weight and do not enter the
+                residual mean; a graph with every node masked yields zero.
+                (default: :obj:`None`)
         """
         if x.dim() < 2 or dim % x.dim() != x.dim() - 2:
             raise ValueError(f"'SAPAggregation' pools over the second-to-last "
@@ -183,6 +250,12 @@ class SAPAggregation(Aggregation):
         if index is not None and index.numel() != num_nodes:
             raise ValueError(f"Expected 'index' with {num_nodes} entries, "
                              f"one per node (got {index.numel()})")
+        if mask is not None:
+            if mask.dtype != torch.bool or mask.shape != x.shape[:-1]:
+                raise ValueError(f"Expected a boolean 'mask' of shape "
+                                 f"{list(x.shape[:-1])} (got {mask.dtype} "
+                                 f"{list(mask.shape)})")
+            mask = mask.reshape(-1)
 
         if len(lead) > 0:  # Independent sets per leading position.
             copies = math.prod(lead)
@@ -199,49 +272,75 @@ class SAPAggregation(Aggregation):
                      .unsqueeze(1)).view(-1)
                 ])
             x = x.reshape(-1, self.in_channels)
-            out, alpha = self._pool(x, index, ptr, copies * dim_size)
+            out, alpha = self._pool(x, index, ptr, copies * dim_size, mask)
             out = out.view(*lead, dim_size, self.output_channels)
             alpha = alpha.view(*lead, num_nodes, self.heads)
         else:
-            out, alpha = self._pool(x, index, ptr, dim_size)
+            out, alpha = self._pool(x, index, ptr, dim_size, mask)
 
         if return_attention_weights:
             return out, alpha
         return out
 
     def _pool(self, x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
-              dim_size: int) -> Tuple[Tensor, Tensor]:
+              dim_size: int, mask: Optional[Tensor] = None
+              ) -> Tuple[Tensor, Tensor]:
         num_nodes = x.size(0)
         if not is_compiling():
             self._check_batch(index, ptr, num_nodes, dim_size)
         if index is None:
             assert ptr is not None
             index = index_from_ptr(ptr, num_nodes)
+        if mask is not None:  # Masked nodes leave the batch altogether.
+            x, index = x[mask], index[mask]
+            if ptr is not None:  # Still sorted: recount.
+                count = torch.zeros_like(ptr[1:]).index_add_(
+                    0, index, torch.ones_like(index))
+                ptr = torch.cat([ptr.new_zeros(1), count.cumsum(0)])
 
         score_weight = self.score_weight()
+        gate = None
+        if self.lin_gate is not None:
+            gate = torch.sigmoid(self.lin_gate(x))
         if is_compiling():
-            pooled, alpha = sap_pool_dense(x, score_weight.to(x.dtype), index,
-                                           dim_size, self.dropout,
-                                           self.training)
-            count = torch.zeros(dim_size, device=x.device,
-                                dtype=torch.long).index_add_(
-                                    0, index, torch.ones_like(index))
+            pooled, alpha, weight_sum = sap_pool_dense(
+                x, score_weight.to(x.dtype), index, dim_size, self.dropout,
+                self.training, gate)
         else:
             seg = Segments(index, ptr, dim_size, self.heads)
             dropout = self.dropout if self.training else 0.0
-            pooled, alpha = sap_pool(x, score_weight, seg, dropout)
-            count = seg.count
+            pooled, alpha, weight_sum = sap_pool(x, score_weight, seg,
+                                                 dropout, gate)
 
-        # Value projection after pooling, head by head: [H, B, F_out].
+        # Value projection after pooling, head by head: [H, B, F_out]. The
+        # bias enters with the graph's total weight (1, or 0 when empty).
         w_value = self.lin_value.weight.view(self.heads, self.out_channels,
                                              self.in_channels)
-        out = torch.bmm(pooled, w_value.transpose(1, 2))
-        bias = self.lin_value.bias.view(self.heads, 1, self.out_channels)
-        out = out + bias * (count > 0).to(out.dtype).view(1, -1, 1)
+        out = torch.baddbmm(
+            weight_sum.unsqueeze(-1) *
+            self.lin_value.bias.view(self.heads, 1, self.out_channels),
+            pooled, w_value.transpose(1, 2))
         if self.concat:
             out = out.transpose(0, 1).reshape(dim_size, self.output_channels)
         else:
             out = out.mean(dim=0)
+        if self.residual:
+            out = out + self.reduce(x, index, None, dim_size, reduce='mean')
+
+        self.aux_loss = None
+        if self.training and (self.diversity or self.entropy):
+            aux = out.new_zeros(())
+            if self.diversity:
+                aux = aux + self.diversity * diversity_penalty(
+                    alpha, index, dim_size)
+            if self.entropy:
+                aux = aux + self.entropy * attention_entropy(
+                    alpha, index, dim_size)
+            self.aux_loss = aux
+
+        if mask is not None:
+            alpha = alpha.new_zeros(num_nodes, self.heads).index_put(
+                (mask, ), alpha)
         return out, alpha
 
     @staticmethod
@@ -271,6 +370,12 @@ class SAPAggregation(Aggregation):
             extra += f', key_channels={self.key_channels}'
         if self.dropout > 0:
             extra += f', dropout={self.dropout}'
+        for name, default in (('temperature', 1.0),
+                              ('learn_temperature', False),
+                              ('gated', False), ('residual', False),
+                              ('diversity', 0.0), ('entropy', 0.0)):
+            if getattr(self, name) != default:
+                extra += f', {name}={getattr(self, name)}'
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels}, heads={self.heads}, '
                 f'concat={self.concat}{extra})')

@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from sap_graph.data import DatasetNotFoundError, UnknownDatasetError
 from sap_graph.readouts import READOUTS, UnknownReadoutError
@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add(train, 'no_concat', action='store_true',
          help='average the sap heads instead of concatenating them '
          '(default: concatenate)')
+    _add(train, 'diversity', type=float, default=0.0,
+         help='weight of the sap head-diversity penalty ||AA^T - I||^2 '
+         '(Lin et al. 2017) added to the loss (default: 0.0)')
+    _add(train, 'entropy', type=float, default=0.0,
+         help='weight of the sap attention entropy added to the loss; '
+         'positive sharpens, negative spreads (default: 0.0)')
     _add(train, 'readout_kwargs', type=_json_dict, default={},
          help='further readout options as JSON, e.g. \'{"k": 20}\' '
          '(default: {})')
@@ -126,12 +132,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sap_regularisers(args: argparse.Namespace) -> Dict[str, Any]:
+    kwargs = dict(args.readout_kwargs)
+    for name in ('diversity', 'entropy'):
+        if getattr(args, name):
+            if args.readout != 'sap':
+                raise ValueError(f"--{name} applies to the 'sap' readout "
+                                 f"only (got --readout {args.readout})")
+            kwargs[name] = getattr(args, name)
+    return kwargs
+
+
 def _config(args: argparse.Namespace) -> Any:
     from sap_graph.train import TrainConfig
     return TrainConfig(
         dataset=args.dataset, root=args.root, readout=args.readout,
         heads=args.heads, concat=not args.no_concat,
-        readout_kwargs=args.readout_kwargs, conv=args.conv,
+        readout_kwargs=_sap_regularisers(args), conv=args.conv,
         hidden_channels=args.hidden_channels, num_layers=args.num_layers,
         jk=args.jk, dropout=args.dropout, layer_dropout=args.layer_dropout,
         batch_size=args.batch_size, lr=args.lr, lr_step=args.lr_step,

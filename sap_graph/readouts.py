@@ -88,12 +88,8 @@ def _sort(channels: int, k: int = 10) -> Tuple[Aggregation, int]:
 
 
 def _sap(channels: int, heads: int = 1, concat: bool = True,
-         out_channels: Union[int, None] = None,
-         key_channels: Union[int, None] = None,
-         dropout: float = 0.0) -> Tuple[Aggregation, int]:
-    module = SAPAggregation(channels, out_channels=out_channels, heads=heads,
-                            concat=concat, key_channels=key_channels,
-                            dropout=dropout)
+         **kwargs: Any) -> Tuple[Aggregation, int]:
+    module = SAPAggregation(channels, heads=heads, concat=concat, **kwargs)
     return module, module.output_channels
 
 
@@ -124,7 +120,8 @@ READOUTS: Dict[str, ReadoutSpec] = {
     'sap': ReadoutSpec(
         _sap,
         frozenset({'heads', 'concat', 'out_channels', 'key_channels',
-                   'dropout'}),
+                   'dropout', 'temperature', 'learn_temperature', 'gated',
+                   'residual', 'diversity', 'entropy'}),
         'sap_graph SAPAggregation (multi-head self-attention pooling)'),
 }
 

@@ -37,6 +37,7 @@ import sap_graph
 from sap_graph.data import GraphTask, load_dataset
 from sap_graph.models import GraphClassifier
 from sap_graph.readouts import readout_params
+from sap_graph.regularizers import aux_loss
 
 
 @dataclass
@@ -195,14 +196,17 @@ def compute_loss(out: Tensor, y: Tensor, task_type: str,
 def train_epoch(model: Module, loader: DataLoader,
                 optimizer: torch.optim.Optimizer, device: torch.device,
                 task_type: str = 'multiclass') -> float:
-    r"""Trains one epoch and returns the mean loss per graph."""
+    r"""Trains one epoch and returns the mean task loss per graph
+    (auxiliary losses of the model, see :func:`sap_graph.aux_loss`, are
+    optimised too but not included)."""
     model.train()
     total, count = 0.0, 0
     for batch in loader:
         batch = batch.to(device)
         optimizer.zero_grad()
         loss = compute_loss(_forward(model, batch), batch.y, task_type)
-        loss.backward()
+        extra = aux_loss(model)  # e.g. SAP's head-diversity penalty
+        (loss if extra is None else loss + extra).backward()
         optimizer.step()
         total += float(loss.detach()) * batch.num_graphs
         count += batch.num_graphs

@@ -5,16 +5,24 @@ nodes of one graph) with dense per-graph tensors and a Python loop over
 graphs and heads; it shares no code with :mod:`sap_graph`.
 """
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
 
-def sap_reference(aggr, x: Tensor, index: Tensor,
-                  num_graphs: int) -> Tuple[Tensor, Tensor]:
-    """Returns ``(out [B, width], alpha [N, heads])`` in float64."""
+def sap_reference(aggr, x: Tensor, index: Tensor, num_graphs: int,
+                  mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """Returns ``(out [B, width], alpha [N, heads])`` in float64 (eval-mode
+    semantics: no dropout). Honours the temperature, the value gate, the
+    residual to mean pooling and a node mask."""
     x = x.double()
+    if mask is None:
+        mask = torch.ones(x.size(0), dtype=torch.bool)
+    if aggr.log_temperature is not None:
+        tau = aggr.log_temperature.double().exp()
+    else:
+        tau = aggr.temperature
     heads, k, o = aggr.heads, aggr.key_channels, aggr.out_channels
     w_key = aggr.lin_key.weight.double()
     w_val = aggr.lin_value.weight.double()
@@ -23,8 +31,8 @@ def sap_reference(aggr, x: Tensor, index: Tensor,
     alpha = x.new_zeros(x.size(0), heads)
     outs = []
     for b in range(num_graphs):
-        mask = index == b
-        xb = x[mask]
+        member = (index == b) & mask
+        xb = x[member]
         per_head = []
         for h in range(heads):
             if xb.size(0) == 0:
@@ -33,11 +41,17 @@ def sap_reference(aggr, x: Tensor, index: Tensor,
             ks, vs = slice(h * k, (h + 1) * k), slice(h * o, (h + 1) * o)
             keys = xb @ w_key[ks].t()
             values = xb @ w_val[vs].t() + b_val[vs]
-            a = torch.softmax(keys @ query[h] / math.sqrt(k), dim=0)
-            alpha[mask.nonzero().view(-1), h] = a
-            per_head.append(a @ values)
-        if aggr.concat:
-            outs.append(torch.cat(per_head))
-        else:
-            outs.append(torch.stack(per_head).mean(0))
+            a = torch.softmax(keys @ query[h] / (tau * math.sqrt(k)), dim=0)
+            alpha[member.nonzero().view(-1), h] = a
+            if aggr.lin_gate is not None:
+                gate = torch.sigmoid(xb @ aggr.lin_gate.weight.double()[h] +
+                                     aggr.lin_gate.bias.double()[h])
+                per_head.append((a * gate) @ values)
+            else:
+                per_head.append(a @ values)
+        z = torch.cat(per_head) if aggr.concat else torch.stack(
+            per_head).mean(0)
+        if aggr.residual and xb.size(0) > 0:
+            z = z + xb.mean(0)
+        outs.append(z)
     return torch.stack(outs), alpha

@@ -354,3 +354,116 @@ def test_gradcheck_with_attention_dropout():
         return out, alpha
 
     assert torch.autograd.gradcheck(fn, (x, ))
+
+
+# Attention controls ######################################################
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(temperature=0.3),
+    dict(temperature=2.0, learn_temperature=True),
+    dict(gated=True),
+    dict(heads=2, out_channels=4, residual=True),
+    dict(heads=3, concat=False, residual=True, gated=True),
+])
+def test_controls_match_reference(kwargs):
+    torch.manual_seed(15)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    aggr = SAPAggregation(8, **kwargs)
+    if aggr.log_temperature is not None:  # Not at its initial value.
+        aggr.log_temperature.data.fill_(-0.7)
+    x = x.requires_grad_()
+    out, alpha = aggr(x, ptr=ptr, return_attention_weights=True)
+    ref, ref_alpha = sap_reference(aggr, x.detach(), index, num_graphs)
+    assert torch.allclose(out.double(), ref, atol=1e-5)
+    assert torch.allclose(alpha.double(), ref_alpha, atol=1e-6)
+    # Unsorted path agrees, and gradients match the reference's.
+    perm = torch.randperm(x.size(0))
+    assert torch.allclose(aggr(x[perm], index[perm], dim_size=num_graphs),
+                          out, atol=1e-5)
+    weight = torch.randn_like(out)
+    (out * weight).sum().backward()
+    ref_aggr = copy.deepcopy(aggr).double()
+    ref_aggr.zero_grad()
+    x_ref = x.detach().double().requires_grad_()
+    (sap_reference(ref_aggr, x_ref, index, num_graphs)[0] *
+     weight.double()).sum().backward()
+    assert torch.allclose(x.grad.double(), x_ref.grad, atol=1e-5)
+    for (name, p), p_ref in zip(aggr.named_parameters(),
+                                ref_aggr.parameters(), strict=True):
+        assert torch.allclose(p.grad.double(), p_ref.grad, atol=1e-5), name
+
+
+def test_temperature_sharpens_attention():
+    x, index, ptr, _ = make_batch([30], channels=8)
+    torch.manual_seed(16)
+    aggr = SAPAggregation(8, heads=2)
+    cold = copy.deepcopy(aggr)
+    cold.temperature = 0.1
+    _, a_warm = aggr(x, ptr=ptr, return_attention_weights=True)
+    _, a_cold = cold(x, ptr=ptr, return_attention_weights=True)
+    assert (a_cold.max(0).values > a_warm.max(0).values).all()
+    with pytest.raises(ValueError, match="'temperature' must be positive"):
+        SAPAggregation(8, temperature=0.0)
+
+
+def test_node_mask():
+    torch.manual_seed(17)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    mask = torch.rand(x.size(0)) > 0.4
+    mask[ptr[4]:ptr[5]] = False  # Graph 4 (7 nodes) entirely masked.
+    aggr = SAPAggregation(8, heads=2, residual=False)
+    out, alpha = aggr(x, ptr=ptr, mask=mask, return_attention_weights=True)
+    ref, ref_alpha = sap_reference(aggr, x, index, num_graphs, mask=mask)
+    assert torch.allclose(out.double(), ref, atol=1e-5)
+    assert torch.equal(alpha[~mask], torch.zeros_like(alpha[~mask]))
+    assert torch.allclose(alpha.double(), ref_alpha, atol=1e-6)
+    assert torch.equal(out[4], torch.zeros_like(out[4]))
+    # Same as dropping the masked nodes from the input:
+    kept = aggr(x[mask], index[mask], dim_size=num_graphs)
+    assert torch.allclose(out, kept, atol=1e-6)
+    # Unsorted index path and a mask with leading dimensions:
+    assert torch.allclose(aggr(x, index, dim_size=num_graphs, mask=mask),
+                          out, atol=1e-6)
+    x3 = x.unsqueeze(0).expand(2, -1, -1)
+    out3 = aggr(x3, ptr=ptr, mask=mask.unsqueeze(0).expand(2, -1))
+    assert torch.allclose(out3[1], out, atol=1e-6)
+    with pytest.raises(ValueError, match="boolean 'mask'"):
+        aggr(x, ptr=ptr, mask=mask.float())
+
+
+def test_residual_needs_matching_width():
+    with pytest.raises(ValueError, match='output width must be 8'):
+        SAPAggregation(8, heads=2, residual=True)
+    assert SAPAggregation(8, 4, heads=2, residual=True).output_channels == 8
+
+
+def test_gradcheck_gated():
+    torch.manual_seed(18)
+    x, index, _, _ = make_batch([3, 0, 4], channels=3)
+    aggr = SAPAggregation(3, 2, heads=2, gated=True).double()
+    x = x.double().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x: aggr(x, index, dim_size=3, return_attention_weights=True),
+        (x, ))
+
+
+def test_aux_loss_in_training_only():
+    from sap_graph import aux_loss, diversity_penalty
+    torch.manual_seed(19)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    aggr = SAPAggregation(8, heads=3, diversity=0.5, entropy=0.1)
+    model = torch.nn.ModuleDict({'readout': aggr})
+    aggr.eval()
+    aggr(x, ptr=ptr)
+    assert aux_loss(model) is None
+    aggr.train()
+    _, alpha = aggr(x, ptr=ptr, return_attention_weights=True)
+    loss = aux_loss(model)
+    from sap_graph import attention_entropy
+    expected = (0.5 * diversity_penalty(alpha, index, num_graphs) +
+                0.1 * attention_entropy(alpha, index, num_graphs))
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert aggr.query.grad is not None and aggr.query.grad.abs().sum() > 0
+    assert 'diversity=0.5' in str(aggr)

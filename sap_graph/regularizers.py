@@ -1,0 +1,87 @@
+r"""Attention regularisers for :class:`sap_graph.SAPAggregation`.
+
+Both work on the attention weights :obj:`alpha` :obj:`[N, H]` that
+``aggr(..., return_attention_weights=True)`` returns (differentiable) and
+never build dense per-graph :math:`n_b \times n_b` matrices.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def diversity_penalty(alpha: Tensor, index: Tensor,
+                      dim_size: Optional[int] = None) -> Tensor:
+    r"""Head-diversity penalty of `"A Structured Self-attentive Sentence
+    Embedding" <https://arxiv.org/abs/1703.03130>`_, averaged over the
+    non-empty graphs:
+
+    .. math::
+        P = \frac{1}{|\{b : n_b > 0\}|} \sum_{b : n_b > 0}
+        \big\| \mathbf{A}_b \mathbf{A}_b^{\top} - \mathbf{I}_H
+        \big\|_F^2,
+
+    where row :math:`h` of :math:`\mathbf{A}_b \in \mathbb{R}^{H \times
+    n_b}` is head :math:`h`'s distribution over the nodes of graph
+    :math:`b`. The Gram matrices :math:`(\mathbf{A}_b\mathbf{A}_b^{\top})_{hk}
+    = \sum_{i \in b} \alpha_{ih}\alpha_{ik}` are accumulated node by node in
+    :math:`O(N H^2)` time and memory. It is zero when the heads attend to
+    disjoint single nodes, and grows as heads overlap or spread out.
+
+    Args:
+        alpha (torch.Tensor): Attention weights :obj:`[N, H]`.
+        index (torch.Tensor): Graph of each node :obj:`[N]`.
+        dim_size (int, optional): Number of graphs. (default:
+            :obj:`index.max() + 1`)
+    """
+    if dim_size is None:
+        dim_size = int(index.max()) + 1 if index.numel() > 0 else 0
+    heads = alpha.size(1)
+    outer = alpha.unsqueeze(2) * alpha.unsqueeze(1)  # [N, H, H]
+    gram = alpha.new_zeros(dim_size, heads, heads).index_add(0, index, outer)
+    count = torch.zeros(dim_size, device=alpha.device).index_add_(
+        0, index, torch.ones_like(index, dtype=torch.float))
+    nonempty = (count > 0).to(alpha.dtype)
+    eye = torch.eye(heads, device=alpha.device, dtype=alpha.dtype)
+    diff = gram - eye * nonempty.view(-1, 1, 1)
+    per_graph = diff.pow(2).sum(dim=(1, 2))
+    return per_graph.sum() / nonempty.sum().clamp_min(1.0)
+
+
+def attention_entropy(alpha: Tensor, index: Tensor,
+                      dim_size: Optional[int] = None) -> Tensor:
+    r"""Mean entropy :math:`-\sum_{i \in b} \alpha_{ih} \log \alpha_{ih}` of
+    the attention distributions over non-empty graphs and heads. Adding it
+    to the loss with a positive weight sharpens attention; a negative
+    weight spreads it.
+
+    Args:
+        alpha (torch.Tensor): Attention weights :obj:`[N, H]`.
+        index (torch.Tensor): Graph of each node :obj:`[N]`.
+        dim_size (int, optional): Number of graphs. (default:
+            :obj:`index.max() + 1`)
+    """
+    if dim_size is None:
+        dim_size = int(index.max()) + 1 if index.numel() > 0 else 0
+    plogp = torch.special.xlogy(alpha, alpha)
+    ent = -alpha.new_zeros(dim_size, alpha.size(1)).index_add(0, index, plogp)
+    count = torch.zeros(dim_size, device=alpha.device).index_add_(
+        0, index, torch.ones_like(index, dtype=torch.float))
+    nonempty = (count > 0).to(alpha.dtype).unsqueeze(1)
+    return (ent * nonempty).sum() / (nonempty.sum() * alpha.size(1)).clamp_min(
+        1.0)
+
+
+def aux_loss(model: torch.nn.Module) -> Optional[Tensor]:
+    r"""Sums the auxiliary losses (:obj:`aux_loss` attributes set during the
+    last training forward, *e.g.* by a :class:`~sap_graph.SAPAggregation`
+    with :obj:`diversity` or :obj:`entropy`) of all submodules; returns
+    :obj:`None` when there are none. Add it to the task loss."""
+    total: Optional[Tensor] = None
+    for module in model.modules():
+        value = getattr(module, 'aux_loss', None)
+        if isinstance(value, Tensor):
+            total = value if total is None else total + value
+    return total
