@@ -57,6 +57,20 @@ READOUTS: Dict[str, Dict[str, Any]] = {
     'sap4': dict(readout='sap', heads=4, concat=True),
     'sap4_mean': dict(readout='sap', heads=4, concat=False),
 }
+#: Ablations of SAP's attention controls (run into their own cache with
+#: ``--readouts sap4 sap4_div ... --cache .../ablation_cache``).
+ABLATIONS: Dict[str, Dict[str, Any]] = {
+    'sap4_div': dict(readout='sap', heads=4,
+                     readout_kwargs={'diversity': 0.01}),
+    'sap4_gated': dict(readout='sap', heads=4,
+                       readout_kwargs={'gated': True}),
+    'sap4_tau': dict(readout='sap', heads=4,
+                     readout_kwargs={'learn_temperature': True}),
+    'sap4_drop': dict(readout='sap', heads=4, readout_kwargs={'dropout': 0.1}),
+    'sap4_mean_res': dict(readout='sap', heads=4, concat=False,
+                          readout_kwargs={'residual': True}),
+}
+VARIANTS = {**READOUTS, **ABLATIONS}
 TU_DATASETS = ['MUTAG', 'PROTEINS', 'ENZYMES', 'IMDB-BINARY', 'IMDB-MULTI',
                'NCI1', 'DD', 'REDDIT-BINARY']
 OGB_DATASETS = ['ogbg-molhiv']
@@ -78,7 +92,7 @@ def grid_config(args: argparse.Namespace, dataset: str,
                 readout: str) -> TrainConfig:
     cfg = TrainConfig(dataset=dataset, root=args.root, device=args.device,
                       progress=False, verbose=False, seed=args.seed,
-                      **READOUTS[readout])
+                      **VARIANTS[readout])
     kind = 'ogb' if dataset.startswith('ogbg-') else 'tu'
     cfg = resolve_config(cfg, kind)
     if kind == 'tu':
@@ -179,8 +193,9 @@ def main() -> None:
                         default=TU_DATASETS + OGB_DATASETS,
                         help='datasets (default: all TU sets, ogbg-molhiv)')
     parser.add_argument('--readouts', nargs='+', default=list(READOUTS),
-                        choices=list(READOUTS),
-                        help='readout variants (default: all)')
+                        choices=list(VARIANTS),
+                        help='readout variants (default: all but the '
+                        'ablations)')
     parser.add_argument('--epochs', type=int, default=50,
                         help='epochs per TU fold (default: 50)')
     parser.add_argument('--lr_step', type=int, default=25,

@@ -50,6 +50,11 @@ READOUT_NAMES: Dict[str, str] = {
     'sap1': 'sap (1 head)',
     'sap4': 'sap (4 heads, concat)',
     'sap4_mean': 'sap (4 heads, mean)',
+    'sap4_div': 'sap4 + diversity penalty 0.01',
+    'sap4_gated': 'sap4 + value gate',
+    'sap4_tau': 'sap4 + learnable temperature',
+    'sap4_drop': 'sap4 + attention dropout 0.1',
+    'sap4_mean_res': 'sap (4 heads, mean) + residual to mean pooling',
 }
 #: The SAP variant tested against the best other readout on every dataset.
 PRIMARY_SAP = 'sap4'
