@@ -350,14 +350,14 @@ class SAPAggregation(Aggregation):
             if ptr.dim() != 1 or ptr.numel() != dim_size + 1:
                 raise ValueError(f"Expected 'ptr' of shape [{dim_size + 1}] "
                                  f"(got {list(ptr.shape)})")
-            first, last = int(ptr[0]), int(ptr[-1])
+            first, last = ptr[[0, -1]].tolist()
             if first != 0 or last != num_nodes:
                 raise ValueError(f"Expected 'ptr' to run from 0 to "
                                  f"{num_nodes} (got {first} to {last})")
             if bool((ptr[1:] < ptr[:-1]).any()):
                 raise ValueError("Expected a non-decreasing 'ptr'")
         if index is not None and index.numel() > 0:
-            low, high = int(index.min()), int(index.max())
+            low, high = (int(v) for v in torch.aminmax(index))
             if low < 0 or high >= dim_size:
                 raise ValueError(f"Encountered invalid 'dim_size' (got "
                                  f"'{dim_size}' but 'index' holds values in "

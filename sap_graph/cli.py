@@ -1,5 +1,6 @@
 r"""Command line interface: :obj:`sap-graph train ...` (also
-:obj:`python -m sap_graph train ...`).
+:obj:`python -m sap_graph train ...`) and :obj:`sap-graph explain ...`
+(see :mod:`sap_graph.explain`).
 
 Set :envvar:`SAP_GRAPH_DEBUG=1` for tracebacks instead of one-line
 errors. Flags use PyG's snake_case (:obj:`--hidden_channels`); the dashed
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
@@ -129,7 +131,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add(train, 'checkpoint', default=None,
          help='save the selected model (weights + config) here '
          '(default: none)')
+    _add_explain_parser(sub)
     return parser
+
+
+def _add_explain_parser(sub: Any) -> None:
+    explain = sub.add_parser(
+        'explain', help='draw what the sap readout of a checkpoint attends '
+        'to', description='Rebuild a model saved by `sap-graph train '
+        '--checkpoint` (readout sap), load its dataset as training did, and '
+        'draw the attention weights of one graph (one panel per head and '
+        'their mean), optionally with statistics over the dataset.')
+    _add(explain, 'checkpoint', required=True,
+         help='a checkpoint written by `sap-graph train --checkpoint` '
+         '(required)')
+    _add(explain, 'dataset', default=None,
+         help="dataset name (default: the checkpoint's)")
+    _add(explain, 'root', default=None,
+         help="data root as for train (default: the checkpoint's, else "
+         "$SAP_GRAPH_DATA/{TUDataset,ogb}, else ./data/...)")
+    _add(explain, 'index', type=int, default=0,
+         help='the graph to draw, 0-based (default: 0)')
+    _add(explain, 'out', default='attention.png',
+         help='image of the graph (PNG, SVG or PDF) (default: '
+         'attention.png)')
+    _add(explain, 'stats', default=None,
+         help='also draw attention entropy vs graph size and the attention '
+         'per node type and class over the whole dataset here (default: '
+         'none)')
 
 
 def _sap_regularisers(args: argparse.Namespace) -> Dict[str, Any]:
@@ -192,6 +221,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f'Wrote {args.out}')
         if args.checkpoint:
             print(f'Saved the selected model to {args.checkpoint}')
+    elif args.command == 'explain':
+        return _run_explain(args)
+    return 0
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from sap_graph.explain import explain_checkpoint
+    try:
+        result = explain_checkpoint(
+            args.checkpoint, args.out, index=args.index,
+            dataset=args.dataset, root=args.root, stats_out=args.stats)
+    except (*USER_ERRORS, ValueError) as e:
+        if os.environ.get('SAP_GRAPH_DEBUG'):
+            raise
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    entropy = ', '.join(f'{h:.2f}' for h in result['entropy'])
+    print(f"{result['dataset']} graph {result['index']}: "
+          f"{result['num_nodes']} nodes, label {result['label']}, "
+          f"predicted {result['prediction']} "
+          f"(p = {result['confidence']:.2f}); attention entropy per head "
+          f"[{entropy}] (uniform {math.log(max(result['num_nodes'], 1)):.2f})")
+    for top in result['top']:
+        what = f" ({top['symbol']})" if top['symbol'] else ''
+        print(f"  head {top['head']}: most weight on node {top['node']}"
+              f"{what}, {top['weight']:.3f}")
+    print(f"Wrote {result['out']}")
+    if result.get('stats_out'):
+        print(f"Wrote {result['stats_out']}")
     return 0
 
 

@@ -247,17 +247,24 @@ class GraphClassifier(Module):
         self.lin1.reset_parameters()
         self.lin2.reset_parameters()
 
-    def embed(
+    def node_embeddings(
         self,
         x: Tensor,
         edge_index: Tensor,
-        batch: Optional[Tensor] = None,
         edge_attr: Optional[Tensor] = None,
-        ptr: Optional[Tensor] = None,
-        num_graphs: Optional[int] = None,
     ) -> Tensor:
-        r"""Returns the graph embeddings :obj:`[num_graphs,
-        readout_channels]` (the readout output, before the head)."""
+        r"""Returns the node embeddings that the readout pools, *i.e.* the
+        output of the message passing layers after the jumping knowledge
+        combination: :obj:`[num_nodes, hidden_channels]`, or
+        :obj:`[num_nodes, num_layers * hidden_channels]` with
+        :obj:`jk='cat'`.
+
+        Args:
+            x (torch.Tensor): Node features.
+            edge_index (torch.Tensor): Edge indices :obj:`[2, E]`.
+            edge_attr (torch.Tensor, optional): Edge features, needed by
+                :obj:`conv='gine'`. (default: :obj:`None`)
+        """
         if self.uses_edge_attr and edge_attr is None:
             raise ValueError(f"conv='{self.conv_type}' needs 'edge_attr'")
         if self.node_encoder is not None:
@@ -276,7 +283,20 @@ class GraphClassifier(Module):
             x = F.relu(norm(x))
             x = F.dropout(x, p=self.layer_dropout, training=self.training)
             xs.append(x)
-        x = self.jk(xs) if self.jk is not None else xs[-1]
+        return self.jk(xs) if self.jk is not None else xs[-1]
+
+    def embed(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        batch: Optional[Tensor] = None,
+        edge_attr: Optional[Tensor] = None,
+        ptr: Optional[Tensor] = None,
+        num_graphs: Optional[int] = None,
+    ) -> Tensor:
+        r"""Returns the graph embeddings :obj:`[num_graphs,
+        readout_channels]` (the readout output, before the head)."""
+        x = self.node_embeddings(x, edge_index, edge_attr)
 
         if batch is None:
             batch = x.new_zeros(x.size(0), dtype=torch.long)
