@@ -1,0 +1,213 @@
+import importlib.util
+import math
+import os.path as osp
+
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from sap_graph.cli import main
+from sap_graph.explain import (
+    TU_ATOM_SYMBOLS,
+    TU_BOND_TYPES,
+    atom_symbols_for,
+    attention_entropy,
+    attention_statistics,
+    attention_weights,
+    draw_attention,
+    draw_attention_statistics,
+    graph_layout,
+)
+from sap_graph.models import GraphClassifier
+from sap_graph.train import TrainConfig, run
+
+PNG = b'\x89PNG\r\n\x1a\n'
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def tiny_model(readout='sap', **kwargs):
+    torch.manual_seed(0)
+    readout_kwargs = {'heads': 3} if readout == 'sap' else {}
+    return GraphClassifier(8, 16, 2, num_layers=2, readout=readout,
+                           readout_kwargs=readout_kwargs, **kwargs)
+
+
+@pytest.fixture(scope='module')
+def graphs(small_task):
+    return [small_task.dataset[i] for i in range(6)]
+
+
+def molecule():
+    """A nitrobenzene in MUTAG's encoding: one-hot atoms (C, N, O, ...)
+    and one-hot bonds (aromatic, single, double, triple)."""
+    atoms = [0] * 6 + [1, 2, 2]
+    bonds = [(i, (i + 1) % 6, 0) for i in range(6)]
+    bonds += [(0, 6, 1), (6, 7, 2), (6, 8, 1)]
+    src = [a for a, b, _ in bonds] + [b for a, b, _ in bonds]
+    dst = [b for a, b, _ in bonds] + [a for a, b, _ in bonds]
+    kinds = torch.tensor([k for *_, k in bonds] * 2)
+    return Data(x=torch.eye(7)[atoms], edge_index=torch.tensor([src, dst]),
+                edge_attr=torch.eye(4)[kinds], y=torch.tensor([1]))
+
+
+def test_attention_weights_are_aligned_with_the_graphs(graphs):
+    model = tiny_model()
+    model.train()
+    batch = Batch.from_data_list(graphs)
+    alphas = attention_weights(model, batch)
+    assert model.training  # The mode is restored.
+    assert len(alphas) == len(graphs)
+    for alpha, data in zip(alphas, graphs, strict=True):
+        assert alpha.shape == (data.num_nodes, 3)
+        assert torch.allclose(alpha.sum(dim=0), torch.ones(3), atol=1e-5)
+
+    # The same as calling the readout on the node embeddings (index path).
+    model.eval()
+    with torch.no_grad():
+        x = model.node_embeddings(batch.x, batch.edge_index)
+        _, ref = model.readout(x, batch.batch, dim_size=len(graphs),
+                               return_attention_weights=True)
+    for b, alpha in enumerate(alphas):
+        assert torch.allclose(alpha, ref[batch.batch == b], atol=1e-6)
+
+    # Reordering the graphs of the batch reorders the outputs.
+    perm = [3, 0, 5, 1, 4, 2]
+    shuffled = attention_weights(model, [graphs[i] for i in perm])
+    for k, i in enumerate(perm):
+        assert torch.allclose(shuffled[k], alphas[i], atol=1e-5)
+
+    # A single graph is batched on its own.
+    single = attention_weights(model, graphs[2])
+    assert len(single) == 1
+    assert torch.allclose(single[0], alphas[2], atol=1e-5)
+
+
+def test_attention_weights_need_a_sap_readout(graphs):
+    with pytest.raises(ValueError, match='SAPAggregation'):
+        attention_weights(tiny_model('sum'), Batch.from_data_list(graphs))
+
+
+def test_entropy_bounds():
+    n = 5
+    uniform = torch.full((n, 2), 1.0 / n)
+    assert torch.allclose(attention_entropy(uniform),
+                          torch.full((2, ), math.log(n)))
+    peaked = torch.zeros(n, 1)
+    peaked[2] = 1.0
+    assert float(attention_entropy(peaked)) == 0.0
+
+
+def test_molecule_symbols_and_layout():
+    data = molecule()
+    symbols = atom_symbols_for('MUTAG', data)
+    assert symbols == ['C'] * 6 + ['N', 'O', 'O']
+    assert TU_ATOM_SYMBOLS['MUTAG'][:3] == ['C', 'N', 'O']
+    assert atom_symbols_for('PROTEINS', data) is None
+    pos = graph_layout(data, symbols)
+    assert pos.shape == (9, 2) and bool((pos == pos).all())
+    assert graph_layout(data).shape == (9, 2)  # Spring or circle layout.
+
+
+def test_draw_attention_writes_pngs(graphs, tmp_path):
+    pytest.importorskip('matplotlib')
+    data = molecule()
+    alpha = torch.softmax(torch.randn(9, 2), dim=0)
+    out = draw_attention(data, alpha, str(tmp_path / 'mol.png'),
+                         title='nitrobenzene',
+                         atom_symbols=atom_symbols_for('MUTAG', data),
+                         prediction=1, confidence=0.9,
+                         bond_types=TU_BOND_TYPES['MUTAG'])
+    assert open(out, 'rb').read(8) == PNG
+
+    model = tiny_model()
+    alpha = attention_weights(model, graphs[0])[0]
+    out = draw_attention(graphs[0], alpha, str(tmp_path / 'graph.png'))
+    assert open(out, 'rb').read(8) == PNG
+    with pytest.raises(ValueError, match='nodes'):
+        draw_attention(graphs[1], alpha, str(tmp_path / 'bad.png'))
+
+
+def test_attention_statistics(graphs, tmp_path):
+    pytest.importorskip('matplotlib')
+    model = tiny_model()
+    stats = attention_statistics(model, graphs, batch_size=4)
+    assert stats['entropy'].shape == (len(graphs), 3)
+    assert stats['num_nodes'].tolist() == [d.num_nodes for d in graphs]
+    assert bool((stats['entropy'] <= stats['num_nodes'].float().log()
+                 .unsqueeze(1) + 1e-4).all())
+    mass, share = stats['type_mass'], stats['type_share']
+    for c in range(mass.size(0)):
+        if stats['class_counts'][c] > 0:  # Each graph's mass sums to 1.
+            assert torch.allclose(mass[c].sum(dim=0), torch.ones(3),
+                                  atol=1e-5)
+            assert torch.allclose(share[c].sum(), torch.tensor(1.0))
+    out = draw_attention_statistics(stats, str(tmp_path / 'stats.png'),
+                                    title='synthetic')
+    assert open(out, 'rb').read(8) == PNG
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp('explain') / 'sap.pt'
+    run(TrainConfig(dataset='synthetic', readout='sap', heads=2,
+                    hidden_channels=8, num_layers=2, epochs=1, folds=2,
+                    progress=False, verbose=False, checkpoint=str(path)))
+    return str(path)
+
+
+def test_cli_explain(checkpoint, tmp_path, capsys):
+    pytest.importorskip('matplotlib')
+    out, stats = tmp_path / 'graph.png', tmp_path / 'stats.png'
+    code = main(['explain', '--checkpoint', checkpoint, '--index', '3',
+                 '--out', str(out), '--stats', str(stats)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert 'synthetic graph 3' in printed and 'head 2' in printed
+    assert out.read_bytes()[:8] == PNG and stats.read_bytes()[:8] == PNG
+
+
+def test_cli_explain_errors(checkpoint, tmp_path, capsys):
+    out = str(tmp_path / 'graph.png')
+    code = main(['explain', '--checkpoint', checkpoint, '--index', '100000',
+                 '--out', out])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith('error: ') and 'out of range' in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(['explain', '--checkpoint', str(tmp_path / 'missing.pt'),
+                 '--out', out]) == 2
+    assert 'not found' in capsys.readouterr().err
+    sum_ckpt = str(tmp_path / 'sum.pt')
+    run(TrainConfig(dataset='synthetic', readout='sum', hidden_channels=8,
+                    num_layers=1, epochs=1, folds=2, progress=False,
+                    verbose=False, checkpoint=sum_ckpt))
+    assert main(['explain', '--checkpoint', sum_ckpt, '--out', out]) == 2
+    assert "readout 'sap'" in capsys.readouterr().err
+    assert not osp.exists(out)
+
+
+def load_example(name):
+    path = osp.join(ROOT, 'examples', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'example_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cnn_example_sap_pooling_over_positions():
+    example = load_example('cnn_digits')
+    torch.manual_seed(0)
+    model = example.DigitsCNN('sap', channels=8, heads=2)
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    assert model(x).shape == (4, 10) and torch.isfinite(loss)
+
+    # [B, H * W, C] with dim=-2 and no index: one set per image.
+    feats = torch.randn(3, 64, 8)
+    out, alpha = model.readout(feats, dim=-2, return_attention_weights=True)
+    assert out.shape == (3, 1, 16) and alpha.shape == (3, 64, 2)
+    assert torch.allclose(alpha.sum(dim=1), torch.ones(3, 2), atol=1e-5)
+    for b in range(3):
+        assert torch.allclose(out[b], model.readout(feats[b]), atol=1e-5)
