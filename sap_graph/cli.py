@@ -10,18 +10,33 @@ too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+import threading
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-from sap_graph.data import DatasetNotFoundError, UnknownDatasetError
+from sap_graph.checkpoint import CheckpointError
+from sap_graph.data import (
+    DatasetFormatError,
+    DatasetNotFoundError,
+    UnknownDatasetError,
+)
 from sap_graph.readouts import READOUTS, UnknownReadoutError
 
 #: Errors reported as one line, without a traceback.
-USER_ERRORS = (DatasetNotFoundError, UnknownDatasetError,
-               UnknownReadoutError, ImportError)
+USER_ERRORS = (DatasetNotFoundError, DatasetFormatError, UnknownDatasetError,
+               UnknownReadoutError, CheckpointError, ImportError)
+
+
+def _error(e: BaseException) -> int:
+    r"""Prints :obj:`e` as one :obj:`error: ...` line; returns :obj:`2`."""
+    text = ' '.join(str(e).split()) or type(e).__name__
+    print(f'error: {text}', file=sys.stderr)
+    return 2
 
 
 def _add(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
@@ -131,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add(train, 'checkpoint', default=None,
          help='save the selected model (weights + config) here '
          '(default: none)')
+    _add(train, 'state', default=None,
+         help='keep the resumable training state here, rewritten '
+         'atomically after every epoch (finished folds/seeds, the running '
+         'one\'s model, optimizer, scheduler, selection and RNG states); '
+         'an existing file is only continued with --resume (default: none)')
+    _add(train, 'resume', action='store_true',
+         help='continue the interrupted run of --state PATH to the result '
+         'an uninterrupted run gives; starts afresh if PATH does not exist '
+         'yet (default: off)')
     _add_explain_parser(sub)
     return parser
 
@@ -186,7 +210,8 @@ def _config(args: argparse.Namespace) -> Any:
         seed=args.seed, node_features=args.node_features,
         download=not args.no_download, device=args.device,
         progress=not args.no_progress, verbose=not args.quiet,
-        out=args.out, checkpoint=args.checkpoint)
+        out=args.out, checkpoint=args.checkpoint, state=args.state,
+        resume=args.resume)
 
 
 def _summary(result: dict) -> str:
@@ -205,17 +230,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None
                                      else None)
     if args.command == 'train':
+        from sap_graph import distributed
         from sap_graph.train import run
         try:
-            result = run(_config(args))
+            with _sigterm_as_interrupt():
+                result = run(_config(args))
         except (*USER_ERRORS, ValueError) as e:  # ValueError: bad options.
             if os.environ.get('SAP_GRAPH_DEBUG'):
                 raise
-            print(f'error: {e}', file=sys.stderr)
-            return 2
+            # Under torchrun every rank meets the same (deterministic) error.
+            return _error(e) if distributed.is_main() else 2
         except KeyboardInterrupt:
-            print('error: interrupted', file=sys.stderr)
+            hint = (f'; continue with --resume --state {args.state}'
+                    if args.state else '')
+            print(f'error: interrupted{hint}', file=sys.stderr)
             return 130
+        finally:
+            rank0 = distributed.is_main()
+            distributed.shutdown()
+        if not rank0:
+            return 0
         print(_summary(result))
         if args.out:
             print(f'Wrote {args.out}')
@@ -224,6 +258,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     elif args.command == 'explain':
         return _run_explain(args)
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    r"""Turns SIGTERM (a scheduler's preemption) into
+    :class:`KeyboardInterrupt` in the main thread, so a killed run exits
+    through the same path as Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _run_explain(args: argparse.Namespace) -> int:
@@ -235,8 +288,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     except (*USER_ERRORS, ValueError) as e:
         if os.environ.get('SAP_GRAPH_DEBUG'):
             raise
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        return _error(e)
     entropy = ', '.join(f'{h:.2f}' for h in result['entropy'])
     print(f"{result['dataset']} graph {result['index']}: "
           f"{result['num_nodes']} nodes, label {result['label']}, "

@@ -61,6 +61,12 @@ class UnknownDatasetError(ValueError):
     r"""Raised for a dataset name that no loader handles."""
 
 
+class DatasetFormatError(ValueError):
+    r"""Raised for a corrupt, partial or invalid dataset: unreadable or
+    missing files, no graphs, non-finite features, labels out of range or
+    edges to nodes that do not exist."""
+
+
 @dataclass
 class GraphTask:
     r"""A loaded graph property prediction dataset and how to score it.
@@ -344,40 +350,151 @@ def load_tu(
     have_raw = not _missing(expected[:2])
     have_processed = osp.isdir(osp.join(folder, 'processed'))
 
-    work_root, created = root, False
-    if (have_raw or have_processed) and not _tree_writable(folder):
-        check = ('raw', ) if have_raw else ('processed', )
-        work_root = osp.join(cache_root(), 'TUDataset')
-        cached_copy(folder, osp.join(work_root, name), check,
-                    prepare=lambda tmp_root: TUDataset(tmp_root, name))
-    elif not have_raw and not have_processed:
-        if not download:
-            raise _tu_not_found(name, folder, 'downloads disabled')
-        if not is_writable(root):
-            work_root = osp.join(cache_root(), 'TUDataset')
-        created = not osp.exists(osp.join(work_root, name))
+    raw_dir = osp.join(folder, 'raw')
+    partial = [p for p in _missing(expected) if osp.isdir(raw_dir)
+               and any(f.startswith(f'{name}_') for f in os.listdir(raw_dir))]
+    if partial and not have_processed:  # Never download over user files.
+        raise DatasetFormatError(
+            f"TU dataset '{name}' in '{raw_dir}' is incomplete: missing "
+            f"{', '.join(osp.basename(p) for p in partial)}")
 
+    empty = [p for p in expected if osp.isfile(p) and osp.getsize(p) == 0]
+    if empty and not have_processed:
+        raise DatasetFormatError(
+            f"TU dataset '{name}' in '{raw_dir}' is empty or partial: "
+            f"empty {', '.join(osp.basename(p) for p in empty)}")
+
+    work_root, created = root, False
+    processed_before = have_processed
     try:
+        if (have_raw or have_processed) and not _tree_writable(folder):
+            check = ('raw', ) if have_raw else ('processed', )
+            work_root = osp.join(cache_root(), 'TUDataset')
+            cached_copy(folder, osp.join(work_root, name), check,
+                        prepare=lambda tmp_root: TUDataset(tmp_root, name))
+        elif not have_raw and not have_processed:
+            if not download:
+                raise _tu_not_found(name, folder, 'downloads disabled')
+            if not is_writable(root):
+                work_root = osp.join(cache_root(), 'TUDataset')
+            created = not osp.exists(osp.join(work_root, name))
         with _download_timeout():
             dataset = TUDataset(work_root, name)
-    except (OSError, ValueError, RuntimeError) as e:
+    except DatasetNotFoundError:
+        raise
+    except (OSError, ValueError, RuntimeError, IndexError, TypeError) as e:
         if not (have_raw or have_processed):
             if created:
                 shutil.rmtree(osp.join(work_root, name), ignore_errors=True)
             reason = f'download failed: {type(e).__name__}: {e}'
             raise _tu_not_found(name, folder, reason.strip()) from None
-        raise
+        processed = osp.join(work_root, name, 'processed')
+        if not processed_before and work_root == root:
+            shutil.rmtree(processed, ignore_errors=True)  # A failed try.
+        raise DatasetFormatError(
+            f"cannot read TU dataset '{name}' from '{raw_dir}': corrupt or "
+            f"inconsistent files ({type(e).__name__}: "
+            f"{_one_line(e)})") from None
+    if getattr(dataset, 'y', None) is None or len(dataset) == 0:
+        raise DatasetFormatError(
+            f"TU dataset '{name}' in '{raw_dir}' has no graphs or no graph "
+            f"labels ({name}_graph_labels.txt)")
 
     notes: List[str] = []
     if dataset.num_node_features == 0:
         data_list, note = add_node_features(dataset, node_features)
         dataset = GraphList(data_list)
         notes.append(note)
-    return GraphTask(
+    task = GraphTask(
         name=name, dataset=dataset, num_features=dataset.num_node_features,
         num_classes=int(dataset.y.max()) + 1,
         num_edge_features=dataset.num_edge_features, kind='tu',
         source=folder, notes=notes)
+    try:
+        check_task(task)
+    except DatasetFormatError as e:
+        if not processed_before and work_root == root:  # Do not keep it.
+            shutil.rmtree(osp.join(root, name, 'processed'),
+                          ignore_errors=True)
+        raise DatasetFormatError(f"{e} (corrupt or inconsistent files in "
+                                 f"'{raw_dir}')") from None
+    return task
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    text = ' '.join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+# Validation ###############################################################
+
+
+def _graph_of(slices: Tensor, item: int) -> int:
+    return int(torch.searchsorted(slices, torch.tensor(item), right=True)) - 1
+
+
+def check_task(task: GraphTask) -> None:
+    r"""Checks that a loaded dataset can be trained on: it has graphs, one
+    label per graph, labels in :obj:`[0, num_classes)` (multiclass tasks),
+    finite node and edge features, and edges between existing nodes.
+
+    Args:
+        task (GraphTask): The dataset.
+
+    Raises:
+        DatasetFormatError: Naming the first offending graph.
+    """
+    ds, name = task.dataset, task.name
+    num_graphs = len(ds)
+    if num_graphs == 0:
+        raise DatasetFormatError(f"Dataset '{name}' has no graphs")
+    data = getattr(ds, '_data', None)
+    slices = getattr(ds, 'slices', None)
+    if (data is None or slices is None
+            or getattr(ds, '_indices', None) is not None):
+        data_list = [ds[i] for i in range(num_graphs)]
+        ds = GraphList(data_list)
+        data, slices = ds._data, ds.slices
+    y = getattr(data, 'y', None)
+    if y is None:
+        raise DatasetFormatError(f"Dataset '{name}' has no graph labels")
+    if y.size(0) != num_graphs:
+        raise DatasetFormatError(f"Dataset '{name}' has {y.size(0)} labels "
+                                 f"for {num_graphs} graphs")
+    if task.task_type == 'multiclass':
+        labels = y.view(num_graphs, -1)[:, 0]
+        bad = ~torch.isfinite(labels.double()) | (labels < 0) | (
+            labels >= task.num_classes) | (labels != labels.round())
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise DatasetFormatError(
+                f"Dataset '{name}': graph {i} has label {labels[i].item()}, "
+                f"outside the {task.num_classes} classes 0.."
+                f"{task.num_classes - 1} ({int(bad.sum())} graphs affected)")
+    for key, what in (('x', 'node'), ('edge_attr', 'edge')):
+        value = getattr(data, key, None)
+        if value is None or not value.is_floating_point():
+            continue
+        bad = ~torch.isfinite(value).view(value.size(0), -1).all(dim=-1)
+        if bool(bad.any()):
+            row = int(bad.nonzero()[0])
+            graph = _graph_of(slices[key], row)
+            raise DatasetFormatError(
+                f"Dataset '{name}' has NaN or infinite {what} features "
+                f"({int(bad.sum())} {what}s; first in graph {graph})")
+    edge_index = getattr(data, 'edge_index', None)
+    if edge_index is None or edge_index.numel() == 0 or 'x' not in slices:
+        return
+    nodes = slices['x'].diff()
+    per_edge = torch.repeat_interleave(nodes, slices['edge_index'].diff())
+    bad = (edge_index < 0).any(0) | (edge_index >= per_edge).any(0)
+    if bool(bad.any()):
+        col = int(bad.nonzero()[0])
+        graph = _graph_of(slices['edge_index'], col)
+        raise DatasetFormatError(
+            f"Dataset '{name}': graph {graph} has an edge "
+            f"{edge_index[:, col].tolist()} to a node that does not exist "
+            f"(it has {int(nodes[graph])} nodes)")
 
 
 # OGB ######################################################################

@@ -683,14 +683,8 @@ def draw_attention_statistics(
 
 
 def _read_checkpoint(path: str) -> Dict[str, Any]:
-    if not osp.isfile(path):
-        raise ValueError(f"Checkpoint '{path}' not found")
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # Unpickling errors have no common base.
-        raise ValueError(f"Cannot read checkpoint '{path}' "
-                         f"({type(e).__name__}); expected a file written by "
-                         f"'sap-graph train --checkpoint'") from None
+    from sap_graph.checkpoint import safe_load
+    state = safe_load(path, 'checkpoint')
     if (not isinstance(state, dict) or 'state_dict' not in state
             or 'model' not in state.get('config', {})):
         raise ValueError(f"'{path}' is not a sap-graph checkpoint (expected "

@@ -353,16 +353,31 @@ def load_checkpoint(path: str,
 
     The file is a dict with :obj:`'state_dict'` and :obj:`'config'`
     (:obj:`'config'['model']` holds the constructor arguments) and loads
-    with :obj:`torch.load(path, weights_only=True)`.
+    with :obj:`torch.load(path, weights_only=True)` only (see
+    :func:`sap_graph.checkpoint.safe_load`): a missing, truncated or
+    tampered file raises :class:`~sap_graph.checkpoint.CheckpointError`,
+    and nothing in it is ever executed.
 
     Args:
         path (str): The checkpoint file.
         map_location (str or torch.device, optional): Where to load the
             weights. (default: :obj:`'cpu'`)
     """
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    model_config = state['config']['model']
-    model = GraphClassifier.from_config(model_config)
-    model.load_state_dict(state['state_dict'])
+    from sap_graph.checkpoint import CheckpointError, safe_load
+    state = safe_load(path, 'checkpoint', map_location)
+    if (not isinstance(state, dict) or not isinstance(
+            state.get('state_dict'), dict) or not isinstance(
+                state.get('config'), dict) or 'model' not in state['config']):
+        raise CheckpointError(f"'{path}' is not a sap-graph checkpoint "
+                              f"(expected a dict with 'state_dict' and "
+                              f"'config')")
+    try:
+        model = GraphClassifier.from_config(state['config']['model'])
+        model.load_state_dict(state['state_dict'])
+    except (TypeError, RuntimeError, KeyError) as e:
+        text = ' '.join(str(e).split())[:200]
+        raise CheckpointError(f"checkpoint '{path}' does not match its "
+                              f"model config ({type(e).__name__}: {text})"
+                              ) from None
     model.eval()
     return model

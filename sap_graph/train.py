@@ -20,7 +20,16 @@ import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import numpy as np
 import torch
@@ -29,12 +38,20 @@ import torch_geometric
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import Tensor
 from torch.nn import Module
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 import sap_graph
-from sap_graph.data import GraphTask, load_dataset
+from sap_graph import distributed
+from sap_graph.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    get_rng_state,
+    safe_load,
+    set_rng_state,
+)
+from sap_graph.data import GraphTask, check_task, load_dataset
 from sap_graph.models import GraphClassifier
 from sap_graph.readouts import readout_params
 from sap_graph.regularizers import aux_loss
@@ -73,6 +90,8 @@ class TrainConfig:
     verbose: bool = True
     out: Optional[str] = None
     checkpoint: Optional[str] = None
+    state: Optional[str] = None
+    resume: bool = False
 
 
 #: Defaults per dataset kind, applied to the :obj:`None` fields.
@@ -110,7 +129,11 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str = 'auto') -> torch.device:
-    r"""Maps :obj:`'auto'` to CUDA when available, else CPU."""
+    r"""Maps :obj:`'auto'` to CUDA when available, else CPU (under
+    :obj:`torchrun`, the device of this rank)."""
+    ctx = distributed.context()
+    if ctx is not None:
+        return ctx.device
     if device == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     dev = torch.device(device)
@@ -193,24 +216,84 @@ def compute_loss(out: Tensor, y: Tensor, task_type: str,
                                               reduction=reduction)
 
 
-def train_epoch(model: Module, loader: DataLoader,
+def _loss_sum(out: Tensor, y: Tensor, task_type: str) -> Tuple[Tensor, int]:
+    if task_type == 'multiclass':
+        return compute_loss(out, y, task_type, 'sum'), out.size(0)
+    labelled = int((y.view(out.shape) == y.view(out.shape)).sum())
+    return compute_loss(out, y, task_type, 'sum'), labelled
+
+
+def train_epoch(model: Module, loader: Any,
                 optimizer: torch.optim.Optimizer, device: torch.device,
                 task_type: str = 'multiclass') -> float:
     r"""Trains one epoch and returns the mean task loss per graph
     (auxiliary losses of the model, see :func:`sap_graph.aux_loss`, are
-    optimised too but not included)."""
+    optimised too but not included).
+
+    Under :obj:`torchrun` (see :mod:`sap_graph.distributed`), the loader
+    yields this rank's share of each global batch, and the loss is scaled
+    so that DDP's averaged gradient is the gradient of the global batch's
+    mean loss; the returned loss is that of the global batches.
+    """
     model.train()
+    ctx = distributed.context()
     total, count = 0.0, 0
     for batch in loader:
         batch = batch.to(device)
         optimizer.zero_grad()
-        loss = compute_loss(_forward(model, batch), batch.y, task_type)
+        out = _forward(model, batch)
+        if ctx is None:
+            loss = compute_loss(out, batch.y, task_type)
+            num_graphs, report = batch.num_graphs, float(loss.detach())
+        else:
+            local, terms = _loss_sum(out, batch.y, task_type)
+            loss_sum, terms, num_graphs = distributed.all_sum(
+                float(local.detach()), terms, batch.num_graphs)
+            loss = local * (ctx.world_size / max(terms, 1.0))
+            report = loss_sum / max(terms, 1.0)
         extra = aux_loss(model)  # e.g. SAP's head-diversity penalty
         (loss if extra is None else loss + extra).backward()
         optimizer.step()
-        total += float(loss.detach()) * batch.num_graphs
-        count += batch.num_graphs
+        total += report * num_graphs
+        count += int(num_graphs)
     return total / max(count, 1)
+
+
+class ShardedLoader:
+    r"""Yields this rank's share :obj:`batch[rank::world_size]` of the
+    global batches that a single-process :class:`DataLoader` with the same
+    :obj:`batch_size`, shuffle and :obj:`generator` draws.
+
+    Args:
+        data (list of Data): The graphs.
+        batch_size (int): The global batch size.
+        generator (torch.Generator): The shuffle generator (same seed on
+            every rank).
+    """
+
+    def __init__(self, data: List[Data], batch_size: int,
+                 generator: torch.Generator) -> None:
+        from torch.utils.data import DataLoader as IndexLoader
+        self.data = data
+        self.indices = IndexLoader(range(len(data)), batch_size=batch_size,
+                                   shuffle=True, generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[Batch]:
+        mine = distributed.shard
+        for idx in self.indices:
+            part = [self.data[int(i)] for i in mine(idx.tolist())]
+            yield (Batch.from_data_list(part) if part else
+                   distributed.empty_batch(self.data[0]))
+
+
+def _eval_loader(data: Sequence[Data], batch_size: int) -> DataLoader:
+    # Under torchrun each rank predicts a strided share (gathered again in
+    # `predict`).
+    return DataLoader(distributed.shard(list(data)),
+                      batch_size=max(batch_size, 128))
 
 
 @torch.no_grad()
@@ -223,9 +306,10 @@ def predict(model: Module, loader: DataLoader,
         batch = batch.to(device)
         outs.append(_forward(model, batch).cpu())
         ys.append(batch.y.cpu())
-    if not outs:
-        return torch.empty(0), torch.empty(0)
-    return torch.cat(ys), torch.cat(outs)
+    y, out = ((torch.cat(ys), torch.cat(outs)) if outs else
+              (torch.empty(0), torch.empty(0)))
+    # Under torchrun: all shares of `_eval_loader`, in the original order.
+    return distributed.gather_shards(y), distributed.gather_shards(out)
 
 
 def evaluate(model: Module, loader: DataLoader, device: torch.device,
@@ -256,6 +340,10 @@ class FitResult:
     history: List[Dict[str, float]]
 
 
+def _clone_state(module: Any) -> Dict[str, Any]:
+    return copy.deepcopy(module.state_dict())
+
+
 def fit(
     model: Module,
     train_data: Sequence[Data],
@@ -268,6 +356,8 @@ def fit(
     evaluator: Optional[Any] = None,
     seed: int = 0,
     desc: str = 'Epochs',
+    resume: Optional[Dict[str, Any]] = None,
+    on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
 ) -> FitResult:
     r"""Trains :obj:`model` and selects the epoch with the best validation
     :obj:`metric` (ties: lower validation loss). Never sees test data.
@@ -284,12 +374,29 @@ def fit(
         evaluator (ogb.graphproppred.Evaluator, optional): For OGB metrics.
         seed (int, optional): Seeds the shuffling. (default: :obj:`0`)
         desc (str, optional): Progress bar label.
+        resume (dict, optional): A snapshot passed to :obj:`on_epoch` by an
+            earlier, interrupted call with the same arguments; training
+            continues after its epoch exactly as if it had not stopped.
+            (default: :obj:`None`)
+        on_epoch (callable, optional): Called after every epoch with a
+            snapshot (epoch, model, optimizer and scheduler states, the
+            best epoch so far and its weights, histories and random number
+            generator states; tensors and plain containers only).
+            (default: :obj:`None`)
     """
     generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(list(train_data), batch_size=cfg.batch_size,
-                              shuffle=True, generator=generator)
-    val_loader = DataLoader(list(val_data), batch_size=max(cfg.batch_size,
-                                                            128))
+    ctx = distributed.context()
+    net: Module = model
+    train_loader: Any
+    if ctx is None:
+        train_loader = DataLoader(list(train_data),
+                                  batch_size=cfg.batch_size, shuffle=True,
+                                  generator=generator)
+    else:
+        train_loader = ShardedLoader(list(train_data), cfg.batch_size,
+                                     generator)
+        distributed.convert_batchnorm(model, device)
+    val_loader = _eval_loader(val_data, cfg.batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr,
                                  weight_decay=cfg.weight_decay)
     scheduler = None
@@ -302,11 +409,31 @@ def fit(
     best: Optional[FitResult] = None
     times: List[float] = []
     history: List[Dict[str, float]] = []
-    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, leave=False,
-               disable=not cfg.progress, dynamic_ncols=True)
+    first = 1
+    if resume is not None:
+        model.load_state_dict(resume['model'])
+        optimizer.load_state_dict(resume['optimizer'])
+        if scheduler is not None:
+            scheduler.load_state_dict(resume['scheduler'])
+        times, history = list(resume['times']), list(resume['history'])
+        best_key = tuple(resume['best']['key'])  # type: ignore[assignment]
+        best = FitResult(
+            state_dict=resume['best']['state_dict'],
+            best_epoch=resume['best']['epoch'],
+            val=dict(resume['best']['val']), epoch_times=times,
+            history=history)
+        set_rng_state(resume['rng'], {'shuffle': generator})
+        first = resume['epoch'] + 1
+    if ctx is not None:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(
+            model, device_ids=[device] if device.type == 'cuda' else None)
+    bar = tqdm(range(first, cfg.epochs + 1), desc=desc, leave=False,
+               disable=not cfg.progress or not distributed.is_main(),
+               dynamic_ncols=True, initial=first - 1, total=cfg.epochs)
     for epoch in bar:
         start = time.perf_counter()
-        loss = train_epoch(model, train_loader, optimizer, device, task_type)
+        loss = train_epoch(net, train_loader, optimizer, device, task_type)
         val = evaluate(model, val_loader, device, task_type, evaluator,
                        metric)
         if device.type == 'cuda':
@@ -324,12 +451,167 @@ def fit(
                             for k, v in model.state_dict().items()},
                 best_epoch=epoch, val=dict(val), epoch_times=times,
                 history=history)
+        assert best is not None
         bar.set_postfix(loss=f'{loss:.4f}', val=f'{val[metric]:.4f}',
                         best=f'{best.val[metric]:.4f}')
+        if on_epoch is not None:
+            on_epoch({
+                'epoch': epoch,
+                'model': _clone_state(model),
+                'optimizer': _clone_state(optimizer),
+                'scheduler': (None if scheduler is None else
+                              _clone_state(scheduler)),
+                'best': {'key': list(best_key), 'epoch': best.best_epoch,
+                         'val': dict(best.val),
+                         'state_dict': best.state_dict},
+                'times': list(times),
+                'history': copy.deepcopy(history),
+                'rng': get_rng_state({'shuffle': generator}),
+            })
     bar.close()
     assert best is not None, "'epochs' must be positive"
     best.epoch_times, best.history = times, history
     return best
+
+
+# Resumable state ##########################################################
+
+#: Config fields that may change between a run and its resumption.
+RESUME_FREE_FIELDS = frozenset({
+    'root', 'download', 'device', 'progress', 'verbose', 'out',
+    'checkpoint', 'state', 'resume'})
+
+
+class TrainState:
+    r"""The resumable state of a cross-validation or multi-seed run, kept
+    in :obj:`cfg.state` and rewritten atomically after every epoch: the
+    records (and the best selected weights) of the finished folds/seeds,
+    and a :func:`fit` snapshot of the interrupted one. Tensors and plain
+    containers only, loaded with :obj:`weights_only=True`.
+
+    Args:
+        cfg (TrainConfig): The resolved configuration; :obj:`cfg.state`
+            is the file (:obj:`None` keeps nothing), :obj:`cfg.resume`
+            continues it.
+        task (GraphTask): The dataset.
+        protocol (str): :obj:`'folds'` or :obj:`'seeds'`.
+        splits (list of dict, optional): The splits, stored to check that
+            a resumed run uses the same. (default: :obj:`None`)
+    """
+
+    FORMAT = 'sap_graph.train_state'
+    VERSION = 1
+
+    def __init__(self, cfg: TrainConfig, task: GraphTask, protocol: str,
+                 splits: Optional[List[Dict[str, Tensor]]] = None) -> None:
+        self.path = cfg.state
+        self.verbose = cfg.verbose
+        self.resumed = False
+        self.data: Dict[str, Any] = {
+            'format': self.FORMAT, 'version': self.VERSION,
+            'sap_graph_version': sap_graph.__version__,
+            'config': asdict(cfg), 'protocol': protocol,
+            'dataset': _fingerprint(task),
+            'splits': [{k: v.clone() for k, v in s.items()}
+                       for s in splits or []],
+            'runs': [], 'best': None, 'current': None,
+        }
+        if cfg.resume and not self.path:
+            raise ValueError('--resume needs --state PATH (the training '
+                             'state file of the interrupted run)')
+        if not self.path or not osp.exists(self.path):
+            return
+        if not cfg.resume:
+            raise ValueError(f"training state '{self.path}' exists; pass "
+                             f"--resume to continue it, or delete it to "
+                             f"start over")
+        saved = safe_load(self.path, 'training state')
+        self._check(saved)
+        self.data = saved
+        self.data['config'] = asdict(cfg)
+        self.resumed = True
+
+    def _check(self, saved: Any) -> None:
+        if (not isinstance(saved, dict)
+                or saved.get('format') != self.FORMAT):
+            raise CheckpointError(f"'{self.path}' is not a sap-graph "
+                                  f"training state file")
+        if saved.get('version') != self.VERSION:
+            raise CheckpointError(
+                f"'{self.path}' has state format version "
+                f"{saved.get('version')} (expected {self.VERSION})")
+        if saved.get('protocol') != self.data['protocol']:
+            raise ValueError(f"'{self.path}' holds a '{saved['protocol']}' "
+                             f"run (expected '{self.data['protocol']}')")
+        mine, theirs = self.data['config'], saved.get('config', {})
+        diff = [f'{k}={theirs.get(k)!r} (now {v!r})'
+                for k, v in mine.items()
+                if k not in RESUME_FREE_FIELDS and theirs.get(k) != v]
+        if diff:
+            raise ValueError(f"cannot resume '{self.path}': it was written "
+                             f"with {', '.join(diff)}")
+        if saved.get('dataset') != self.data['dataset']:
+            raise ValueError(f"cannot resume '{self.path}': it was written "
+                             f"for another dataset ({saved.get('dataset')})")
+        splits = saved.get('splits', [])
+        same = len(splits) == len(self.data['splits']) and all(
+            a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+            for a, b in zip(splits, self.data['splits'], strict=True))
+        if not same:
+            raise ValueError(f"cannot resume '{self.path}': it was written "
+                             f"with other splits")
+
+    @property
+    def runs(self) -> List[Dict[str, Any]]:
+        r"""Records of the finished folds or seeds."""
+        return self.data['runs']
+
+    @property
+    def best(self) -> Optional[Dict[str, Any]]:
+        r"""The best selected model so far (:obj:`'key'`,
+        :obj:`'state_dict'`, :obj:`'record'`)."""
+        best = self.data['best']
+        if best is not None:
+            best = dict(best, key=tuple(best['key']))
+        return best
+
+    def snapshot(self, run: int) -> Optional[Dict[str, Any]]:
+        r"""The :func:`fit` snapshot of run :obj:`run`, if interrupted."""
+        current = self.data['current']
+        if current is not None and current['run'] == run:
+            if self.verbose and distributed.is_main():
+                tqdm.write(f'Resuming run {run + 1} after epoch '
+                           f"{current['fit']['epoch']:03d}")
+            return current['fit']
+        return None
+
+    def epoch_done(self, run: int, snapshot: Dict[str, Any]) -> None:
+        r"""Stores the snapshot of run :obj:`run` after an epoch."""
+        self.data['current'] = {'run': run, 'fit': snapshot}
+        self.save()
+
+    def run_done(self, record: Dict[str, Any],
+                 best: Optional[Dict[str, Any]]) -> None:
+        r"""Stores a finished run and the best selected model so far."""
+        self.data['runs'].append(record)
+        if best is not None:
+            best = dict(best, key=list(best['key']))
+        self.data['best'] = best
+        self.data['current'] = None
+        self.save()
+
+    def save(self) -> None:
+        r"""Writes the state atomically (nothing without a path, and only
+        on rank 0 under :obj:`torchrun`)."""
+        if self.path and distributed.is_main():
+            atomic_save(self.data, self.path)
+
+
+def _fingerprint(task: GraphTask) -> Dict[str, Any]:
+    stats = task.stats()
+    return {k: stats.get(k) for k in ('name', 'num_graphs', 'num_classes',
+                                      'num_features', 'num_nodes',
+                                      'num_directed_edges', 'class_counts')}
 
 
 # Protocols ################################################################
@@ -367,7 +649,7 @@ def _subset(dataset: Any, idx: Tensor) -> List[Data]:
 
 
 def _log(cfg: TrainConfig, msg: str) -> None:
-    if cfg.verbose:
+    if cfg.verbose and distributed.is_main():
         tqdm.write(msg)
 
 
@@ -378,22 +660,27 @@ def run_fold(
     fold: int,
     device: torch.device,
     model_fn: Optional[Callable[[], Module]] = None,
+    state: Optional[TrainState] = None,
 ) -> Tuple[Dict[str, Any], Dict[str, Tensor]]:
     r"""Trains and scores one cross-validation fold: a fresh model seeded
     with :obj:`cfg.seed + fold` is trained on :obj:`split['train']`, the
     epoch is selected on :obj:`split['val']`, and only the selected weights
     see :obj:`split['test']`. Returns the fold's record and the selected
-    :obj:`state_dict`.
+    :obj:`state_dict`. With :obj:`state`, every epoch is saved and an
+    interrupted fold continues from its last epoch.
     """
     seed = cfg.seed + fold
     seed_everything(seed)
     model = (model_fn or (lambda: build_model(cfg, task)))().to(device)
     res = fit(model, _subset(task.dataset, split['train']),
               _subset(task.dataset, split['val']), cfg, device,
-              seed=seed, desc=f'Fold {fold + 1:02d}')
+              seed=seed, desc=f'Fold {fold + 1:02d}',
+              resume=None if state is None else state.snapshot(fold),
+              on_epoch=(None if state is None or not state.path else
+                        lambda snap: state.epoch_done(fold, snap)))
     model.load_state_dict(res.state_dict)
-    test_loader = DataLoader(_subset(task.dataset, split['test']),
-                             batch_size=max(cfg.batch_size, 128))
+    test_loader = _eval_loader(_subset(task.dataset, split['test']),
+                               cfg.batch_size)
     test = evaluate(model, test_loader, device)
     record = {
         'fold': fold, 'seed': seed,
@@ -421,6 +708,11 @@ def cross_validate(
     selected on the validation split, and only the selected model is
     scored on the test fold.
 
+    With :obj:`cfg.state`, the finished folds and the running fold (after
+    every epoch) are kept in that file, and :obj:`cfg.resume` continues an
+    interrupted run to the result an uninterrupted run gives (see
+    :class:`TrainState`).
+
     Args:
         task (GraphTask): The dataset.
         cfg (TrainConfig): A resolved configuration.
@@ -433,24 +725,30 @@ def cross_validate(
     if splits is None:
         splits = stratified_splits(task.labels, cfg.folds, cfg.val_ratio,
                                    cfg.seed)
-    records: List[Dict[str, Any]] = []
-    best_state: Optional[Dict[str, Any]] = None
-    bar = tqdm(splits, desc='Folds', disable=not cfg.progress,
-               dynamic_ncols=True)
+    state = TrainState(cfg, task, 'folds', splits)
+    records: List[Dict[str, Any]] = list(state.runs)
+    best_state = state.best
+    bar = tqdm(splits, desc='Folds', dynamic_ncols=True,
+               disable=not cfg.progress or not distributed.is_main())
     for fold, split in enumerate(bar):
+        if fold < len(records):  # Finished before an interruption.
+            continue
         record, state_dict = run_fold(task, cfg, split, fold, device,
-                                      model_fn)
+                                      model_fn, state)
         records.append(record)
         key = (record['val_acc'], -record['val_loss'])
         if best_state is None or key > best_state['key']:
             best_state = {'key': key, 'state_dict': state_dict,
                           'record': record}
+        state.run_done(record, best_state)
         _log(cfg, f"Fold: {fold + 1:02d}, "
                   f"Best epoch: {record['best_epoch']:03d}, "
                   f"Val: {record['val_acc']:.4f}, "
                   f"Test: {record['test_acc']:.4f}")
-    return _summarise(records, 'acc', best_state, task, cfg, device,
-                      key='folds')
+    result = _summarise(records, 'acc', best_state, task, cfg, device,
+                        key='folds')
+    result['resumed'] = state.resumed
+    return result
 
 
 def holdout(
@@ -477,25 +775,33 @@ def holdout(
     assert split is not None
     train = _subset(task.dataset, split['train'])
     val = _subset(task.dataset, split['valid'])
-    test_loader = DataLoader(_subset(task.dataset, split['test']),
-                             batch_size=max(cfg.batch_size, 128))
+    test_data = _subset(task.dataset, split['test'])
+    test_loader = _eval_loader(test_data, cfg.batch_size)
     metric = task.metric
     sign = 1.0 if task.higher_is_better else -1.0
-    records: List[Dict[str, Any]] = []
-    best_state: Optional[Dict[str, Any]] = None
-    for seed in tqdm(cfg.seeds, desc='Seeds', disable=not cfg.progress,
-                     dynamic_ncols=True):
+    state = TrainState(cfg, task, 'seeds',
+                       [{k: v.view(-1) for k, v in split.items()}])
+    records: List[Dict[str, Any]] = list(state.runs)
+    best_state = state.best
+    for run_idx, seed in enumerate(tqdm(
+            cfg.seeds, desc='Seeds', dynamic_ncols=True,
+            disable=not cfg.progress or not distributed.is_main())):
+        if run_idx < len(records):  # Finished before an interruption.
+            continue
         seed_everything(seed)
         model = (model_fn or (lambda: build_model(cfg, task)))().to(device)
         res = fit(model, train, val, cfg, device, task.task_type, metric,
                   task.higher_is_better, evaluator, seed=seed,
-                  desc=f'Seed {seed}')
+                  desc=f'Seed {seed}', resume=state.snapshot(run_idx),
+                  on_epoch=(None if not state.path else
+                            lambda snap, i=run_idx: state.epoch_done(i,
+                                                                     snap)))
         model.load_state_dict(res.state_dict)
         test = evaluate(model, test_loader, device, task.task_type,
                         evaluator, metric)
         records.append({
             'seed': seed, 'train_size': len(train), 'val_size': len(val),
-            'test_size': len(test_loader.dataset),
+            'test_size': len(test_data),
             'best_epoch': res.best_epoch,
             f'val_{metric}': res.val[metric], 'val_loss': res.val['loss'],
             f'test_{metric}': test[metric], 'test_loss': test['loss'],
@@ -507,10 +813,13 @@ def holdout(
         if best_state is None or key > best_state['key']:
             best_state = {'key': key, 'state_dict': res.state_dict,
                           'record': records[-1]}
+        state.run_done(records[-1], best_state)
         _log(cfg, f"Seed: {seed}, Best epoch: {res.best_epoch:03d}, "
                   f"Val: {res.val[metric]:.4f}, Test: {test[metric]:.4f}")
-    return _summarise(records, metric, best_state, task, cfg, device,
-                      key='seeds')
+    result = _summarise(records, metric, best_state, task, cfg, device,
+                        key='seeds')
+    result['resumed'] = state.resumed
+    return result
 
 
 def _summarise(records: List[Dict[str, Any]], metric: str,
@@ -597,28 +906,22 @@ def save_checkpoint(path: str, model: GraphClassifier,
     if model.config is None:
         raise ValueError('Cannot checkpoint a model built from a readout '
                          'instance (its config is not plain data)')
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     state = {
         'state_dict': {k: v.cpu() for k, v in state_dict.items()},
         'config': {'model': copy.deepcopy(model.config), **extra},
         'sap_graph_version': sap_graph.__version__,
     }
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pt', dir=folder)
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_save(state, path)
 
 
 def run(cfg: TrainConfig,
         task: Optional[GraphTask] = None) -> Dict[str, Any]:
-    r"""Loads the dataset, runs its protocol, and writes the JSON result
-    (:obj:`cfg.out`) and the selected model (:obj:`cfg.checkpoint`).
+    r"""Loads and checks the dataset (:func:`~sap_graph.data.check_task`),
+    runs its protocol, and writes the JSON result (:obj:`cfg.out`), the
+    selected model (:obj:`cfg.checkpoint`) and, after every epoch, the
+    resumable state (:obj:`cfg.state`, see :class:`TrainState`). Under
+    :obj:`torchrun` it trains data-parallel (see
+    :mod:`sap_graph.distributed`) and only rank 0 writes files.
 
     Args:
         cfg (TrainConfig): The configuration; :obj:`None` fields get the
@@ -629,12 +932,25 @@ def run(cfg: TrainConfig,
     Returns:
         The result dict written to :obj:`cfg.out`.
     """
+    ctx = distributed.init(cfg.device)  # Under torchrun.
     resolve_device(cfg.device)  # Fail early on a bad device.
+    if cfg.resume and not cfg.state:
+        raise ValueError('--resume needs --state PATH (the training state '
+                         'file of the interrupted run)')
+    if cfg.state and not cfg.resume and osp.exists(cfg.state):
+        raise ValueError(f"training state '{cfg.state}' exists; pass "
+                         f"--resume to continue it, or delete it to start "
+                         f"over")
     if task is None:
         task = load_dataset(cfg.dataset, root=cfg.root,
                             node_features=cfg.node_features,
                             download=cfg.download, seed=cfg.seed)
+    check_task(task)
     cfg = resolve_config(cfg, 'ogb' if task.kind == 'ogb' else task.kind)
+    if ctx is not None and cfg.batch_size % ctx.world_size:
+        raise ValueError(f'--batch_size {cfg.batch_size} must be a multiple '
+                         f'of the {ctx.world_size} processes (each takes '
+                         f'batch_size / processes graphs)')
     build_model(cfg, task)  # Fail early on bad model options.
     start = time.perf_counter()
     if task.kind == 'ogb':
@@ -642,7 +958,14 @@ def run(cfg: TrainConfig,
     else:
         result = cross_validate(task, cfg)
     result['total_time'] = time.perf_counter() - start
+    if ctx is not None:
+        result['distributed'] = {'world_size': ctx.world_size,
+                                 'backend': ctx.backend,
+                                 'per_rank_batch_size':
+                                 cfg.batch_size // ctx.world_size}
     best = result.pop('_best_state', None)
+    if not distributed.is_main():  # Rank 0 writes the files.
+        return result
     if cfg.checkpoint and best is not None:
         model = build_model(cfg, task)
         save_checkpoint(cfg.checkpoint, model, best['state_dict'], {

@@ -96,3 +96,41 @@ def test_ogbg_molhiv():
     assert 0.0 < run['test_rocauc'] < 1.0 and 0.0 < run['val_rocauc'] < 1.0
     assert result['metric'] == 'rocauc'
     print(f'molhiv load {load_time:.1f}s')
+
+
+def test_ogb_holdout_resumes_exactly(tmp_path, monkeypatch):
+    """The OGB protocol (seeds, Evaluator) resumes like cross-validation:
+    killed in seed 1, it ends with the uninterrupted result."""
+    data_root('ogb', 'ogbg_molhiv')
+    if os.environ.get('SAP_GRAPH_REQUIRE_DATA') != '1':
+        pytest.importorskip('ogb')
+    from sap_graph.train import TrainState
+    task = load_ogbg('ogbg-molhiv')
+    split = {k: v[:64] for k, v in task.split_idx.items()}
+
+    def config(**kwargs):
+        return resolve_config(TrainConfig(
+            dataset='ogbg-molhiv', hidden_channels=16, num_layers=2,
+            epochs=3, seeds=[0, 1], lr_step=1, progress=False,
+            verbose=False, **kwargs), 'ogb')
+
+    ref = holdout(task, config(), split_idx=split)
+    state = str(tmp_path / 'state.pt')
+    original, count = TrainState.save, {'n': 0}
+
+    def save(self):  # Dies after epoch 1 of seed 1 (3 epochs + 1 per seed).
+        original(self)
+        count['n'] += 1
+        if count['n'] == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainState, 'save', save)
+    with pytest.raises(KeyboardInterrupt):
+        holdout(task, config(state=state), split_idx=split)
+    monkeypatch.undo()
+    res = holdout(task, config(state=state, resume=True), split_idx=split)
+    for a, b in zip(ref['seeds'], res['seeds'], strict=True):
+        assert ({k: v for k, v in a.items() if 'time' not in k}
+                == {k: v for k, v in b.items() if 'time' not in k})
+    for key, value in ref['_best_state']['state_dict'].items():
+        assert torch.equal(value, res['_best_state']['state_dict'][key])

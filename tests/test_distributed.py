@@ -1,0 +1,149 @@
+"""Distributed data parallel training (gloo on CPU) reproduces the
+single-process run."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch_geometric.loader import DataLoader
+
+import sap_graph.train as train_mod
+from sap_graph import distributed
+from sap_graph.cli import main
+from sap_graph.data import load_synthetic
+from sap_graph.distributed import DistContext, DistributedBatchNorm1d
+from sap_graph.train import ShardedLoader, TrainConfig, resolve_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture()
+def single_rank_group(tmp_path):
+    """A real gloo process group of one rank (no ports: a file store)."""
+    dist.init_process_group('gloo', init_method=f"file://{tmp_path / 'pg'}",
+                            rank=0, world_size=1)
+    distributed._CTX = DistContext(0, 1, 0, 'gloo', torch.device('cpu'))
+    yield
+    distributed._CTX = None
+    dist.destroy_process_group()
+
+
+def test_shards_make_up_the_single_process_batches(monkeypatch):
+    data = [d.clone() for d in load_synthetic(num_graphs=45).dataset]
+    for i, d in enumerate(data):
+        d.gid = torch.tensor([i])
+    single = [b.gid.tolist() for b in DataLoader(
+        data, batch_size=8, shuffle=True,
+        generator=torch.Generator().manual_seed(3))]
+    shards = []
+    for rank in range(3):  # 45 = 5 * 8 + 5: the last batch is uneven.
+        monkeypatch.setattr(distributed, '_CTX',
+                            DistContext(rank, 3, rank, 'gloo',
+                                        torch.device('cpu')))
+        loader = ShardedLoader(data, 8, torch.Generator().manual_seed(3))
+        shards.append([b.gid.tolist() for b in loader])
+    assert all(len(s) == len(single) for s in shards)
+    for step, batch in enumerate(single):
+        for rank in range(3):
+            assert shards[rank][step] == batch[rank::3]
+
+
+def test_distributed_batchnorm_matches_batchnorm(single_rank_group,
+                                                 monkeypatch):
+    monkeypatch.setattr(dist, 'get_world_size', lambda *args, **kwargs: 2)
+    torch.manual_seed(0)
+    ref, sync = torch.nn.BatchNorm1d(5), DistributedBatchNorm1d(5)
+    x = (torch.randn(40, 5) * 3 + 1).requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    upstream = torch.randn(40, 5)
+    (ref(x) * upstream).sum().backward()
+    (sync(x2) * upstream).sum().backward()
+    torch.testing.assert_close(x2.grad, x.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(sync.running_mean, ref.running_mean)
+    torch.testing.assert_close(sync.running_var, ref.running_var)
+    for name in ('weight', 'bias'):
+        torch.testing.assert_close(getattr(sync, name).grad,
+                                   getattr(ref, name).grad, rtol=1e-5,
+                                   atol=1e-5)
+
+
+def test_one_rank_reproduces_the_single_process_run(single_rank_group):
+    """DDP, the sharded loader, the loss scaling and the gathered
+    evaluation are exact with one rank."""
+    task = load_synthetic(num_graphs=120, min_pairs=3, max_pairs=6)
+    cfg = resolve_config(TrainConfig(
+        heads=2, hidden_channels=8, num_layers=2, epochs=2, folds=2,
+        batch_size=16, progress=False, verbose=False), 'synthetic')
+    ctx, distributed._CTX = distributed._CTX, None
+    ref = train_mod.cross_validate(task, cfg)
+    distributed._CTX = ctx
+    res = train_mod.cross_validate(task, cfg)
+    for a, b in zip(ref['folds'], res['folds'], strict=True):
+        for key in ('best_epoch', 'val_acc', 'val_loss', 'test_acc',
+                    'test_loss'):
+            assert a[key] == b[key], key
+        assert a['final_train_loss'] == pytest.approx(b['final_train_loss'],
+                                                      rel=1e-6)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_processes_match_one(tmp_path, capsys):
+    """Two gloo processes with half the batch each against one process.
+
+    Tolerance: the training losses agree to 1e-4 (relative); validation
+    and test metrics to 0.05, because the Linear biases just before the
+    BatchNorm layers get a gradient that is zero up to rounding, which
+    Adam rescales, so their (harmless in training) drift, and the running
+    means that follow it, depend on floating-point noise.
+    """
+    flags = ['train', '--dataset', 'synthetic', '--epochs', '2', '--folds',
+             '2', '--hidden_channels', '8', '--heads', '2', '--batch_size',
+             '32', '--dropout', '0', '--device', 'cpu', '--no-progress']
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    out, ckpt = tmp_path / 'ddp.json', tmp_path / 'ddp.pt'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+         '--master_addr=127.0.0.1', f'--master_port={free_port()}',
+         '-m', 'sap_graph', *flags, '--out', str(out), '--checkpoint',
+         str(ckpt)], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count('synthetic readout=sap') == 1  # Rank 0 only.
+    assert proc.stdout.count('Fold: 01') == 1
+    assert not list(tmp_path.glob('.tmp-*'))
+
+    ref_out = tmp_path / 'single.json'
+    assert main(flags + ['--quiet', '--out', str(ref_out)]) == 0
+    capsys.readouterr()
+    ddp, ref = json.loads(out.read_text()), json.loads(ref_out.read_text())
+    assert ddp['distributed'] == {'world_size': 2, 'backend': 'gloo',
+                                  'per_rank_batch_size': 16}
+    assert 'distributed' not in ref
+    for a, b in zip(ref['folds'], ddp['folds'], strict=True):
+        assert a['train_size'] == b['train_size']
+        assert a['test_size'] == b['test_size']
+        assert b['final_train_loss'] == pytest.approx(a['final_train_loss'],
+                                                      rel=1e-4)
+        for key in ('val_acc', 'test_acc', 'val_loss', 'test_loss'):
+            assert b[key] == pytest.approx(a[key], abs=0.05), key
+    assert ddp['test_mean'] == pytest.approx(ref['test_mean'], abs=0.05)
+    state = torch.load(ckpt, weights_only=True)['state_dict']
+    assert 'norms.0.running_mean' in state  # Plain BatchNorm keys.
+
+
+def test_batch_size_must_split_evenly(monkeypatch):
+    monkeypatch.setattr(distributed, 'init', lambda device: DistContext(
+        0, 3, 0, 'gloo', torch.device('cpu')))
+    with pytest.raises(ValueError, match='multiple of the 3 processes'):
+        train_mod.run(TrainConfig(batch_size=32, epochs=1, folds=2,
+                                  progress=False),
+                      task=load_synthetic(num_graphs=20))
