@@ -12,6 +12,13 @@ import torch
 from torch import Tensor
 
 
+def _nonempty(index: Tensor, dim_size: int, like: Tensor) -> Tensor:
+    """:obj:`[B]` mask (as :obj:`like`'s dtype) of graphs with nodes."""
+    count = torch.zeros(dim_size, device=index.device).index_add_(
+        0, index, torch.ones_like(index, dtype=torch.float))
+    return (count > 0).to(like.dtype)
+
+
 def diversity_penalty(alpha: Tensor, index: Tensor,
                       dim_size: Optional[int] = None) -> Tensor:
     r"""Head-diversity penalty of `"A Structured Self-attentive Sentence
@@ -41,9 +48,7 @@ def diversity_penalty(alpha: Tensor, index: Tensor,
     heads = alpha.size(1)
     outer = alpha.unsqueeze(2) * alpha.unsqueeze(1)  # [N, H, H]
     gram = alpha.new_zeros(dim_size, heads, heads).index_add(0, index, outer)
-    count = torch.zeros(dim_size, device=alpha.device).index_add_(
-        0, index, torch.ones_like(index, dtype=torch.float))
-    nonempty = (count > 0).to(alpha.dtype)
+    nonempty = _nonempty(index, dim_size, alpha)
     eye = torch.eye(heads, device=alpha.device, dtype=alpha.dtype)
     diff = gram - eye * nonempty.view(-1, 1, 1)
     per_graph = diff.pow(2).sum(dim=(1, 2))
@@ -67,9 +72,7 @@ def attention_entropy(alpha: Tensor, index: Tensor,
         dim_size = int(index.max()) + 1 if index.numel() > 0 else 0
     plogp = torch.special.xlogy(alpha, alpha)
     ent = -alpha.new_zeros(dim_size, alpha.size(1)).index_add(0, index, plogp)
-    count = torch.zeros(dim_size, device=alpha.device).index_add_(
-        0, index, torch.ones_like(index, dtype=torch.float))
-    nonempty = (count > 0).to(alpha.dtype).unsqueeze(1)
+    nonempty = _nonempty(index, dim_size, alpha).unsqueeze(1)
     return (ent * nonempty).sum() / (nonempty.sum() * alpha.size(1)).clamp_min(
         1.0)
 
