@@ -38,6 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from sap_graph import _native
+
 # We only build CSR tensors with valid, sorted indices ourselves.
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support')
 
@@ -82,6 +84,8 @@ class Segments:
             self.count = torch.bincount(index, minlength=dim_size)
             self.ptr = index.new_zeros(dim_size + 1)
             torch.cumsum(self.count, 0, out=self.ptr[1:])
+            # A sorted index (as PyG's loaders produce) takes the CSR paths.
+            self.sorted = bool((index[1:] >= index[:-1]).all())
 
     def softmax(self, score: Tensor) -> Tensor:
         """Softmax of :obj:`score` :obj:`[N, H]` within every graph,
@@ -250,6 +254,48 @@ class SAPPoolFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_gate, None, None
 
 
+class SAPNativeFunction(torch.autograd.Function):
+    r"""The no-dropout, no-gate case of :class:`SAPPoolFunction` on a
+    sorted CPU batch, with the fused kernels of :mod:`sap_graph._native`:
+    one read of :math:`\mathbf{X}` forward, one read and one write of its
+    gradient backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, score_weight: Tensor,  # type: ignore
+                seg: Segments) -> Tuple[Tensor, Tensor, Tensor]:
+        kernels = _native.native()
+        assert kernels is not None
+        pooled, alpha, weight_sum = kernels.forward(x, score_weight, seg.ptr)
+        ctx.kernels = kernels
+        ctx.ptr = seg.ptr
+        ctx.save_for_backward(x, score_weight, alpha)
+        return pooled, alpha, weight_sum
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_pooled: Optional[Tensor],  # type: ignore
+                 grad_alpha: Optional[Tensor],
+                 grad_weight_sum: Optional[Tensor]):
+        x, score_weight, alpha = ctx.saved_tensors
+        grad_x, grad_w = ctx.kernels.backward(
+            x, score_weight, ctx.ptr, alpha, grad_pooled, grad_alpha,
+            grad_weight_sum, ctx.needs_input_grad[0],
+            ctx.needs_input_grad[1])
+        return grad_x, grad_w, None
+
+
+def _use_native(x: Tensor, score_weight: Tensor, seg: Segments,
+                dropout: float, gate: Optional[Tensor]) -> bool:
+    # The kernels give each graph to one thread: a batch of a few huge
+    # graphs keeps the (multi-threaded) pure-PyTorch path.
+    return (seg.sorted and dropout == 0.0 and gate is None
+            and (seg.num_nodes < 2**16
+                 or seg.dim_size >= 4 * torch.get_num_threads())
+            and x.device.type == 'cpu' and x.dtype in _KERNEL_DTYPES
+            and score_weight.dtype == x.dtype
+            and _native.native() is not None)
+
+
 def sap_pool(x: Tensor, score_weight: Tensor, seg: Segments,
              dropout: float = 0.0, gate: Optional[Tensor] = None
              ) -> Tuple[Tensor, Tensor, Tensor]:
@@ -258,14 +304,16 @@ def sap_pool(x: Tensor, score_weight: Tensor, seg: Segments,
     :obj:`[H, F]` (scores are ``x @ score_weight.t()``) and an optional
     value gate :obj:`gate` :obj:`[N, H]` (see :class:`SAPPoolFunction`)."""
     dtype = x.dtype
+    if _use_native(x, score_weight, seg, dropout, gate):
+        return SAPNativeFunction.apply(x, score_weight, seg)
     if dtype in _KERNEL_DTYPES and score_weight.dtype == dtype and (
             gate is None or gate.dtype == dtype):
         return SAPPoolFunction.apply(x, score_weight, gate, seg, dropout)
     work = torch.promote_types(torch.promote_types(dtype, score_weight.dtype),
                                torch.float32)
-    pooled, alpha, weight_sum = SAPPoolFunction.apply(
-        x.to(work), score_weight.to(work),
-        None if gate is None else gate.to(work), seg, dropout)
+    pooled, alpha, weight_sum = sap_pool(
+        x.to(work), score_weight.to(work), seg, dropout,
+        None if gate is None else gate.to(work))
     return pooled.to(dtype), alpha.to(dtype), weight_sum.to(dtype)
 
 

@@ -4,8 +4,10 @@ Written directly from the formulas (keys, values, query, softmax over the
 nodes of one graph) with dense per-graph tensors and a Python loop over
 graphs and heads; it shares no code with :mod:`sap_graph`.
 """
+import contextlib
 import math
-from typing import Optional, Tuple
+import os
+from typing import Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -55,3 +57,21 @@ def sap_reference(aggr, x: Tensor, index: Tensor, num_graphs: int,
             z = z + xb.mean(0)
         outs.append(z)
     return torch.stack(outs), alpha
+
+
+@contextlib.contextmanager
+def backend(name: str) -> Iterator[None]:
+    """Selects the implementation of the SAP core inside the block:
+    ``'native'`` (fused C++ kernels when they can be built) or ``'torch'``
+    (pure PyTorch). Used by the property tests, whose hypothesis examples
+    cannot take pytest's function-scoped fixtures."""
+    old = os.environ.get('SAP_GRAPH_NATIVE')
+    if name == 'torch':
+        os.environ['SAP_GRAPH_NATIVE'] = '0'
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop('SAP_GRAPH_NATIVE', None)
+        else:
+            os.environ['SAP_GRAPH_NATIVE'] = old

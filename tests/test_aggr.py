@@ -10,6 +10,9 @@ from torch_geometric.utils import scatter
 from sap_graph import SAPAggregation
 from tests.reference import sap_reference
 
+# Every test runs on the fused C++ kernels and on the pure-PyTorch path.
+pytestmark = pytest.mark.usefixtures('sap_backend')
+
 
 def make_batch(sizes, channels=8, seed=0):
     """Sorted batch with the given graph sizes (zeros give empty graphs)."""

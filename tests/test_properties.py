@@ -2,14 +2,16 @@
 graph sizes (including empty and one-node graphs), unsorted batches,
 dtypes, huge and tiny magnitudes and duplicate graphs. Outputs are finite,
 invariant to node and graph order, and equal to the independent float64
-reference :func:`tests.reference.sap_reference`, graph by graph."""
+reference :func:`tests.reference.sap_reference`, graph by graph. Every
+example runs on the fused C++ kernels or on the pure-PyTorch path (drawn),
+with the batch sorted (the kernels' domain) or shuffled."""
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sap_graph import SAPAggregation
-from tests.reference import sap_reference
+from tests.reference import backend, sap_reference
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)
 
@@ -52,7 +54,9 @@ def batches(draw):
         dtype=dtype, sizes=sizes, duplicate=duplicate, options=options,
         magnitude=draw(st.sampled_from(MAGNITUDES[dtype])),
         seed=draw(st.integers(0, 2**31 - 1)),
-        extra_graphs=draw(st.integers(0, 2)))
+        extra_graphs=draw(st.integers(0, 2)),
+        shuffle=draw(st.booleans()),
+        backend=draw(st.sampled_from(['native', 'torch'])))
 
 
 def build(case):
@@ -67,8 +71,9 @@ def build(case):
         x[num_nodes - last:] = x[:first]
     x = x * case['magnitude']
     index = torch.arange(sizes.numel()).repeat_interleave(sizes)
-    # Shuffle the nodes: an unsorted batch vector.
-    perm = torch.randperm(num_nodes, generator=gen)
+    # Shuffle the nodes (an unsorted batch vector) or keep them sorted.
+    perm = (torch.randperm(num_nodes, generator=gen) if case['shuffle'] else
+            torch.arange(num_nodes))
     dtype = case['dtype']
     aggr = aggr.to(dtype)
     return aggr, x[perm].to(dtype), index[perm], len(case['sizes']) + case[
@@ -83,7 +88,7 @@ def scale(out_ref):
 @given(batches())
 def test_matches_reference_and_is_finite(case):
     aggr, x, index, num_graphs = build(case)
-    with torch.no_grad():
+    with torch.no_grad(), backend(case['backend']):
         out = aggr(x, index, dim_size=num_graphs)
     assert out.dtype == case['dtype']
     assert out.shape == (num_graphs, aggr.output_channels)
@@ -106,7 +111,7 @@ def test_node_and_graph_order_do_not_matter(case, seed):
     gen = torch.Generator().manual_seed(seed)
     node_perm = torch.randperm(x.size(0), generator=gen)
     graph_perm = torch.randperm(num_graphs, generator=gen)
-    with torch.no_grad():
+    with torch.no_grad(), backend(case['backend']):
         out = aggr(x, index, dim_size=num_graphs)
         # Node i of graph g becomes a node of graph graph_perm[g].
         moved = aggr(x[node_perm], graph_perm[index[node_perm]],
@@ -131,7 +136,7 @@ def test_sorted_paths_agree(case):
     x, index = x[order], index[order]
     counts = torch.bincount(index, minlength=num_graphs)
     ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-    with torch.no_grad():
+    with torch.no_grad(), backend(case['backend']):
         a = aggr(x, index, dim_size=num_graphs)
         b = aggr(x, ptr=ptr, dim_size=num_graphs)
         c = aggr(x, index, ptr=ptr, dim_size=num_graphs)
@@ -142,14 +147,17 @@ def test_sorted_paths_agree(case):
                                    atol=rtol * scale(a.double()))
 
 
+@pytest.mark.parametrize('index', [[1, 0, 1, 1, 3, 0, 1],
+                                   [0, 0, 1, 1, 1, 1, 3]])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
-def test_gradients_are_finite_at_extreme_magnitudes(dtype):
+def test_gradients_are_finite_at_extreme_magnitudes(dtype, index,
+                                                    sap_backend):
+    index = torch.tensor(index)
     for magnitude in MAGNITUDES[dtype]:
         torch.manual_seed(0)
         aggr = SAPAggregation(IN_CHANNELS, heads=2).to(dtype)
         x = (torch.randn(7, IN_CHANNELS, dtype=dtype) * magnitude
              ).requires_grad_()
-        index = torch.tensor([1, 0, 1, 1, 3, 0, 1])
         out = aggr(x, index, dim_size=4)
         (out / scale(out.detach().double())).sum().backward()
         assert torch.isfinite(x.grad).all(), magnitude

@@ -1,0 +1,121 @@
+"""The two implementations of the SAP core in :mod:`sap_graph._ops` (fused
+C++ kernels and pure PyTorch) against each other and against plain
+autograd, on all three outputs and their gradients, and the fallback when
+the kernels cannot be built."""
+import pytest
+import torch
+
+from sap_graph import SAPAggregation, _native
+from sap_graph._ops import (
+    SAPNativeFunction,
+    SAPPoolFunction,
+    Segments,
+    sap_pool_dense,
+)
+
+
+def batch(sizes, channels, heads, dtype=torch.float64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    sizes = torch.tensor(sizes)
+    index = torch.arange(sizes.numel()).repeat_interleave(sizes)
+    ptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+    x = torch.randn(int(sizes.sum()), channels, generator=gen, dtype=dtype)
+    w = torch.randn(heads, channels, generator=gen, dtype=dtype)
+    return x, w, index, ptr, sizes.numel()
+
+
+def outputs_and_grads(fn, x, w, seed=1):
+    """Runs ``fn(x, w) -> (pooled, alpha, weight_sum)`` and back-propagates
+    random cotangents into all three outputs."""
+    x = x.detach().clone().requires_grad_()
+    w = w.detach().clone().requires_grad_()
+    outs = fn(x, w)
+    gen = torch.Generator().manual_seed(seed)
+    loss = sum((o * torch.randn(o.shape, generator=gen, dtype=torch.float64)
+                .to(o.dtype)).sum() for o in outs)
+    loss.backward()
+    return [o.detach() for o in outs] + [x.grad, w.grad]
+
+
+@pytest.mark.parametrize('heads,channels', [(1, 5), (4, 37), (8, 64)])
+def test_native_equals_torch_and_autograd(heads, channels):
+    if _native.native() is None:
+        pytest.skip('fused kernels cannot be built here')
+    # Empty graphs first, last and in between; one-node graphs; a big one.
+    sizes = [0, 3, 1, 0, 40, 7, 0, 1, 0]
+    x, w, index, ptr, num_graphs = batch(sizes, channels, heads)
+    seg = Segments(index, ptr, num_graphs, heads)
+    native = outputs_and_grads(
+        lambda x, w: SAPNativeFunction.apply(x, w, seg), x, w)
+    torch_path = outputs_and_grads(
+        lambda x, w: SAPPoolFunction.apply(x, w, None, seg, 0.0), x, w)
+    autograd = outputs_and_grads(
+        lambda x, w: sap_pool_dense(x, w, index, num_graphs), x, w)
+    for a, b, c in zip(native, torch_path, autograd, strict=True):
+        torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(b, c, rtol=1e-10, atol=1e-10)
+    pooled, alpha, weight_sum = native[:3]
+    empty = torch.tensor(sizes) == 0
+    assert (pooled[:, empty] == 0).all() and (weight_sum[:, empty] == 0).all()
+
+
+def test_native_float32_and_threads():
+    if _native.native() is None:
+        pytest.skip('fused kernels cannot be built here')
+    sizes = torch.randint(0, 60, (300, ), generator=torch.Generator()
+                          .manual_seed(0)).tolist()
+    x, w, index, ptr, num_graphs = batch(sizes, 48, 4, dtype=torch.float64)
+    seg = Segments(index, ptr, num_graphs, 4)
+    ref = outputs_and_grads(
+        lambda x, w: sap_pool_dense(x, w, index, num_graphs), x, w)
+    threads = torch.get_num_threads()
+    try:
+        for n in sorted({1, 2, threads}):
+            torch.set_num_threads(n)
+            got = outputs_and_grads(
+                lambda x, w: SAPNativeFunction.apply(x, w, seg),
+                x.float(), w.float())
+            for a, b in zip(got, ref, strict=True):
+                torch.testing.assert_close(a.double(), b, rtol=1e-4,
+                                           atol=1e-4)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_sorted_cpu_batches_take_the_native_path(sap_backend):
+    aggr = SAPAggregation(8, heads=2)
+    x, _, index, ptr, num_graphs = batch([3, 0, 4], 8, 2, torch.float32)
+    x.requires_grad_()
+    names = set()
+    for kwargs in (dict(index=index), dict(ptr=ptr)):
+        out = aggr(x, **kwargs, dim_size=num_graphs)
+        stack = [out.grad_fn]
+        while stack:
+            fn = stack.pop()
+            if fn is not None:
+                names.add(type(fn).__name__)
+                stack.extend(f for f, _ in fn.next_functions)
+    expected = {'native': 'SAPNativeFunctionBackward',
+                'torch': 'SAPPoolFunctionBackward'}[sap_backend]
+    assert expected in names
+    assert len({'SAPNativeFunctionBackward', 'SAPPoolFunctionBackward'} &
+               names) == 1
+
+
+def test_failed_build_falls_back_or_raises(monkeypatch):
+    def broken():
+        raise OSError('no compiler here')
+
+    monkeypatch.setattr(_native, '_build', broken)
+    monkeypatch.setattr(_native, '_module', None)
+    monkeypatch.setattr(_native, '_failed', None)
+    monkeypatch.setenv('SAP_GRAPH_NATIVE', 'auto')
+    with pytest.warns(RuntimeWarning, match='no compiler here'):
+        assert _native.native() is None
+    aggr = SAPAggregation(4, heads=2)
+    x, _, index, ptr, num_graphs = batch([2, 3], 4, 2, torch.float32)
+    out = aggr(x, index, ptr=ptr, dim_size=num_graphs)  # Still computes.
+    assert out.shape == (2, 8) and torch.isfinite(out).all()
+    monkeypatch.setenv('SAP_GRAPH_NATIVE', '1')
+    with pytest.raises(RuntimeError, match='no compiler here'):
+        _native.native()
