@@ -13,8 +13,10 @@ A build needs a C++ compiler and ``ninja``; without them, or with
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import os.path as osp
+import platform
 import shutil
 import threading
 import warnings
@@ -46,9 +48,26 @@ def _build() -> ModuleType:
                                   os.environ.get('PATH', ''))
         except ImportError:
             pass
-    return load(name='sap_graph_native', sources=[_SOURCE],
-                extra_cflags=['-O3', '-fopenmp', '-march=native'],
-                extra_ldflags=['-fopenmp'], verbose=False)
+    flags = ['-O3', '-fopenmp', '-march=native']
+    # -march=native code must not run on another CPU that shares the build
+    # cache (a home directory on a cluster): one build per CPU model.
+    return load(name=f'sap_graph_native_{_cpu_tag(flags)}', sources=[_SOURCE],
+                extra_cflags=flags, extra_ldflags=['-fopenmp'],
+                verbose=False)
+
+
+def _cpu_tag(flags: list) -> str:
+    cpu = platform.machine() + platform.processor()
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith(('model name', 'flags')):
+                    cpu += line
+                if line.strip() == '':  # The first processor is enough.
+                    break
+    except OSError:
+        pass
+    return hashlib.sha1((cpu + ' '.join(flags)).encode()).hexdigest()[:10]
 
 
 def native() -> Optional[ModuleType]:

@@ -312,18 +312,7 @@ class SAPAggregation(Aggregation):
             pooled, alpha, weight_sum = sap_pool(x, score_weight, seg,
                                                  dropout, gate)
 
-        # Value projection after pooling, head by head: [H, B, F_out]. The
-        # bias enters with the graph's total weight (1, or 0 when empty).
-        w_value = self.lin_value.weight.view(self.heads, self.out_channels,
-                                             self.in_channels)
-        out = torch.baddbmm(
-            weight_sum.unsqueeze(-1) *
-            self.lin_value.bias.view(self.heads, 1, self.out_channels),
-            pooled, w_value.transpose(1, 2))
-        if self.concat:
-            out = out.transpose(0, 1).reshape(dim_size, self.output_channels)
-        else:
-            out = out.mean(dim=0)
+        out = self.project(pooled, weight_sum)
         if self.residual:
             out = out + self.reduce(x, index, None, dim_size, reduce='mean')
 
@@ -342,6 +331,24 @@ class SAPAggregation(Aggregation):
             alpha = alpha.new_zeros(num_nodes, self.heads).index_put(
                 (mask, ), alpha)
         return out, alpha
+
+    def project(self, pooled: Tensor, weight_sum: Tensor) -> Tensor:
+        r"""The value projection after pooling, head by head, and the
+        concatenation or mean of the heads: :obj:`pooled` :obj:`[H, B, F_in]`
+        (:math:`\sum_i w_{ih} \mathbf{x}_i`) and :obj:`weight_sum`
+        :obj:`[H, B]` (:math:`\sum_i w_{ih}`: 1, or 0 for an empty graph,
+        with which the bias enters) give :obj:`[B, output_channels]`."""
+        heads, dim_size = weight_sum.shape
+        w_value = self.lin_value.weight.view(heads, self.out_channels,
+                                             self.in_channels)
+        out = torch.baddbmm(
+            weight_sum.unsqueeze(-1) *
+            self.lin_value.bias.view(heads, 1, self.out_channels),
+            pooled, w_value.transpose(1, 2))
+        if self.concat:
+            return out.transpose(0, 1).reshape(dim_size,
+                                               self.output_channels)
+        return out.mean(dim=0)
 
     @staticmethod
     def _check_batch(index: Optional[Tensor], ptr: Optional[Tensor],

@@ -31,11 +31,14 @@ def _require_ogb_encoders() -> Any:
 
 def _gin_mlp(in_channels: int, hidden_channels: int,
              out_channels: int) -> Sequential:
+    # Both Linear layers feed a BatchNorm (the second one the norm after the
+    # convolution), which cancels any bias: a bias there only learns from
+    # rounding noise, which Adam rescales into real, run-dependent steps.
     return Sequential(
-        Linear(in_channels, hidden_channels),
+        Linear(in_channels, hidden_channels, bias=False),
         BatchNorm1d(hidden_channels),
         ReLU(),
-        Linear(hidden_channels, out_channels),
+        Linear(hidden_channels, out_channels, bias=False),
     )
 
 
@@ -225,7 +228,7 @@ class GraphClassifier(Module):
     def _make_conv(self, channels: int) -> Module:
         hidden = self.hidden_channels
         if self.conv_type == 'gcn':
-            return GCNConv(channels, hidden)
+            return GCNConv(channels, hidden, bias=False)  # BatchNorm next.
         if self.conv_type == 'gin':
             return GINConv(_gin_mlp(channels, hidden, hidden),
                            train_eps=self.train_eps)

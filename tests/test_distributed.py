@@ -99,11 +99,14 @@ def free_port():
 def test_torchrun_two_processes_match_one(tmp_path, capsys):
     """Two gloo processes with half the batch each against one process.
 
-    Tolerance: the training losses agree to 1e-4 (relative); validation
-    and test metrics to 0.05, because the Linear biases just before the
-    BatchNorm layers get a gradient that is zero up to rounding, which
-    Adam rescales, so their (harmless in training) drift, and the running
-    means that follow it, depend on floating-point noise.
+    Tolerance: training, validation and test losses agree to 1e-4
+    (relative; only the float summation order differs: the gradient
+    all-reduce, the split batch norm statistics); accuracies agree up to
+    one graph of the split, for a prediction whose two logits are equal up
+    to that rounding. (With a bias on the Linear layers in front of
+    BatchNorm, as in an earlier version, the rounding noise in those
+    redundant biases' gradient was rescaled by Adam into real steps and the
+    metrics differed by up to 0.08.)
     """
     flags = ['train', '--dataset', 'synthetic', '--epochs', '2', '--folds',
              '2', '--hidden_channels', '8', '--heads', '2', '--batch_size',
@@ -131,11 +134,13 @@ def test_torchrun_two_processes_match_one(tmp_path, capsys):
     for a, b in zip(ref['folds'], ddp['folds'], strict=True):
         assert a['train_size'] == b['train_size']
         assert a['test_size'] == b['test_size']
-        assert b['final_train_loss'] == pytest.approx(a['final_train_loss'],
-                                                      rel=1e-4)
-        for key in ('val_acc', 'test_acc', 'val_loss', 'test_loss'):
-            assert b[key] == pytest.approx(a[key], abs=0.05), key
-    assert ddp['test_mean'] == pytest.approx(ref['test_mean'], abs=0.05)
+        for key in ('final_train_loss', 'val_loss', 'test_loss'):
+            assert b[key] == pytest.approx(a[key], rel=1e-4), key
+        for key in ('val', 'test'):
+            assert b[f'{key}_acc'] == pytest.approx(
+                a[f'{key}_acc'], abs=1.0 / a[f'{key}_size'] + 1e-6), key
+    one_graph = max(1.0 / f['test_size'] for f in ref['folds']) + 1e-6
+    assert ddp['test_mean'] == pytest.approx(ref['test_mean'], abs=one_graph)
     state = torch.load(ckpt, weights_only=True)['state_dict']
     assert 'norms.0.running_mean' in state  # Plain BatchNorm keys.
 
