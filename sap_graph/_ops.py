@@ -27,6 +27,11 @@ holding :math:`\alpha_{ih}` at row :math:`bH + h`, column :math:`i`.
 
 Only :math:`[N, H]`, :math:`[B, H, F]` and :math:`[N, F]` (the gradient
 itself) tensors are allocated; there is never an :math:`[N, H, F]` one.
+
+On CPU, sorted batches without attention dropout or gate go through
+:class:`SAPNativeFunction` instead: the same forward and backward fused
+into one pass per graph by the C++ kernels of :mod:`sap_graph._native`
+(``csrc/sap_pool.cpp``). :func:`sap_pool` picks the path.
 """
 from __future__ import annotations
 
