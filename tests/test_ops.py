@@ -82,24 +82,48 @@ def test_native_float32_and_threads():
         torch.set_num_threads(threads)
 
 
+def core_functions(out):
+    """Names of the SAP core functions in the autograd graph of out."""
+    names, stack = set(), [out.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is not None:
+            names.add(type(fn).__name__)
+            stack.extend(f for f, _ in fn.next_functions)
+    return names & {'SAPNativeFunctionBackward', 'SAPPoolFunctionBackward'}
+
+
 def test_sorted_cpu_batches_take_the_native_path(sap_backend):
     aggr = SAPAggregation(8, heads=2)
     x, _, index, ptr, num_graphs = batch([3, 0, 4], 8, 2, torch.float32)
     x.requires_grad_()
-    names = set()
-    for kwargs in (dict(index=index), dict(ptr=ptr)):
-        out = aggr(x, **kwargs, dim_size=num_graphs)
-        stack = [out.grad_fn]
-        while stack:
-            fn = stack.pop()
-            if fn is not None:
-                names.add(type(fn).__name__)
-                stack.extend(f for f, _ in fn.next_functions)
     expected = {'native': 'SAPNativeFunctionBackward',
                 'torch': 'SAPPoolFunctionBackward'}[sap_backend]
-    assert expected in names
-    assert len({'SAPNativeFunctionBackward', 'SAPPoolFunctionBackward'} &
-               names) == 1
+    for kwargs in (dict(index=index), dict(ptr=ptr)):
+        out = aggr(x, **kwargs, dim_size=num_graphs)
+        assert core_functions(out) == {expected}
+    # Unsorted batches, attention dropout and the gate use the PyTorch path.
+    out = aggr(x, index.flip(0), dim_size=num_graphs)
+    assert core_functions(out) == {'SAPPoolFunctionBackward'}
+    aggr_drop = SAPAggregation(8, heads=2, dropout=0.5).train()
+    out = aggr_drop(x, index, ptr=ptr, dim_size=num_graphs)
+    assert core_functions(out) == {'SAPPoolFunctionBackward'}
+
+
+def test_few_huge_graphs_keep_the_threaded_torch_path():
+    """The kernels give each graph one thread: a batch of fewer graphs than
+    4 per thread with over 2^16 nodes stays on the PyTorch path."""
+    if _native.native() is None:
+        pytest.skip('fused kernels cannot be built here')
+    aggr = SAPAggregation(4, heads=2)
+    graphs = 4 * torch.get_num_threads() - 1
+    x, _, index, ptr, _ = batch([2**16 // graphs + 1] * graphs, 4, 2,
+                                torch.float32)
+    out = aggr(x.requires_grad_(), index, ptr=ptr, dim_size=graphs)
+    assert core_functions(out) == {'SAPPoolFunctionBackward'}
+    x, _, index, ptr, _ = batch([3] * graphs, 4, 2, torch.float32)
+    out = aggr(x.requires_grad_(), index, ptr=ptr, dim_size=graphs)
+    assert core_functions(out) == {'SAPNativeFunctionBackward'}
 
 
 def test_failed_build_falls_back_or_raises(monkeypatch):
