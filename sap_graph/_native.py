@@ -103,3 +103,16 @@ def native() -> Optional[ModuleType]:
 def available() -> bool:
     """Whether the fused kernels are (or can be) loaded."""
     return native() is not None
+
+
+def status() -> str:
+    """Which SAP core this process has used on CPU so far, without
+    building anything: ``'native'``, ``'torch (SAP_GRAPH_NATIVE=0)'``,
+    ``'torch (build failed)'`` or ``'not loaded'``."""
+    if _mode() == 'off':
+        return 'torch (SAP_GRAPH_NATIVE=0)'
+    if _module is not None:
+        return 'native'
+    if _failed is not None:
+        return 'torch (build failed)'
+    return 'not loaded'

@@ -207,3 +207,18 @@ def test_diversity_flag_reaches_the_readout_and_the_loss(tmp_path):
         return float(model.readout.aux_loss.detach())
 
     assert penalty_after_training(1.0) < penalty_after_training(0.0)
+
+
+def test_versions_record_source_digest_and_cpu_core(sap_backend):
+    from sap_graph import SAPAggregation
+    from sap_graph.train import source_digest, versions
+
+    digest = source_digest()
+    assert len(digest) == 12 and int(digest, 16) >= 0
+    assert source_digest() == digest
+    aggr = SAPAggregation(4, heads=2)
+    aggr(torch.randn(5, 4), torch.tensor([0, 0, 1, 1, 1]), dim_size=2)
+    core = versions()['sap_graph_cpu_core']
+    assert core == ('native' if sap_backend == 'native' else
+                    'torch (SAP_GRAPH_NATIVE=0)')
+    assert versions()['sap_graph_source'] == digest
