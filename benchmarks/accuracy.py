@@ -69,6 +69,8 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
     'sap4_drop': dict(readout='sap', heads=4, readout_kwargs={'dropout': 0.1}),
     'sap4_mean_res': dict(readout='sap', heads=4, concat=False,
                           readout_kwargs={'residual': True}),
+    # Learning rate: is the grid's lr 0.01 why some folds never train?
+    'sap4_lr1e-3': dict(readout='sap', heads=4, lr=0.001),
 }
 VARIANTS = {**READOUTS, **ABLATIONS}
 TU_DATASETS = ['MUTAG', 'PROTEINS', 'ENZYMES', 'IMDB-BINARY', 'IMDB-MULTI',

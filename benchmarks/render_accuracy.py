@@ -55,6 +55,7 @@ READOUT_NAMES: Dict[str, str] = {
     'sap4_tau': 'sap4 + learnable temperature',
     'sap4_drop': 'sap4 + attention dropout 0.1',
     'sap4_mean_res': 'sap (4 heads, mean) + residual to mean pooling',
+    'sap4_lr1e-3': 'sap4 with lr 0.001 (grid: 0.01)',
 }
 #: The SAP variant tested against the best other readout on every dataset.
 PRIMARY_SAP = 'sap4'
