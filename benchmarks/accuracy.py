@@ -71,6 +71,8 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
                           readout_kwargs={'residual': True}),
     # Learning rate: is the grid's lr 0.01 why some folds never train?
     'sap4_lr1e-3': dict(readout='sap', heads=4, lr=0.001),
+    'sum_lr1e-3': dict(readout='sum', lr=0.001),
+    'mean_lr1e-3': dict(readout='mean', lr=0.001),
 }
 VARIANTS = {**READOUTS, **ABLATIONS}
 TU_DATASETS = ['MUTAG', 'PROTEINS', 'ENZYMES', 'IMDB-BINARY', 'IMDB-MULTI',

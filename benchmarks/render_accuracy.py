@@ -56,6 +56,8 @@ READOUT_NAMES: Dict[str, str] = {
     'sap4_drop': 'sap4 + attention dropout 0.1',
     'sap4_mean_res': 'sap (4 heads, mean) + residual to mean pooling',
     'sap4_lr1e-3': 'sap4 with lr 0.001 (grid: 0.01)',
+    'sum_lr1e-3': 'sum with lr 0.001',
+    'mean_lr1e-3': 'mean with lr 0.001',
 }
 #: The SAP variant tested against the best other readout on every dataset.
 PRIMARY_SAP = 'sap4'
