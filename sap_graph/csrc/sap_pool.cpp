@@ -11,9 +11,11 @@
 //             dw_h = sum_i ds_ih x_i
 //
 // Every graph is handled by one thread from start to end, so its rows of x
-// are read from memory once and then served from cache: the forward reads x
-// once, the backward reads x once and writes dx once (the memory traffic of
-// mean pooling). No [N, H, F] buffer exists; the only [N, H] one is alpha.
+// are read from memory once and then served from cache: for graphs that fit
+// in cache the forward reads x once, the backward reads x once and writes
+// dx once (the memory traffic of mean pooling); a graph larger than the
+// cache is read twice per pass. No [N, H, F] buffer exists; the only
+// [N, H] one is alpha.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
