@@ -73,6 +73,11 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
     'sap4_lr1e-3': dict(readout='sap', heads=4, lr=0.001),
     'sum_lr1e-3': dict(readout='sum', lr=0.001),
     'mean_lr1e-3': dict(readout='mean', lr=0.001),
+    'max_lr1e-3': dict(readout='max', lr=0.001),
+    'attention_lr1e-3': dict(readout='attention', lr=0.001),
+    'set2set_lr1e-3': dict(readout='set2set', lr=0.001),
+    'sap1_lr1e-3': dict(readout='sap', heads=1, lr=0.001),
+    'sap4_mean_lr1e-3': dict(readout='sap', heads=4, concat=False, lr=0.001),
 }
 VARIANTS = {**READOUTS, **ABLATIONS}
 TU_DATASETS = ['MUTAG', 'PROTEINS', 'ENZYMES', 'IMDB-BINARY', 'IMDB-MULTI',

@@ -58,6 +58,11 @@ READOUT_NAMES: Dict[str, str] = {
     'sap4_lr1e-3': 'sap4 with lr 0.001 (grid: 0.01)',
     'sum_lr1e-3': 'sum with lr 0.001',
     'mean_lr1e-3': 'mean with lr 0.001',
+    'max_lr1e-3': 'max with lr 0.001',
+    'attention_lr1e-3': 'attention with lr 0.001',
+    'set2set_lr1e-3': 'set2set with lr 0.001',
+    'sap1_lr1e-3': 'sap (1 head) with lr 0.001',
+    'sap4_mean_lr1e-3': 'sap (4 heads, mean) with lr 0.001',
 }
 #: The SAP variant tested against the best other readout on every dataset.
 PRIMARY_SAP = 'sap4'
