@@ -273,6 +273,9 @@ class SAPNativeFunction(torch.autograd.Function):
         pooled, alpha, weight_sum = kernels.forward(x, score_weight, seg.ptr)
         ctx.kernels = kernels
         ctx.ptr = seg.ptr
+        # Unused outputs (usually alpha) reach backward as None, not as
+        # zero tensors the kernel would have to read.
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, score_weight, alpha)
         return pooled, alpha, weight_sum
 
