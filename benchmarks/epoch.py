@@ -51,12 +51,14 @@ def main() -> None:
                         help='measured epochs per readout (default: 5)')
     parser.add_argument('--batch_size', type=int, default=32,
                         help='batch size (default: 32)')
+    parser.add_argument('--device', default='cpu',
+                        help='device (default: cpu)')
     parser.add_argument('--no-save', dest='save', action='store_false',
                         help='print only')
     args = parser.parse_args()
 
     task = load_dataset(args.dataset)
-    device = torch.device('cpu')
+    device = torch.device(args.device)
     models, optims = {}, {}
     for name, kw in VARIANTS.items():
         cfg = resolve_config(TrainConfig(dataset=args.dataset, **kw), 'tu')
@@ -73,16 +75,21 @@ def main() -> None:
                                     round_))
             start = time.perf_counter()
             train_epoch(model, loader, optims[name], device, 'multiclass')
+            if device.type == 'cuda':
+                torch.cuda.synchronize(device)
             if round_ > 0:
                 times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(t) for name, t in times.items()}
+    where = (torch.cuda.get_device_name(device) if device.type == 'cuda'
+             else f'{platform.processor() or "cpu"}, '
+             f'{torch.get_num_threads()} threads')
     header = (f'torch {torch.__version__}, torch_geometric '
-              f'{torch_geometric.__version__}, {platform.processor() or "cpu"}'
-              f', {torch.get_num_threads()} threads')
+              f'{torch_geometric.__version__}, {where}')
     lines = [
         f'# One training epoch of GIN + readout on {args.dataset}', '',
         header, '',
-        f'Command: `python benchmarks/epoch.py --dataset {args.dataset}` '
+        f'Command: `python benchmarks/epoch.py --dataset {args.dataset}'
+        f'{"" if device.type == "cpu" else " --device " + args.device}` '
         f'({len(graphs)} graphs, batch {args.batch_size}, GIN 5 x 64, '
         f'median of {args.repeats} interleaved epochs after one warm-up).',
         '', '| readout | s / epoch | / mean |', '|---|---|---|']
@@ -93,7 +100,9 @@ def main() -> None:
     print(text)
     if args.save:
         os.makedirs(RESULTS, exist_ok=True)
-        with open(osp.join(RESULTS, f'epoch_{args.dataset}.md'), 'w') as f:
+        suffix = '' if device.type == 'cpu' else f'_{device.type}'
+        with open(osp.join(RESULTS, f'epoch_{args.dataset}{suffix}.md'),
+                  'w') as f:
             f.write(text)
 
 

@@ -52,6 +52,10 @@ warnings.filterwarnings('ignore', message='Sparse CSR tensor support')
 # precisions are computed in float32.
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
+#: Whether the backward's sampled product runs as one gather per head on
+#: GPUs (:meth:`Segments.sampled_gather`) instead of cuSPARSE's SDDMM.
+GATHER_SAMPLED_ON_GPU = True
+
 
 def index_from_ptr(ptr: Tensor, num_nodes: int) -> Tensor:
     """Expands a CSR pointer :obj:`[B + 1]` into a sorted batch vector."""
@@ -86,11 +90,17 @@ class Segments:
             self.ptr = ptr.to(torch.long)
             self.count = self.ptr[1:] - self.ptr[:-1]
         else:
-            self.count = torch.bincount(index, minlength=dim_size)
+            # No host-device sync here (``bincount`` would wait for the GPU).
+            self.count = index.new_zeros(dim_size).index_add_(
+                0, index, torch.ones_like(index))
             self.ptr = index.new_zeros(dim_size + 1)
             torch.cumsum(self.count, 0, out=self.ptr[1:])
-            # A sorted index (as PyG's loaders produce) takes the CSR paths.
-            self.sorted = bool((index[1:] >= index[:-1]).all())
+            # A sorted index (as PyG's loaders produce) takes the CSR paths
+            # and the fused kernels. Finding out needs a sync, which is free
+            # on the CPU; on a GPU the index-only batch takes the paths that
+            # work for any order instead.
+            self.sorted = (index.device.type == 'cpu' and
+                           bool((index[1:] >= index[:-1]).all()))
 
     def softmax(self, score: Tensor) -> Tensor:
         """Softmax of :obj:`score` :obj:`[N, H]` within every graph,
@@ -154,6 +164,27 @@ class Segments:
 
     def sampled(self, grad: Tensor, x: Tensor, cols: Tensor,
                 finite: Tensor) -> Tensor:
+        r""":math:`\langle\mathbf{x}_i, \partial\mathbf{P}_{h,b(i)}\rangle`
+        as :obj:`[N, H]`, for :obj:`grad` :obj:`[H * B, F]`: a sampled
+        sparse product on the CPU, a gather per head on other devices (see
+        :meth:`sampled_sparse` and :meth:`sampled_gather`)."""
+        if x.device.type == 'cpu' or not GATHER_SAMPLED_ON_GPU:
+            return self.sampled_sparse(grad, x, cols, finite)
+        return self.sampled_gather(grad, x, cols)
+
+    @staticmethod
+    def sampled_gather(grad: Tensor, x: Tensor, cols: Tensor) -> Tensor:
+        r"""Same as :meth:`sampled_sparse` with one row gather, product and
+        row sum per head: an :math:`[N, F]` temporary, no sparse library
+        call."""
+        out = x.new_empty(cols.shape)
+        for h in range(cols.size(1)):
+            out[:, h] = torch.linalg.vecdot(
+                x, grad.index_select(0, cols[:, h]))
+        return out
+
+    def sampled_sparse(self, grad: Tensor, x: Tensor, cols: Tensor,
+                       finite: Tensor) -> Tensor:
         r""":math:`\langle\mathbf{x}_i, \partial\mathbf{P}_{h,b(i)}\rangle`
         as :obj:`[N, H]`, for :obj:`grad` :obj:`[H * B, F]`. :obj:`finite`
         is any finite :obj:`[N, H]` tensor (the sampled product scales the
@@ -311,6 +342,12 @@ def sap_pool(x: Tensor, score_weight: Tensor, seg: Segments,
     node features :obj:`x` :obj:`[N, F]`, score matrix :obj:`score_weight`
     :obj:`[H, F]` (scores are ``x @ score_weight.t()``) and an optional
     value gate :obj:`gate` :obj:`[N, H]` (see :class:`SAPPoolFunction`)."""
+    if torch.is_autocast_enabled(x.device.type):
+        # Under autocast the core would get half-precision scores next to
+        # full-precision features; it runs in the inputs' own (promoted)
+        # precision instead, like a softmax under autocast.
+        with torch.autocast(x.device.type, enabled=False):
+            return sap_pool(x, score_weight, seg, dropout, gate)
     dtype = x.dtype
     if _use_native(x, score_weight, seg, dropout, gate):
         return SAPNativeFunction.apply(x, score_weight, seg)

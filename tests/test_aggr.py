@@ -470,3 +470,20 @@ def test_aux_loss_in_training_only():
     loss.backward()
     assert aggr.query.grad is not None and aggr.query.grad.abs().sum() > 0
     assert 'diversity=0.5' in str(aggr)
+
+
+def test_autocast_bfloat16():
+    """Under CPU autocast the projections run in bfloat16 while the segment
+    softmax keeps the features' precision (a mixed-dtype core failed)."""
+    torch.manual_seed(5)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    aggr = SAPAggregation(8, 4, heads=4)
+    ref, _ = sap_reference(aggr, x, index, num_graphs)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = aggr(x, index, ptr, dim_size=num_graphs)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.double(), ref, rtol=0.05, atol=0.05)
+    x = x.requires_grad_()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        aggr(x, index, ptr, dim_size=num_graphs).float().sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

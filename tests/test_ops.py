@@ -32,7 +32,7 @@ def outputs_and_grads(fn, x, w, seed=1):
     outs = fn(x, w)
     gen = torch.Generator().manual_seed(seed)
     loss = sum((o * torch.randn(o.shape, generator=gen, dtype=torch.float64)
-                .to(o.dtype)).sum() for o in outs)
+                .to(o.device, o.dtype)).sum() for o in outs)
     loss.backward()
     return [o.detach() for o in outs] + [x.grad, w.grad]
 
@@ -143,3 +143,18 @@ def test_failed_build_falls_back_or_raises(monkeypatch):
     monkeypatch.setenv('SAP_GRAPH_NATIVE', '1')
     with pytest.raises(RuntimeError, match='no compiler here'):
         _native.native()
+
+
+@pytest.mark.parametrize('heads', [1, 4])
+def test_sampled_gather_equals_sparse(heads):
+    """The two forms of the backward's sampled product (cuSPARSE-style
+    sampled matrix product, used on the CPU; one gather per head, used on
+    GPUs) agree."""
+    x, _, index, ptr, num_graphs = batch([0, 3, 1, 0, 40, 7, 0], 37, heads)
+    seg = Segments(index, ptr, num_graphs, heads)
+    grad = torch.randn(heads * num_graphs, 37, dtype=torch.float64)
+    cols = seg.node_bags()
+    finite = torch.zeros(x.size(0), heads, dtype=torch.float64)
+    torch.testing.assert_close(seg.sampled_gather(grad, x, cols),
+                               seg.sampled_sparse(grad, x, cols, finite),
+                               rtol=1e-12, atol=1e-12)
