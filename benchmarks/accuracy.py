@@ -34,6 +34,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
 from sap_graph.data import load_dataset  # noqa: E402
 from sap_graph.train import (  # noqa: E402
     TrainConfig,
+    device_info,
     resolve_config,
     run_fold,
     stratified_splits,
@@ -78,6 +79,9 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
     'set2set_lr1e-3': dict(readout='set2set', lr=0.001),
     'sap1_lr1e-3': dict(readout='sap', heads=1, lr=0.001),
     'sap4_mean_lr1e-3': dict(readout='sap', heads=4, concat=False, lr=0.001),
+    'set_transformer_lr1e-3': dict(readout='set_transformer', heads=4,
+                                   lr=0.001),
+    'gmt_lr1e-3': dict(readout='gmt', heads=4, lr=0.001),
 }
 VARIANTS = {**READOUTS, **ABLATIONS}
 TU_DATASETS = ['MUTAG', 'PROTEINS', 'ENZYMES', 'IMDB-BINARY', 'IMDB-MULTI',
@@ -174,6 +178,7 @@ def run_grid(args: argparse.Namespace) -> None:
                     protocol=('stratified_kfold_cv' if task.kind != 'ogb'
                               else 'ogb_official_split'),
                     metric=task.metric, versions=versions(),
+                    device=device_info(torch.device(cfg.device)),
                     threads=torch.get_num_threads())
                 write_atomic(path, record)
                 print(f'{dataset:14s} {readout:16s} {unit:8s} '
@@ -184,9 +189,10 @@ def run_grid(args: argparse.Namespace) -> None:
             render_all(args.cache, args.out)
 
 
-def render_all(cache: str, out_dir: str) -> None:
+def render_all(cache: str, out_dir: str,
+               select_from: Optional[str] = None) -> None:
     from render_accuracy import render
-    render(cache, out_dir)
+    render(cache, out_dir, select_from)
 
 
 def parse_shard(text: str) -> tuple:
@@ -239,12 +245,18 @@ def main() -> None:
                         help='only render tables and plots from the cache')
     parser.add_argument('--no_render', action='store_true',
                         help='do not render after each dataset')
+    parser.add_argument('--select_lr_from', default=None,
+                        help='with --render: cache holding the *_lr1e-3 '
+                        'cells; renders the table with the learning rate '
+                        'selected on validation per fold (into --out)')
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.select_lr_from is not None and not args.render:
+        parser.error('--select_lr_from needs --render')
     if not args.render:
         run_grid(args)
-    render_all(args.cache, args.out)
+    render_all(args.cache, args.out, args.select_lr_from)
 
 
 if __name__ == '__main__':

@@ -220,13 +220,42 @@ def test_files_and_partial_grids(fake_cache, tmp_path):
         ra.render(str(single), str(tmp_path / 'out3'))
 
 
+def test_learning_rate_selected_on_validation(tmp_path):
+    main, other = tmp_path / 'main', tmp_path / 'other'
+    # sum: lr 0.001 wins fold 0 on validation, ties fold 1 (keeps 0.01),
+    # loses fold 2; fold 3 exists at lr 0.01 only and is not paired.
+    write_cells(main, 'MUTAG', 'sum', [.50, .60, .70, .80], [.5, .6, .7, .8])
+    write_cells(other, 'MUTAG', 'sum_lr1e-3', [.95, .99, .10],
+                [.9, .6, .1])
+    # sap4 has no lr 0.001 run on MUTAG: left out, not shown as selected.
+    write_cells(main, 'MUTAG', 'sap4', [.9] * 4, [.9] * 4)
+    write_cells(other, 'PROTEINS', 'sap4_lr1e-3', [.7] * 4, [.7] * 4)
+    cells = ra.select_learning_rate({**ra.load_cache(str(other)),
+                                     **ra.load_cache(str(main))})
+    assert list(cells) == [('MUTAG', 'sum')]
+    cell = cells['MUTAG', 'sum']
+    assert cell.units == ['fold_0', 'fold_1', 'fold_2']
+    assert [cell.records[u]['selected'] for u in cell.units] == [
+        'sum_lr1e-3', 'sum', 'sum']
+    # Test scores follow the validation choice, never the other way round.
+    assert cell.scores('test') == pytest.approx([95.0, 60.0, 70.0])
+
+    out = tmp_path / 'out'
+    text = ra.render(str(main), str(out), select_from=str(other))
+    assert text.startswith('# Readout comparison: learning rate selected')
+    assert 'lower rate was chosen in 1 of 3 folds' in text
+    assert '| sum | 1/3 |' in text
+    assert '| sum | 75.0 ± 18.0 (3/4) |' in text  # 95, 60, 70 of 4 folds.
+
+
 def grid_args(cache) -> argparse.Namespace:
     """Every field of ``accuracy.main``'s parser."""
     return argparse.Namespace(
         datasets=['synthetic'], readouts=['sum', 'sap1'], epochs=1,
         lr_step=25, folds=2, ogb_epochs=1, ogb_hidden=16, ogb_seeds=1,
         seed=0, root=None, device='cpu', threads=1, shard=(0, 1),
-        cache=str(cache), out=str(cache), render=False, no_render=True)
+        cache=str(cache), out=str(cache), render=False, no_render=True,
+        select_lr_from=None)
 
 
 def test_grid_resumes(tmp_path, monkeypatch):
