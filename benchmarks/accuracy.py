@@ -105,7 +105,7 @@ def grid_config(args: argparse.Namespace, dataset: str,
                 readout: str) -> TrainConfig:
     cfg = TrainConfig(dataset=dataset, root=args.root, device=args.device,
                       progress=False, verbose=False, seed=args.seed,
-                      **VARIANTS[readout])
+                      use_node_attr=args.use_node_attr, **VARIANTS[readout])
     kind = 'ogb' if dataset.startswith('ogbg-') else 'tu'
     cfg = resolve_config(cfg, kind)
     if kind == 'tu':
@@ -162,7 +162,8 @@ def run_grid(args: argparse.Namespace) -> None:
                 if osp.exists(path):
                     continue
                 if task is None:
-                    task = load_dataset(dataset, root=args.root)
+                    task = load_dataset(dataset, root=args.root,
+                                        use_node_attr=args.use_node_attr)
                     splits = (None if task.kind == 'ogb' else
                               stratified_splits(task.labels, args.folds,
                                                 0.1, args.seed))
@@ -228,6 +229,9 @@ def main() -> None:
                         help='seed of the splits and models (default: 0)')
     parser.add_argument('--root', default=None,
                         help='data root (default: $SAP_GRAPH_DATA rules)')
+    parser.add_argument('--use_node_attr', action='store_true',
+                        help='TU datasets: also use continuous node '
+                        'attributes (use a separate --cache)')
     parser.add_argument('--device', default='cpu',
                         help='device (default: cpu)')
     parser.add_argument('--threads', type=int, default=0,

@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
          choices=['auto', 'degree', 'constant'],
          help='features for TU datasets without node features: one-hot '
          'degree if the max degree <= 1000, else constant (default: auto)')
+    _add(train, 'use_node_attr', action='store_true',
+         help='TU datasets: also use the continuous node attributes '
+         '(e.g. the 18 of ENZYMES) next to the node labels '
+         '(default: labels only)')
     _add(train, 'no_download', action='store_true',
          help='never try to download a missing dataset (default: try)')
     _add(train, 'device', default='auto',
@@ -208,6 +212,7 @@ def _config(args: argparse.Namespace) -> Any:
         weight_decay=args.weight_decay, epochs=args.epochs,
         folds=args.folds, val_ratio=args.val_ratio, seeds=args.seeds,
         seed=args.seed, node_features=args.node_features,
+        use_node_attr=args.use_node_attr,
         download=not args.no_download, device=args.device,
         progress=not args.no_progress, verbose=not args.quiet,
         out=args.out, checkpoint=args.checkpoint, state=args.state,

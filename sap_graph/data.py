@@ -327,6 +327,7 @@ def load_tu(
     root: Optional[str] = None,
     node_features: str = 'auto',
     download: bool = True,
+    use_node_attr: bool = False,
 ) -> GraphTask:
     r"""Loads a TUDataset by name, adding node features to datasets that
     have none (see :func:`add_node_features`).
@@ -341,6 +342,11 @@ def load_tu(
             (default: :obj:`'auto'`)
         download (bool, optional): Try to download a missing dataset.
             (default: :obj:`True`)
+        use_node_attr (bool, optional): Also use the continuous node
+            attributes (``<name>_node_attributes.txt``, *e.g.* the 18 of
+            ENZYMES) next to the one-hot node labels, as PyG's
+            :class:`TUDataset` does with :obj:`use_node_attr=True`.
+            (default: :obj:`False`)
     """
     from torch_geometric.datasets import TUDataset
 
@@ -379,7 +385,7 @@ def load_tu(
                 work_root = osp.join(cache_root(), 'TUDataset')
             created = not osp.exists(osp.join(work_root, name))
         with _download_timeout():
-            dataset = TUDataset(work_root, name)
+            dataset = TUDataset(work_root, name, use_node_attr=use_node_attr)
     except DatasetNotFoundError:
         raise
     except (OSError, ValueError, RuntimeError, IndexError, TypeError) as e:
@@ -401,6 +407,13 @@ def load_tu(
             f"labels ({name}_graph_labels.txt)")
 
     notes: List[str] = []
+    if use_node_attr:
+        if dataset.num_node_attributes == 0:
+            raise DatasetFormatError(
+                f"TU dataset '{name}' has no continuous node attributes "
+                f"({name}_node_attributes.txt); drop --use_node_attr")
+        notes.append(f'{dataset.num_node_attributes} continuous node '
+                     f'attributes used')
     if dataset.num_node_features == 0:
         data_list, note = add_node_features(dataset, node_features)
         dataset = GraphList(data_list)
@@ -753,6 +766,7 @@ def load_dataset(
     node_features: str = 'auto',
     download: bool = True,
     seed: int = 0,
+    use_node_attr: bool = False,
 ) -> GraphTask:
     r"""Loads a dataset by name: :obj:`'synthetic'`, an OGB name
     (:obj:`'ogbg-mol*'`) or a TUDataset name.
@@ -767,9 +781,15 @@ def load_dataset(
             (default: :obj:`True`)
         seed (int, optional): Seed of the synthetic generator.
             (default: :obj:`0`)
+        use_node_attr (bool, optional): TU datasets: also use continuous
+            node attributes (see :func:`load_tu`). (default: :obj:`False`)
     """
     if not name:
         raise UnknownDatasetError('Empty dataset name')
+    if use_node_attr and (name.lower() == SYNTHETIC or
+                          name.lower().startswith('ogbg-')):
+        raise ValueError(f"--use_node_attr is for TU datasets (got "
+                         f"'{name}')")
     if name.lower() == SYNTHETIC:
         return load_synthetic(seed=seed)
     if name.lower().startswith('ogbg-'):
@@ -782,4 +802,4 @@ def load_dataset(
     upper = {k.upper(): k for k in TU_DATASETS}
     name = upper.get(name.upper(), name)
     return load_tu(name, root=root, node_features=node_features,
-                   download=download)
+                   download=download, use_node_attr=use_node_attr)

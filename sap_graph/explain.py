@@ -743,7 +743,8 @@ def explain_checkpoint(
     task = load_dataset(
         name, root=root or (train.get('root') if same else None),
         node_features=train.get('node_features', 'auto'),
-        download=train.get('download', True), seed=train.get('seed', 0))
+        download=train.get('download', True), seed=train.get('seed', 0),
+        use_node_attr=train.get('use_node_attr', False))
     if (model.node_encoder is None
             and task.num_features != model.in_channels):
         raise ValueError(f"{task.name} has {task.num_features} node "

@@ -85,6 +85,7 @@ class TrainConfig:
     seeds: Optional[List[int]] = None
     seed: int = 0
     node_features: str = 'auto'
+    use_node_attr: bool = False
     download: bool = True
     device: str = 'auto'
     progress: bool = True
@@ -966,7 +967,8 @@ def run(cfg: TrainConfig,
     if task is None:
         task = load_dataset(cfg.dataset, root=cfg.root,
                             node_features=cfg.node_features,
-                            download=cfg.download, seed=cfg.seed)
+                            download=cfg.download, seed=cfg.seed,
+                            use_node_attr=cfg.use_node_attr)
     check_task(task)
     cfg = resolve_config(cfg, 'ogb' if task.kind == 'ogb' else task.kind)
     if ctx is not None and cfg.batch_size % ctx.world_size:

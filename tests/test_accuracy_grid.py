@@ -255,7 +255,7 @@ def grid_args(cache) -> argparse.Namespace:
         lr_step=25, folds=2, ogb_epochs=1, ogb_hidden=16, ogb_seeds=1,
         seed=0, root=None, device='cpu', threads=1, shard=(0, 1),
         cache=str(cache), out=str(cache), render=False, no_render=True,
-        select_lr_from=None)
+        select_lr_from=None, use_node_attr=False)
 
 
 def test_grid_resumes(tmp_path, monkeypatch):

@@ -134,3 +134,26 @@ def test_ogb_holdout_resumes_exactly(tmp_path, monkeypatch):
                 == {k: v for k, v in b.items() if 'time' not in k})
     for key, value in ref['_best_state']['state_dict'].items():
         assert torch.equal(value, res['_best_state']['state_dict'][key])
+
+
+def test_enzymes_node_attributes():
+    """``use_node_attr`` adds the 18 continuous ENZYMES attributes to the 3
+    one-hot labels, with the values of the raw file."""
+    folder = data_root('TUDataset', 'ENZYMES')
+    labels_only = load_tu('ENZYMES')
+    with_attr = load_tu('ENZYMES', use_node_attr=True)
+    assert labels_only.num_features == 3 and with_attr.num_features == 21
+    assert '18 continuous node attributes used' in with_attr.notes
+    first = with_attr.dataset[0]
+    raw = torch.tensor([[float(v) for v in line.split(',')] for line in open(
+        osp.join(folder, 'raw', 'ENZYMES_node_attributes.txt'))
+        .read().splitlines()[:first.num_nodes]])
+    # PyG puts the attributes first, then the one-hot labels.
+    torch.testing.assert_close(first.x[:, :18], raw)
+    torch.testing.assert_close(first.x[:, 18:],
+                               labels_only.dataset[0].x)
+    from sap_graph.data import DatasetFormatError, load_dataset
+    with pytest.raises(DatasetFormatError, match='no continuous node'):
+        load_tu('MUTAG', use_node_attr=True)
+    with pytest.raises(ValueError, match='for TU datasets'):
+        load_dataset('synthetic', use_node_attr=True)
