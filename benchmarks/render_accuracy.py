@@ -276,9 +276,10 @@ def select_learning_rate(cells: Cells, suffix: str = LR_SUFFIX) -> Cells:
     For every readout ``r`` with a variant ``r + suffix`` on a dataset, and
     every fold/seed both finished, keeps the record of the variant with the
     higher *validation* score (a tie keeps ``r``), marked with
-    ``'selected'``. The test fold never takes part in the choice, as in the
-    inner model selection of Errica et al. Readouts without the variant on
-    a dataset are left out, so every returned cell had the same choice."""
+    ``'selected'``, its ``wall_time`` that of both runs. The test fold
+    never takes part in the choice, as in the inner model selection of
+    Errica et al. Readouts without the variant on a dataset are left out,
+    so every returned cell had the same choice."""
     out: Cells = {}
     for (dataset, readout), base in cells.items():
         other = cells.get((dataset, readout + suffix))
@@ -292,7 +293,10 @@ def select_learning_rate(cells: Cells, suffix: str = LR_SUFFIX) -> Cells:
             pick, name = ((b, readout + suffix)
                           if _score(b, 'val') > _score(a, 'val')
                           else (a, readout))
-            records[unit] = {**pick, 'selected': name}
+            # The fold's result cost both trainings.
+            records[unit] = {**pick, 'selected': name,
+                             'wall_time': a.get('wall_time', 0.0) +
+                             b.get('wall_time', 0.0)}
         if records:
             out[dataset, readout] = Cell(dataset, readout, records)
     return out

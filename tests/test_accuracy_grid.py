@@ -239,6 +239,7 @@ def test_learning_rate_selected_on_validation(tmp_path):
         'sum_lr1e-3', 'sum', 'sum']
     # Test scores follow the validation choice, never the other way round.
     assert cell.scores('test') == pytest.approx([95.0, 60.0, 70.0])
+    assert cell.wall_time == pytest.approx(60.0)  # Both runs of 3 folds.
 
     out = tmp_path / 'out'
     text = ra.render(str(main), str(out), select_from=str(other))
