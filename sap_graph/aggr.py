@@ -5,10 +5,9 @@ import math
 from typing import Optional, Tuple, Union
 
 import torch
-import torch_geometric
 from torch import Tensor
 from torch.nn import Parameter
-from torch_geometric import is_compiling
+from torch_geometric import is_compiling, is_debug_enabled
 from torch_geometric.nn.aggr import Aggregation
 from torch_geometric.nn.dense.linear import Linear
 
@@ -359,30 +358,21 @@ class SAPAggregation(Aggregation):
             raise ValueError(f"Expected 'ptr' of shape [{dim_size + 1}] "
                              f"(got {list(ptr.shape)})")
         device = (ptr if ptr is not None else index).device
-        if device.type != 'cpu' and not torch_geometric.is_debug_enabled():
+        if device.type != 'cpu' and not is_debug_enabled():
             # Reading values back would stall the GPU stream once per
             # forward (PyG's aggregations do not check either); a bad
             # index then fails in a device-side assert. Under
             # ``torch_geometric.debug()`` the checks below run everywhere.
             return
-        checks = []
         if ptr is not None:
-            checks += [ptr[0], ptr[-1], (ptr[1:] < ptr[:-1]).any()]
-        if index is not None and index.numel() > 0:
-            checks += list(torch.aminmax(index))
-        if not checks:
-            return
-        values = torch.stack([c.to(torch.long) for c in checks]).tolist()
-        if ptr is not None:
-            first, last, decreasing = values[:3]
-            values = values[3:]
+            first, last = ptr[[0, -1]].tolist()
             if first != 0 or last != num_nodes:
                 raise ValueError(f"Expected 'ptr' to run from 0 to "
                                  f"{num_nodes} (got {first} to {last})")
-            if decreasing:
+            if bool((ptr[1:] < ptr[:-1]).any()):
                 raise ValueError("Expected a non-decreasing 'ptr'")
-        if values:
-            low, high = values
+        if index is not None and index.numel() > 0:
+            low, high = (int(v) for v in torch.aminmax(index))
             if low < 0 or high >= dim_size:
                 raise ValueError(f"Encountered invalid 'dim_size' (got "
                                  f"'{dim_size}' but 'index' holds values in "
