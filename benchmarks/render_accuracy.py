@@ -31,12 +31,15 @@ import os
 import os.path as osp
 import random
 import statistics
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 HERE = osp.dirname(osp.realpath(__file__))
 REPO = osp.dirname(HERE)
+sys.path.insert(0, REPO)
+from sap_graph.data import TU_DATASETS  # noqa: E402
 
 #: Readout keys of ``accuracy.READOUTS`` -> display names, in table order.
 READOUT_NAMES: Dict[str, str] = {
@@ -812,6 +815,7 @@ def render_markdown(cells: Cells, cache: str,
         lines.append('')
     lines += protocol_lines(cells, datasets, readouts)
     lines += time_lines(cells, datasets, readouts)
+    lines += training_lines(cells, datasets, readouts)
     lines += ['## Files', '',
               '`accuracy.csv`: one row per (dataset, readout) with `n` '
               'finished folds/seeds, `n_expected`, `mean`, `std` and '
@@ -886,6 +890,53 @@ def time_lines(cells: Cells, datasets: Sequence[str],
 
 
 # CSV and plots ############################################################
+
+
+#: A fold whose final training loss is at least this fraction of ln C (the
+#: loss of predicting the class frequencies of C balanced classes) never
+#: trained.
+CHANCE_LOSS = 0.98
+
+
+def training_lines(cells: Cells, datasets: Sequence[str],
+                   readouts: Sequence[str]) -> List[str]:
+    """Did the models train? Final training loss and selected epoch."""
+    rows = []
+    for d in datasets:
+        for r in readouts:
+            cell = cells.get((d, r))
+            if cell is None:
+                continue
+            recs = [cell.records[u] for u in cell.units]
+            losses = [rec['final_train_loss'] for rec in recs
+                      if rec.get('final_train_loss') is not None]
+            epochs = [rec['best_epoch'] for rec in recs
+                      if rec.get('best_epoch') is not None]
+            if not losses or not epochs:
+                continue
+            classes = TU_DATASETS.get(d, (0, 0))[1]
+            stuck = ('–' if not classes else str(sum(
+                loss >= CHANCE_LOSS * math.log(classes) for loss in losses)))
+            rows.append([d, display(r), str(cell.n), stuck,
+                         f'{statistics.fmean(losses):.3f}',
+                         f'{min(losses):.3f}-{max(losses):.3f}',
+                         f'{min(epochs)}-{max(epochs)}',
+                         _distinct([rec.get('config', {}).get('epochs')
+                                    for rec in recs])])
+    if not rows:
+        return []
+    lines = ['## Training diagnostics', '',
+             'Per cell: mean and range over the folds/seeds of the final '
+             'training loss, the folds that never trained (final loss at '
+             f'least {CHANCE_LOSS:g} x ln C, C classes: the loss of a '
+             'constant prediction), and the range of the selected epoch '
+             '(near the last epoch: still improving when the budget '
+             'ended).', '']
+    lines += _table(['dataset', 'readout', 'n', 'never trained',
+                     'final train loss',
+                     'range', 'selected epoch', 'epochs'], rows)
+    lines.append('')
+    return lines
 
 
 def write_csv(cells: Cells, path: str) -> None:

@@ -306,3 +306,21 @@ def test_grid_resumes(tmp_path, monkeypatch):
     accuracy.render_all(str(cache), str(out))
     text = (out / 'accuracy.md').read_text()
     assert '| sap (1 head) |' in text and 'synthetic (accuracy)' in text
+
+
+def test_training_diagnostics(tmp_path):
+    cache = tmp_path / 'cache'
+    for k, (loss, epoch) in enumerate([(0.693, 2), (0.25, 48), (0.5, 30)]):
+        write_cell(cache, 'NCI1', 'sap4', f'fold_{k}', .7, .7, folds=3)
+        path = accuracy.cell_path(str(cache), 'NCI1', 'sap4', f'fold_{k}')
+        with open(path) as f:
+            record = json.load(f)
+        accuracy.write_atomic(path, {**record, 'final_train_loss': loss,
+                                     'best_epoch': epoch})
+    write_cell(cache, 'NCI1', 'sum', 'fold_0', .7, .7, folds=3)  # No fields.
+    cells = ra.load_cache(str(cache))
+    lines = ra.training_lines(cells, ['NCI1'], ['sum', 'sap4'])
+    rows = [line for line in lines if line.startswith('| NCI1')]
+    assert rows == ['| NCI1 | sap (4 heads, concat) | 3 | 1 | 0.481 | '
+                    '0.250-0.693 | 2-48 | 50 |']
+    assert ra.training_lines(cells, ['NCI1'], ['sum']) == []
