@@ -39,7 +39,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 HERE = osp.dirname(osp.realpath(__file__))
 REPO = osp.dirname(HERE)
 sys.path.insert(0, REPO)
-from sap_graph.data import TU_DATASETS  # noqa: E402
+from sap_graph.data import TU_CLASS_COUNTS, TU_DATASETS  # noqa: E402
 
 #: Readout keys of ``accuracy.READOUTS`` -> display names, in table order.
 READOUT_NAMES: Dict[str, str] = {
@@ -892,10 +892,22 @@ def time_lines(cells: Cells, datasets: Sequence[str],
 # CSV and plots ############################################################
 
 
-#: A fold whose final training loss is at least this fraction of ln C (the
-#: loss of predicting the class frequencies of C balanced classes) never
-#: trained.
+#: A fold whose final training loss is at least this fraction of the loss
+#: of a constant prediction never trained.
 CHANCE_LOSS = 0.98
+
+
+def constant_loss(dataset: str) -> Optional[float]:
+    """The cross-entropy of the best constant prediction on a TU dataset:
+    the entropy of its class frequencies (``TU_CLASS_COUNTS``), ``ln C``
+    for a dataset known only by its number of classes ``C`` (exact when
+    balanced), ``None`` for other datasets."""
+    counts = TU_CLASS_COUNTS.get(dataset)
+    if counts is None:
+        classes = TU_DATASETS.get(dataset, (0, 0))[1]
+        return math.log(classes) if classes else None
+    total = sum(counts)
+    return -sum(n / total * math.log(n / total) for n in counts if n)
 
 
 def training_lines(cells: Cells, datasets: Sequence[str],
@@ -914,9 +926,9 @@ def training_lines(cells: Cells, datasets: Sequence[str],
                       if rec.get('best_epoch') is not None]
             if not losses or not epochs:
                 continue
-            classes = TU_DATASETS.get(d, (0, 0))[1]
-            stuck = ('–' if not classes else str(sum(
-                loss >= CHANCE_LOSS * math.log(classes) for loss in losses)))
+            chance = constant_loss(d)
+            stuck = ('–' if chance is None else str(sum(
+                loss >= CHANCE_LOSS * chance for loss in losses)))
             rows.append([d, display(r), str(cell.n), stuck,
                          f'{statistics.fmean(losses):.3f}',
                          f'{min(losses):.3f}-{max(losses):.3f}',
@@ -925,11 +937,15 @@ def training_lines(cells: Cells, datasets: Sequence[str],
                                     for rec in recs])])
     if not rows:
         return []
+    chance_text = ', '.join(
+        f'{d} {constant_loss(d):.3f}' for d in datasets
+        if constant_loss(d) is not None and any(row[0] == d for row in rows))
     lines = ['## Training diagnostics', '',
              'Per cell: mean and range over the folds/seeds of the final '
              'training loss, the folds that never trained (final loss at '
-             f'least {CHANCE_LOSS:g} x ln C, C classes: the loss of a '
-             'constant prediction), and the range of the selected epoch '
+             f'least {CHANCE_LOSS:g} x the loss of the best constant '
+             'prediction, the entropy of the class frequencies: '
+             f'{chance_text}), and the range of the selected epoch '
              '(near the last epoch: still improving when the budget '
              'ended).', '']
     lines += _table(['dataset', 'readout', 'n', 'never trained',

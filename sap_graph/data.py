@@ -19,7 +19,16 @@ import socket
 import stat
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import numpy as np
 import torch
@@ -46,6 +55,21 @@ TU_DATASETS: Dict[str, tuple] = {
     'REDDIT-BINARY': (2000, 2),
     'REDDIT-MULTI-5K': (4999, 5),
     'COLLAB': (5000, 3),
+}
+
+#: Graphs per class (in label order) of the TU datasets of the readout
+#: grid, counted from their ``*_graph_labels.txt``. A model that predicts
+#: these frequencies has a cross-entropy equal to their entropy, which is
+#: how ``benchmarks/render_accuracy.py`` tells a fold that never trained.
+TU_CLASS_COUNTS: Dict[str, Tuple[int, ...]] = {
+    'MUTAG': (63, 125),
+    'PROTEINS': (663, 450),
+    'NCI1': (2053, 2057),
+    'ENZYMES': (100, 100, 100, 100, 100, 100),
+    'DD': (691, 487),
+    'IMDB-BINARY': (500, 500),
+    'IMDB-MULTI': (500, 500, 500),
+    'REDDIT-BINARY': (1000, 1000),
 }
 
 #: Largest degree for one-hot degree features, as in PyG's kernel benchmark;

@@ -2,6 +2,7 @@
 import argparse
 import csv
 import json
+import math
 import os
 import os.path as osp
 import sys
@@ -324,3 +325,28 @@ def test_training_diagnostics(tmp_path):
     assert rows == ['| NCI1 | sap (4 heads, concat) | 3 | 1 | 0.481 | '
                     '0.250-0.693 | 2-48 | 50 |']
     assert ra.training_lines(cells, ['NCI1'], ['sum']) == []
+
+
+def test_training_diagnostics_imbalanced_classes(tmp_path):
+    # DD has 691 and 487 graphs per class: predicting those frequencies
+    # costs their entropy, 0.678, below 0.98 ln 2 = 0.679, so the stuck
+    # fold is only found with the class frequencies.
+    p = 691 / 1178
+    entropy = -(p * math.log(p) + (1 - p) * math.log(1 - p))
+    assert ra.constant_loss('DD') == pytest.approx(entropy, rel=1e-12)
+    assert ra.constant_loss('NCI1') == pytest.approx(math.log(2), rel=1e-5)
+    assert ra.constant_loss('COLLAB') == pytest.approx(math.log(3))
+    assert ra.constant_loss('ogbg-molhiv') is None
+    cache = tmp_path / 'cache'
+    for k, loss in enumerate([0.6781, 0.30]):
+        write_cell(cache, 'DD', 'gmt', f'fold_{k}', .6, .6, folds=2)
+        path = accuracy.cell_path(str(cache), 'DD', 'gmt', f'fold_{k}')
+        with open(path) as f:
+            record = json.load(f)
+        accuracy.write_atomic(path, {**record, 'final_train_loss': loss,
+                                     'best_epoch': 1 + k})
+    assert 0.6781 < 0.98 * math.log(2)
+    lines = ra.training_lines(ra.load_cache(str(cache)), ['DD'], ['gmt'])
+    assert [line for line in lines if line.startswith('| DD')] == [
+        '| DD | gmt | 2 | 1 | 0.489 | 0.300-0.678 | 1-2 | 50 |']
+    assert any('DD 0.678' in line for line in lines)

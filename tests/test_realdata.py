@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from sap_graph.data import load_ogbg, load_tu
+from sap_graph.data import TU_CLASS_COUNTS, TU_DATASETS, load_ogbg, load_tu
 from sap_graph.train import (
     TrainConfig,
     cross_validate,
@@ -62,6 +62,19 @@ def test_mutag():
         assert 0.0 <= fold['test_acc'] <= 1.0
     # Beats chance on average (majority class is 66.5%) or at least learns.
     assert result['folds'][0]['final_train_loss'] < 0.69
+
+
+@pytest.mark.parametrize('name', sorted(TU_CLASS_COUNTS))
+def test_tu_class_counts(name):
+    # The table the accuracy renderer uses to tell a stuck fold, against
+    # the raw label file read with numpy (not through the loader).
+    import numpy as np
+    folder = data_root('TUDataset', name)
+    labels = np.loadtxt(osp.join(folder, 'raw', f'{name}_graph_labels.txt'),
+                        dtype=np.int64, ndmin=1)
+    _, counts = np.unique(labels, return_counts=True)
+    assert tuple(counts.tolist()) == TU_CLASS_COUNTS[name]
+    assert TU_DATASETS[name] == (len(labels), len(counts))
 
 
 def test_ogbg_molhiv():
