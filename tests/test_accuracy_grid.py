@@ -350,3 +350,24 @@ def test_training_diagnostics_imbalanced_classes(tmp_path):
     assert [line for line in lines if line.startswith('| DD')] == [
         '| DD | gmt | 2 | 1 | 0.489 | 0.300-0.678 | 1-2 | 50 |']
     assert any('DD 0.678' in line for line in lines)
+
+
+def test_render_command_names_non_default_paths(tmp_path):
+    # The header of every rendering must be a command that rerenders it.
+    assert ra.render_command(accuracy.CACHE, accuracy.RESULTS) == \
+        'python benchmarks/accuracy.py --render'
+    ablation = osp.join(accuracy.RESULTS, 'ablation_cache')
+    out = osp.join(accuracy.RESULTS, 'ablation')
+    assert ra.render_command(ablation, out) == (
+        'python benchmarks/accuracy.py --render --cache '
+        'benchmarks/results/ablation_cache --out benchmarks/results/ablation')
+    assert ra.render_command(accuracy.CACHE, None, ablation) == (
+        'python benchmarks/accuracy.py --render --select_lr_from '
+        'benchmarks/results/ablation_cache --out <folder>')
+    cache = tmp_path / 'cache'
+    write_cell(cache, 'MUTAG', 'sum', 'fold_0', .8, .8, folds=1)
+    ra.render(str(cache), str(tmp_path / 'out'))
+    with open(tmp_path / 'out' / 'accuracy.md') as f:
+        text = f.read()
+    assert (f'`python benchmarks/accuracy.py --render --cache {cache} '
+            f'--out {tmp_path / "out"}` refreshes it') in text
