@@ -42,8 +42,8 @@ from sap_graph.train import (  # noqa: E402
 )
 
 HERE = osp.dirname(osp.realpath(__file__))
-RESULTS = osp.join(HERE, 'results')
-CACHE = osp.join(RESULTS, 'accuracy_cache')
+sys.path.insert(0, HERE)
+from render_accuracy import CACHE, RESULTS  # noqa: E402
 
 #: Readout variants of the grid: name -> TrainConfig overrides.
 READOUTS: Dict[str, Dict[str, Any]] = {
@@ -264,5 +264,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, HERE)
     main()

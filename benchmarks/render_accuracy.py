@@ -888,16 +888,23 @@ def time_lines(cells: Cells, datasets: Sequence[str],
     lines = ['## Compute time', '',
              'Sum of the `wall_time` of the cells (training and scoring of '
              'one fold/seed, without loading the data). Shards run in '
-             'parallel add up, so this is job time, not elapsed time.', '']
+             'parallel add up, so this is job time, not elapsed time. '
+             '"on GPU": the part of it from cells run on a CUDA device.', '']
     rows = []
-    total, count = 0.0, 0
+    total, gpu_total, count = 0.0, 0.0, 0
     for d in datasets:
         ds = [c for (dd, _), c in cells.items() if dd == d]
         t, n = sum(c.wall_time for c in ds), sum(c.n for c in ds)
-        total, count = total + t, count + n
-        rows.append([d, str(n), fmt_duration(t)])
-    rows.append(['**total**', str(count), f'**{fmt_duration(total)}**'])
-    lines += _table(['dataset', 'cells', 'wall time'], rows)
+        gpu = sum(r.get('wall_time', 0.0) for c in ds
+                  for r in c.records.values()
+                  if str(r.get('config', {}).get('device', '')).startswith(
+                      'cuda'))
+        total, gpu_total, count = total + t, gpu_total + gpu, count + n
+        rows.append([d, str(n), fmt_duration(t),
+                     fmt_duration(gpu) if gpu else '–'])
+    rows.append(['**total**', str(count), f'**{fmt_duration(total)}**',
+                 fmt_duration(gpu_total) if gpu_total else '–'])
+    lines += _table(['dataset', 'cells', 'wall time', 'on GPU'], rows)
     lines += ['', 'Mean seconds per training epoch:', '']
     rows = []
     for r in readouts:
@@ -956,9 +963,9 @@ def training_lines(cells: Cells, datasets: Sequence[str],
                                     for rec in recs])])
     if not rows:
         return []
-    chance_text = ', '.join(
-        f'{d} {constant_loss(d):.3f}' for d in datasets
-        if constant_loss(d) is not None and any(row[0] == d for row in rows))
+    shown = {row[0] for row in rows}
+    chance_text = ', '.join(f'{d} {constant_loss(d):.3f}' for d in datasets
+                            if d in shown and constant_loss(d) is not None)
     lines = ['## Training diagnostics', '',
              'Per cell: mean and range over the folds/seeds of the final '
              'training loss, the folds that never trained (final loss at '

@@ -330,7 +330,7 @@ def test_training_diagnostics(tmp_path):
 def test_training_diagnostics_imbalanced_classes(tmp_path):
     # DD has 691 and 487 graphs per class: predicting those frequencies
     # costs their entropy, 0.678, below 0.98 ln 2 = 0.679, so the stuck
-    # fold is only found with the class frequencies.
+    # 0.6781 fold below is only found with the class frequencies.
     p = 691 / 1178
     entropy = -(p * math.log(p) + (1 - p) * math.log(1 - p))
     assert ra.constant_loss('DD') == pytest.approx(entropy, rel=1e-12)
@@ -345,7 +345,6 @@ def test_training_diagnostics_imbalanced_classes(tmp_path):
             record = json.load(f)
         accuracy.write_atomic(path, {**record, 'final_train_loss': loss,
                                      'best_epoch': 1 + k})
-    assert 0.6781 < 0.98 * math.log(2)
     lines = ra.training_lines(ra.load_cache(str(cache)), ['DD'], ['gmt'])
     assert [line for line in lines if line.startswith('| DD')] == [
         '| DD | gmt | 2 | 1 | 0.489 | 0.300-0.678 | 1-2 | 50 |']

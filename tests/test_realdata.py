@@ -7,6 +7,7 @@ import os
 import os.path as osp
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,7 +69,6 @@ def test_mutag():
 def test_tu_class_counts(name):
     # The table the accuracy renderer uses to tell a stuck fold, against
     # the raw label file read with numpy (not through the loader).
-    import numpy as np
     folder = data_root('TUDataset', name)
     labels = np.loadtxt(osp.join(folder, 'raw', f'{name}_graph_labels.txt'),
                         dtype=np.int64, ndmin=1)
