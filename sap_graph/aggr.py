@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional, Tuple, Union
 
 import torch
@@ -83,9 +84,25 @@ class SAPAggregation(Aggregation):
             :math:`\sigma(\mathbf{w}_h^{\top}\mathbf{x}_i + c_h)`, so a
             graph can also pool "nothing" (the weights no longer sum to
             one). (default: :obj:`False`)
-        residual (bool, optional): If :obj:`True`, adds the mean of the node
-            features (the residual to mean pooling); needs
-            :obj:`output_channels == in_channels`. (default: :obj:`False`)
+        residual (str, optional): Adds a classic pooling of the node
+            features to the output, :math:`\mathbf{z}_b +
+            \mathrm{Pool}_{i \in b}(\mathbf{x}_i)`, with :obj:`'sum'`,
+            :obj:`'mean'` or :obj:`'max'` (:obj:`None` for none). When
+            :obj:`output_channels != in_channels` the pooled features go
+            through a bias-free linear projection first. :obj:`'sum'` makes
+            the readout size-aware (the weights of a graph sum to one, so the
+            attention part alone is a weighted mean and cannot count nodes).
+            (default: :obj:`None`)
+        query_init (str, optional): Initialisation of the queries:
+            :obj:`'zeros'` (an untrained layer gives every node of a graph
+            the same weight, *i.e.* starts as mean pooling of the values, and
+            departs from it as the queries learn) or :obj:`'normal'`
+            (standard normal, the behaviour before version 0.2).
+            (default: :obj:`'zeros'`)
+        size_scaler (str, optional): If :obj:`'log'`, the attention output
+            of graph :math:`b` is scaled by :math:`\log(1 + n_b)`, a
+            size-aware form in the spirit of PNA's amplification scaler.
+            (default: :obj:`None`)
         diversity (float, optional): Weight of the head-diversity penalty
             (:func:`~sap_graph.regularizers.diversity_penalty`) stored as
             :obj:`aux_loss` on every training forward; add
@@ -122,7 +139,9 @@ class SAPAggregation(Aggregation):
         temperature: float = 1.0,
         learn_temperature: bool = False,
         gated: bool = False,
-        residual: bool = False,
+        residual: Union[str, bool, None] = None,
+        query_init: str = 'zeros',
+        size_scaler: Optional[str] = None,
         diversity: float = 0.0,
         entropy: float = 0.0,
     ) -> None:
@@ -137,6 +156,23 @@ class SAPAggregation(Aggregation):
         if not temperature > 0.0:
             raise ValueError(f"'temperature' must be positive "
                              f"(got {temperature})")
+        if residual is True:
+            warnings.warn(
+                "SAPAggregation(residual=True) is deprecated; it means "
+                "residual='mean' (use residual='mean', 'sum' or 'max')",
+                FutureWarning, stacklevel=2)
+            residual = 'mean'
+        elif residual is False:
+            residual = None
+        if residual not in (None, 'sum', 'mean', 'max'):
+            raise ValueError(f"'residual' must be one of 'sum', 'mean', "
+                             f"'max' or None (got {residual!r})")
+        if query_init not in ('zeros', 'normal'):
+            raise ValueError(f"'query_init' must be 'zeros' or 'normal' "
+                             f"(got {query_init!r})")
+        if size_scaler not in (None, 'log'):
+            raise ValueError(f"'size_scaler' must be 'log' or None "
+                             f"(got {size_scaler!r})")
 
         self.in_channels = in_channels
         self.out_channels = out_channels or in_channels
@@ -150,15 +186,10 @@ class SAPAggregation(Aggregation):
         self.learn_temperature = learn_temperature
         self.gated = gated
         self.residual = residual
+        self.query_init = query_init
+        self.size_scaler = size_scaler
         self.diversity = diversity
         self.entropy = entropy
-        if residual and self.output_channels != in_channels:
-            raise ValueError(
-                f"'residual=True' adds the mean of the {in_channels}-channel "
-                f"input to the output, so the output width must be "
-                f"{in_channels} (got {self.output_channels} = heads "
-                f"{heads} x out_channels {self.out_channels}"
-                f"{'' if concat else ' averaged'})")
         #: Weighted regularisers of the last training forward (or None).
         self.aux_loss: Optional[Tensor] = None
 
@@ -174,6 +205,11 @@ class SAPAggregation(Aggregation):
         if gated:
             self.lin_gate = Linear(in_channels, heads, bias=True,
                                    weight_initializer='glorot')
+        self.lin_residual: Optional[Linear] = None
+        if residual is not None and self.output_channels != in_channels:
+            self.lin_residual = Linear(in_channels, self.output_channels,
+                                       bias=False,
+                                       weight_initializer='glorot')
 
         self.reset_parameters()
 
@@ -181,11 +217,16 @@ class SAPAggregation(Aggregation):
         r"""Resets all learnable parameters of the module."""
         self.lin_key.reset_parameters()
         self.lin_value.reset_parameters()
-        torch.nn.init.normal_(self.query, std=1.0)
+        if self.query_init == 'zeros':
+            torch.nn.init.zeros_(self.query)
+        else:
+            torch.nn.init.normal_(self.query, std=1.0)
         if self.log_temperature is not None:
             self.log_temperature.data.fill_(math.log(self.temperature))
         if self.lin_gate is not None:
             self.lin_gate.reset_parameters()
+        if self.lin_residual is not None:
+            self.lin_residual.reset_parameters()
 
     def score_weight(self) -> Tensor:
         r"""Returns the :obj:`[heads, in_channels]` matrix whose row
@@ -313,8 +354,15 @@ class SAPAggregation(Aggregation):
                                                  dropout, gate)
 
         out = self.project(pooled, weight_sum)
-        if self.residual:
-            out = out + self.reduce(x, index, None, dim_size, reduce='mean')
+        if self.size_scaler == 'log':
+            count = x.new_zeros(dim_size).index_add_(
+                0, index, x.new_ones(index.numel()))
+            out = out * torch.log1p(count).unsqueeze(-1)
+        if self.residual is not None:
+            res = self.reduce(x, index, None, dim_size, reduce=self.residual)
+            if self.lin_residual is not None:
+                res = self.lin_residual(res)
+            out = out + res
 
         self.aux_loss = None
         if self.training and (self.diversity or self.entropy):
@@ -387,10 +435,12 @@ class SAPAggregation(Aggregation):
             extra += f', dropout={self.dropout}'
         for name, default in (('temperature', 1.0),
                               ('learn_temperature', False),
-                              ('gated', False), ('residual', False),
+                              ('gated', False), ('residual', None),
+                              ('query_init', 'zeros'),
+                              ('size_scaler', None),
                               ('diversity', 0.0), ('entropy', 0.0)):
             if getattr(self, name) != default:
-                extra += f', {name}={getattr(self, name)}'
+                extra += f', {name}={getattr(self, name)!r}'
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels}, heads={self.heads}, '
                 f'concat={self.concat}{extra})')

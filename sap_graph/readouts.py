@@ -121,7 +121,8 @@ READOUTS: Dict[str, ReadoutSpec] = {
         _sap,
         frozenset({'heads', 'concat', 'out_channels', 'key_channels',
                    'dropout', 'temperature', 'learn_temperature', 'gated',
-                   'residual', 'diversity', 'entropy'}),
+                   'residual', 'query_init', 'size_scaler', 'diversity',
+                   'entropy'}),
         'sap_graph SAPAggregation (multi-head self-attention pooling)'),
 }
 
