@@ -26,7 +26,7 @@ import os.path as osp
 import sys
 import time
 from dataclasses import replace
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -43,7 +43,12 @@ from sap_graph.train import (  # noqa: E402
 
 HERE = osp.dirname(osp.realpath(__file__))
 sys.path.insert(0, HERE)
-from render_accuracy import CACHE, RESULTS  # noqa: E402
+from render_accuracy import (  # noqa: E402
+    CACHE,
+    RESULTS,
+    parse_override,
+)
+from render_accuracy import add_arguments as add_render_arguments  # noqa: E402
 
 #: Readout variants of the grid: name -> TrainConfig overrides.
 READOUTS: Dict[str, Dict[str, Any]] = {
@@ -218,9 +223,12 @@ def run_grid(args: argparse.Namespace) -> None:
 
 
 def render_all(cache: str, out_dir: str,
-               select_from: Optional[str] = None) -> None:
-    from render_accuracy import render
-    render(cache, out_dir, select_from)
+               select_from: Optional[str] = None,
+               overrides: Sequence[Tuple[str, str]] = (),
+               default_sap: Optional[str] = None) -> None:
+    from render_accuracy import DEFAULT_SAP, render
+    render(cache, out_dir, select_from, overrides,
+           default_sap or DEFAULT_SAP)
 
 
 def parse_shard(text: str) -> tuple:
@@ -280,14 +288,20 @@ def main() -> None:
                         help='with --render: cache holding the *_lr1e-3 '
                         'cells; renders the table with the learning rate '
                         'selected on validation per fold (into --out)')
+    add_render_arguments(parser)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.select_lr_from is not None and not args.render:
         parser.error('--select_lr_from needs --render')
+    try:
+        overrides = [parse_override(o) for o in args.override]
+    except ValueError as e:
+        parser.error(str(e))
     if not args.render:
         run_grid(args)
-    render_all(args.cache, args.out, args.select_lr_from)
+    render_all(args.cache, args.out, args.select_lr_from, overrides,
+               args.default_sap)
 
 
 if __name__ == '__main__':

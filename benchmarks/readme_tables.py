@@ -1,6 +1,6 @@
 """Copies the generated tables of ``benchmarks/results/*/accuracy.md`` into
-the README, between ``<!-- table:NAME -->`` and ``<!-- /table:NAME -->``
-markers, so that the README shows them unchanged.
+the README and ``docs/*.md``, between ``<!-- table:NAME -->`` and
+``<!-- /table:NAME -->`` markers, so that the pages show them unchanged.
 
 ``NAME`` is ``<folder>:<block>``: ``<folder>`` a folder under
 ``benchmarks/results`` (``.`` for the main grid), ``<block>`` one of
@@ -10,8 +10,9 @@ chosen learning rates of a learning-rate-selected rendering).
 
 Usage::
 
-    python benchmarks/readme_tables.py          # rewrites README.md
+    python benchmarks/readme_tables.py    # rewrites README.md, docs/*.md
 """
+import os
 import os.path as osp
 import re
 import sys
@@ -19,6 +20,7 @@ from typing import Dict, List
 
 HERE = osp.dirname(osp.realpath(__file__))
 README = osp.join(HERE, '..', 'README.md')
+DOCS = osp.join(HERE, '..', 'docs')
 
 
 def _table_after(lines: List[str], start: int) -> List[str]:
@@ -39,7 +41,7 @@ def blocks(path: str) -> Dict[str, str]:
     for i, line in enumerate(lines):
         if line.startswith('| readout |') and 'results' not in found:
             found['results'] = '\n'.join(_table_after(lines, i))
-        elif line.startswith('**Average rank**'):
+        elif line.startswith('**Average rank** '):
             found['ranks'] = line
         elif line.startswith('| dataset | SAP variant'):
             found['paired'] = '\n'.join(_table_after(lines, i))
@@ -48,26 +50,38 @@ def blocks(path: str) -> Dict[str, str]:
     return found
 
 
-def main() -> None:
-    with open(README) as f:
+def fill_file(path: str, cache: Dict[str, Dict[str, str]]) -> int:
+    """Refreshes the marked tables of one page; returns their number."""
+    with open(path) as f:
         text = f.read()
     pattern = re.compile(r'(<!-- table:([^ ]+) -->\n)(.*?)(<!-- /table:\2 -->)',
                          re.S)
-    cache: Dict[str, Dict[str, str]] = {}
 
     def fill(match: 're.Match[str]') -> str:
         folder, _, block = match.group(2).partition(':')
-        path = osp.join(HERE, 'results', folder, 'accuracy.md')
-        if path not in cache:
-            cache[path] = blocks(path)
-        if block not in cache[path]:
-            sys.exit(f"no block '{block}' in {path}")
-        return f'{match.group(1)}{cache[path][block]}\n{match.group(4)}'
+        source = osp.join(HERE, 'results', folder, 'accuracy.md')
+        if source not in cache:
+            cache[source] = blocks(source)
+        if block not in cache[source]:
+            sys.exit(f"no block '{block}' in {source}")
+        return f'{match.group(1)}{cache[source][block]}\n{match.group(4)}'
 
     new, count = pattern.subn(fill, text)
-    with open(README, 'w') as f:
-        f.write(new)
-    print(f'{count} table(s) copied into README.md')
+    if count:
+        with open(path, 'w') as f:
+            f.write(new)
+    return count
+
+
+def main() -> None:
+    cache: Dict[str, Dict[str, str]] = {}
+    pages = [README] + sorted(
+        osp.join(DOCS, name) for name in os.listdir(DOCS)
+        if name.endswith('.md'))
+    for page in pages:
+        count = fill_file(page, cache)
+        if count:
+            print(f'{count} table(s) copied into {osp.relpath(page)}')
 
 
 if __name__ == '__main__':

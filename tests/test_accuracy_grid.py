@@ -1,6 +1,7 @@
 """The accuracy grid: resumable cell cache and the renderer."""
 import argparse
 import csv
+import itertools
 import json
 import math
 import os
@@ -20,15 +21,18 @@ if BENCH not in sys.path:
 
 import accuracy  # noqa: E402
 import render_accuracy as ra  # noqa: E402
+from render import load, protocol, stats, tables  # noqa: E402
 
 
 def write_cell(cache, dataset: str, readout: str, unit: str, test: float,
                val: float, metric: str = 'acc', folds: int = 4,
                seeds: Optional[List[int]] = None, epoch_time: float = 0.1,
-               wall_time: float = 10.0) -> None:
-    """Writes one cell file in the format of ``accuracy.run_grid``."""
+               wall_time: float = 10.0, lr: float = 0.01,
+               extra: Optional[dict] = None) -> None:
+    """Writes one cell file in the format of ``accuracy.run_grid``
+    (:obj:`extra`: more record fields, ``config`` merged)."""
     ogb = unit.startswith('seed_')
-    config = dict(epochs=50, lr=0.01, lr_step=25, lr_gamma=0.5,
+    config = dict(epochs=50, lr=lr, lr_step=25, lr_gamma=0.5,
                   hidden_channels=128 if ogb else 64, num_layers=5,
                   batch_size=32, conv='gine' if ogb else 'gin', jk='last',
                   dropout=0.5, layer_dropout=0.0, folds=folds,
@@ -43,6 +47,9 @@ def write_cell(cache, dataset: str, readout: str, unit: str, test: float,
         protocol='ogb_official_split' if ogb else 'stratified_kfold_cv',
         config=config, threads=1,
         versions=dict(python='3.11', torch='2.13.0+cpu'))
+    extra = dict(extra or {})
+    record['config'].update(extra.pop('config', {}))
+    record.update(extra)
     accuracy.write_atomic(accuracy.cell_path(str(cache), dataset, readout,
                                              unit), record)
 
@@ -83,22 +90,49 @@ def table_row(text: str, name: str) -> List[str]:
     return [c.strip() for c in line.strip('|').split('|')]
 
 
+def brute_force_sign_flip(diffs: List[float]) -> float:
+    """The share of the 2^n sign patterns whose |sum| reaches the
+    observed one, enumerated here without scipy."""
+    observed = abs(sum(diffs))
+    hits = sum(abs(sum(s * d for s, d in zip(signs, diffs, strict=True)))
+               >= observed - 1e-9
+               for signs in itertools.product((1, -1), repeat=len(diffs)))
+    return hits / 2 ** len(diffs)
+
+
 def test_sign_flip_exact_values():
     # d = (1, 2, 3): only (+, +, +) and (-, -, -) reach |sum| = 6 -> 2/8.
-    assert ra.sign_flip_test([1, 2, 3]) == (0.25, 'exact')
+    assert stats.sign_flip_test([1, 2, 3]) == (pytest.approx(0.25), 'exact')
     # Sum 3 of five unit steps: |sum| >= 3 for 0, 1, 4 or 5 plus signs,
     # (1 + 5 + 5 + 1) / 32.
-    assert ra.sign_flip_test([1, 1, 1, 1, -1])[0] == pytest.approx(0.375)
-    assert ra.sign_flip_test([0.0, 0.0])[0] == 1.0
-    p, method = ra.sign_flip_test([1.0] * 10)
+    assert stats.sign_flip_test([1, 1, 1, 1, -1])[0] == pytest.approx(0.375)
+    assert stats.sign_flip_test([0.0, 0.0])[0] == 1.0
+    assert stats.sign_flip_test([3.0]) == (1.0, 'exact')
+    p, method = stats.sign_flip_test([1.0] * 10)
     assert method == 'exact' and p == pytest.approx(2 / 1024)
-    p, method = ra.sign_flip_test([1.0] * 20, samples=2000)
+    p, method = stats.sign_flip_test([1.0] * 20, samples=2000)
     assert method == 'Monte Carlo' and 0 < p < 0.01
+    assert math.isnan(stats.sign_flip_test([])[0])
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_sign_flip_matches_enumeration(seed):
+    # Fold-like differences (multiples of 1/n_test in pp, ties, zeros).
+    rng = torch.Generator().manual_seed(seed)
+    n = 6 + seed
+    diffs = ((torch.randint(-4, 5, (n,), generator=rng) * 100 / 19)
+             .tolist())
+    p, method = stats.sign_flip_test(diffs)
+    assert method == 'exact'
+    assert p == pytest.approx(brute_force_sign_flip(diffs), abs=1e-12)
 
 
 def test_rank_ties():
-    ranks = ra.rank_descending({'a': 1.0, 'b': 3.0, 'c': 1.0, 'd': 0.5})
+    ranks = stats.rank_descending({'a': 1.0, 'b': 3.0, 'c': 1.0, 'd': 0.5})
     assert ranks == {'b': 1.0, 'a': 2.5, 'c': 2.5, 'd': 4.0}
+    # Means equal up to float rounding (0.1 + 0.2 vs 0.3) are ties.
+    assert stats.rank_descending({'a': 0.1 + 0.2, 'b': 0.3}) == {
+        'a': 1.5, 'b': 1.5}
 
 
 def test_cells_bold_and_incomplete(fake_cache, tmp_path):
@@ -131,16 +165,16 @@ def test_ties_are_all_bold(tmp_path):
     write_cells(cache, 'MUTAG', 'sum', [.80, .80], [.5] * 2, folds=2)
     write_cells(cache, 'MUTAG', 'sap4', [.8002, .8002], [.5] * 2, folds=2)
     write_cells(cache, 'MUTAG', 'mean', [.7, .7], [.5] * 2, folds=2)
-    cells = ra.load_cache(str(cache))
-    assert ra.best_readouts(list(cells.values())) == {'sum', 'sap4'}
+    cells = load.load_cache(str(cache))
+    assert tables.best_readouts(list(cells.values())) == {'sum', 'sap4'}
 
 
 def test_average_ranks(fake_cache):
-    cells = ra.load_cache(str(fake_cache))
-    datasets = ra.order_datasets([d for d, _ in cells])
-    readouts = ra.order_readouts([r for _, r in cells])
+    cells = load.load_cache(str(fake_cache))
+    datasets = load.order_datasets([d for d, _ in cells])
+    readouts = load.order_readouts([r for _, r in cells])
     assert datasets == ['MUTAG', 'PROTEINS', 'IMDB-BINARY', 'ogbg-molhiv']
-    ranks = ra.average_ranks(cells, datasets, readouts)
+    ranks = stats.average_ranks(cells, datasets, readouts)
     assert ranks.used == ['PROTEINS', 'IMDB-BINARY']
     assert set(ranks.excluded) == {'MUTAG', 'ogbg-molhiv'}
     # PROTEINS: sap4 1, sum = sap1 2.5, max 4, mean 5; IMDB-BINARY:
@@ -150,13 +184,13 @@ def test_average_ranks(fake_cache):
 
 
 def test_paired_tests(fake_cache, tmp_path):
-    cells = ra.load_cache(str(fake_cache))
-    results = {(r.dataset, r.sap): r for r in ra.paired_tests(
-        cells, ['MUTAG', 'PROTEINS', 'ogbg-molhiv'])}
+    cells = load.load_cache(str(fake_cache))
+    results = {(r.dataset, r.sap): r for r in stats.paired_tests(
+        cells, ['MUTAG', 'PROTEINS', 'ogbg-molhiv'], default_sap='sap4')}
     # MUTAG: baseline = 'mean' (best validation), not 'sum' (best test);
     # the incomplete 'max' is not a candidate.
     res = results['MUTAG', 'sap4']
-    assert res.baseline == 'mean' and res.choice == 'fixed'
+    assert res.baseline == 'mean' and res.choice == 'default'
     assert res.diffs == pytest.approx([15, 15, 15, -5])
     assert res.mean_diff == pytest.approx(10.0)
     assert (res.wins, res.ties, res.losses) == (3, 0, 1)
@@ -171,17 +205,23 @@ def test_paired_tests(fake_cache, tmp_path):
     assert res.p_value == pytest.approx(0.75)
     # No SAP on molhiv: no test there.
     assert not any(d == 'ogbg-molhiv' for d, _ in results)
-    text = ra.render(str(fake_cache), str(tmp_path / 'out'))
+    text = ra.render(str(fake_cache), str(tmp_path / 'out'),
+                     default_sap='sap4')
     assert '+15.0, +15.0, +15.0, -5.0' in text
     assert '| 3/0/1 | 0.25 |' in text
+    # The module default is not in this cache: said so, best SAP tested.
+    text = ra.render(str(fake_cache), str(tmp_path / 'out'))
+    assert f'`{stats.DEFAULT_SAP}` has no result' in text
+    assert '+15.0, +15.0, +15.0, -5.0' not in text
+    assert '+10.0, +0.0, +20.0, -10.0' in text
 
 
 def test_pairs_only_common_folds(tmp_path):
     cache = tmp_path / 'cache'
     write_cells(cache, 'MUTAG', 'sum', [.5, .5, .5], [.9] * 3, folds=3)
     write_cell(cache, 'MUTAG', 'sap4', 'fold_1', .6, .5, folds=3)
-    cells = ra.load_cache(str(cache))
-    (res,) = ra.paired_tests(cells, ['MUTAG'])
+    cells = load.load_cache(str(cache))
+    (res,) = stats.paired_tests(cells, ['MUTAG'], default_sap='sap4')
     assert res.units == ['fold_1'] and res.diffs == pytest.approx([10.0])
 
 
@@ -231,8 +271,8 @@ def test_learning_rate_selected_on_validation(tmp_path):
     # sap4 has no lr 0.001 run on MUTAG: left out, not shown as selected.
     write_cells(main, 'MUTAG', 'sap4', [.9] * 4, [.9] * 4)
     write_cells(other, 'PROTEINS', 'sap4_lr1e-3', [.7] * 4, [.7] * 4)
-    cells = ra.select_learning_rate({**ra.load_cache(str(other)),
-                                     **ra.load_cache(str(main))})
+    cells = load.select_learning_rate({**load.load_cache(str(other)),
+                                     **load.load_cache(str(main))})
     assert list(cells) == [('MUTAG', 'sum')]
     cell = cells['MUTAG', 'sum']
     assert cell.units == ['fold_0', 'fold_1', 'fold_2']
@@ -250,6 +290,84 @@ def test_learning_rate_selected_on_validation(tmp_path):
     assert '| sum | 75.0 ± 18.0 (3/4) |' in text  # 95, 60, 70 of 4 folds.
 
 
+def test_fair_table_override_ranks_collapse(tmp_path):
+    main, low, attr = (tmp_path / 'main', tmp_path / 'low',
+                       tmp_path / 'attr')
+    k = dict(folds=2)
+    lo = dict(folds=2, lr=0.001)
+    # MUTAG: lr 0.01 kept for sum (val 90 > 80) and gmt (tie), lr 0.001
+    # chosen for sap_sum (val 60 > 50).
+    write_cells(main, 'MUTAG', 'sum', [.8, .8], [.9, .9], **k)
+    write_cells(low, 'MUTAG', 'sum_lr1e-3', [.6, .6], [.8, .8], **lo)
+    write_cells(main, 'MUTAG', 'sap_sum', [.9, .9], [.5, .5], **k)
+    write_cells(low, 'MUTAG', 'sap_sum_lr1e-3', [.95, .95], [.6, .6], **lo)
+    write_cells(main, 'MUTAG', 'gmt', [.7, .7], [.9, .9], **k)
+    write_cells(low, 'MUTAG', 'gmt_lr1e-3', [.75, .75], [.9, .9], **lo)
+    # ENZYMES of the main caches is replaced by the node-attribute cache.
+    write_cells(main, 'ENZYMES', 'sum', [.1, .1], [.9, .9], **k)
+    write_cells(low, 'ENZYMES', 'sum_lr1e-3', [.1, .1], [.9, .9], **lo)
+    node_attr = dict(config=dict(use_node_attr=True))
+    write_cells(attr, 'ENZYMES', 'sum', [.5, .5], [.5, .5], extra=node_attr,
+                **k)
+    write_cells(attr, 'ENZYMES', 'sum_lr1e-3', [.6, .6], [.6, .6],
+                extra=node_attr, **lo)
+    write_cells(attr, 'ENZYMES', 'sap_sum', [.4, .4], [.7, .7],
+                extra=node_attr, **k)
+    # Both folds of sap_sum at lr 0.001 collapsed: loss 1.8 >= 0.98 ln 6.
+    write_cells(attr, 'ENZYMES', 'sap_sum_lr1e-3', [.3, .3], [.6, .6],
+                extra=dict(node_attr, final_train_loss=1.8), **lo)
+    # One collapsed fold of sum at lr 0.01 on MUTAG (0.98 x 0.638 = 0.625).
+    for fold, loss in enumerate([0.7, 0.1]):
+        write_cell(main, 'MUTAG', 'sum', f'fold_{fold}', .8, .9,
+                   extra=dict(final_train_loss=loss), **k)
+
+    text = ra.render(str(main), str(tmp_path / 'out'), str(low),
+                     overrides=[('ENZYMES', str(attr))])
+    header = table_row(text, 'readout')
+    assert header[1:3] == ['MUTAG (accuracy)',
+                           'ENZYMES (node attr.) (accuracy)']
+    assert header[-2:] == ['avg. rank', 'avg. rank, complete readouts']
+    # Ranks: MUTAG alone (gmt has no ENZYMES cell): sap_sum 1, sum 2,
+    # gmt 3; complete readouts on both datasets: (2 + 1) / 2 for sum,
+    # (1 + 2) / 2 for sap_sum, gmt left out.
+    assert table_row(text, 'sum') == ['sum', '80.0 ± 0.0', '**60.0 ± 0.0**',
+                                      '2.00', '1.50']
+    assert table_row(text, 'sap (4 heads avg, residual sum)') == [
+        'sap (4 heads avg, residual sum)', '**95.0 ± 0.0**', '40.0 ± 0.0',
+        '1.00', '1.50']
+    assert table_row(text, 'gmt') == ['gmt', '70.0 ± 0.0', '–', '3.00', '–']
+    assert 'Not ranked: ENZYMES (node attr.) (no result for gmt)' in text
+    assert 'gmt (incomplete on ENZYMES (node attr.))' in text
+    assert 'ENZYMES (node attr.) from' in text
+    assert '--override ENZYMES=' in text
+    # Paired tests of the default against the best non-SAP by validation
+    # (MUTAG: sum and gmt tie at 90, table order keeps sum).
+    rows = [ln for ln in text.splitlines() if '(`sap_sum`) | default' in ln]
+    assert rows == [
+        '| MUTAG | sap (4 heads avg, residual sum) (`sap_sum`) | default; '
+        'also best SAP by val | sum (`sum`) | 2 | +15.0, +15.0 | +15.0 | '
+        '2/0/0 | 0.5 |',
+        '| ENZYMES (node attr.) | sap (4 heads avg, residual sum) '
+        '(`sap_sum`) | default; also best SAP by val | sum (`sum`) | 2 | '
+        '-20.0, -20.0 | -20.0 | 0/0/2 | 0.5 |']
+    # Collapsed folds, per learning rate, before the selection.
+    lines = text.splitlines()
+    at = lines.index('lr 0.001 (2 of 2 folds collapsed):')
+    assert lines[at + 4] == ('| sap (4 heads avg, residual sum) | – | '
+                             '2/2 |')
+    at = lines.index('lr 0.01 (1 of 2 folds collapsed):')
+    assert lines[at + 4] == '| sum | 1/2 | – |'
+    with open(tmp_path / 'out' / 'accuracy.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert {r['dataset'] for r in rows} == {'MUTAG', 'ENZYMES (node attr.)'}
+
+
+def test_override_parsing():
+    assert ra.parse_override('ENZYMES=a/b') == ('ENZYMES', 'a/b')
+    with pytest.raises(ValueError, match="'ENZYMES'"):
+        ra.parse_override('ENZYMES')
+
+
 def grid_args(cache) -> argparse.Namespace:
     """Every field of ``accuracy.main``'s parser."""
     return argparse.Namespace(
@@ -257,7 +375,8 @@ def grid_args(cache) -> argparse.Namespace:
         lr_step=25, folds=2, ogb_epochs=1, ogb_hidden=16, ogb_seeds=1,
         seed=0, root=None, device='cpu', threads=1, shard=(0, 1),
         cache=str(cache), out=str(cache), render=False, no_render=True,
-        select_lr_from=None, use_node_attr=False)
+        select_lr_from=None, use_node_attr=False, override=[],
+        default_sap=None)
 
 
 def test_grid_resumes(tmp_path, monkeypatch):
@@ -319,12 +438,12 @@ def test_training_diagnostics(tmp_path):
         accuracy.write_atomic(path, {**record, 'final_train_loss': loss,
                                      'best_epoch': epoch})
     write_cell(cache, 'NCI1', 'sum', 'fold_0', .7, .7, folds=3)  # No fields.
-    cells = ra.load_cache(str(cache))
-    lines = ra.training_lines(cells, ['NCI1'], ['sum', 'sap4'])
+    cells = load.load_cache(str(cache))
+    lines = protocol.training_lines(cells, ['NCI1'], ['sum', 'sap4'])
     rows = [line for line in lines if line.startswith('| NCI1')]
     assert rows == ['| NCI1 | sap (4 heads, concat) | 3 | 1 | 0.481 | '
                     '0.250-0.693 | 2-48 | 50 |']
-    assert ra.training_lines(cells, ['NCI1'], ['sum']) == []
+    assert protocol.training_lines(cells, ['NCI1'], ['sum']) == []
 
 
 def test_training_diagnostics_imbalanced_classes(tmp_path):
@@ -333,10 +452,10 @@ def test_training_diagnostics_imbalanced_classes(tmp_path):
     # 0.6781 fold below is only found with the class frequencies.
     p = 691 / 1178
     entropy = -(p * math.log(p) + (1 - p) * math.log(1 - p))
-    assert ra.constant_loss('DD') == pytest.approx(entropy, rel=1e-12)
-    assert ra.constant_loss('NCI1') == pytest.approx(math.log(2), rel=1e-5)
-    assert ra.constant_loss('COLLAB') == pytest.approx(math.log(3))
-    assert ra.constant_loss('ogbg-molhiv') is None
+    assert load.constant_loss('DD') == pytest.approx(entropy, rel=1e-12)
+    assert load.constant_loss('NCI1') == pytest.approx(math.log(2), rel=1e-5)
+    assert load.constant_loss('COLLAB') == pytest.approx(math.log(3))
+    assert load.constant_loss('ogbg-molhiv') is None
     cache = tmp_path / 'cache'
     for k, loss in enumerate([0.6781, 0.30]):
         write_cell(cache, 'DD', 'gmt', f'fold_{k}', .6, .6, folds=2)
@@ -345,7 +464,8 @@ def test_training_diagnostics_imbalanced_classes(tmp_path):
             record = json.load(f)
         accuracy.write_atomic(path, {**record, 'final_train_loss': loss,
                                      'best_epoch': 1 + k})
-    lines = ra.training_lines(ra.load_cache(str(cache)), ['DD'], ['gmt'])
+    lines = protocol.training_lines(load.load_cache(str(cache)), ['DD'],
+                                    ['gmt'])
     assert [line for line in lines if line.startswith('| DD')] == [
         '| DD | gmt | 2 | 1 | 0.489 | 0.300-0.678 | 1-2 | 50 |']
     assert any('DD 0.678' in line for line in lines)

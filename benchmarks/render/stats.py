@@ -1,0 +1,225 @@
+"""Ranks, paired sign-flip tests and collapsed folds (``scipy.stats``)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+from scipy.stats import permutation_test, rankdata
+
+from .load import (
+    LR_SUFFIX,
+    Cell,
+    Cells,
+    _score,
+    comparable,
+    constant_loss,
+    expected_units,
+    is_sap,
+    order_readouts,
+    unit_key,
+)
+
+#: The SAP variant that every dataset's paired test is about (the library
+#: default; ``--default_sap`` overrides it).
+DEFAULT_SAP = 'sap_sum'
+
+#: Largest number of paired folds/seeds for which the sign-flip test
+#: enumerates all 2^n sign patterns; above it, random sign patterns.
+EXACT_MAX = 16
+
+#: A fold whose final training loss is at least this fraction of the loss
+#: of a constant prediction never trained (collapsed).
+CHANCE_LOSS = 0.98
+
+
+def rank_descending(values: Dict[str, float],
+                    decimals: int = 9) -> Dict[str, float]:
+    """Rank 1 = highest value; tied values (equal to :obj:`decimals`
+    decimals) share their mean rank (``scipy.stats.rankdata``)."""
+    keys = list(values)
+    ranks = rankdata(-np.round([values[k] for k in keys], decimals))
+    return {k: float(r) for k, r in zip(keys, ranks, strict=True)}
+
+
+@dataclass
+class RankResult:
+    average: Dict[str, float]
+    per_dataset: Dict[str, Dict[str, float]]
+    used: List[str]
+    excluded: Dict[str, str]
+
+
+def _mean_ranks(cells: Cells, datasets: Sequence[str],
+                readouts: Sequence[str]) -> Dict[str, Dict[str, float]]:
+    return {d: rank_descending({r: cells[d, r].mean for r in readouts})
+            for d in datasets}
+
+
+def average_ranks(cells: Cells, datasets: Sequence[str],
+                  readouts: Sequence[str]) -> RankResult:
+    """Ranks the readouts by mean test score per dataset and averages the
+    ranks over the datasets on which every one of :obj:`readouts` has
+    finished the same folds/seeds (the others are reported as excluded)."""
+    used, excluded = [], {}
+    for d in datasets:
+        missing = [r for r in readouts if (d, r) not in cells]
+        if missing:
+            excluded[d] = 'no result for ' + ', '.join(missing)
+        elif len({tuple(cells[d, r].units) for r in readouts}) > 1:
+            counts = sorted({cells[d, r].n for r in readouts})
+            excluded[d] = ('readouts finished different folds/seeds: '
+                           + ' vs '.join(map(str, counts)))
+        else:
+            used.append(d)
+    per_dataset = _mean_ranks(cells, used, readouts)
+    average = (pd.DataFrame(per_dataset).mean(axis=1).to_dict()
+               if used else {})
+    return RankResult(average, per_dataset, used, excluded)
+
+
+def average_ranks_complete(cells: Cells, datasets: Sequence[str],
+                           readouts: Sequence[str]) -> RankResult:
+    """The other way round: keeps every dataset and leaves out the
+    readouts that lack, on some dataset, a cell with the folds/seeds of
+    all its folds/seeds (:func:`~render.load.expected_units`) on some
+    dataset; ``excluded`` maps each left-out readout to those datasets."""
+    expected = {d: expected_units([c for (dd, rr), c in cells.items()
+                                   if dd == d and rr in readouts])
+                for d in datasets}
+    keep, excluded = [], {}
+    for r in readouts:
+        short = [d for d in datasets if (d, r) not in cells
+                 or cells[d, r].n < expected[d]]
+        if short:
+            excluded[r] = ', '.join(short)
+        else:
+            keep.append(r)
+    if len(keep) < 2:
+        return RankResult({}, {}, [], excluded)
+    per_dataset = _mean_ranks(cells, datasets, keep)
+    average = pd.DataFrame(per_dataset).mean(axis=1).to_dict()
+    return RankResult(average, per_dataset, list(datasets), excluded)
+
+
+def sign_flip_test(diffs: Sequence[float], exact_max: int = EXACT_MAX,
+                   samples: int = 20000, seed: int = 0,
+                   ) -> Tuple[float, str]:
+    """Two-sided paired sign-flip permutation test of a zero mean.
+
+    ``scipy.stats.permutation_test`` with ``permutation_type='samples'``
+    on the one sample of paired differences flips their signs: under the
+    null each difference is as likely to have either sign. Exact (all
+    :math:`2^n` patterns) up to :obj:`exact_max` differences, else
+    :obj:`samples` random patterns, ``p = (hits + 1) / (samples + 1)``.
+
+    Returns:
+        The p-value and ``'exact'`` or ``'Monte Carlo'``.
+    """
+    data = np.asarray(diffs, dtype=float)
+    if data.size == 0:
+        return math.nan, 'exact'
+    if data.size == 1:  # scipy needs two; both signs reach |d|.
+        return 1.0, 'exact'
+    exact = data.size <= exact_max
+    res = permutation_test(
+        (data,), lambda x, axis: np.mean(x, axis=axis),
+        permutation_type='samples', vectorized=True,
+        n_resamples=2 ** data.size if exact else samples,
+        alternative='two-sided', rng=np.random.default_rng(seed))
+    return float(min(1.0, res.pvalue)), 'exact' if exact else 'Monte Carlo'
+
+
+@dataclass
+class PairedResult:
+    dataset: str
+    sap: str
+    choice: str
+    baseline: str
+    units: List[str]
+    diffs: List[float]
+    wins: int
+    ties: int
+    losses: int
+    p_value: float
+    p_method: str
+
+    @property
+    def mean_diff(self) -> float:
+        return float(np.mean(self.diffs)) if self.diffs else math.nan
+
+
+def paired_result(a: Cell, b: Cell, choice: str,
+                  tie_tol: float = 1e-6) -> PairedResult:
+    """Pairs cell :obj:`a` (SAP) with cell :obj:`b` (baseline) on the
+    folds/seeds both finished; differences in percentage points."""
+    units = sorted(set(a.records) & set(b.records), key=unit_key)
+    diffs = [100.0 * (_score(a.records[u], 'test')
+                      - _score(b.records[u], 'test')) for u in units]
+    wins = sum(d > 100 * tie_tol for d in diffs)
+    losses = sum(d < -100 * tie_tol for d in diffs)
+    p, method = sign_flip_test(diffs)
+    return PairedResult(a.dataset, a.readout, choice, b.readout, units,
+                        diffs, wins, len(diffs) - wins - losses, losses, p,
+                        method)
+
+
+def by_validation(cells: Sequence[Cell]) -> Optional[Cell]:
+    """The cell with the highest mean validation score (ties: table
+    order)."""
+    if not cells:
+        return None
+    order = order_readouts([c.readout for c in cells])
+    cells = sorted(cells, key=lambda c: order.index(c.readout))
+    return max(cells, key=lambda c: c.val_mean)
+
+
+def paired_tests(cells: Cells, datasets: Sequence[str],
+                 default_sap: str = DEFAULT_SAP) -> List[PairedResult]:
+    """Per dataset: :obj:`default_sap` and the SAP variant with the best
+    mean validation score, each against the non-SAP readout with the best
+    mean validation score (selection among :func:`comparable` cells;
+    never by test score)."""
+    results = []
+    for d in datasets:
+        pool = comparable([c for (dd, _), c in cells.items() if dd == d])
+        baseline = by_validation([c for c in pool if not is_sap(c.readout)])
+        if baseline is None:
+            continue
+        best_sap = by_validation([c for c in pool if is_sap(c.readout)])
+        if (d, default_sap) in cells:
+            choice = 'default'
+            if best_sap is not None and best_sap.readout == default_sap:
+                choice = 'default; also best SAP by val'
+            results.append(paired_result(cells[d, default_sap], baseline,
+                                         choice))
+        if best_sap is not None and best_sap.readout != default_sap:
+            results.append(paired_result(best_sap, baseline,
+                                         'best SAP by val'))
+    return results
+
+
+def collapsed_folds(cells: Cells) -> pd.DataFrame:
+    """One row per cell with a final training loss: ``dataset``,
+    ``readout`` (without the learning-rate suffix), ``lr`` (from the
+    config), ``n`` folds/seeds with a loss and ``collapsed``: those whose
+    final training loss is at least :data:`CHANCE_LOSS` x the loss of
+    the best constant prediction (:func:`~render.load.constant_loss`)."""
+    rows = []
+    for (d, r), cell in cells.items():
+        chance = constant_loss(d)
+        if chance is None:
+            continue
+        for rec in cell.records.values():
+            loss = rec.get('final_train_loss')
+            if loss is None:
+                continue
+            rows.append({'dataset': d, 'readout': r.removesuffix(LR_SUFFIX),
+                         'lr': float(rec.get('config', {}).get('lr', 0.01)),
+                         'collapsed': loss >= CHANCE_LOSS * chance})
+    frame = pd.DataFrame(rows, columns=['dataset', 'readout', 'lr',
+                                        'collapsed'])
+    return (frame.groupby(['lr', 'dataset', 'readout'])['collapsed']
+            .agg(n='size', collapsed='sum').reset_index())
