@@ -329,6 +329,14 @@ class SAPAggregation(Aggregation):
         num_nodes = x.size(0)
         if not is_compiling():
             self._check_batch(index, ptr, num_nodes, dim_size)
+        # int32 batch vectors become int64 once, here (no sync, and a no-op
+        # for int64 ones): the fused kernels read an int64 'ptr', and
+        # torch 2.13's CPU gather with an expanded int32 index, behind the
+        # backward of every scatter, returns wrong gradients.
+        if index is not None:
+            index = index.to(torch.long)
+        if ptr is not None:
+            ptr = ptr.to(torch.long)
         if index is None:
             assert ptr is not None
             index = index_from_ptr(ptr, num_nodes)

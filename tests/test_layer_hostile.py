@@ -10,7 +10,10 @@ import pytest
 import torch
 import torch.utils.cpp_extension as cpp_extension
 
-from sap_graph import _native
+from sap_graph import SAPAggregation, _native
+from sap_graph._ops import Segments, sap_pool, sap_pool_dense
+from tests.reference import sap_reference
+from tests.test_ops import core_functions
 
 # The fused kernels' build cache ###########################################
 
@@ -95,3 +98,90 @@ def test_concurrent_builds_wait_for_the_lock(fake_load, tmp_path, capfd):
     assert result == [f'module {name}'] and fake_load == [name]
     assert 'building' not in capfd.readouterr().err
 
+
+# int32 batch vectors ######################################################
+
+SIZES = [3, 0, 5, 1, 7, 0, 2]
+
+
+def make_batch(sizes=SIZES, channels=8, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    sizes = torch.tensor(sizes)
+    index = torch.arange(sizes.numel()).repeat_interleave(sizes)
+    ptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+    x = torch.randn(int(sizes.sum()), channels, generator=gen)
+    return x, index, ptr, sizes.numel()
+
+
+def reference_and_grads(aggr, x, index, num_graphs, cot, mask=None):
+    """The float64 reference's output, attention weights and gradients
+    (autograd through the reference) of ``(out * cot).sum()``."""
+    x = x.detach().clone().requires_grad_()
+    aggr.zero_grad()
+    out, alpha = sap_reference(aggr, x, index, num_graphs, mask=mask)
+    (out * cot).sum().backward()
+    grads = {'x': x.grad.double(), **{n: p.grad.double()
+                                      for n, p in aggr.named_parameters()}}
+    aggr.zero_grad()
+    return out.detach(), alpha.detach(), grads
+
+
+INT32_LAYOUTS = {  # (index, ptr) given to the layer.
+    'index': lambda index, ptr: (index.int(), None),
+    'ptr': lambda index, ptr: (None, ptr.int()),
+    'index and ptr': lambda index, ptr: (index.int(), ptr.int()),
+    'int32 index, int64 ptr': lambda index, ptr: (index.int(), ptr),
+    'int64 index, int32 ptr': lambda index, ptr: (index, ptr.int()),
+}
+
+
+@pytest.mark.parametrize('masked', [False, True])
+@pytest.mark.parametrize('layout', list(INT32_LAYOUTS))
+def test_int32_index_and_ptr(sap_backend, layout, masked):
+    """A sorted int32 batch (forward and backward) on the fused kernels and
+    on the PyTorch path, against the float64 reference."""
+    torch.manual_seed(1)
+    x, index, ptr, num_graphs = make_batch()
+    aggr = SAPAggregation(8, 4, heads=2, query_init='normal',
+                          residual='mean')
+    mask = None
+    if masked:
+        mask = torch.rand(x.size(0), generator=torch.Generator()
+                          .manual_seed(2)) > 0.3
+    cot = torch.randn(num_graphs, aggr.output_channels, dtype=torch.float64)
+    ref, ref_alpha, ref_grads = reference_and_grads(aggr, x, index,
+                                                    num_graphs, cot, mask)
+    index32, ptr32 = INT32_LAYOUTS[layout](index, ptr)
+    x = x.requires_grad_()
+    out, alpha = aggr(x, index32, ptr32, dim_size=num_graphs, mask=mask,
+                      return_attention_weights=True)
+    if not masked:  # The sorted int32 batch takes the backend under test.
+        expected = {'native': 'SAPNativeFunctionBackward',
+                    'torch': 'SAPPoolFunctionBackward'}[sap_backend]
+        assert core_functions(out) == {expected}
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(alpha.double(), ref_alpha, rtol=1e-5,
+                               atol=1e-6)
+    (out * cot.float()).sum().backward()
+    grads = {'x': x.grad, **{n: p.grad for n, p in aggr.named_parameters()}}
+    assert grads.keys() == ref_grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(
+            grad.double(), ref_grads[name], rtol=1e-4, atol=1e-4,
+            msg=lambda m, name=name: f'{name}: {m}')
+
+
+@pytest.mark.parametrize('with_ptr', [False, True])
+def test_int32_segments_core(sap_backend, with_ptr):
+    """The SAP core (:func:`sap_graph._ops.sap_pool`) on a sorted int32
+    batch, against plain float64 autograd on an int64 one."""
+    from tests.test_ops import batch, outputs_and_grads
+    x, w, index, ptr, num_graphs = batch([3, 0, 5, 1, 7], 6, 2)
+    ref = outputs_and_grads(
+        lambda x, w: sap_pool_dense(x, w, index, num_graphs), x, w)
+    seg = Segments(index.int(), ptr.int() if with_ptr else None,
+                   num_graphs, 2)
+    assert seg.sorted and seg.ptr.dtype == torch.long
+    got = outputs_and_grads(lambda x, w: sap_pool(x, w, seg), x, w)
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
