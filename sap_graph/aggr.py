@@ -16,6 +16,12 @@ from sap_graph._ops import Segments, index_from_ptr, sap_pool, sap_pool_dense
 from sap_graph.regularizers import attention_entropy, diversity_penalty
 
 
+def _head(values: Tensor, count: int = 8) -> str:
+    """The first :obj:`count` entries of a 1-D tensor, for messages."""
+    items = ', '.join(str(v) for v in values[:count].tolist())
+    return f"[{items}{', ...' if values.numel() > count else ''}]"
+
+
 class SAPAggregation(Aggregation):
     r"""Multi-head self-attention pooling with learnable queries, in the
     spirit of the structured self-attentive embedding of `"A Structured
@@ -260,7 +266,9 @@ class SAPAggregation(Aggregation):
             index (torch.Tensor, optional): Set (graph) of each node
                 :obj:`[N]`, not necessarily sorted. (default: :obj:`None`)
             ptr (torch.Tensor, optional): CSR boundaries of a sorted batch
-                :obj:`[B + 1]`. (default: :obj:`None`)
+                :obj:`[B + 1]`. With :obj:`index` too, both must describe
+                the same batch (checked on the CPU, and on GPUs under
+                :func:`torch_geometric.debug`). (default: :obj:`None`)
             dim_size (int, optional): Number of sets :math:`B`; sets without
                 nodes yield zero rows. Pass it to avoid a device sync and
                 graph breaks under :func:`torch.compile`.
@@ -434,6 +442,21 @@ class SAPAggregation(Aggregation):
                                  f"'{dim_size}' but 'index' holds values in "
                                  f"[{low}, {high}], expected values in "
                                  f"[0, {dim_size - 1}])")
+        if index is not None and ptr is not None:
+            # Both given: they must describe the same batch (the fused
+            # kernels follow 'ptr', the other paths mostly 'index').
+            expected = index_from_ptr(ptr, num_nodes)
+            wrong = (index != expected).nonzero()
+            if wrong.numel() > 0:
+                node = int(wrong[0])
+                raise ValueError(
+                    f"'index' and 'ptr' disagree: 'ptr' "
+                    f"{_head(ptr)} puts node {node} in graph "
+                    f"{int(expected[node])} but 'index' holds "
+                    f"{int(index[node])} there ({wrong.numel()} of "
+                    f"{num_nodes} nodes differ; got 'index' "
+                    f"{_head(index)}, expected {_head(expected)}). Pass "
+                    f"only one of them, or 'ptr' of a sorted 'index'")
 
     def __repr__(self) -> str:
         extra = ''

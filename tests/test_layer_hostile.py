@@ -185,3 +185,40 @@ def test_int32_segments_core(sap_backend, with_ptr):
     got = outputs_and_grads(lambda x, w: sap_pool(x, w, seg), x, w)
     for a, b in zip(got, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+# index and ptr that disagree ##############################################
+
+DISAGREEING = {  # (index, ptr, node, index there, ptr's graph there)
+    'boundary moved': ([0, 0, 1, 1, 1], [0, 3, 5], 2, 1, 0),
+    'unsorted index': ([0, 1, 0, 1, 1], [0, 2, 5], 1, 1, 0),
+    'other batch': ([0, 0, 0, 0, 1], [0, 1, 5], 1, 0, 1),
+    'int32, empty graph': ([0, 0, 0, 0, 0], [0, 0, 5], 0, 0, 1),
+}
+
+
+@pytest.mark.parametrize('leading', [False, True])
+@pytest.mark.parametrize('case', list(DISAGREEING))
+def test_index_and_ptr_must_agree(sap_backend, case, leading):
+    """Both paths refuse the same inconsistent batches (the fused kernels
+    followed 'ptr', the PyTorch path mixed both) and name what they got
+    and what was expected."""
+    index, ptr, node, got, graph = DISAGREEING[case]
+    index, ptr = torch.tensor(index), torch.tensor(ptr)
+    if case.startswith('int32'):
+        index, ptr = index.int(), ptr.int()
+    aggr = SAPAggregation(4, heads=2)
+    x = torch.randn(2, 5, 4) if leading else torch.randn(5, 4)
+    expected = torch.repeat_interleave(torch.arange(2), ptr.diff())
+    with pytest.raises(ValueError) as info:
+        aggr(x, index, ptr, dim_size=2)
+    message = str(info.value)
+    assert "'index' and 'ptr' disagree" in message
+    if not leading:  # (Else it names the batch of all leading positions.)
+        assert f'got \'index\' {index.tolist()}' in message
+        assert f'expected {expected.tolist()}' in message
+        assert (f'puts node {node} in graph {graph} but \'index\' holds '
+                f'{got} there') in message
+    # Either one alone is a valid batch.
+    for kwargs in (dict(index=index), dict(ptr=ptr)):
+        assert aggr(x, **kwargs, dim_size=2).shape[-2:] == (2, 8)
