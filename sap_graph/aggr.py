@@ -337,6 +337,7 @@ class SAPAggregation(Aggregation):
         num_nodes = x.size(0)
         if not is_compiling():
             self._check_batch(index, ptr, num_nodes, dim_size)
+            self._check_dtype(x)
         # int32 batch vectors become int64 once, here (no sync, and a no-op
         # for int64 ones): the fused kernels read an int64 'ptr', and
         # torch 2.13's CPU gather with an expanded int32 index, behind the
@@ -413,6 +414,19 @@ class SAPAggregation(Aggregation):
             return out.transpose(0, 1).reshape(dim_size,
                                                self.output_channels)
         return out.mean(dim=0)
+
+    def _check_dtype(self, x: Tensor) -> None:
+        # Like torch.nn.Linear, features and parameters share one dtype
+        # outside autocast (a half-precision batch into a float32 layer
+        # failed deep inside the value projection).
+        dtype = self.lin_value.weight.dtype
+        if x.dtype != dtype and not torch.is_autocast_enabled(
+                x.device.type):
+            raise ValueError(
+                f"'SAPAggregation' got {x.dtype} node features but its "
+                f"parameters are {dtype}: convert one to the other "
+                f"(x.to({dtype}) or aggr.to({x.dtype})), or run the model "
+                f"under torch.autocast")
 
     @staticmethod
     def _check_batch(index: Optional[Tensor], ptr: Optional[Tensor],

@@ -222,3 +222,56 @@ def test_index_and_ptr_must_agree(sap_backend, case, leading):
     # Either one alone is a valid batch.
     for kwargs in (dict(index=index), dict(ptr=ptr)):
         assert aggr(x, **kwargs, dim_size=2).shape[-2:] == (2, 8)
+
+
+# Mixed precision ##########################################################
+
+MIXED = [  # (features, layer)
+    (torch.float16, torch.float32),
+    (torch.bfloat16, torch.float32),
+    (torch.float64, torch.float32),
+    (torch.float32, torch.bfloat16),
+]
+
+
+@pytest.mark.parametrize('kwargs', [dict(heads=2), dict(
+    heads=2, gated=True, residual='mean', concat=False)])
+@pytest.mark.parametrize('dtypes', MIXED, ids=str)
+def test_mixed_dtypes_are_a_clear_error(sap_backend, dtypes, kwargs):
+    """Features in another dtype than the layer's parameters (outside
+    autocast) are refused up front on both paths, like torch.nn.Linear
+    does, with what to do (they failed inside the value projection)."""
+    x_dtype, layer_dtype = dtypes
+    x, index, ptr, num_graphs = make_batch()
+    aggr = SAPAggregation(8, **kwargs).to(layer_dtype)
+    for batch in (dict(index=index), dict(ptr=ptr)):
+        with pytest.raises(ValueError) as info:
+            aggr(x.to(x_dtype), **batch, dim_size=num_graphs)
+        message = str(info.value)
+        assert f'{x_dtype} node features' in message
+        assert f'parameters are {layer_dtype}' in message
+        assert 'torch.autocast' in message and f'x.to({layer_dtype})' in message
+    # The same batch in the layer's dtype is fine.
+    out = aggr(x.to(layer_dtype), index, ptr, dim_size=num_graphs)
+    assert out.dtype == layer_dtype and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('kwargs', [dict(heads=2), dict(
+    heads=2, gated=True, residual='mean', concat=False)])
+def test_bfloat16_features_into_float32_layer_under_autocast(sap_backend,
+                                                             kwargs):
+    """Under CPU autocast a bfloat16 batch (the output of an autocast
+    linear layer) into a float32 layer works, close to the reference."""
+    torch.manual_seed(3)
+    x, index, ptr, num_graphs = make_batch()
+    aggr = SAPAggregation(8, query_init='normal', **kwargs)
+    x = x.to(torch.bfloat16)
+    ref, _ = sap_reference(aggr, x.double(), index, num_graphs)
+    x.requires_grad_()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = aggr(x, index, ptr, dim_size=num_graphs)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.double(), ref, rtol=0.05, atol=0.05)
+    out.float().sum().backward()
+    assert x.grad.dtype == torch.bfloat16 and torch.isfinite(x.grad).all()
+    assert torch.isfinite(aggr.query.grad).all()
