@@ -66,6 +66,25 @@ class SAPAggregation(Aggregation):
         the CSR path for sorted batches (as produced by PyG's
         :class:`~torch_geometric.loader.DataLoader`).
 
+    .. note::
+        Inside a convolution, as in
+        ``SAGEConv(16, 32, aggr=SAPAggregation(16, ...))`` or through
+        ``MultiAggregation([SAPAggregation(16, ...), 'mean'], mode='cat')``,
+        PyG sizes the layer that follows the aggregation for an output of
+        :obj:`in_channels` per aggregation. Use a form that keeps the width,
+        :obj:`output_channels == in_channels`: :obj:`concat=False` (heads
+        averaged, :obj:`out_channels` defaults to :obj:`in_channels`) or
+        :obj:`out_channels=in_channels // heads` with :obj:`concat=True`,
+        *e.g.* ``SAPAggregation(16, heads=4, out_channels=4)``. A wider
+        output (``SAPAggregation(16, heads=4)`` is 64 wide) fails there
+        with a shape error in the convolution's linear layer, which this
+        layer cannot see. As a readout any width works: size the next layer
+        with :obj:`output_channels`.
+
+        Node features must have the parameters' dtype (as for
+        :class:`torch.nn.Linear`); under :func:`torch.autocast` a
+        half-precision batch into a float32 layer works.
+
     Args:
         in_channels (int): Size of each input element :math:`F_{in}`.
         out_channels (int, optional): Value width of one head

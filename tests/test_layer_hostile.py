@@ -275,3 +275,80 @@ def test_bfloat16_features_into_float32_layer_under_autocast(sap_backend,
     out.float().sum().backward()
     assert x.grad.dtype == torch.bfloat16 and torch.isfinite(x.grad).all()
     assert torch.isfinite(aggr.query.grad).all()
+
+
+# Multi-head SAP inside PyG's convolutions #################################
+
+# Widths that keep in_channels (16), as PyG's convolutions assume.
+KEEPS_WIDTH = {
+    'one head': dict(heads=1),
+    'heads averaged': dict(heads=4, concat=False),
+    'heads * out_channels == in_channels': dict(heads=4, out_channels=4),
+}
+
+
+def neighbourhood(num_nodes=10, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(num_nodes, 16, generator=gen)
+    # Targets sorted (the fused kernels on CPU); 0 and 5..9 get no message.
+    edge_index = torch.tensor([[0, 1, 2, 3, 4, 6, 7, 8, 9],
+                               [1, 1, 2, 3, 3, 4, 4, 4, 4]])
+    return x, edge_index
+
+
+@pytest.mark.parametrize('form', list(KEEPS_WIDTH))
+def test_sap_in_sage_conv(sap_backend, form):
+    from torch_geometric.nn import SAGEConv
+    torch.manual_seed(4)
+    aggr = SAPAggregation(16, query_init='normal', **KEEPS_WIDTH[form])
+    assert aggr.output_channels == 16
+    conv = SAGEConv(16, 32, aggr=aggr)
+    x, edge_index = neighbourhood()
+    out = conv(x, edge_index)
+    agg, _ = sap_reference(aggr, x[edge_index[0]], edge_index[1], x.size(0))
+    expected = conv.lin_l(agg.float()) + conv.lin_r(x)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    out.sum().backward()
+    assert torch.isfinite(aggr.query.grad).all()
+
+
+@pytest.mark.parametrize('form', list(KEEPS_WIDTH))
+def test_sap_in_multi_aggregation_cat(sap_backend, form):
+    from torch_geometric.nn import SAGEConv
+    from torch_geometric.nn.aggr import MultiAggregation
+    torch.manual_seed(5)
+    aggr = SAPAggregation(16, query_init='normal', **KEEPS_WIDTH[form])
+    multi = MultiAggregation([aggr, 'mean'], mode='cat')
+    conv = SAGEConv(16, 32, aggr=multi)
+    x, edge_index = neighbourhood()
+    out = conv(x, edge_index)
+    src, dst = edge_index
+    sap, _ = sap_reference(aggr, x[src], dst, x.size(0))
+    mean = torch.zeros(x.size(0), 16).index_add_(0, dst, x[src])
+    mean = mean / torch.bincount(dst, minlength=x.size(0)).clamp(min=1)[
+        :, None]
+    expected = (conv.lin_l(torch.cat([sap.float(), mean], dim=-1)) +
+                conv.lin_r(x))
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_wider_sap_as_readout_and_its_limit_in_convs(sap_backend):
+    """Outside a convolution any width works (here a cat of a 64-wide SAP
+    and a mean); inside one, PyG sizes the layer after the aggregation for
+    in_channels, so a wider SAP fails there (the documented limit)."""
+    from torch_geometric.nn import SAGEConv
+    from torch_geometric.nn.aggr import MultiAggregation
+    torch.manual_seed(6)
+    x, index, ptr, num_graphs = make_batch(channels=16)
+    aggr = SAPAggregation(16, heads=4, query_init='normal')  # 64 wide.
+    multi = MultiAggregation([aggr, 'mean'], mode='cat')
+    out = multi(x, index, ptr=ptr, dim_size=num_graphs)
+    sap, _ = sap_reference(aggr, x, index, num_graphs)
+    torch.testing.assert_close(out[:, :64].double(), sap, rtol=1e-5,
+                               atol=1e-5)
+    torch.testing.assert_close(
+        out[:, 64:], aggr.reduce(x, index, dim_size=num_graphs,
+                                 reduce='mean'))
+    x, edge_index = neighbourhood()
+    with pytest.raises(RuntimeError, match='shapes cannot be multiplied'):
+        SAGEConv(16, 32, aggr=SAPAggregation(16, heads=4))(x, edge_index)
