@@ -3,7 +3,10 @@
 The kernels in ``csrc/sap_pool.cpp`` are built with
 :func:`torch.utils.cpp_extension.load` the first time a CPU batch reaches
 :class:`~sap_graph.SAPAggregation` (about a minute once; the build is cached
-under ``$TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``).
+under ``$TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``,
+in a folder named by a hash of the kernel source, the torch version, the
+flags and the CPU; a one-line notice goes to stderr while it builds, and
+concurrent processes wait for one build under a file lock).
 A build needs a C++ compiler and ``ninja``; without them, or with
 ``SAP_GRAPH_NATIVE=0``, every batch takes the pure-PyTorch path of
 :mod:`sap_graph._ops`, which computes the same function.
@@ -13,15 +16,17 @@ A build needs a C++ compiler and ``ninja``; without them, or with
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import os.path as osp
 import platform
 import shutil
+import sys
 import threading
 import warnings
 from types import ModuleType
-from typing import Optional
+from typing import Iterator, List, Optional
 
 _SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'sap_pool.cpp')
 _lock = threading.Lock()
@@ -38,8 +43,49 @@ def _mode() -> str:
     return 'auto'
 
 
+_FLAGS = ['-O3', '-fopenmp', '-march=native']
+_NOTICE = 'sap_graph: building fused CPU kernels (once, ~1 min)\u2026'
+
+
+def _extension_name(flags: List[str]) -> str:
+    """The extension (and build folder) name: a hash of the kernel source
+    (its bytes and its path, *i.e.* the installation), the torch and Python
+    versions, the flags and the CPU. Two installations never load or
+    rebuild each other's kernels (torch's build would see another source
+    path and recompile), another torch never loads a stale build, and
+    -march=native code never runs on another CPU model that shares the
+    build cache (a home directory on a cluster)."""
+    import torch
+
+    digest = hashlib.sha1()
+    with open(_SOURCE, 'rb') as f:
+        digest.update(f.read())
+    for part in (_SOURCE, torch.__version__, sys.implementation.cache_tag,
+                 ' '.join(flags), _cpu_tag(flags)):
+        digest.update(b'\0' + part.encode())
+    return f'sap_graph_native_{digest.hexdigest()[:16]}'
+
+
+@contextlib.contextmanager
+def _file_lock(path: str) -> Iterator[None]:
+    """Holds an exclusive :func:`fcntl.flock` on :obj:`path`, waiting for
+    another process (or thread) that holds it. Without :mod:`fcntl`
+    (Windows) it does nothing; torch's own build baton still applies."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    with open(path, 'a+') as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def _build() -> ModuleType:
-    from torch.utils.cpp_extension import load
+    from torch.utils.cpp_extension import _get_build_directory, load
 
     if shutil.which('ninja') is None:
         try:  # The `ninja` wheel puts its binary next to the interpreter.
@@ -48,12 +94,25 @@ def _build() -> ModuleType:
                                   os.environ.get('PATH', ''))
         except ImportError:
             pass
-    flags = ['-O3', '-fopenmp', '-march=native']
-    # -march=native code must not run on another CPU that shares the build
-    # cache (a home directory on a cluster): one build per CPU model.
-    return load(name=f'sap_graph_native_{_cpu_tag(flags)}', sources=[_SOURCE],
-                extra_cflags=flags, extra_ldflags=['-fopenmp'],
-                verbose=False)
+    flags = list(_FLAGS)
+    name = _extension_name(flags)
+    # ``$TORCH_EXTENSIONS_DIR/<name>`` (torch's default root otherwise).
+    build_dir = _get_build_directory(name, verbose=False)
+    # Concurrent processes (parallel test workers, grid jobs) wait here for
+    # the one that builds, then load its finished build.
+    with _file_lock(osp.join(build_dir, 'sap_graph_build.lock')):
+        # Under this lock nobody else builds here, so torch's own baton file
+        # is a leftover of a killed build (Ctrl-C during the minute it
+        # takes): torch would wait for it forever.
+        try:
+            os.remove(osp.join(build_dir, 'lock'))
+        except FileNotFoundError:
+            pass
+        if not osp.exists(osp.join(build_dir, f'{name}.so')):
+            print(_NOTICE, file=sys.stderr, flush=True)
+        return load(name=name, sources=[_SOURCE], extra_cflags=flags,
+                    extra_ldflags=['-fopenmp'], build_directory=build_dir,
+                    verbose=False)
 
 
 def _cpu_tag(flags: list) -> str:
@@ -72,7 +131,11 @@ def _cpu_tag(flags: list) -> str:
 
 def native() -> Optional[ModuleType]:
     """The compiled kernels, or :obj:`None` when they are switched off or
-    cannot be built here."""
+    cannot be built here.
+
+    The first call builds (about a minute, once per kernel source, torch
+    version and CPU) or loads them; later calls are free. Call it before
+    timing anything, so that the build is not counted as training time."""
     global _module, _failed
     mode = _mode()
     if mode == 'off':

@@ -91,9 +91,12 @@ class Segments:
             self.count = self.ptr[1:] - self.ptr[:-1]
         else:
             # No host-device sync here (``bincount`` would wait for the GPU).
-            self.count = index.new_zeros(dim_size).index_add_(
-                0, index, torch.ones_like(index))
-            self.ptr = index.new_zeros(dim_size + 1)
+            # The pointer is int64 whatever the index (an int32 one as
+            # well): the fused kernels and ``segment_reduce`` read it so.
+            self.count = torch.zeros(
+                dim_size, dtype=torch.long, device=index.device).index_add_(
+                    0, index, torch.ones_like(index, dtype=torch.long))
+            self.ptr = self.count.new_zeros(dim_size + 1)
             torch.cumsum(self.count, 0, out=self.ptr[1:])
             # A sorted index (as PyG's loaders produce) takes the CSR paths
             # and the fused kernels. Finding out needs a sync, which is free

@@ -16,6 +16,12 @@ from sap_graph._ops import Segments, index_from_ptr, sap_pool, sap_pool_dense
 from sap_graph.regularizers import attention_entropy, diversity_penalty
 
 
+def _head(values: Tensor, count: int = 8) -> str:
+    """The first :obj:`count` entries of a 1-D tensor, for messages."""
+    items = ', '.join(str(v) for v in values[:count].tolist())
+    return f"[{items}{', ...' if values.numel() > count else ''}]"
+
+
 class SAPAggregation(Aggregation):
     r"""Multi-head self-attention pooling with learnable queries, in the
     spirit of the structured self-attentive embedding of `"A Structured
@@ -59,6 +65,25 @@ class SAPAggregation(Aggregation):
         The :obj:`index` vector may be unsorted; passing :obj:`ptr` selects
         the CSR path for sorted batches (as produced by PyG's
         :class:`~torch_geometric.loader.DataLoader`).
+
+    .. note::
+        Inside a convolution, as in
+        ``SAGEConv(16, 32, aggr=SAPAggregation(16, ...))`` or through
+        ``MultiAggregation([SAPAggregation(16, ...), 'mean'], mode='cat')``,
+        PyG sizes the layer that follows the aggregation for an output of
+        :obj:`in_channels` per aggregation. Use a form that keeps the width,
+        :obj:`output_channels == in_channels`: :obj:`concat=False` (heads
+        averaged, :obj:`out_channels` defaults to :obj:`in_channels`) or
+        :obj:`out_channels=in_channels // heads` with :obj:`concat=True`,
+        *e.g.* ``SAPAggregation(16, heads=4, out_channels=4)``. A wider
+        output (``SAPAggregation(16, heads=4)`` is 64 wide) fails there
+        with a shape error in the convolution's linear layer, which this
+        layer cannot see. As a readout any width works: size the next layer
+        with :obj:`output_channels`.
+
+        Node features must have the parameters' dtype (as for
+        :class:`torch.nn.Linear`); under :func:`torch.autocast` a
+        half-precision batch into a float32 layer works.
 
     Args:
         in_channels (int): Size of each input element :math:`F_{in}`.
@@ -260,7 +285,9 @@ class SAPAggregation(Aggregation):
             index (torch.Tensor, optional): Set (graph) of each node
                 :obj:`[N]`, not necessarily sorted. (default: :obj:`None`)
             ptr (torch.Tensor, optional): CSR boundaries of a sorted batch
-                :obj:`[B + 1]`. (default: :obj:`None`)
+                :obj:`[B + 1]`. With :obj:`index` too, both must describe
+                the same batch (checked on the CPU, and on GPUs under
+                :func:`torch_geometric.debug`). (default: :obj:`None`)
             dim_size (int, optional): Number of sets :math:`B`; sets without
                 nodes yield zero rows. Pass it to avoid a device sync and
                 graph breaks under :func:`torch.compile`.
@@ -329,6 +356,15 @@ class SAPAggregation(Aggregation):
         num_nodes = x.size(0)
         if not is_compiling():
             self._check_batch(index, ptr, num_nodes, dim_size)
+            self._check_dtype(x)
+        # int32 batch vectors become int64 once, here (no sync, and a no-op
+        # for int64 ones): the fused kernels read an int64 'ptr', and
+        # torch 2.13's CPU gather with an expanded int32 index, behind the
+        # backward of every scatter, returns wrong gradients.
+        if index is not None:
+            index = index.to(torch.long)
+        if ptr is not None:
+            ptr = ptr.to(torch.long)
         if index is None:
             assert ptr is not None
             index = index_from_ptr(ptr, num_nodes)
@@ -398,6 +434,19 @@ class SAPAggregation(Aggregation):
                                                self.output_channels)
         return out.mean(dim=0)
 
+    def _check_dtype(self, x: Tensor) -> None:
+        # Like torch.nn.Linear, features and parameters share one dtype
+        # outside autocast (a half-precision batch into a float32 layer
+        # failed deep inside the value projection).
+        dtype = self.lin_value.weight.dtype
+        if x.dtype != dtype and not torch.is_autocast_enabled(
+                x.device.type):
+            raise ValueError(
+                f"'SAPAggregation' got {x.dtype} node features but its "
+                f"parameters are {dtype}: convert one to the other "
+                f"(x.to({dtype}) or aggr.to({x.dtype})), or run the model "
+                f"under torch.autocast")
+
     @staticmethod
     def _check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
                      num_nodes: int, dim_size: int) -> None:
@@ -426,6 +475,21 @@ class SAPAggregation(Aggregation):
                                  f"'{dim_size}' but 'index' holds values in "
                                  f"[{low}, {high}], expected values in "
                                  f"[0, {dim_size - 1}])")
+        if index is not None and ptr is not None:
+            # Both given: they must describe the same batch (the fused
+            # kernels follow 'ptr', the other paths mostly 'index').
+            expected = index_from_ptr(ptr, num_nodes)
+            wrong = (index != expected).nonzero()
+            if wrong.numel() > 0:
+                node = int(wrong[0])
+                raise ValueError(
+                    f"'index' and 'ptr' disagree: 'ptr' "
+                    f"{_head(ptr)} puts node {node} in graph "
+                    f"{int(expected[node])} but 'index' holds "
+                    f"{int(index[node])} there ({wrong.numel()} of "
+                    f"{num_nodes} nodes differ; got 'index' "
+                    f"{_head(index)}, expected {_head(expected)}). Pass "
+                    f"only one of them, or 'ptr' of a sorted 'index'")
 
     def __repr__(self) -> str:
         extra = ''
