@@ -54,8 +54,9 @@ Work split (no host-device synchronisation: every grid size follows from
 
 Forward: two launches; backward: two launches and one sum. Accumulation is
 in float32 for float16/bfloat16 inputs; :math:`\alpha` is kept in float32
-for the backward. Products use :func:`triton.language.dot` with IEEE
-float32 precision (no TF32), blocks padded to 16.
+for the backward. Products use :func:`triton.language.dot` on float32
+blocks padded to 16, by default with IEEE float32 precision (no TF32; see
+:data:`DOT_PRECISION`).
 
 Not handled here (:func:`sap_graph._ops.sap_pool` keeps the PyTorch path,
 :class:`~sap_graph._ops.SAPPoolFunction`): attention dropout, the value
@@ -85,6 +86,14 @@ MAX_HEADS = 64
 #: Launch parameters forced by tests (keys of :func:`launch_config`).
 OVERRIDE: Optional[Dict[str, int]] = None
 
+#: ``input_precision`` of every :func:`triton.language.dot`: ``'ieee'``
+#: (float32 FMA, exact), ``'tf32x3'`` (tensor cores, about float32
+#: accuracy) or ``'tf32'`` (tensor cores, about 1e-3 relative error).
+#: Blocks are padded to 16 heads, so with ``'ieee'`` the products cost
+#: ``16 / H`` times the useful arithmetic; which is faster on a given GPU
+#: is not measured yet (``benchmarks/profile_cuda.py`` times both).
+DOT_PRECISION = 'ieee'
+
 
 def supports(x: Tensor, score_weight: Tensor) -> bool:
     """Whether :class:`SAPTritonFunction` handles these inputs (dtype and
@@ -113,7 +122,8 @@ def launch_config(num_nodes: int, num_graphs: int, channels: int,
     wide features), ``CH`` nodes per chunk (longer graphs are split;
     about four chunks per multiprocessor, 256 to 4096), ``G`` graphs per
     program of short graphs (up to ``CH`` nodes on average, but keeping
-    about four programs per multiprocessor)."""
+    about four programs per multiprocessor), ``num_warps`` 4, or 8 for
+    wide blocks."""
     bf = max(16, _pow2(channels))
     bh = max(16, _pow2(heads))
     avg = max(1, num_nodes // max(1, num_graphs))
@@ -121,7 +131,8 @@ def launch_config(num_nodes: int, num_graphs: int, channels: int,
     sms = _num_sms(device)
     ch = min(4096, max(256, _pow2(-(-num_nodes // (4 * sms)))))
     g = max(1, min(ch // avg, -(-num_graphs // (4 * sms))))
-    cfg = dict(BN=bn, BF=bf, BH=bh, CH=ch, G=g, BC=16)
+    warps = 4 if bf * max(bn, bh) <= 4096 else 8
+    cfg = dict(BN=bn, BF=bf, BH=bh, CH=ch, G=g, BC=16, num_warps=warps)
     if OVERRIDE:
         cfg.update(OVERRIDE)
     return cfg
@@ -172,7 +183,7 @@ def _piece(INDEX, PTR, c_lo, c_hi, CH, K: tl.constexpr):
 
 @triton.jit
 def _fwd_rows(X, wt, E32, lo, hi, F, H, BN: tl.constexpr, BF: tl.constexpr,
-              BH: tl.constexpr):
+              BH: tl.constexpr, PREC: tl.constexpr):
     """Online softmax over rows ``[lo, hi)``: writes the raw scores to
     ``E32`` and returns the running max, sum and accumulator
     ``sum_i exp(e_ih - m_h) x_i``."""
@@ -185,7 +196,7 @@ def _fwd_rows(X, wt, E32, lo, hi, F, H, BN: tl.constexpr, BF: tl.constexpr,
         rows = r0 + tl.arange(0, BN)
         rmask = rows < hi
         x = _load_rows(X, rows, rmask, cols, F)
-        e = tl.dot(x, wt, input_precision='ieee')
+        e = tl.dot(x, wt, input_precision=PREC)
         eoff = rows.to(tl.int64)[:, None] * H + heads[None, :]
         tl.store(E32 + eoff, e, mask=rmask[:, None] & (heads[None, :] < H))
         e = tl.where(rmask[:, None], e, float('-inf'))
@@ -194,7 +205,7 @@ def _fwd_rows(X, wt, E32, lo, hi, F, H, BN: tl.constexpr, BF: tl.constexpr,
         p = tl.exp(e - m_new[None, :])
         s = s * scale + tl.sum(p, axis=0)
         acc = acc * scale[:, None] + tl.dot(tl.trans(p), x,
-                                            input_precision='ieee')
+                                            input_precision=PREC)
         m = m_new
     return m, s, acc
 
@@ -229,7 +240,7 @@ def _normalize_rows(E32, A, lo, hi, m, s, H, BN: tl.constexpr,
 def _sap_fwd_main(X, W, INDEX, PTR, E32, A, POOL, WSUM, PM, PS, PACC,
                   N, F, H, B, CH, G, NUM_SHORT,
                   BN: tl.constexpr, BF: tl.constexpr, BH: tl.constexpr,
-                  WRITE_A: tl.constexpr):
+                  WRITE_A: tl.constexpr, PREC: tl.constexpr):
     """Programs ``[0, NUM_SHORT)``: ``G`` graphs each, the short ones
     completely (empty ones as zeros). Programs ``NUM_SHORT + c``: partials
     of the long graphs' pieces in chunk ``c``."""
@@ -252,7 +263,7 @@ def _sap_fwd_main(X, W, INDEX, PTR, E32, A, POOL, WSUM, PM, PS, PACC,
             if n <= CH:
                 if n > 0:
                     m, s, acc = _fwd_rows(X, wt, E32, lo, hi, F, H, BN, BF,
-                                          BH)
+                                          BH, PREC)
                     tl.debug_barrier()  # Scores written above, read below.
                     total = _normalize_rows(E32, A, lo, hi, m, s, H, BN, BH,
                                             WRITE_A)
@@ -272,7 +283,8 @@ def _sap_fwd_main(X, W, INDEX, PTR, E32, A, POOL, WSUM, PM, PS, PACC,
             take, g, lo_g, hi_g, lo, hi = _piece(INDEX, PTR, c_lo, c_hi, CH,
                                                  k)
             if take:
-                m, s, acc = _fwd_rows(X, wt, E32, lo, hi, F, H, BN, BF, BH)
+                m, s, acc = _fwd_rows(X, wt, E32, lo, hi, F, H, BN, BF, BH,
+                                     PREC)
                 slot = c * 2 + k
                 tl.store(PM + slot * BH + heads, m)
                 tl.store(PS + slot * BH + heads, s)
@@ -354,7 +366,7 @@ def _sap_fwd_long(INDEX, PTR, E32, A, POOL, WSUM, PM, PS, PACC,
 @triton.jit
 def _bwd_mean_rows(X, A32, GA, lo, hi, dpt, gsv, F, H, BN: tl.constexpr,
                    BF: tl.constexpr, BH: tl.constexpr, HAS_GP: tl.constexpr,
-                   HAS_GA: tl.constexpr):
+                   HAS_GA: tl.constexpr, PREC: tl.constexpr):
     """``sum_i alpha_ih g_ih`` over rows ``[lo, hi)``."""
     cols = tl.arange(0, BF)
     heads = tl.arange(0, BH)
@@ -369,7 +381,7 @@ def _bwd_mean_rows(X, A32, GA, lo, hi, dpt, gsv, F, H, BN: tl.constexpr,
         g = tl.zeros([BN, BH], dtype=tl.float32) + gsv[None, :]
         if HAS_GP:
             x = _load_rows(X, rows, rmask, cols, F)
-            g += tl.dot(x, dpt, input_precision='ieee')
+            g += tl.dot(x, dpt, input_precision=PREC)
         if HAS_GA:
             g += tl.load(GA + offs, mask=mask, other=0.0).to(tl.float32)
         mean += tl.sum(a * g, axis=0)
@@ -380,7 +392,8 @@ def _bwd_mean_rows(X, A32, GA, lo, hi, dpt, gsv, F, H, BN: tl.constexpr,
 def _bwd_grad_rows(X, A32, GA, GX, lo, hi, w, dp, dpt, gsv, mean, dw, F, H,
                    BN: tl.constexpr, BF: tl.constexpr, BH: tl.constexpr,
                    HAS_GP: tl.constexpr, HAS_GA: tl.constexpr,
-                   NEED_X: tl.constexpr, NEED_W: tl.constexpr):
+                   NEED_X: tl.constexpr, NEED_W: tl.constexpr,
+                   PREC: tl.constexpr):
     """Softmax backward ``de = alpha (g - mean)``, ``dx`` of rows ``[lo,
     hi)`` and ``dw += de^T x``."""
     cols = tl.arange(0, BF)
@@ -398,19 +411,19 @@ def _bwd_grad_rows(X, A32, GA, GX, lo, hi, w, dp, dpt, gsv, mean, dw, F, H,
         else:
             x = tl.zeros([BN, BF], dtype=tl.float32)
         if HAS_GP:
-            g += tl.dot(x, dpt, input_precision='ieee')
+            g += tl.dot(x, dpt, input_precision=PREC)
         if HAS_GA:
             g += tl.load(GA + offs, mask=mask, other=0.0).to(tl.float32)
         de = a * (g - mean[None, :])
         if NEED_X:
-            gx = tl.dot(de, w, input_precision='ieee')
+            gx = tl.dot(de, w, input_precision=PREC)
             if HAS_GP:
-                gx += tl.dot(a, dp, input_precision='ieee')
+                gx += tl.dot(a, dp, input_precision=PREC)
             xoffs = rows.to(tl.int64)[:, None] * F + cols[None, :]
             tl.store(GX + xoffs, gx.to(GX.dtype.element_ty),
                      mask=rmask[:, None] & (cols[None, :] < F))
         if NEED_W:
-            dw += tl.dot(tl.trans(de), x, input_precision='ieee')
+            dw += tl.dot(tl.trans(de), x, input_precision=PREC)
     return dw
 
 
@@ -436,7 +449,7 @@ def _sap_bwd_main(X, W, INDEX, PTR, A32, GP, GA, GS, GX, DWP, PMEAN,
                   BN: tl.constexpr, BF: tl.constexpr, BH: tl.constexpr,
                   HAS_GP: tl.constexpr, HAS_GA: tl.constexpr,
                   HAS_GS: tl.constexpr, NEED_X: tl.constexpr,
-                  NEED_W: tl.constexpr):
+                  NEED_W: tl.constexpr, PREC: tl.constexpr):
     """Short graphs completely (``dw`` partial in row ``pid`` of
     ``DWP``); partial ``sum_i alpha_ih g_ih`` of long graphs' pieces."""
     pid = tl.program_id(0)
@@ -456,10 +469,10 @@ def _sap_bwd_main(X, W, INDEX, PTR, A32, GP, GA, GS, GX, DWP, PMEAN,
                 dp, dpt, gsv = _load_cotangents(GP, GS, g, B, F, H, BH, BF,
                                                 HAS_GP, HAS_GS)
                 mean = _bwd_mean_rows(X, A32, GA, lo, hi, dpt, gsv, F, H, BN,
-                                      BF, BH, HAS_GP, HAS_GA)
+                                      BF, BH, HAS_GP, HAS_GA, PREC)
                 dw = _bwd_grad_rows(X, A32, GA, GX, lo, hi, w, dp, dpt, gsv,
                                     mean, dw, F, H, BN, BF, BH, HAS_GP,
-                                    HAS_GA, NEED_X, NEED_W)
+                                    HAS_GA, NEED_X, NEED_W, PREC)
         if NEED_W:
             tl.store(DWP + (pid * BH + heads[:, None]).to(tl.int64) * BF
                      + cols[None, :], dw)
@@ -474,7 +487,7 @@ def _sap_bwd_main(X, W, INDEX, PTR, A32, GP, GA, GS, GX, DWP, PMEAN,
                 dp, dpt, gsv = _load_cotangents(GP, GS, g, B, F, H, BH, BF,
                                                 HAS_GP, HAS_GS)
                 mean = _bwd_mean_rows(X, A32, GA, lo, hi, dpt, gsv, F, H, BN,
-                                      BF, BH, HAS_GP, HAS_GA)
+                                      BF, BH, HAS_GP, HAS_GA, PREC)
                 tl.store(PMEAN + (c * 2 + k) * BH + heads, mean)
 
 
@@ -484,7 +497,8 @@ def _sap_bwd_long(X, W, INDEX, PTR, A32, GP, GA, GS, GX, DWP, PMEAN,
                   BN: tl.constexpr, BF: tl.constexpr, BH: tl.constexpr,
                   BC: tl.constexpr, HAS_GP: tl.constexpr,
                   HAS_GA: tl.constexpr, HAS_GS: tl.constexpr,
-                  NEED_X: tl.constexpr, NEED_W: tl.constexpr):
+                  NEED_X: tl.constexpr, NEED_W: tl.constexpr,
+                  PREC: tl.constexpr):
     """Chunk ``c``: sums the partial means of its long graphs and writes
     the gradients of their rows here (``dw`` partial in row ``NUM_SHORT +
     c`` of ``DWP``)."""
@@ -517,7 +531,7 @@ def _sap_bwd_long(X, W, INDEX, PTR, A32, GP, GA, GS, GX, DWP, PMEAN,
                                             HAS_GP, HAS_GS)
             dw = _bwd_grad_rows(X, A32, GA, GX, lo, hi, w, dp, dpt, gsv,
                                 mean, dw, F, H, BN, BF, BH, HAS_GP, HAS_GA,
-                                NEED_X, NEED_W)
+                                NEED_X, NEED_W, PREC)
     if NEED_W:
         tl.store(DWP + ((NUM_SHORT + c) * BH + heads[:, None]).to(tl.int64)
                  * BF + cols[None, :], dw)
@@ -560,11 +574,12 @@ def sap_forward(x: Tensor, score_weight: Tensor, index: Tensor, ptr: Tensor
     _sap_fwd_main[(num_short + num_chunks,)](
         x, w, index, ptr, alpha32, alpha, pool32, wsum32, part_m, part_s,
         part_acc, num_nodes, channels, heads, num_graphs, ch, cfg['G'],
-        num_short, BN=cfg['BN'], BF=bf, BH=bh, WRITE_A=write_a)
+        num_short, BN=cfg['BN'], BF=bf, BH=bh, WRITE_A=write_a,
+        PREC=DOT_PRECISION, num_warps=cfg['num_warps'])
     _sap_fwd_long[(num_chunks,)](
         index, ptr, alpha32, alpha, pool32, wsum32, part_m, part_s, part_acc,
         num_nodes, channels, heads, num_graphs, ch, BN=cfg['BN'], BF=bf,
-        BH=bh, BC=cfg['BC'], WRITE_A=write_a)
+        BH=bh, BC=cfg['BC'], WRITE_A=write_a, num_warps=cfg['num_warps'])
     return (pool32.to(x.dtype), alpha, wsum32.to(x.dtype), alpha32)
 
 
@@ -603,7 +618,8 @@ def sap_backward(x: Tensor, score_weight: Tensor, index: Tensor,
             dummy if gs is None else gs, x if grad_x is None else grad_x,
             dw_part, part_mean)
     flags = dict(HAS_GP=gp is not None, HAS_GA=ga is not None,
-                 HAS_GS=gs is not None, NEED_X=need_x, NEED_W=need_w)
+                 HAS_GS=gs is not None, NEED_X=need_x, NEED_W=need_w,
+                 PREC=DOT_PRECISION, num_warps=cfg['num_warps'])
     _sap_bwd_main[(num_short + num_chunks,)](
         *args, num_nodes, channels, heads, num_graphs, ch, cfg['G'],
         num_short, BN=cfg['BN'], BF=bf, BH=bh, **flags)
