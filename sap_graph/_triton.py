@@ -34,8 +34,11 @@ Work split (no host-device synchronisation: every grid size follows from
 * A graph of at most :obj:`CH` nodes (*short*) is handled by one program
   from start to end, in blocks of :obj:`BN` rows with an online softmax
   (running max and sum, the accumulator :math:`[H, F]` rescaled as the
-  max grows). One program takes :obj:`G` consecutive graphs, so a batch of
-  many tiny graphs does not spend a program on each.
+  max grows). A graph of at most :obj:`BN` rows is done in registers: its
+  rows of :math:`\mathbf{X}` are read once forward and once backward (a
+  longer one is read twice backward, and its scores go through memory).
+  One program takes :obj:`G` consecutive graphs, so a batch of many tiny
+  graphs does not spend a program on each.
 * A longer graph (*long*) is cut at the fixed chunk boundaries
   :math:`cCH` of the node range: the program of chunk :math:`c` handles
   the pieces of the (at most two) long graphs that overlap it and writes
@@ -232,6 +235,29 @@ def _normalize_rows(E32, A, lo, hi, m, s, H, BN: tl.constexpr,
     return total
 
 
+@triton.jit
+def _fwd_one_block(X, wt, E32, A, lo, hi, F, H, BN: tl.constexpr,
+                   BF: tl.constexpr, BH: tl.constexpr, WRITE_A: tl.constexpr,
+                   PREC: tl.constexpr):
+    """A graph of at most ``BN`` rows ``[lo, hi)``, in registers: writes
+    ``alpha``, returns the pooled rows ``[BH, BF]`` and ``sum alpha``."""
+    cols = tl.arange(0, BF)
+    heads = tl.arange(0, BH)
+    rows = lo + tl.arange(0, BN)
+    rmask = rows < hi
+    x = _load_rows(X, rows, rmask, cols, F)
+    e = tl.dot(x, wt, input_precision=PREC)
+    e = tl.where(rmask[:, None], e, float('-inf'))
+    p = tl.exp(e - tl.max(e, axis=0)[None, :])
+    a = p / tl.sum(p, axis=0)[None, :]
+    mask = rmask[:, None] & (heads[None, :] < H)
+    offs = rows.to(tl.int64)[:, None] * H + heads[None, :]
+    tl.store(E32 + offs, a, mask=mask)
+    if WRITE_A:
+        tl.store(A + offs, a.to(A.dtype.element_ty), mask=mask)
+    return tl.dot(tl.trans(a), x, input_precision=PREC), tl.sum(a, axis=0)
+
+
 # ---------------------------------------------------------------------------
 # Forward
 
@@ -262,12 +288,18 @@ def _sap_fwd_main(X, W, INDEX, PTR, E32, A, POOL, WSUM, PM, PS, PACC,
             pool_off = (heads.to(tl.int64)[:, None] * B + g) * F + cols[None, :]
             if n <= CH:
                 if n > 0:
-                    m, s, acc = _fwd_rows(X, wt, E32, lo, hi, F, H, BN, BF,
-                                          BH, PREC)
-                    tl.debug_barrier()  # Scores written above, read below.
-                    total = _normalize_rows(E32, A, lo, hi, m, s, H, BN, BH,
-                                            WRITE_A)
-                    tl.store(POOL + pool_off, acc / s[:, None], mask=out_mask)
+                    if n <= BN:
+                        pooled, total = _fwd_one_block(
+                            X, wt, E32, A, lo, hi, F, H, BN, BF, BH,
+                            WRITE_A, PREC)
+                    else:
+                        m, s, acc = _fwd_rows(X, wt, E32, lo, hi, F, H, BN,
+                                              BF, BH, PREC)
+                        tl.debug_barrier()  # Scores written, read below.
+                        total = _normalize_rows(E32, A, lo, hi, m, s, H, BN,
+                                                BH, WRITE_A)
+                        pooled = acc / s[:, None]
+                    tl.store(POOL + pool_off, pooled, mask=out_mask)
                     tl.store(WSUM + heads * B + g, total, mask=hmask)
                 else:
                     tl.store(POOL + pool_off,
@@ -428,6 +460,43 @@ def _bwd_grad_rows(X, A32, GA, GX, lo, hi, w, dp, dpt, gsv, mean, dw, F, H,
 
 
 @triton.jit
+def _bwd_one_block(X, A32, GA, GX, lo, hi, w, dp, dpt, gsv, dw, F, H,
+                   BN: tl.constexpr, BF: tl.constexpr, BH: tl.constexpr,
+                   HAS_GP: tl.constexpr, HAS_GA: tl.constexpr,
+                   NEED_X: tl.constexpr, NEED_W: tl.constexpr,
+                   PREC: tl.constexpr):
+    """:func:`_bwd_mean_rows` and :func:`_bwd_grad_rows` for a graph of at
+    most ``BN`` rows, reading its rows once."""
+    cols = tl.arange(0, BF)
+    heads = tl.arange(0, BH)
+    rows = lo + tl.arange(0, BN)
+    rmask = rows < hi
+    mask = rmask[:, None] & (heads[None, :] < H)
+    offs = rows.to(tl.int64)[:, None] * H + heads[None, :]
+    a = tl.load(A32 + offs, mask=mask, other=0.0)
+    g = tl.zeros([BN, BH], dtype=tl.float32) + gsv[None, :]
+    if HAS_GP or NEED_W:
+        x = _load_rows(X, rows, rmask, cols, F)
+    else:
+        x = tl.zeros([BN, BF], dtype=tl.float32)
+    if HAS_GP:
+        g += tl.dot(x, dpt, input_precision=PREC)
+    if HAS_GA:
+        g += tl.load(GA + offs, mask=mask, other=0.0).to(tl.float32)
+    de = a * (g - tl.sum(a * g, axis=0)[None, :])
+    if NEED_X:
+        gx = tl.dot(de, w, input_precision=PREC)
+        if HAS_GP:
+            gx += tl.dot(a, dp, input_precision=PREC)
+        xoffs = rows.to(tl.int64)[:, None] * F + cols[None, :]
+        tl.store(GX + xoffs, gx.to(GX.dtype.element_ty),
+                 mask=rmask[:, None] & (cols[None, :] < F))
+    if NEED_W:
+        dw += tl.dot(tl.trans(de), x, input_precision=PREC)
+    return dw
+
+
+@triton.jit
 def _load_cotangents(GP, GS, g, B, F, H, BH: tl.constexpr, BF: tl.constexpr,
                      HAS_GP: tl.constexpr, HAS_GS: tl.constexpr):
     heads = tl.arange(0, BH)
@@ -468,11 +537,16 @@ def _sap_bwd_main(X, W, INDEX, PTR, A32, GP, GA, GS, GX, DWP, PMEAN,
             if hi - lo <= CH:
                 dp, dpt, gsv = _load_cotangents(GP, GS, g, B, F, H, BH, BF,
                                                 HAS_GP, HAS_GS)
-                mean = _bwd_mean_rows(X, A32, GA, lo, hi, dpt, gsv, F, H, BN,
-                                      BF, BH, HAS_GP, HAS_GA, PREC)
-                dw = _bwd_grad_rows(X, A32, GA, GX, lo, hi, w, dp, dpt, gsv,
-                                    mean, dw, F, H, BN, BF, BH, HAS_GP,
-                                    HAS_GA, NEED_X, NEED_W, PREC)
+                if hi - lo <= BN:
+                    dw = _bwd_one_block(X, A32, GA, GX, lo, hi, w, dp, dpt,
+                                        gsv, dw, F, H, BN, BF, BH, HAS_GP,
+                                        HAS_GA, NEED_X, NEED_W, PREC)
+                else:
+                    mean = _bwd_mean_rows(X, A32, GA, lo, hi, dpt, gsv, F, H,
+                                          BN, BF, BH, HAS_GP, HAS_GA, PREC)
+                    dw = _bwd_grad_rows(X, A32, GA, GX, lo, hi, w, dp, dpt,
+                                        gsv, mean, dw, F, H, BN, BF, BH,
+                                        HAS_GP, HAS_GA, NEED_X, NEED_W, PREC)
         if NEED_W:
             tl.store(DWP + (pid * BH + heads[:, None]).to(tl.int64) * BF
                      + cols[None, :], dw)

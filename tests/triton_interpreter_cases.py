@@ -30,9 +30,11 @@ from sap_graph import _triton  # noqa: E402
 from sap_graph._ops import Segments  # noqa: E402
 
 SMALL = dict(BN=16, CH=32, G=3, BC=4)
-# Empty graphs first, in between and last; one-node graphs; graphs longer
-# than a chunk (40, 70) and two of them meeting inside one chunk (33, 40).
-SIZES = [0, 3, 1, 0, 40, 7, 0, 70, 1, 0, 33, 40, 5, 0]
+# Empty graphs first, in between and last; one-node graphs; graphs of one
+# block (at most 16 rows, done in registers) and of several (25); graphs
+# longer than a chunk (40, 70) and two of them meeting in one chunk (33,
+# 40).
+SIZES = [0, 3, 1, 0, 40, 7, 0, 70, 1, 25, 0, 33, 40, 5, 0]
 
 
 @pytest.fixture(autouse=True)
@@ -119,12 +121,12 @@ def test_one_huge_graph():
 
 
 def test_default_launch_config(monkeypatch):
-    """The launch parameters chosen from the shapes (``CH`` 256), with one
-    graph longer than a chunk."""
+    """The launch parameters chosen from the shapes (``CH`` 256, ``BN``
+    64), with one graph longer than a chunk and one of two blocks."""
     monkeypatch.setattr(_triton, 'OVERRIDE', None)
-    x, w, index, ptr = make([0, 12, 300, 3, 0, 20], 20, 4)
-    cfg = _triton.launch_config(x.size(0), 6, 20, 4, x.device)
-    assert cfg['CH'] == 256
+    x, w, index, ptr = make([0, 12, 300, 3, 0, 20, 100], 20, 4)
+    cfg = _triton.launch_config(x.size(0), 7, 20, 4, x.device)
+    assert cfg['CH'] == 256 and cfg['BN'] == 64
     check(x, w, index, ptr)
 
 
