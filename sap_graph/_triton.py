@@ -121,20 +121,23 @@ def launch_config(num_nodes: int, num_graphs: int, channels: int,
                   heads: int, device: torch.device) -> Dict[str, int]:
     """Block sizes and work split, from shapes only (no host sync).
 
-    ``BN`` rows per block (the average graph size, 16 to 64, fewer for
-    wide features), ``CH`` nodes per chunk (longer graphs are split;
+    ``BN`` rows per block (the average graph size, 16 or 32; 16 for wide
+    features), ``CH`` nodes per chunk (longer graphs are split;
     about four chunks per multiprocessor, 256 to 4096), ``G`` graphs per
     program of short graphs (up to ``CH`` nodes on average, but keeping
-    about four programs per multiprocessor), ``num_warps`` 4, or 8 for
+    about four programs per multiprocessor), ``num_warps`` 8, or 16 for
     wide blocks."""
     bf = max(16, _pow2(channels))
     bh = max(16, _pow2(heads))
     avg = max(1, num_nodes // max(1, num_graphs))
-    bn = min(max(16, _pow2(avg)), max(16, 4096 // bf), 64)
+    # Register budget (ptxas for sm_90, fp32, padded heads): BN 16 or 32,
+    # 8 warps, 16 for the widest blocks; the backward still spills a few
+    # hundred bytes at BF >= 128 (not measured on a GPU yet).
+    bn = min(max(16, _pow2(avg)), 32 if bf <= 64 else 16)
     sms = _num_sms(device)
     ch = min(4096, max(256, _pow2(-(-num_nodes // (4 * sms)))))
     g = max(1, min(ch // avg, -(-num_graphs // (4 * sms))))
-    warps = 4 if bf * max(bn, bh) <= 4096 else 8
+    warps = 8 if bf <= 256 else 16
     cfg = dict(BN=bn, BF=bf, BH=bh, CH=ch, G=g, BC=16, num_warps=warps)
     if OVERRIDE:
         cfg.update(OVERRIDE)
@@ -311,24 +314,26 @@ def _sap_fwd_main(X, W, INDEX, PTR, E32, A, POOL, WSUM, PM, PS, PACC,
         c = pid - NUM_SHORT
         c_lo = c.to(tl.int64) * CH
         c_hi = tl.minimum(c_lo + CH, N)
+        # Names differ from the branch above: the compiler merges names
+        # bound in both branches of an ``if`` and wants equal types.
         for k in tl.static_range(2):
-            take, g, lo_g, hi_g, lo, hi = _piece(INDEX, PTR, c_lo, c_hi, CH,
-                                                 k)
+            take, gl, lo_g, hi_g, plo, phi = _piece(INDEX, PTR, c_lo, c_hi,
+                                                    CH, k)
             if take:
-                m, s, acc = _fwd_rows(X, wt, E32, lo, hi, F, H, BN, BF, BH,
-                                     PREC)
+                pm, ps, pacc = _fwd_rows(X, wt, E32, plo, phi, F, H, BN, BF,
+                                         BH, PREC)
                 slot = c * 2 + k
-                tl.store(PM + slot * BH + heads, m)
-                tl.store(PS + slot * BH + heads, s)
+                tl.store(PM + slot * BH + heads, pm)
+                tl.store(PS + slot * BH + heads, ps)
                 tl.store(PACC + (slot * BH + heads[:, None]).to(tl.int64) * BF
-                         + cols[None, :], acc)
-                if lo == lo_g:  # Zero the outputs the atomics add into.
-                    pool_off = ((heads.to(tl.int64)[:, None] * B + g) * F
-                                + cols[None, :])
-                    tl.store(POOL + pool_off,
+                         + cols[None, :], pacc)
+                if plo == lo_g:  # Zero the outputs the atomics add into.
+                    loff = ((heads.to(tl.int64)[:, None] * B + gl) * F
+                            + cols[None, :])
+                    tl.store(POOL + loff,
                              tl.zeros([BH, BF], dtype=tl.float32),
                              mask=out_mask)
-                    tl.store(WSUM + heads * B + g,
+                    tl.store(WSUM + heads * B + gl,
                              tl.zeros([BH], dtype=tl.float32), mask=hmask)
 
 
@@ -554,15 +559,15 @@ def _sap_bwd_main(X, W, INDEX, PTR, A32, GP, GA, GS, GX, DWP, PMEAN,
         c = pid - NUM_SHORT
         c_lo = c.to(tl.int64) * CH
         c_hi = tl.minimum(c_lo + CH, N)
-        for k in tl.static_range(2):
-            take, g, lo_g, hi_g, lo, hi = _piece(INDEX, PTR, c_lo, c_hi, CH,
-                                                 k)
+        for k in tl.static_range(2):  # Names differ from above's.
+            take, gl, lo_g, hi_g, plo, phi = _piece(INDEX, PTR, c_lo, c_hi,
+                                                    CH, k)
             if take:
-                dp, dpt, gsv = _load_cotangents(GP, GS, g, B, F, H, BH, BF,
-                                                HAS_GP, HAS_GS)
-                mean = _bwd_mean_rows(X, A32, GA, lo, hi, dpt, gsv, F, H, BN,
-                                      BF, BH, HAS_GP, HAS_GA, PREC)
-                tl.store(PMEAN + (c * 2 + k) * BH + heads, mean)
+                pdp, pdpt, pgsv = _load_cotangents(GP, GS, gl, B, F, H, BH,
+                                                   BF, HAS_GP, HAS_GS)
+                pmean = _bwd_mean_rows(X, A32, GA, plo, phi, pdpt, pgsv, F,
+                                       H, BN, BF, BH, HAS_GP, HAS_GA, PREC)
+                tl.store(PMEAN + (c * 2 + k) * BH + heads, pmean)
 
 
 @triton.jit

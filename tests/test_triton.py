@@ -6,8 +6,10 @@ by :mod:`tests.triton_interpreter_cases`. The interpreter is chosen when
 :mod:`triton` is first imported (``TRITON_INTERPRET=1``), which cannot be
 undone inside a process that may already have imported Triton for real
 (:func:`torch.compile` does), so those cases run in a ``python -m pytest``
-subprocess with the variable set; its report is printed here. They are
-skipped when Triton is not installed (``pip install sap-graph[triton]``).
+subprocess with the variable set; its report is printed here.
+:mod:`tests.triton_compile_check` compiles the kernels for sm_90 on the CPU
+(the compiler rejects some code the interpreter runs). Both are skipped
+when Triton is not installed (``pip install sap-graph[triton]``).
 On a GPU, :mod:`tests.test_cuda` checks the compiled kernels.
 """
 import importlib.util
@@ -15,6 +17,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import tempfile
 import types
 
 import pytest
@@ -39,6 +42,24 @@ def test_interpreter_cases():
     print(proc.stdout[-5000:], proc.stderr[-3000:])
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     assert ' passed' in proc.stdout and 'skipped' not in proc.stdout
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason='triton is not installed')
+def test_kernels_compile_for_sm90():
+    """The four kernels compile for an H100/H200 (sm_90) on the CPU, down
+    to ``ptxas`` (what the interpreter cannot check); a fresh cache so that
+    nothing is skipped."""
+    env = dict(os.environ)
+    env.pop('TRITON_INTERPRET', None)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [ROOT] + [p for p in [env.get('PYTHONPATH')] if p])
+    with tempfile.TemporaryDirectory() as cache:
+        env['TRITON_CACHE_DIR'] = cache
+        proc = subprocess.run(
+            [sys.executable, osp.join('tests', 'triton_compile_check.py')],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert proc.stdout.count('compiled for sm_90') == 4
 
 
 def test_cpu_never_imports_triton_path():

@@ -122,11 +122,11 @@ def test_one_huge_graph():
 
 def test_default_launch_config(monkeypatch):
     """The launch parameters chosen from the shapes (``CH`` 256, ``BN``
-    64), with one graph longer than a chunk and one of two blocks."""
+    32), with one graph longer than a chunk and one of several blocks."""
     monkeypatch.setattr(_triton, 'OVERRIDE', None)
     x, w, index, ptr = make([0, 12, 300, 3, 0, 20, 100], 20, 4)
     cfg = _triton.launch_config(x.size(0), 7, 20, 4, x.device)
-    assert cfg['CH'] == 256 and cfg['BN'] == 64
+    assert cfg['CH'] == 256 and cfg['BN'] == 32
     check(x, w, index, ptr)
 
 
