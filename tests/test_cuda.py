@@ -292,15 +292,25 @@ def core_grads(fn, x, w, outputs=(0, 1, 2), seed=1):
         x.grad.double().cpu(), w.grad.double().cpu()]
 
 
-@pytest.mark.parametrize('config', [None, dict(BN=16, CH=64, G=3, BC=4)])
-@pytest.mark.parametrize('outputs', [(0, 1, 2), (0, ), (1, )])
-@pytest.mark.parametrize('heads,channels', [(1, 7), (4, 33), (8, 300)])
-def test_triton_matches_torch_path(monkeypatch, config, outputs, heads,
-                                   channels):
+SMALL_BLOCKS = dict(BN=16, CH=64, G=3, BC=4)
+
+
+# Few combinations: every new set of block sizes and flags is one more
+# compilation of the kernels (seconds each).
+@pytest.mark.parametrize('heads,channels,config,outputs', [
+    (4, 33, None, (0, 1, 2)),
+    (4, 33, SMALL_BLOCKS, (0, 1, 2)),
+    (1, 7, None, (0, 1, 2)),
+    (8, 300, None, (0, 1, 2)),
+    (4, 33, None, (0, )),
+    (4, 33, None, (1, )),
+])
+def test_triton_matches_torch_path(monkeypatch, heads, channels, config,
+                                   outputs):
     """Values and gradients (a loss on all outputs, on the pooled rows
-    only, on alpha only) of the Triton kernels against the PyTorch path,
-    with the launch parameters chosen from the shapes and with small
-    forced ones (graphs split over many chunks)."""
+    only, on alpha only) of the Triton kernels against the PyTorch path in
+    float64, with the launch parameters chosen from the shapes and with
+    small forced ones (graphs split over many chunks)."""
     tri = triton_module()
     monkeypatch.setattr(tri, 'OVERRIDE', config)
     x, w, index, ptr, num_graphs = core_batch(TRITON_SIZES, channels, heads)
