@@ -31,10 +31,15 @@ itself) tensors are allocated; there is never an :math:`[N, H, F]` one.
 On CPU, sorted batches without attention dropout or gate go through
 :class:`SAPNativeFunction` instead: the same forward and backward fused
 into one pass per graph by the C++ kernels of :mod:`sap_graph._native`
-(``csrc/sap_pool.cpp``). :func:`sap_pool` picks the path.
+(``csrc/sap_pool.cpp``). On CUDA, the same cases go through
+:class:`sap_graph._triton.SAPTritonFunction` (Triton kernels; imported only
+for CUDA tensors, off with ``SAP_GRAPH_TRITON=0``). :func:`sap_pool` picks
+the path.
 """
 from __future__ import annotations
 
+import importlib.util
+import os
 import warnings
 from typing import Optional, Tuple
 
@@ -338,6 +343,17 @@ def _use_native(x: Tensor, score_weight: Tensor, seg: Segments,
             and _native.native() is not None)
 
 
+def _use_triton(x: Tensor, seg: Segments, dropout: float,
+                gate: Optional[Tensor]) -> bool:
+    # Fused Triton kernels (sap_graph/_triton.py) for sorted CUDA batches;
+    # SAP_GRAPH_TRITON=0 turns them off. Triton is imported only here.
+    return (x.device.type == 'cuda' and seg.sorted and dropout == 0.0
+            and gate is None
+            and os.environ.get('SAP_GRAPH_TRITON', '1').strip().lower()
+            not in ('0', 'off', 'false', 'no')
+            and importlib.util.find_spec('triton') is not None)
+
+
 def sap_pool(x: Tensor, score_weight: Tensor, seg: Segments,
              dropout: float = 0.0, gate: Optional[Tensor] = None
              ) -> Tuple[Tensor, Tensor, Tensor]:
@@ -352,6 +368,10 @@ def sap_pool(x: Tensor, score_weight: Tensor, seg: Segments,
         with torch.autocast(x.device.type, enabled=False):
             return sap_pool(x, score_weight, seg, dropout, gate)
     dtype = x.dtype
+    if _use_triton(x, seg, dropout, gate):
+        from sap_graph import _triton
+        if _triton.supports(x, score_weight):
+            return _triton.SAPTritonFunction.apply(x, score_weight, seg)
     if _use_native(x, score_weight, seg, dropout, gate):
         return SAPNativeFunction.apply(x, score_weight, seg)
     if dtype in _KERNEL_DTYPES and score_weight.dtype == dtype and (

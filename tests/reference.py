@@ -75,3 +75,28 @@ def backend(name: str) -> Iterator[None]:
             os.environ.pop('SAP_GRAPH_NATIVE', None)
         else:
             os.environ['SAP_GRAPH_NATIVE'] = old
+
+
+def sap_core_reference(x: Tensor, score_weight: Tensor, ptr: Tensor
+                       ) -> Tuple[Tensor, Tensor, Tensor]:
+    """The SAP core in float64, graph by graph and head by head:
+    ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B])`` for a sorted
+    batch with CSR pointer ``ptr``. Differentiable with autograd (the
+    result keeps the graph to ``x`` and ``score_weight`` when they require
+    gradients, in their float64 form)."""
+    x, w = x.double(), score_weight.double()
+    heads, channels = w.shape
+    pooled, alpha, weight_sum = [], [], []
+    for h in range(heads):
+        rows, alphas, sums = [], [], []
+        for b in range(ptr.numel() - 1):
+            xb = x[int(ptr[b]):int(ptr[b + 1])]
+            a = torch.softmax(xb @ w[h], dim=0)
+            rows.append(a @ xb if xb.size(0) else x.new_zeros(channels))
+            alphas.append(a)
+            sums.append(a.sum())
+        pooled.append(torch.stack(rows) if rows else x.new_zeros(0, channels))
+        alpha.append(torch.cat(alphas) if alphas else x.new_zeros(0))
+        weight_sum.append(torch.stack(sums) if sums else x.new_zeros(0))
+    return (torch.stack(pooled), torch.stack(alpha, dim=1),
+            torch.stack(weight_sum))
