@@ -17,7 +17,8 @@ def sap_reference(aggr, x: Tensor, index: Tensor, num_graphs: int,
                   mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """Returns ``(out [B, width], alpha [N, heads])`` in float64 (eval-mode
     semantics: no dropout). Honours the temperature, the value gate, the
-    residual to mean pooling and a node mask."""
+    size scaler, the residual (sum, mean or max, projected when the widths
+    differ) and a node mask."""
     x = x.double()
     if mask is None:
         mask = torch.ones(x.size(0), dtype=torch.bool)
@@ -53,8 +54,15 @@ def sap_reference(aggr, x: Tensor, index: Tensor, num_graphs: int,
                 per_head.append(a @ values)
         z = torch.cat(per_head) if aggr.concat else torch.stack(
             per_head).mean(0)
-        if aggr.residual and xb.size(0) > 0:
-            z = z + xb.mean(0)
+        if aggr.size_scaler == 'log':
+            z = z * math.log(1 + xb.size(0))
+        if aggr.residual is not None:
+            pool = {'sum': lambda t: t.sum(0), 'mean': lambda t: t.mean(0),
+                    'max': lambda t: t.max(0).values}[aggr.residual]
+            res = pool(xb) if xb.size(0) > 0 else x.new_zeros(x.size(1))
+            if aggr.lin_residual is not None:
+                res = res @ aggr.lin_residual.weight.double().t()
+            z = z + res
         outs.append(z)
     return torch.stack(outs), alpha
 

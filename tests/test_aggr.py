@@ -1,6 +1,7 @@
 import copy
 import io
 import sys
+from functools import partial
 
 import pytest
 import torch
@@ -9,6 +10,10 @@ from torch_geometric.utils import scatter
 
 from sap_graph import SAPAggregation
 from tests.reference import sap_reference
+
+# Normally initialised queries, so that the attention under test is not
+# uniform (an untrained layer with the default zero queries is mean pooling).
+SAP = partial(SAPAggregation, query_init='normal')
 
 # Every test runs on the fused C++ kernels and on the pure-PyTorch path.
 pytestmark = pytest.mark.usefixtures('sap_backend')
@@ -44,7 +49,7 @@ def test_repr_and_widths():
 
 def test_reset_parameters_changes_weights():
     torch.manual_seed(0)
-    aggr = SAPAggregation(8, heads=2)
+    aggr = SAP(8, heads=2)
     before = copy.deepcopy(aggr.state_dict())
     aggr.reset_parameters()
     for key, value in aggr.state_dict().items():
@@ -59,8 +64,8 @@ def test_reset_parameters_changes_weights():
 def test_matches_reference(heads, concat, out, key):
     torch.manual_seed(1)
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, out, heads=heads, concat=concat,
-                          key_channels=key)
+    aggr = SAP(8, out, heads=heads, concat=concat,
+               key_channels=key)
     out, alpha = aggr(x, index, dim_size=num_graphs,
                       return_attention_weights=True)
     ref_out, ref_alpha = sap_reference(aggr, x, index, num_graphs)
@@ -76,7 +81,7 @@ def test_matches_reference(heads, concat, out, key):
 def test_gradients_match_reference():
     torch.manual_seed(2)
     x, index, _, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, 4, heads=3)
+    aggr = SAP(8, 4, heads=3)
     x = x.requires_grad_()
     weight = torch.randn(num_graphs, aggr.output_channels)
     (aggr(x, index, dim_size=num_graphs) * weight).sum().backward()
@@ -95,7 +100,7 @@ def test_gradients_match_reference():
 def test_index_ptr_both_and_neither_agree():
     torch.manual_seed(3)
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, heads=2)
+    aggr = SAP(8, heads=2)
     out_index = aggr(x, index, dim_size=num_graphs)
     out_ptr = aggr(x, ptr=ptr)
     out_both = aggr(x, index, ptr, dim_size=num_graphs)
@@ -113,7 +118,7 @@ def test_unsorted_index_and_gaps():
     torch.manual_seed(4)
     x, index, _, num_graphs = make_batch(SIZES)
     perm = torch.randperm(x.size(0))
-    aggr = SAPAggregation(8, heads=3)
+    aggr = SAP(8, heads=3)
     out, alpha = aggr(x[perm], index[perm], dim_size=num_graphs + 2,
                       return_attention_weights=True)
     ref, ref_alpha = sap_reference(aggr, x[perm], index[perm],
@@ -130,7 +135,7 @@ def test_unsorted_index_and_gaps():
 
 def test_empty_graphs_are_zero_with_finite_gradients():
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, heads=2)
+    aggr = SAP(8, heads=2)
     x = x.requires_grad_()
     out = aggr(x, ptr=ptr)
     empty = torch.tensor(SIZES) == 0
@@ -149,7 +154,7 @@ def test_empty_graphs_are_zero_with_finite_gradients():
 
 
 def test_single_node_graph_gives_value_vector():
-    aggr = SAPAggregation(8, 5, heads=3)
+    aggr = SAP(8, 5, heads=3)
     x = torch.randn(1, 8)
     out = aggr(x, torch.zeros(1, dtype=torch.long), dim_size=1)
     assert torch.allclose(out, aggr.lin_value(x), atol=1e-6)
@@ -158,7 +163,7 @@ def test_single_node_graph_gives_value_vector():
 def test_huge_inputs_stay_finite():
     torch.manual_seed(5)
     x, index, _, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, heads=4)
+    aggr = SAP(8, heads=4)
     x = (x * 1e4).requires_grad_()
     out = aggr(x, index, dim_size=num_graphs)
     assert torch.isfinite(out).all()
@@ -171,7 +176,7 @@ def test_huge_inputs_stay_finite():
 def test_permutation_invariance_and_graph_by_graph():
     torch.manual_seed(6)
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, heads=2)
+    aggr = SAP(8, heads=2)
     out = aggr(x, ptr=ptr)
     # Permute nodes within each graph, keeping the batch sorted:
     perm = torch.cat([torch.randperm(int(n)) + int(start)
@@ -187,7 +192,7 @@ def test_permutation_invariance_and_graph_by_graph():
 
 def test_sage_conv_neighbourhood_aggregation():
     torch.manual_seed(7)
-    aggr = SAPAggregation(16, heads=4, concat=False)
+    aggr = SAP(16, heads=4, concat=False)
     conv = SAGEConv(16, 32, aggr=aggr)
     x = torch.randn(10, 16)
     # Nodes 0, 5..9 receive no messages.
@@ -205,7 +210,7 @@ def test_sage_conv_neighbourhood_aggregation():
 def test_gradcheck_float64():
     torch.manual_seed(8)
     x, index, _, _ = make_batch([2, 0, 3, 1], channels=3)
-    aggr = SAPAggregation(3, 2, heads=2).double()
+    aggr = SAP(3, 2, heads=2).double()
     x = x.double().requires_grad_()
     query = aggr.query.detach().clone().requires_grad_()
 
@@ -222,7 +227,7 @@ def test_gradcheck_float64():
 def test_bfloat16_close_to_float32():
     torch.manual_seed(9)
     x, index, ptr, num_graphs = make_batch([20, 3, 40, 0, 11], channels=16)
-    aggr = SAPAggregation(16, heads=4)
+    aggr = SAP(16, heads=4)
     out32 = aggr(x, ptr=ptr)
     aggr_bf = copy.deepcopy(aggr).to(torch.bfloat16)
     x_bf = x.to(torch.bfloat16).requires_grad_()
@@ -236,7 +241,7 @@ def test_bfloat16_close_to_float32():
 
 def test_bad_input_raises_value_error():
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8)
+    aggr = SAP(8)
     with pytest.raises(ValueError, match='with 16 entries'):
         aggr(x, index[:-1], dim_size=num_graphs)
     with pytest.raises(ValueError, match="invalid 'dim_size'"):
@@ -250,16 +255,16 @@ def test_bad_input_raises_value_error():
     with pytest.raises(ValueError, match='second-to-last'):
         aggr(x.t(), index, dim_size=num_graphs, dim=-1)
     with pytest.raises(ValueError, match="'heads' must be positive"):
-        SAPAggregation(8, heads=0)
+        SAP(8, heads=0)
 
 
 def test_state_dict_round_trip():
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, 4, heads=2)
+    aggr = SAP(8, 4, heads=2)
     buffer = io.BytesIO()
     torch.save(aggr.state_dict(), buffer)
     buffer.seek(0)
-    other = SAPAggregation(8, 4, heads=2)
+    other = SAP(8, 4, heads=2)
     other.load_state_dict(torch.load(buffer, weights_only=True))
     assert torch.equal(aggr(x, ptr=ptr), other(x, ptr=ptr))
 
@@ -267,7 +272,7 @@ def test_state_dict_round_trip():
 def test_attention_dropout_only_in_training():
     torch.manual_seed(10)
     x, index, ptr, num_graphs = make_batch([30, 40], channels=8)
-    aggr = SAPAggregation(8, heads=2, dropout=0.5)
+    aggr = SAP(8, heads=2, dropout=0.5)
     aggr.eval()
     ref, _ = sap_reference(aggr, x, index, num_graphs)
     assert torch.allclose(aggr(x, ptr=ptr).double(), ref, atol=1e-5)
@@ -284,7 +289,7 @@ def test_attention_dropout_only_in_training():
 @pytest.mark.parametrize('with_index', [True, False])
 def test_leading_batch_dimensions(with_index):
     torch.manual_seed(11)
-    aggr = SAPAggregation(8, heads=2)
+    aggr = SAP(8, heads=2)
     x = torch.randn(3, 12, 8)  # e.g. 3 images x 12 positions
     if with_index:
         index = torch.tensor([0] * 5 + [1] * 7)
@@ -310,7 +315,7 @@ def test_compile_no_graph_breaks():
     import torch._dynamo as dynamo
 
     torch.manual_seed(12)
-    aggr = SAPAggregation(8, heads=2)
+    aggr = SAP(8, heads=2)
     x, index, _, num_graphs = make_batch(SIZES)
     explain = dynamo.explain(aggr)(x, index, dim_size=num_graphs)
     assert explain.graph_break_count == 0
@@ -328,7 +333,7 @@ def test_gradient_through_attention_weights():
     back-propagates like the reference's."""
     torch.manual_seed(13)
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, 4, heads=3)
+    aggr = SAP(8, 4, heads=3)
     x = x.requires_grad_()
     out, alpha = aggr(x, ptr=ptr, return_attention_weights=True)
     target = torch.randn_like(alpha)
@@ -347,7 +352,7 @@ def test_gradient_through_attention_weights():
 def test_gradcheck_with_attention_dropout():
     torch.manual_seed(14)
     x, index, _, _ = make_batch([4, 0, 5], channels=3)
-    aggr = SAPAggregation(3, 2, heads=2, dropout=0.4).double().train()
+    aggr = SAP(3, 2, heads=2, dropout=0.4).double().train()
     x = x.double().requires_grad_()
 
     def fn(x: torch.Tensor) -> torch.Tensor:
@@ -372,7 +377,7 @@ def test_gradcheck_with_attention_dropout():
 def test_controls_match_reference(kwargs):
     torch.manual_seed(15)
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, **kwargs)
+    aggr = SAP(8, **kwargs)
     if aggr.log_temperature is not None:  # Not at its initial value.
         aggr.log_temperature.data.fill_(-0.7)
     x = x.requires_grad_()
@@ -400,14 +405,14 @@ def test_controls_match_reference(kwargs):
 def test_temperature_sharpens_attention():
     x, index, ptr, _ = make_batch([30], channels=8)
     torch.manual_seed(16)
-    aggr = SAPAggregation(8, heads=2)
+    aggr = SAP(8, heads=2)
     cold = copy.deepcopy(aggr)
     cold.temperature = 0.1
     _, a_warm = aggr(x, ptr=ptr, return_attention_weights=True)
     _, a_cold = cold(x, ptr=ptr, return_attention_weights=True)
     assert (a_cold.max(0).values > a_warm.max(0).values).all()
     with pytest.raises(ValueError, match="'temperature' must be positive"):
-        SAPAggregation(8, temperature=0.0)
+        SAP(8, temperature=0.0)
 
 
 def test_node_mask():
@@ -415,7 +420,7 @@ def test_node_mask():
     x, index, ptr, num_graphs = make_batch(SIZES)
     mask = torch.rand(x.size(0)) > 0.4
     mask[ptr[4]:ptr[5]] = False  # Graph 4 (7 nodes) entirely masked.
-    aggr = SAPAggregation(8, heads=2, residual=False)
+    aggr = SAP(8, heads=2, residual=False)
     out, alpha = aggr(x, ptr=ptr, mask=mask, return_attention_weights=True)
     ref, ref_alpha = sap_reference(aggr, x, index, num_graphs, mask=mask)
     assert torch.allclose(out.double(), ref, atol=1e-5)
@@ -435,16 +440,86 @@ def test_node_mask():
         aggr(x, ptr=ptr, mask=mask.float())
 
 
-def test_residual_needs_matching_width():
-    with pytest.raises(ValueError, match='output width must be 8'):
-        SAPAggregation(8, heads=2, residual=True)
-    assert SAPAggregation(8, 4, heads=2, residual=True).output_channels == 8
+def test_untrained_layer_is_mean_pooling_of_the_values():
+    # Zero queries: every node of a graph gets the same weight, so the
+    # output is the value projection of the mean; the queries still learn.
+    torch.manual_seed(19)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    aggr = SAPAggregation(8, heads=4, concat=False)
+    out, alpha = aggr(x, ptr=ptr, return_attention_weights=True)
+    count = torch.bincount(index, minlength=num_graphs)
+    assert torch.allclose(alpha, (1.0 / count[index]).unsqueeze(1).expand(
+        -1, 4))
+    mean = scatter(x, index, 0, num_graphs, 'mean')
+    values = aggr.lin_value(mean).view(num_graphs, 4, 8).mean(1)
+    nonempty = count > 0
+    assert torch.allclose(out[nonempty], values[nonempty], atol=1e-6)
+    assert torch.equal(out[~nonempty], torch.zeros_like(out[~nonempty]))
+    (out * torch.randn_like(out)).sum().backward()
+    assert aggr.query.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('residual', ['sum', 'mean', 'max'])
+@pytest.mark.parametrize('heads,concat,out', [
+    (4, False, None),  # Same width: no projection.
+    (4, True, None),   # 32 wide: the pooled input is projected.
+    (2, True, 3),
+])
+def test_residual_matches_reference(residual, heads, concat, out):
+    torch.manual_seed(20)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    aggr = SAP(8, out, heads=heads, concat=concat, residual=residual)
+    assert (aggr.lin_residual is None) == (aggr.output_channels == 8)
+    x = x.requires_grad_()
+    weight = torch.randn(num_graphs, aggr.output_channels)
+    result = aggr(x, index, ptr=ptr, dim_size=num_graphs)
+    (result * weight).sum().backward()
+    ref = copy.deepcopy(aggr).double()
+    ref.zero_grad()
+    x_ref = x.detach().double().requires_grad_()
+    ref_out = sap_reference(ref, x_ref, index, num_graphs)[0]
+    assert torch.allclose(result.double(), ref_out, atol=1e-5)
+    (ref_out * weight.double()).sum().backward()
+    assert torch.allclose(x.grad.double(), x_ref.grad, atol=1e-5)
+    for p, q in zip(aggr.parameters(), ref.parameters(), strict=True):
+        assert torch.allclose(p.grad.double(), q.grad, atol=1e-5)
+
+
+def test_size_scaler_matches_reference():
+    torch.manual_seed(21)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    aggr = SAP(8, heads=4, concat=False, residual='mean', size_scaler='log')
+    out = aggr(x, ptr=ptr)
+    ref = sap_reference(aggr, x, index, num_graphs)[0]
+    assert torch.allclose(out.double(), ref, atol=1e-5)
+    # Two graphs of the same nodes, one repeated: the scaler tells them
+    # apart, a plain softmax average does not.
+    x2 = torch.cat([x[:3], x[:3], x[:3]])
+    index2 = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 1])
+    plain = SAP(8, heads=4, concat=False)
+    same = plain(x2, index2, dim_size=2)
+    assert torch.allclose(same[0], same[1], atol=1e-6)
+    scaled = aggr(x2, index2, dim_size=2)
+    assert not torch.allclose(scaled[0], scaled[1], atol=1e-3)
+
+
+def test_option_errors_and_deprecation():
+    with pytest.raises(ValueError, match="'residual' must be one of"):
+        SAPAggregation(8, residual='min')
+    with pytest.raises(ValueError, match="'query_init' must be"):
+        SAPAggregation(8, query_init='uniform')
+    with pytest.raises(ValueError, match="'size_scaler' must be"):
+        SAPAggregation(8, size_scaler='sqrt')
+    with pytest.warns(FutureWarning, match="residual='mean'"):
+        aggr = SAPAggregation(8, heads=2, residual=True)
+    assert aggr.residual == 'mean' and aggr.lin_residual is not None
+    assert SAPAggregation(8, residual=False).residual is None
 
 
 def test_gradcheck_gated():
     torch.manual_seed(18)
     x, index, _, _ = make_batch([3, 0, 4], channels=3)
-    aggr = SAPAggregation(3, 2, heads=2, gated=True).double()
+    aggr = SAP(3, 2, heads=2, gated=True).double()
     x = x.double().requires_grad_()
     assert torch.autograd.gradcheck(
         lambda x: aggr(x, index, dim_size=3, return_attention_weights=True),
@@ -455,7 +530,7 @@ def test_aux_loss_in_training_only():
     from sap_graph import aux_loss, diversity_penalty
     torch.manual_seed(19)
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, heads=3, diversity=0.5, entropy=0.1)
+    aggr = SAP(8, heads=3, diversity=0.5, entropy=0.1)
     model = torch.nn.ModuleDict({'readout': aggr})
     aggr.eval()
     aggr(x, ptr=ptr)
@@ -477,7 +552,7 @@ def test_autocast_bfloat16():
     softmax keeps the features' precision (a mixed-dtype core failed)."""
     torch.manual_seed(5)
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, 4, heads=4)
+    aggr = SAP(8, 4, heads=4)
     ref, _ = sap_reference(aggr, x, index, num_graphs)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = aggr(x, index, ptr, dim_size=num_graphs)

@@ -10,6 +10,7 @@ attention dropout or gate when Triton is installed, and the pure-PyTorch
 are CPU-only). ``benchmarks/gpu_check.sh`` runs this module.
 """
 import copy
+from functools import partial
 
 import pytest
 import torch
@@ -18,6 +19,10 @@ from sap_graph import SAPAggregation, _ops
 from sap_graph.models import GraphClassifier
 from sap_graph.regularizers import attention_entropy, diversity_penalty
 from tests.reference import sap_reference
+
+# Normally initialised queries, so that the attention under test is not
+# uniform (an untrained layer with the default zero queries is mean pooling).
+SAP = partial(SAPAggregation, query_init='normal')
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason='needs a CUDA device')
@@ -58,7 +63,7 @@ def test_forward_backward_match_cpu(kwargs, layout):
     shuffle, with_ptr = layout == 'shuffled', layout == 'ptr'
     torch.manual_seed(0)
     x, index, ptr, num_graphs = make_batch(SIZES, shuffle=shuffle)
-    aggr = SAPAggregation(16, **{'out_channels': 8, **kwargs})
+    aggr = SAP(16, **{'out_channels': 8, **kwargs})
     ref = copy.deepcopy(aggr).double()
     ref_out, ref_alpha = sap_reference(aggr, x, index, num_graphs)
 
@@ -112,7 +117,7 @@ def test_no_host_sync_in_forward_backward():
     """A forward and backward with ``ptr`` and ``dim_size`` never waits
     for the GPU (PyG's own aggregations do not either)."""
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(16, heads=4).cuda()
+    aggr = SAP(16, heads=4).cuda()
     xg = x.cuda().requires_grad_()
     ig, pg = index.cuda(), ptr.cuda()
     aggr(xg, ig, pg, dim_size=num_graphs).sum().backward()  # Warm-up.
@@ -130,7 +135,7 @@ def test_cuda_uses_pure_pytorch_path(monkeypatch):
     monkeypatch.setattr(_ops.SAPNativeFunction, 'apply',
                         lambda *a: calls.append(a))
     x, index, ptr, num_graphs = make_batch([4, 6, 9])
-    aggr = SAPAggregation(16, heads=2).cuda()
+    aggr = SAP(16, heads=2).cuda()
     out = aggr(x.cuda(), index.cuda(), ptr.cuda(), dim_size=num_graphs)
     assert calls == [] and out.is_cuda
 
@@ -141,7 +146,7 @@ def test_attention_dropout_on_cuda():
     rescaled by 1 / (1 - p)), and eval mode matches the reference."""
     torch.manual_seed(0)
     x, index, ptr, num_graphs = make_batch([30, 50, 0, 12])
-    aggr = SAPAggregation(16, heads=4, dropout=0.3).cuda()
+    aggr = SAP(16, heads=4, dropout=0.3).cuda()
     xg, ig = x.cuda(), index.cuda()
     aggr.eval()
     out_eval = aggr(xg, ig, dim_size=num_graphs)
@@ -162,7 +167,7 @@ def test_attention_dropout_on_cuda():
 def test_autocast_half_precision(dtype):
     torch.manual_seed(0)
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(16, 8, heads=4).cuda()
+    aggr = SAP(16, 8, heads=4).cuda()
     ref, _ = sap_reference(aggr.cpu(), x, index, num_graphs)
     aggr.cuda()
     with torch.autocast('cuda', dtype=dtype):
@@ -182,7 +187,7 @@ def test_autocast_half_precision(dtype):
 def test_regularizers_match_cpu():
     torch.manual_seed(0)
     x, index, _, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(16, heads=4)
+    aggr = SAP(16, heads=4)
     _, alpha = aggr(x, index, dim_size=num_graphs,
                     return_attention_weights=True)
     for fn in (diversity_penalty, attention_entropy):
@@ -236,7 +241,7 @@ def test_models_match_cpu(readout, kwargs):
 def test_compile_matches_eager_on_cuda():
     torch.manual_seed(0)
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(16, 8, heads=4).cuda()
+    aggr = SAP(16, 8, heads=4).cuda()
     xg, ig = x.cuda(), index.cuda()
     eager = aggr(xg, ig, dim_size=num_graphs)
     compiled = torch.compile(aggr, fullgraph=True)
@@ -364,13 +369,13 @@ def test_triton_is_dispatched(monkeypatch):
                         lambda *a: calls.append(1) or apply(*a))
     x, index, ptr, num_graphs = make_batch([4, 6, 9])
     xg, ig, pg = x.cuda(), index.cuda(), ptr.cuda()
-    aggr = SAPAggregation(16, heads=2).cuda()
+    aggr = SAP(16, heads=2).cuda()
     aggr(xg, ig, pg, dim_size=num_graphs)
     assert len(calls) == 1
     aggr(xg, ig, dim_size=num_graphs)
-    SAPAggregation(16, heads=2, gated=True).cuda()(xg, ig, pg,
+    SAP(16, heads=2, gated=True).cuda()(xg, ig, pg,
                                                    dim_size=num_graphs)
-    SAPAggregation(16, heads=2, dropout=0.5).cuda().train()(
+    SAP(16, heads=2, dropout=0.5).cuda().train()(
         xg, ig, pg, dim_size=num_graphs)
     monkeypatch.setenv('SAP_GRAPH_TRITON', '0')
     aggr(xg, ig, pg, dim_size=num_graphs)

@@ -5,6 +5,7 @@ Values are checked against the float64 reference of
 :mod:`tests.reference`."""
 import os.path as osp
 import threading
+from functools import partial
 
 import pytest
 import torch
@@ -14,6 +15,10 @@ from sap_graph import SAPAggregation, _native
 from sap_graph._ops import Segments, sap_pool, sap_pool_dense
 from tests.reference import sap_reference
 from tests.test_ops import core_functions
+
+# Normally initialised queries, so that the attention under test is not
+# uniform (an untrained layer with the default zero queries is mean pooling).
+SAP = partial(SAPAggregation, query_init='normal')
 
 # The fused kernels' build cache ###########################################
 
@@ -142,8 +147,8 @@ def test_int32_index_and_ptr(sap_backend, layout, masked):
     on the PyTorch path, against the float64 reference."""
     torch.manual_seed(1)
     x, index, ptr, num_graphs = make_batch()
-    aggr = SAPAggregation(8, 4, heads=2, query_init='normal',
-                          residual='mean')
+    aggr = SAP(8, 4, heads=2, query_init='normal',
+               residual='mean')
     mask = None
     if masked:
         mask = torch.rand(x.size(0), generator=torch.Generator()
@@ -207,7 +212,7 @@ def test_index_and_ptr_must_agree(sap_backend, case, leading):
     index, ptr = torch.tensor(index), torch.tensor(ptr)
     if case.startswith('int32'):
         index, ptr = index.int(), ptr.int()
-    aggr = SAPAggregation(4, heads=2)
+    aggr = SAP(4, heads=2)
     x = torch.randn(2, 5, 4) if leading else torch.randn(5, 4)
     expected = torch.repeat_interleave(torch.arange(2), ptr.diff())
     with pytest.raises(ValueError) as info:
@@ -243,7 +248,7 @@ def test_mixed_dtypes_are_a_clear_error(sap_backend, dtypes, kwargs):
     does, with what to do (they failed inside the value projection)."""
     x_dtype, layer_dtype = dtypes
     x, index, ptr, num_graphs = make_batch()
-    aggr = SAPAggregation(8, **kwargs).to(layer_dtype)
+    aggr = SAP(8, **kwargs).to(layer_dtype)
     for batch in (dict(index=index), dict(ptr=ptr)):
         with pytest.raises(ValueError) as info:
             aggr(x.to(x_dtype), **batch, dim_size=num_graphs)
@@ -264,7 +269,7 @@ def test_bfloat16_features_into_float32_layer_under_autocast(sap_backend,
     linear layer) into a float32 layer works, close to the reference."""
     torch.manual_seed(3)
     x, index, ptr, num_graphs = make_batch()
-    aggr = SAPAggregation(8, query_init='normal', **kwargs)
+    aggr = SAP(8, query_init='normal', **kwargs)
     x = x.to(torch.bfloat16)
     ref, _ = sap_reference(aggr, x.double(), index, num_graphs)
     x.requires_grad_()
@@ -300,7 +305,7 @@ def neighbourhood(num_nodes=10, seed=0):
 def test_sap_in_sage_conv(sap_backend, form):
     from torch_geometric.nn import SAGEConv
     torch.manual_seed(4)
-    aggr = SAPAggregation(16, query_init='normal', **KEEPS_WIDTH[form])
+    aggr = SAP(16, query_init='normal', **KEEPS_WIDTH[form])
     assert aggr.output_channels == 16
     conv = SAGEConv(16, 32, aggr=aggr)
     x, edge_index = neighbourhood()
@@ -317,7 +322,7 @@ def test_sap_in_multi_aggregation_cat(sap_backend, form):
     from torch_geometric.nn import SAGEConv
     from torch_geometric.nn.aggr import MultiAggregation
     torch.manual_seed(5)
-    aggr = SAPAggregation(16, query_init='normal', **KEEPS_WIDTH[form])
+    aggr = SAP(16, query_init='normal', **KEEPS_WIDTH[form])
     multi = MultiAggregation([aggr, 'mean'], mode='cat')
     conv = SAGEConv(16, 32, aggr=multi)
     x, edge_index = neighbourhood()
@@ -340,7 +345,7 @@ def test_wider_sap_as_readout_and_its_limit_in_convs(sap_backend):
     from torch_geometric.nn.aggr import MultiAggregation
     torch.manual_seed(6)
     x, index, ptr, num_graphs = make_batch(channels=16)
-    aggr = SAPAggregation(16, heads=4, query_init='normal')  # 64 wide.
+    aggr = SAP(16, heads=4, query_init='normal')  # 64 wide.
     multi = MultiAggregation([aggr, 'mean'], mode='cat')
     out = multi(x, index, ptr=ptr, dim_size=num_graphs)
     sap, _ = sap_reference(aggr, x, index, num_graphs)
@@ -351,4 +356,4 @@ def test_wider_sap_as_readout_and_its_limit_in_convs(sap_backend):
                                  reduce='mean'))
     x, edge_index = neighbourhood()
     with pytest.raises(RuntimeError, match='shapes cannot be multiplied'):
-        SAGEConv(16, 32, aggr=SAPAggregation(16, heads=4))(x, edge_index)
+        SAGEConv(16, 32, aggr=SAP(16, heads=4))(x, edge_index)

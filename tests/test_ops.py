@@ -2,6 +2,8 @@
 C++ kernels and pure PyTorch) against each other and against plain
 autograd, on all three outputs and their gradients, and the fallback when
 the kernels cannot be built."""
+from functools import partial
+
 import pytest
 import torch
 
@@ -12,6 +14,10 @@ from sap_graph._ops import (
     Segments,
     sap_pool_dense,
 )
+
+# Normally initialised queries, so that the attention under test is not
+# uniform (an untrained layer with the default zero queries is mean pooling).
+SAP = partial(SAPAggregation, query_init='normal')
 
 
 def batch(sizes, channels, heads, dtype=torch.float64, seed=0):
@@ -94,7 +100,7 @@ def core_functions(out):
 
 
 def test_sorted_cpu_batches_take_the_native_path(sap_backend):
-    aggr = SAPAggregation(8, heads=2)
+    aggr = SAP(8, heads=2)
     x, _, index, ptr, num_graphs = batch([3, 0, 4], 8, 2, torch.float32)
     x.requires_grad_()
     expected = {'native': 'SAPNativeFunctionBackward',
@@ -105,7 +111,7 @@ def test_sorted_cpu_batches_take_the_native_path(sap_backend):
     # Unsorted batches, attention dropout and the gate use the PyTorch path.
     out = aggr(x, index.flip(0), dim_size=num_graphs)
     assert core_functions(out) == {'SAPPoolFunctionBackward'}
-    aggr_drop = SAPAggregation(8, heads=2, dropout=0.5).train()
+    aggr_drop = SAP(8, heads=2, dropout=0.5).train()
     out = aggr_drop(x, index, ptr=ptr, dim_size=num_graphs)
     assert core_functions(out) == {'SAPPoolFunctionBackward'}
 
@@ -115,7 +121,7 @@ def test_few_huge_graphs_keep_the_threaded_torch_path():
     4 per thread with over 2^16 nodes stays on the PyTorch path."""
     if _native.native() is None:
         pytest.skip('fused kernels cannot be built here')
-    aggr = SAPAggregation(4, heads=2)
+    aggr = SAP(4, heads=2)
     graphs = 4 * torch.get_num_threads() - 1
     x, _, index, ptr, _ = batch([2**16 // graphs + 1] * graphs, 4, 2,
                                 torch.float32)
@@ -136,7 +142,7 @@ def test_failed_build_falls_back_or_raises(monkeypatch):
     monkeypatch.setenv('SAP_GRAPH_NATIVE', 'auto')
     with pytest.warns(RuntimeWarning, match='no compiler here'):
         assert _native.native() is None
-    aggr = SAPAggregation(4, heads=2)
+    aggr = SAP(4, heads=2)
     x, _, index, ptr, num_graphs = batch([2, 3], 4, 2, torch.float32)
     out = aggr(x, index, ptr=ptr, dim_size=num_graphs)  # Still computes.
     assert out.shape == (2, 8) and torch.isfinite(out).all()
