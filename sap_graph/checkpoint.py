@@ -1,9 +1,8 @@
 r"""Safe, atomic files for models and training state.
 
-* :func:`atomic_save` writes with :func:`torch.save` to a temporary file in
-  the target folder, flushes it to disk and moves it into place with
-  :func:`os.replace`, so a kill at any moment leaves either the old or the
-  new file, never a partial one.
+* :func:`atomic_save` writes with :func:`torch.save` through
+  :func:`sap_graph.files.atomic_write`: a kill at any moment leaves either
+  the old or the new file, never a partial one.
 * :func:`safe_load` reads with :obj:`torch.load(..., weights_only=True)`
   only: a file holding anything but tensors and plain containers (for
   example a pickle whose :obj:`__reduce__` would run code) is refused, and
@@ -15,15 +14,15 @@ r"""Safe, atomic files for models and training state.
 """
 from __future__ import annotations
 
-import os
 import os.path as osp
 import random
 import re
-import tempfile
 from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import torch
+
+from sap_graph.files import atomic_write
 
 
 class CheckpointError(ValueError):
@@ -32,27 +31,14 @@ class CheckpointError(ValueError):
 
 
 def atomic_save(obj: Any, path: str) -> None:
-    r"""Saves :obj:`obj` with :func:`torch.save` atomically: to a
-    temporary file in the same folder, flushed with :func:`os.fsync`, then
-    renamed over :obj:`path` with :func:`os.replace`.
+    r"""Saves :obj:`obj` with :func:`torch.save` atomically (see
+    :func:`sap_graph.files.atomic_write`).
 
     Args:
         obj (Any): Tensors and plain Python containers.
         path (str): The target file; missing folders are created.
     """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pt', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _first_line(error: BaseException) -> str:

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence
 
 from sap_graph.checkpoint import CheckpointError
 from sap_graph.data import (
@@ -25,18 +25,35 @@ from sap_graph.data import (
     DatasetNotFoundError,
     UnknownDatasetError,
 )
+from sap_graph.files import LockedError, OutputError, ResultRescuedError
 from sap_graph.readouts import READOUTS, UnknownReadoutError
 
 #: Errors reported as one line, without a traceback.
 USER_ERRORS = (DatasetNotFoundError, DatasetFormatError, UnknownDatasetError,
-               UnknownReadoutError, CheckpointError, ImportError)
+               UnknownReadoutError, CheckpointError, ImportError, OutputError,
+               LockedError)
 
 
-def _error(e: BaseException) -> int:
-    r"""Prints :obj:`e` as one :obj:`error: ...` line; returns :obj:`2`."""
+def _error(e: BaseException, status: int = 2) -> int:
+    r"""Prints :obj:`e` as one :obj:`error: ...` line; returns
+    :obj:`status`. A :class:`~sap_graph.train.ConfigError` is prefixed with
+    its flag."""
     text = ' '.join(str(e).split()) or type(e).__name__
+    field = getattr(e, 'field', None)
+    if field:
+        text = f'--{field}: {text}'
     print(f'error: {text}', file=sys.stderr)
-    return 2
+    return status
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    r"""An :class:`argparse.ArgumentParser` whose usage errors are one
+    :obj:`error: ...` line (exit status 2), like every other input
+    error of :obj:`sap-graph`."""
+
+    def error(self, message: str) -> 'NoReturn':  # type: ignore[override]
+        text = ' '.join(message.split())
+        self.exit(2, f'error: {text} (see {self.prog} --help)\n')
 
 
 def _add(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
@@ -58,7 +75,7 @@ def _json_dict(text: str) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     r"""Returns the argument parser of :obj:`sap-graph`."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog='sap-graph',
         description='Graph classification with self-attention pooling.')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -240,6 +257,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             with _sigterm_as_interrupt():
                 result = run(_config(args))
+        except ResultRescuedError as e:  # Trained, but not saved as asked.
+            if os.environ.get('SAP_GRAPH_DEBUG'):
+                raise
+            return _error(e, 1)
         except (*USER_ERRORS, ValueError) as e:  # ValueError: bad options.
             if os.environ.get('SAP_GRAPH_DEBUG'):
                 raise

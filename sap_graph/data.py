@@ -5,13 +5,27 @@ Data roots follow PyG's and OGB's :obj:`root` argument: a TU dataset lives
 in :obj:`<root>/<NAME>/raw/` and an OGB dataset in :obj:`<root>/ogbg_molhiv/`.
 Without an explicit root, :envvar:`SAP_GRAPH_DATA` (a folder holding
 :obj:`TUDataset/` and :obj:`ogb/`) and then :obj:`./data` (same layout) are
-used. The loaders write :obj:`processed/` next to :obj:`raw/`; a read-only
-source is first copied to a cache (:envvar:`SAP_GRAPH_CACHE`, else
-:obj:`~/.cache/sap_graph`).
+used.
+
+Where :obj:`processed/` goes: as in PyG, a *writable* dataset folder gets
+its :obj:`processed/` next to :obj:`raw/`; a read-only one is first copied
+to a cache (:envvar:`SAP_GRAPH_CACHE`, else :obj:`~/.cache/sap_graph`),
+which gets it instead. Two rules keep that safe:
+
+* :obj:`processed/` is keyed to the raw files: a TU dataset's
+  :obj:`processed/` records a fingerprint of :obj:`raw/` (names, sizes and
+  modification times), and a cached copy records the fingerprint of its
+  source. When the raw files change (edited, added or deleted), the data is
+  processed again from them, so a stale :obj:`processed/` never hides them.
+* Processing (and copying to the cache) happens under an exclusive
+  :func:`fcntl.flock` on :obj:`<root>/.<NAME>.lock` (kept, never deleted):
+  runs started together on a fresh root wait for the first to process the
+  data and then read it.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import os.path as osp
 import shutil
@@ -35,6 +49,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 from torch_geometric.utils import degree
+
+from sap_graph.files import exclusive_lock
 
 SYNTHETIC = 'synthetic'
 ENV_DATA = 'SAP_GRAPH_DATA'
@@ -212,16 +228,40 @@ def _tree_writable(path: str) -> bool:
     return True
 
 
-def _same_files(src: str, dst: str, sub: str) -> bool:
-    src_dir, dst_dir = osp.join(src, sub), osp.join(dst, sub)
-    if not osp.isdir(dst_dir):
-        return False
-    for name in os.listdir(src_dir):
-        a, b = osp.join(src_dir, name), osp.join(dst_dir, name)
-        if osp.isfile(a) and (not osp.isfile(b)
-                              or osp.getsize(a) != osp.getsize(b)):
-            return False
-    return True
+#: Fingerprint files: of the raw files a processed/ folder was made from,
+#: and of the source folder a cached copy was made from.
+RAW_STAMP = 'sap_graph_raw.txt'
+SOURCE_STAMP = '.sap_graph_source.txt'
+
+
+def fingerprint(folder: str, subs: Sequence[str] = ('raw', )) -> str:
+    r"""Returns a digest of the names, sizes and modification times of the
+    files in the sub-folders :obj:`subs` of :obj:`folder`: it changes when
+    a file is edited, added or deleted."""
+    digest = hashlib.sha1()
+    for sub in subs:
+        top = osp.join(folder, sub)
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = osp.join(dirpath, name)
+                st = os.stat(path)
+                digest.update(f'{osp.relpath(path, folder)}\0{st.st_size}'
+                              f'\0{st.st_mtime_ns}\n'.encode())
+    return digest.hexdigest()
+
+
+def _read_stamp(path: str) -> Optional[str]:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _write_stamp(path: str, value: str) -> None:
+    with open(path, 'w') as f:
+        f.write(value + '\n')
 
 
 def cached_copy(
@@ -231,36 +271,44 @@ def cached_copy(
     prepare: Optional[Callable[[str], Any]] = None,
 ) -> str:
     r"""Copies the dataset folder :obj:`src` to :obj:`dst` unless an
-    up-to-date copy exists (same files and sizes in the sub-folders
-    :obj:`check`). The copy is made (and prepared) under a temporary
-    folder and then moved into place, so concurrent runs never see a
-    partial or half-processed copy.
+    up-to-date copy exists (one made when the sub-folders :obj:`check` of
+    :obj:`src` had the same :func:`fingerprint`). The copy is made (and
+    prepared) under a temporary folder and then moved into place, so a
+    killed run never leaves a partial or half-processed copy; call it under
+    :func:`~sap_graph.files.exclusive_lock` when runs may be concurrent.
 
     Args:
         src (str): The read-only dataset folder.
         dst (str): Its copy.
-        check (sequence of str, optional): Sub-folders that must match.
-            (default: :obj:`('raw', )`)
+        check (sequence of str, optional): Sub-folders that must match;
+            the others are not copied. (default: :obj:`('raw', )`)
         prepare (callable, optional): Called with the root of the
             temporary copy (a folder holding :obj:`basename(dst)`) before
             it is moved into place, *e.g.* to write :obj:`processed/`.
             (default: :obj:`None`)
     """
-    if osp.isdir(dst) and all(_same_files(src, dst, sub) for sub in check
-                              if osp.isdir(osp.join(src, sub))):
+    source = fingerprint(src, check)
+    if osp.isdir(dst) and _read_stamp(osp.join(dst, SOURCE_STAMP)) == source:
         return dst
     parent = osp.dirname(osp.abspath(dst))
     os.makedirs(parent, exist_ok=True)
     tmp_root = tempfile.mkdtemp(prefix='.tmp-', dir=parent)
+    skip = [name for name in os.listdir(src) if name not in check
+            and osp.isdir(osp.join(src, name))
+            and name in ('raw', 'processed')]
     try:
         tmp = osp.join(tmp_root, osp.basename(dst))
-        shutil.copytree(src, tmp, copy_function=shutil.copyfile)
+        shutil.copytree(src, tmp, copy_function=shutil.copyfile,
+                        ignore=lambda folder, names: [
+                            n for n in names
+                            if folder == src and n in skip])
         for dirpath, dirnames, filenames in os.walk(tmp):  # Owner-writable.
             for name in dirnames + filenames:
                 path = osp.join(dirpath, name)
                 os.chmod(path, os.stat(path).st_mode | stat.S_IWUSR)
         if prepare is not None:
             prepare(tmp_root)
+        _write_stamp(osp.join(tmp, SOURCE_STAMP), source)
         if osp.isdir(dst):
             shutil.rmtree(dst, ignore_errors=True)
         try:
@@ -372,15 +420,17 @@ def load_tu(
             :class:`TUDataset` does with :obj:`use_node_attr=True`.
             (default: :obj:`False`)
     """
-    from torch_geometric.datasets import TUDataset
-
     root = default_root('tu', root)
     folder = osp.join(root, name)
+    raw_dir = osp.join(folder, 'raw')
+    processed_dir = osp.join(folder, 'processed')
     expected = _tu_expected(folder, name)
     have_raw = not _missing(expected[:2])
-    have_processed = osp.isdir(osp.join(folder, 'processed'))
+    have_processed = osp.isdir(processed_dir)
+    if have_raw and have_processed and _read_stamp(
+            osp.join(processed_dir, RAW_STAMP)) != fingerprint(folder):
+        have_processed = False  # Stale: made from other raw files.
 
-    raw_dir = osp.join(folder, 'raw')
     partial = [p for p in _missing(expected) if osp.isdir(raw_dir)
                and any(f.startswith(f'{name}_') for f in os.listdir(raw_dir))]
     if partial and not have_processed:  # Never download over user files.
@@ -394,20 +444,51 @@ def load_tu(
             f"TU dataset '{name}' in '{raw_dir}' is empty or partial: "
             f"empty {', '.join(osp.basename(p) for p in empty)}")
 
-    work_root, created = root, False
-    processed_before = have_processed
+    in_place = (have_raw or have_processed) and _tree_writable(folder)
+    if (have_raw or have_processed) and not in_place:
+        work_root = osp.join(cache_root(), 'TUDataset')
+    elif not have_raw and not have_processed:
+        if not download:
+            raise _tu_not_found(name, folder, 'downloads disabled')
+        work_root = root if is_writable(root) else osp.join(cache_root(),
+                                                            'TUDataset')
+    else:
+        work_root = root
+    os.makedirs(work_root, exist_ok=True)
+    with exclusive_lock(osp.join(work_root, f'.{name}.lock')):
+        return _load_tu_locked(name, root, work_root, have_raw,
+                               have_processed, in_place, node_features,
+                               use_node_attr)
+
+
+def _load_tu_locked(name: str, root: str, work_root: str, have_raw: bool,
+                    have_processed: bool, in_place: bool, node_features: str,
+                    use_node_attr: bool) -> GraphTask:
+    from torch_geometric.datasets import TUDataset
+
+    folder = osp.join(root, name)
+    raw_dir = osp.join(folder, 'raw')
+    work = osp.join(work_root, name)
+    processed = osp.join(work, 'processed')
+    created = processed_before = False
+
+    def prepare(tmp_root: str) -> None:
+        TUDataset(tmp_root, name)
+        copy = osp.join(tmp_root, name)
+        if have_raw:
+            _write_stamp(osp.join(copy, 'processed', RAW_STAMP),
+                         fingerprint(copy))
+
     try:
-        if (have_raw or have_processed) and not _tree_writable(folder):
+        if (have_raw or have_processed) and not in_place:
             check = ('raw', ) if have_raw else ('processed', )
-            work_root = osp.join(cache_root(), 'TUDataset')
-            cached_copy(folder, osp.join(work_root, name), check,
-                        prepare=lambda tmp_root: TUDataset(tmp_root, name))
+            cached_copy(folder, work, check, prepare=prepare)
         elif not have_raw and not have_processed:
-            if not download:
-                raise _tu_not_found(name, folder, 'downloads disabled')
-            if not is_writable(root):
-                work_root = osp.join(cache_root(), 'TUDataset')
-            created = not osp.exists(osp.join(work_root, name))
+            created = not osp.exists(work)
+        if have_raw and _read_stamp(osp.join(processed, RAW_STAMP)) != (
+                fingerprint(work)):
+            shutil.rmtree(processed, ignore_errors=True)  # Stale.
+        processed_before = osp.isdir(processed)
         with _download_timeout():
             dataset = TUDataset(work_root, name, use_node_attr=use_node_attr)
     except DatasetNotFoundError:
@@ -415,12 +496,11 @@ def load_tu(
     except (OSError, ValueError, RuntimeError, IndexError, TypeError) as e:
         if not (have_raw or have_processed):
             if created:
-                shutil.rmtree(osp.join(work_root, name), ignore_errors=True)
+                shutil.rmtree(work, ignore_errors=True)
             reason = f'download failed: {type(e).__name__}: {e}'
             raise _tu_not_found(name, folder, reason.strip()) from None
-        processed = osp.join(work_root, name, 'processed')
-        if not processed_before and work_root == root:
-            shutil.rmtree(processed, ignore_errors=True)  # A failed try.
+        if have_raw and not processed_before:  # A failed try.
+            shutil.rmtree(processed, ignore_errors=True)
         raise DatasetFormatError(
             f"cannot read TU dataset '{name}' from '{raw_dir}': corrupt or "
             f"inconsistent files ({type(e).__name__}: "
@@ -450,11 +530,12 @@ def load_tu(
     try:
         check_task(task)
     except DatasetFormatError as e:
-        if not processed_before and work_root == root:  # Do not keep it.
-            shutil.rmtree(osp.join(root, name, 'processed'),
-                          ignore_errors=True)
+        if not processed_before:  # Do not keep it.
+            shutil.rmtree(processed, ignore_errors=True)
         raise DatasetFormatError(f"{e} (corrupt or inconsistent files in "
                                  f"'{raw_dir}')") from None
+    if have_raw and not processed_before and osp.isdir(processed):
+        _write_stamp(osp.join(processed, RAW_STAMP), fingerprint(work))
     return task
 
 
@@ -624,7 +705,7 @@ def load_ogbg(name: str, root: Optional[str] = None,
             f"DIR/{dir_name}/, or set ${ENV_DATA} to a folder holding "
             f"ogb/{dir_name}/")
 
-    work_root, created = root, False
+    work_root, copy = root, False
     if osp.isdir(folder):
         release = expected[0]
         if not osp.exists(release):
@@ -633,29 +714,32 @@ def load_ogbg(name: str, root: Optional[str] = None,
         if missing and not osp.exists(processed):
             raise not_found('incomplete folder')
         if not _tree_writable(folder):
-            work_root = osp.join(cache_root(), 'ogb')
-            cached_copy(folder, osp.join(work_root, dir_name),
-                        ('raw', 'processed'),
-                        prepare=lambda tmp_root: graphproppred.
-                        PygGraphPropPredDataset(name=name, root=tmp_root))
+            work_root, copy = osp.join(cache_root(), 'ogb'), True
     else:
         if not download:
             raise not_found('downloads disabled')
         if not is_writable(root):
             work_root = osp.join(cache_root(), 'ogb')
-        os.makedirs(work_root, exist_ok=True)
+    os.makedirs(work_root, exist_ok=True)
+    with exclusive_lock(osp.join(work_root, f'.{dir_name}.lock')):
         created = not osp.exists(osp.join(work_root, dir_name))
-
-    try:
-        with _download_timeout():
-            dataset = graphproppred.PygGraphPropPredDataset(
-                name=name, root=work_root)
-    except (OSError, ValueError, RuntimeError) as e:
-        if created:
-            shutil.rmtree(osp.join(work_root, dir_name), ignore_errors=True)
-            raise not_found(f'download failed: {type(e).__name__}: '
-                            f'{e}') from None
-        raise
+        if copy:
+            cached_copy(folder, osp.join(work_root, dir_name),
+                        ('raw', 'processed'),
+                        prepare=lambda tmp_root: graphproppred.
+                        PygGraphPropPredDataset(name=name, root=tmp_root))
+            created = False
+        try:
+            with _download_timeout():
+                dataset = graphproppred.PygGraphPropPredDataset(
+                    name=name, root=work_root)
+        except (OSError, ValueError, RuntimeError) as e:
+            if created:
+                shutil.rmtree(osp.join(work_root, dir_name),
+                              ignore_errors=True)
+                raise not_found(f'download failed: {type(e).__name__}: '
+                                f'{e}') from None
+            raise
     split_idx = dataset.get_idx_split()
     num_tasks = int(dataset.num_tasks)
     return GraphTask(

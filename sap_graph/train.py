@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
+import io
 import os
 import os.path as osp
 import platform
 import statistics
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import (
@@ -53,6 +52,15 @@ from sap_graph.checkpoint import (
     set_rng_state,
 )
 from sap_graph.data import GraphTask, check_task, load_dataset
+from sap_graph.files import (
+    ResultRescuedError,
+    atomic_write,
+    check_writable,
+    json_bytes,
+    release,
+    rescue,
+    try_lock,
+)
 from sap_graph.models import GraphClassifier
 from sap_graph.readouts import readout_params
 from sap_graph.regularizers import aux_loss
@@ -114,6 +122,49 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
 }
 
 
+class ConfigError(ValueError):
+    r"""Raised for an invalid :class:`TrainConfig` value; :obj:`field`
+    names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+#: Lower bounds of the numeric fields: (bound, inclusive).
+_BOUNDS: Dict[str, Tuple[float, bool]] = {
+    'heads': (1, True), 'hidden_channels': (1, True),
+    'num_layers': (1, True), 'batch_size': (1, True), 'lr': (0, False),
+    'lr_step': (0, True), 'weight_decay': (0, True), 'epochs': (1, True),
+    'folds': (2, True), 'val_ratio': (0, False), 'dropout': (0, True),
+    'layer_dropout': (0, True)}
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    r"""Checks the set fields of :obj:`cfg` (before any data is loaded).
+
+    Raises:
+        ConfigError: For the first invalid field.
+    """
+    for name, (low, inclusive) in _BOUNDS.items():
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(name, f"'{name}' must be a number (got "
+                              f"{value!r})")
+        if value < low or (value == low and not inclusive):
+            op = '>=' if inclusive else '>'
+            raise ConfigError(name, f"'{name}' must be {op} {low} (got "
+                              f"{value})")
+    for name in ('val_ratio', 'dropout', 'layer_dropout'):
+        value = getattr(cfg, name)
+        if value is not None and value >= 1:
+            raise ConfigError(name, f"'{name}' must be < 1 (got {value})")
+    if cfg.seeds is not None and not cfg.seeds:
+        raise ConfigError('seeds', "'seeds' must not be empty")
+
+
 def resolve_config(cfg: TrainConfig, kind: str) -> TrainConfig:
     r"""Returns a copy of :obj:`cfg` with dataset defaults filled in."""
     cfg = copy.deepcopy(cfg)
@@ -138,10 +189,17 @@ def resolve_device(device: str = 'auto') -> torch.device:
         return ctx.device
     if device == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError('device', f"unknown device '{device}' (expected "
+                          f"'cpu', 'cuda', 'cuda:N' or 'auto')") from None
+    if dev.type not in ('cpu', 'cuda'):
+        raise ConfigError('device', f"unsupported device '{device}' "
+                          f"(expected 'cpu', 'cuda', 'cuda:N' or 'auto')")
     if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"Device '{device}' requested but CUDA is not "
-                         f"available (use --device cpu)")
+        raise ConfigError('device', f"device '{device}' requested but CUDA "
+                          f"is not available (use 'cpu')")
     return dev
 
 
@@ -430,6 +488,11 @@ def fit(
         from torch.nn.parallel import DistributedDataParallel
         net = DistributedDataParallel(
             model, device_ids=[device] if device.type == 'cuda' else None)
+    if device.type == 'cpu' and cfg.readout == 'sap':
+        # Build (or load) the fused CPU kernels now, so that compiling
+        # them is never counted as epoch time.
+        from sap_graph import _native
+        _native.native()
     bar = tqdm(range(first, cfg.epochs + 1), desc=desc, leave=False,
                disable=not cfg.progress or not distributed.is_main(),
                dynamic_ncols=True, initial=first - 1, total=cfg.epochs)
@@ -471,7 +534,9 @@ def fit(
                 'rng': get_rng_state({'shuffle': generator}),
             })
     bar.close()
-    assert best is not None, "'epochs' must be positive"
+    if best is None:
+        raise ConfigError('epochs', f"'epochs' must be >= 1 (got "
+                          f"{cfg.epochs})")
     best.epoch_times, best.history = times, history
     return best
 
@@ -509,6 +574,7 @@ class TrainState:
         self.path = cfg.state
         self.verbose = cfg.verbose
         self.resumed = False
+        self._lock: Optional[int] = None
         self.data: Dict[str, Any] = {
             'format': self.FORMAT, 'version': self.VERSION,
             'sap_graph_version': sap_graph.__version__,
@@ -521,14 +587,24 @@ class TrainState:
         if cfg.resume and not self.path:
             raise ValueError('--resume needs --state PATH (the training '
                              'state file of the interrupted run)')
-        if not self.path or not osp.exists(self.path):
+        if not self.path:
+            return
+        if distributed.is_main():  # One live writer per state file.
+            self._lock = try_lock(self.path + '.lock',
+                                  f"training state '{self.path}'")
+        if not osp.exists(self.path):
             return
         if not cfg.resume:
+            self.close()
             raise ValueError(f"training state '{self.path}' exists; pass "
                              f"--resume to continue it, or delete it to "
                              f"start over")
-        saved = safe_load(self.path, 'training state')
-        self._check(saved)
+        try:
+            saved = safe_load(self.path, 'training state')
+            self._check(saved)
+        except BaseException:
+            self.close()
+            raise
         self.data = saved
         self.data['config'] = asdict(cfg)
         self.resumed = True
@@ -608,6 +684,11 @@ class TrainState:
         if self.path and distributed.is_main():
             atomic_save(self.data, self.path)
 
+    def close(self) -> None:
+        r"""Releases the lock on the state file."""
+        release(self._lock)
+        self._lock = None
+
 
 def _fingerprint(task: GraphTask) -> Dict[str, Any]:
     stats = task.stats()
@@ -639,11 +720,16 @@ def build_model(cfg: TrainConfig, task: GraphTask) -> GraphClassifier:
             raise ValueError(f"conv='gine' needs edge features, but "
                              f"'{task.name}' has none")
         extra['edge_dim'] = task.num_edge_features
-    return GraphClassifier(
-        task.num_features, cfg.hidden_channels, task.num_classes,
-        num_layers=cfg.num_layers, conv=conv, readout=cfg.readout,
-        readout_kwargs=kwargs, dropout=cfg.dropout,
-        layer_dropout=cfg.layer_dropout, jk=cfg.jk, **extra)
+    try:
+        return GraphClassifier(
+            task.num_features, cfg.hidden_channels, task.num_classes,
+            num_layers=cfg.num_layers, conv=conv, readout=cfg.readout,
+            readout_kwargs=kwargs, dropout=cfg.dropout,
+            layer_dropout=cfg.layer_dropout, jk=cfg.jk, **extra)
+    except TypeError as e:  # e.g. a string where a number belongs.
+        text = ' '.join(str(e).split())
+        raise ConfigError('readout_kwargs', f"invalid readout options "
+                          f"{cfg.readout_kwargs}: {text}") from None
 
 
 def _subset(dataset: Any, idx: Tensor) -> List[Data]:
@@ -728,6 +814,17 @@ def cross_validate(
         splits = stratified_splits(task.labels, cfg.folds, cfg.val_ratio,
                                    cfg.seed)
     state = TrainState(cfg, task, 'folds', splits)
+    try:
+        return _cross_validate(task, cfg, splits, model_fn, state, device)
+    finally:
+        state.close()
+
+
+def _cross_validate(task: GraphTask, cfg: TrainConfig,
+                    splits: List[Dict[str, Tensor]],
+                    model_fn: Optional[Callable[[], Module]],
+                    state: TrainState,
+                    device: torch.device) -> Dict[str, Any]:
     records: List[Dict[str, Any]] = list(state.runs)
     best_state = state.best
     bar = tqdm(splits, desc='Folds', dynamic_ncols=True,
@@ -779,10 +876,22 @@ def holdout(
     val = _subset(task.dataset, split['valid'])
     test_data = _subset(task.dataset, split['test'])
     test_loader = _eval_loader(test_data, cfg.batch_size)
-    metric = task.metric
-    sign = 1.0 if task.higher_is_better else -1.0
     state = TrainState(cfg, task, 'seeds',
                        [{k: v.view(-1) for k, v in split.items()}])
+    try:
+        return _holdout(task, cfg, model_fn, state, device, evaluator,
+                        train, val, test_data, test_loader)
+    finally:
+        state.close()
+
+
+def _holdout(task: GraphTask, cfg: TrainConfig,
+             model_fn: Optional[Callable[[], Module]], state: TrainState,
+             device: torch.device, evaluator: Any, train: List[Data],
+             val: List[Data], test_data: List[Data],
+             test_loader: DataLoader) -> Dict[str, Any]:
+    metric = task.metric
+    sign = 1.0 if task.higher_is_better else -1.0
     records: List[Dict[str, Any]] = list(state.runs)
     best_state = state.best
     for run_idx, seed in enumerate(tqdm(
@@ -903,29 +1012,18 @@ def device_info(device: torch.device) -> Dict[str, Any]:
     return info
 
 
-def write_json(path: str, obj: Any) -> None:
-    r"""Writes :obj:`obj` as JSON atomically (temporary file, then
-    :func:`os.replace`)."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.json', dir=folder)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f, indent=2)
-            f.write('\n')
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_checkpoint(path: str, model: GraphClassifier,
                     state_dict: Dict[str, Tensor],
                     extra: Dict[str, Any]) -> None:
     r"""Saves :obj:`{'state_dict', 'config'}` (plain Python values only),
     loadable with :obj:`torch.load(path, weights_only=True)` and
     :func:`sap_graph.models.load_checkpoint`."""
+    atomic_save(checkpoint_state(model, state_dict, extra), path)
+
+
+def checkpoint_state(model: GraphClassifier, state_dict: Dict[str, Tensor],
+                     extra: Dict[str, Any]) -> Dict[str, Any]:
+    r"""Returns what :func:`save_checkpoint` saves."""
     if model.config is None:
         raise ValueError('Cannot checkpoint a model built from a readout '
                          'instance (its config is not plain data)')
@@ -934,7 +1032,51 @@ def save_checkpoint(path: str, model: GraphClassifier,
         'config': {'model': copy.deepcopy(model.config), **extra},
         'sap_graph_version': sap_graph.__version__,
     }
-    atomic_save(state, path)
+    return state
+
+
+def check_outputs(cfg: TrainConfig) -> None:
+    r"""Checks that the output files of :obj:`cfg` can be written (before
+    any training).
+
+    Raises:
+        OutputError: For the first one that cannot.
+    """
+    for name in ('out', 'checkpoint', 'state'):
+        path = getattr(cfg, name)
+        if path:
+            what = {'out': 'result file', 'checkpoint': 'checkpoint',
+                    'state': 'training state'}[name]
+            check_writable(path, what)
+
+
+def _write_outputs(cfg: TrainConfig, task: GraphTask, result: Dict[str, Any],
+                   best: Optional[Dict[str, Any]]) -> None:
+    failed = []
+    if cfg.checkpoint and best is not None:
+        state = checkpoint_state(build_model(cfg, task), best['state_dict'], {
+            'train': asdict(cfg),
+            'dataset': task.stats(),
+            'selected': best['record'],
+        })
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
+        try:
+            atomic_write(cfg.checkpoint, lambda f: f.write(data))
+            result['checkpoint'] = cfg.checkpoint
+        except OSError as e:
+            failed.append((cfg.checkpoint, e, rescue(data, '.pt')))
+    if cfg.out:
+        data = json_bytes(result)
+        try:
+            atomic_write(cfg.out, lambda f: f.write(data))
+        except OSError as e:
+            failed.append((cfg.out, e, rescue(data, '.json')))
+    if failed:
+        raise ResultRescuedError('; '.join(
+            f"cannot write '{path}' ({e.strerror or e}), saved it to "
+            f"'{saved}' instead" for path, e, saved in failed))
 
 
 def run(cfg: TrainConfig,
@@ -964,6 +1106,9 @@ def run(cfg: TrainConfig,
         raise ValueError(f"training state '{cfg.state}' exists; pass "
                          f"--resume to continue it, or delete it to start "
                          f"over")
+    validate_config(cfg)
+    if distributed.is_main():
+        check_outputs(cfg)
     if task is None:
         task = load_dataset(cfg.dataset, root=cfg.root,
                             node_features=cfg.node_features,
@@ -990,14 +1135,5 @@ def run(cfg: TrainConfig,
     best = result.pop('_best_state', None)
     if not distributed.is_main():  # Rank 0 writes the files.
         return result
-    if cfg.checkpoint and best is not None:
-        model = build_model(cfg, task)
-        save_checkpoint(cfg.checkpoint, model, best['state_dict'], {
-            'train': asdict(cfg),
-            'dataset': task.stats(),
-            'selected': best['record'],
-        })
-        result['checkpoint'] = cfg.checkpoint
-    if cfg.out:
-        write_json(cfg.out, result)
+    _write_outputs(cfg, task, result, best)
     return result
