@@ -31,8 +31,8 @@ from typing import Any, Dict, List, Optional
 import torch
 
 sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
-from sap_graph.data import load_dataset  # noqa: E402
-from sap_graph.train import (  # noqa: E402
+from sap_graph.experiments.data import load_dataset  # noqa: E402
+from sap_graph.experiments.train import (  # noqa: E402
     TrainConfig,
     device_info,
     resolve_config,
@@ -162,7 +162,7 @@ def run_unit(task: Any, cfg: TrainConfig, unit: str,
         record['test'] = record['test_acc']
         record['val'] = record['val_acc']
         return record
-    from sap_graph.train import holdout
+    from sap_graph.experiments.train import holdout
     seed = int(unit.split('_')[1])
     result = holdout(task, replace(cfg, seeds=[seed]))
     record = result['seeds'][0]

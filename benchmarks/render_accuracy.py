@@ -42,7 +42,7 @@ REPO = osp.dirname(HERE)
 RESULTS = osp.join(HERE, 'results')
 CACHE = osp.join(RESULTS, 'accuracy_cache')
 sys.path.insert(0, REPO)
-from sap_graph.data import TU_CLASS_COUNTS, TU_DATASETS  # noqa: E402
+from sap_graph.experiments.data import TU_CLASS_COUNTS, TU_DATASETS  # noqa: E402
 
 #: Readout keys of ``accuracy.READOUTS`` -> display names, in table order.
 READOUT_NAMES: Dict[str, str] = {

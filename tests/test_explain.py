@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from sap_graph.cli import main
-from sap_graph.explain import (
+from sap_graph.experiments.cli import main
+from sap_graph.experiments.explain import (
     TU_ATOM_SYMBOLS,
     TU_BOND_TYPES,
     atom_symbols_for,
@@ -18,8 +18,8 @@ from sap_graph.explain import (
     draw_attention_statistics,
     graph_layout,
 )
-from sap_graph.models import GraphClassifier
-from sap_graph.train import TrainConfig, run
+from sap_graph.experiments.models import GraphClassifier
+from sap_graph.experiments.train import TrainConfig, run
 
 PNG = b'\x89PNG\r\n\x1a\n'
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

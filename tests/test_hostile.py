@@ -14,10 +14,10 @@ import pytest
 import torch
 from test_data import make_read_only, make_writable, write_tu
 
-import sap_graph.train as train_mod
-from sap_graph.checkpoint import CheckpointError, safe_load
-from sap_graph.cli import main
-from sap_graph.data import (
+import sap_graph.experiments.train.protocols as train_mod
+from sap_graph.experiments.checkpoint import CheckpointError, safe_load
+from sap_graph.experiments.cli import main
+from sap_graph.experiments.data import (
     DatasetFormatError,
     GraphList,
     GraphTask,
@@ -25,8 +25,8 @@ from sap_graph.data import (
     load_synthetic,
     load_tu,
 )
-from sap_graph.models import GraphClassifier, load_checkpoint
-from sap_graph.train import TrainConfig, run, save_checkpoint
+from sap_graph.experiments.models import GraphClassifier, load_checkpoint
+from sap_graph.experiments.train import TrainConfig, run, save_checkpoint
 
 QUICK = ['--epochs', '1', '--folds', '2', '--hidden_channels', '8',
          '--no-progress', '--quiet']
@@ -333,7 +333,7 @@ def test_runs_started_together_on_a_fresh_root_all_succeed(tmp_path):
         pytest.skip('MUTAG not in $SAP_GRAPH_DATA')
     shutil.copytree(raw, tmp_path / 'MUTAG' / 'raw')
     make_writable(str(tmp_path / 'MUTAG'))  # A fresh, writable root.
-    code = ('import sys; from sap_graph.data import load_tu; '
+    code = ('import sys; from sap_graph.experiments.data import load_tu; '
             'print(len(load_tu("MUTAG", root=sys.argv[1]).dataset))')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     procs = [subprocess.Popen([sys.executable, '-c', code, str(tmp_path)],
@@ -347,7 +347,7 @@ def test_runs_started_together_on_a_fresh_root_all_succeed(tmp_path):
 
 
 def test_a_live_state_file_has_one_writer(tmp_path, capsys, tiny):
-    from sap_graph.files import release, try_lock
+    from sap_graph.experiments.files import release, try_lock
     state = str(tmp_path / 's.pt')
     fd = try_lock(state + '.lock', 'the live run')  # A run in progress.
     try:

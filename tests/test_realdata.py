@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from sap_graph.data import TU_CLASS_COUNTS, TU_DATASETS, load_ogbg, load_tu
-from sap_graph.train import (
+from sap_graph.experiments.data import (
+    TU_CLASS_COUNTS,
+    TU_DATASETS,
+    load_ogbg,
+    load_tu,
+)
+from sap_graph.experiments.train import (
     TrainConfig,
     cross_validate,
     holdout,
@@ -117,7 +122,7 @@ def test_ogb_holdout_resumes_exactly(tmp_path, monkeypatch):
     data_root('ogb', 'ogbg_molhiv')
     if os.environ.get('SAP_GRAPH_REQUIRE_DATA') != '1':
         pytest.importorskip('ogb')
-    from sap_graph.train import TrainState
+    from sap_graph.experiments.train import TrainState
     task = load_ogbg('ogbg-molhiv')
     split = {k: v[:64] for k, v in task.split_idx.items()}
 
@@ -165,7 +170,7 @@ def test_enzymes_node_attributes():
     torch.testing.assert_close(first.x[:, :18], raw)
     torch.testing.assert_close(first.x[:, 18:],
                                labels_only.dataset[0].x)
-    from sap_graph.data import DatasetFormatError, load_dataset
+    from sap_graph.experiments.data import DatasetFormatError, load_dataset
     with pytest.raises(DatasetFormatError, match='no continuous node'):
         load_tu('MUTAG', use_node_attr=True)
     with pytest.raises(ValueError, match='for TU datasets'):

@@ -5,11 +5,15 @@ import os
 import pytest
 import torch
 
-import sap_graph.train as train_mod
-from sap_graph.checkpoint import CheckpointError, get_rng_state, safe_load
-from sap_graph.cli import main
-from sap_graph.data import load_synthetic
-from sap_graph.train import (
+import sap_graph.experiments.train.protocols as train_mod
+from sap_graph.experiments.checkpoint import (
+    CheckpointError,
+    get_rng_state,
+    safe_load,
+)
+from sap_graph.experiments.cli import main
+from sap_graph.experiments.data import load_synthetic
+from sap_graph.experiments.train import (
     TrainConfig,
     TrainState,
     build_model,

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-import sap_graph.train as train_mod
-from sap_graph.cli import main
-from sap_graph.data import GraphList, GraphTask
-from sap_graph.models import load_checkpoint
-from sap_graph.train import (
+import sap_graph.experiments.train.protocols as train_mod
+from sap_graph.experiments.cli import main
+from sap_graph.experiments.data import GraphList, GraphTask
+from sap_graph.experiments.models import load_checkpoint
+from sap_graph.experiments.train import (
     TrainConfig,
     compute_loss,
     cross_validate,
@@ -181,9 +181,13 @@ def test_diversity_flag_reaches_the_readout_and_the_loss(tmp_path):
     import torch
     from torch_geometric.loader import DataLoader
 
-    from sap_graph.cli import _config, build_parser
-    from sap_graph.data import load_synthetic
-    from sap_graph.train import build_model, resolve_config, train_epoch
+    from sap_graph.experiments.cli import _config, build_parser
+    from sap_graph.experiments.data import load_synthetic
+    from sap_graph.experiments.train import (
+        build_model,
+        resolve_config,
+        train_epoch,
+    )
 
     args = build_parser().parse_args(
         ['train', '--readout', 'sap', '--heads', '4', '--diversity', '1.0'])
@@ -211,7 +215,7 @@ def test_diversity_flag_reaches_the_readout_and_the_loss(tmp_path):
 
 def test_versions_record_source_digest_and_cpu_core(sap_backend):
     from sap_graph import SAPAggregation
-    from sap_graph.train import source_digest, versions
+    from sap_graph.experiments.train import source_digest, versions
 
     digest = source_digest()
     assert len(digest) == 12 and int(digest, 16) >= 0

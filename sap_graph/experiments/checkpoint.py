@@ -1,7 +1,8 @@
 r"""Safe, atomic files for models and training state.
 
 * :func:`atomic_save` writes with :func:`torch.save` through
-  :func:`sap_graph.files.atomic_write`: a kill at any moment leaves either
+  :func:`sap_graph.experiments.files.atomic_write`: a kill at any moment leaves
+  either
   the old or the new file, never a partial one.
 * :func:`safe_load` reads with :obj:`torch.load(..., weights_only=True)`
   only: a file holding anything but tensors and plain containers (for
@@ -22,7 +23,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 import torch
 
-from sap_graph.files import atomic_write
+from sap_graph.experiments.files import atomic_write
 
 
 class CheckpointError(ValueError):
@@ -32,7 +33,7 @@ class CheckpointError(ValueError):
 
 def atomic_save(obj: Any, path: str) -> None:
     r"""Saves :obj:`obj` with :func:`torch.save` atomically (see
-    :func:`sap_graph.files.atomic_write`).
+    :func:`sap_graph.experiments.files.atomic_write`).
 
     Args:
         obj (Any): Tensors and plain Python containers.

@@ -43,16 +43,16 @@ from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 import sap_graph
-from sap_graph import distributed
-from sap_graph.checkpoint import (
+from sap_graph.experiments import distributed
+from sap_graph.experiments.checkpoint import (
     CheckpointError,
     atomic_save,
     get_rng_state,
     safe_load,
     set_rng_state,
 )
-from sap_graph.data import GraphTask, check_task, load_dataset
-from sap_graph.files import (
+from sap_graph.experiments.data import GraphTask, check_task, load_dataset
+from sap_graph.experiments.files import (
     ResultRescuedError,
     atomic_write,
     check_writable,
@@ -61,8 +61,8 @@ from sap_graph.files import (
     rescue,
     try_lock,
 )
-from sap_graph.models import GraphClassifier
-from sap_graph.readouts import readout_params
+from sap_graph.experiments.models import GraphClassifier
+from sap_graph.experiments.readouts import readout_params
 from sap_graph.regularizers import aux_loss
 
 
@@ -290,7 +290,8 @@ def train_epoch(model: Module, loader: Any,
     (auxiliary losses of the model, see :func:`sap_graph.aux_loss`, are
     optimised too but not included).
 
-    Under :obj:`torchrun` (see :mod:`sap_graph.distributed`), the loader
+    Under :obj:`torchrun` (see :mod:`sap_graph.experiments.distributed`), the
+    loader
     yields this rank's share of each global batch, and the loss is scaled
     so that DDP's averaged gradient is the gradient of the global batch's
     mean loss; the returned loss is that of the global batches.
@@ -867,7 +868,7 @@ def holdout(
         split_idx (dict, optional): Overrides the official split, *e.g.*
             with subsets for quick checks. (default: :obj:`None`)
     """
-    from sap_graph.data import _require_ogb
+    from sap_graph.experiments.data import _require_ogb
     evaluator = _require_ogb().Evaluator(task.name)
     device = resolve_device(cfg.device)
     split = split_idx or task.split_idx
@@ -1017,7 +1018,7 @@ def save_checkpoint(path: str, model: GraphClassifier,
                     extra: Dict[str, Any]) -> None:
     r"""Saves :obj:`{'state_dict', 'config'}` (plain Python values only),
     loadable with :obj:`torch.load(path, weights_only=True)` and
-    :func:`sap_graph.models.load_checkpoint`."""
+    :func:`sap_graph.experiments.models.load_checkpoint`."""
     atomic_save(checkpoint_state(model, state_dict, extra), path)
 
 
@@ -1081,12 +1082,13 @@ def _write_outputs(cfg: TrainConfig, task: GraphTask, result: Dict[str, Any],
 
 def run(cfg: TrainConfig,
         task: Optional[GraphTask] = None) -> Dict[str, Any]:
-    r"""Loads and checks the dataset (:func:`~sap_graph.data.check_task`),
+    r"""Loads and checks the dataset
+    (:func:`~sap_graph.experiments.data.check_task`),
     runs its protocol, and writes the JSON result (:obj:`cfg.out`), the
     selected model (:obj:`cfg.checkpoint`) and, after every epoch, the
     resumable state (:obj:`cfg.state`, see :class:`TrainState`). Under
     :obj:`torchrun` it trains data-parallel (see
-    :mod:`sap_graph.distributed`) and only rank 0 writes files.
+    :mod:`sap_graph.experiments.distributed`) and only rank 0 writes files.
 
     Args:
         cfg (TrainConfig): The configuration; :obj:`None` fields get the

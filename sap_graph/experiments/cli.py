@@ -1,6 +1,6 @@
 r"""Command line interface: :obj:`sap-graph train ...` (also
 :obj:`python -m sap_graph train ...`) and :obj:`sap-graph explain ...`
-(see :mod:`sap_graph.explain`).
+(see :mod:`sap_graph.experiments.explain`).
 
 Set :envvar:`SAP_GRAPH_DEBUG=1` for tracebacks instead of one-line
 errors. Flags use PyG's snake_case (:obj:`--hidden_channels`); the dashed
@@ -19,14 +19,18 @@ import sys
 import threading
 from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence
 
-from sap_graph.checkpoint import CheckpointError
-from sap_graph.data import (
+from sap_graph.experiments.checkpoint import CheckpointError
+from sap_graph.experiments.data import (
     DatasetFormatError,
     DatasetNotFoundError,
     UnknownDatasetError,
 )
-from sap_graph.files import LockedError, OutputError, ResultRescuedError
-from sap_graph.readouts import READOUTS, UnknownReadoutError
+from sap_graph.experiments.files import (
+    LockedError,
+    OutputError,
+    ResultRescuedError,
+)
+from sap_graph.experiments.readouts import READOUTS, UnknownReadoutError
 
 #: Errors reported as one line, without a traceback.
 USER_ERRORS = (DatasetNotFoundError, DatasetFormatError, UnknownDatasetError,
@@ -36,7 +40,8 @@ USER_ERRORS = (DatasetNotFoundError, DatasetFormatError, UnknownDatasetError,
 
 def _error(e: BaseException, status: int = 2) -> int:
     r"""Prints :obj:`e` as one :obj:`error: ...` line; returns
-    :obj:`status`. A :class:`~sap_graph.train.ConfigError` is prefixed with
+    :obj:`status`. A :class:`~sap_graph.experiments.train.ConfigError` is
+    prefixed with
     its flag."""
     text = ' '.join(str(e).split()) or type(e).__name__
     field = getattr(e, 'field', None)
@@ -218,7 +223,7 @@ def _sap_regularisers(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from sap_graph.train import TrainConfig
+    from sap_graph.experiments.train import TrainConfig
     return TrainConfig(
         dataset=args.dataset, root=args.root, readout=args.readout,
         heads=args.heads, concat=not args.no_concat,
@@ -252,8 +257,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None
                                      else None)
     if args.command == 'train':
-        from sap_graph import distributed
-        from sap_graph.train import run
+        from sap_graph.experiments import distributed
+        from sap_graph.experiments.train import run
         try:
             with _sigterm_as_interrupt():
                 result = run(_config(args))
@@ -306,7 +311,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    from sap_graph.explain import explain_checkpoint
+    from sap_graph.experiments.explain import explain_checkpoint
     try:
         result = explain_checkpoint(
             args.checkpoint, args.out, index=args.index,

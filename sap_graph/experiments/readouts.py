@@ -6,7 +6,7 @@ never hard-codes a size:
 
 .. code-block:: python
 
-    from sap_graph.readouts import resolve_readout
+    from sap_graph.experiments.readouts import resolve_readout
 
     readout, width = resolve_readout('sap', 64, heads=4)   # width == 256
     readout, width = resolve_readout('set2set', 64)        # width == 128

@@ -5,8 +5,8 @@ and figures of them.
 .. code-block:: python
 
     from torch_geometric.data import Batch
-    from sap_graph.explain import attention_weights, draw_attention
-    from sap_graph.models import load_checkpoint
+    from sap_graph.experiments.explain import attention_weights, draw_attention
+    from sap_graph.experiments.models import load_checkpoint
 
     model = load_checkpoint('runs/mutag_sap.pt')
     batch = Batch.from_data_list([dataset[0], dataset[1]])
@@ -683,7 +683,7 @@ def draw_attention_statistics(
 
 
 def _read_checkpoint(path: str) -> Dict[str, Any]:
-    from sap_graph.checkpoint import safe_load
+    from sap_graph.experiments.checkpoint import safe_load
     state = safe_load(path, 'checkpoint')
     if (not isinstance(state, dict) or 'state_dict' not in state
             or 'model' not in state.get('config', {})):
@@ -713,15 +713,15 @@ def explain_checkpoint(
         dataset (str, optional): Dataset name. (default: :obj:`None`,
             *i.e.* the checkpoint's)
         root (str, optional): Data root. (default: :obj:`None`, *i.e.* the
-            checkpoint's, else :func:`~sap_graph.data.default_root`)
+            checkpoint's, else :func:`~sap_graph.experiments.data.default_root`)
         stats_out (str, optional): The image of the dataset statistics.
             (default: :obj:`None`, *i.e.* none)
 
     Returns:
         A dict describing the explained graph.
     """
-    from sap_graph.data import load_dataset
-    from sap_graph.models import load_checkpoint
+    from sap_graph.experiments.data import load_dataset
+    from sap_graph.experiments.models import load_checkpoint
 
     state = _read_checkpoint(checkpoint)
     config = state['config']

@@ -11,7 +11,7 @@ from torch.nn import BatchNorm1d, Linear, Module, ModuleList, ReLU, Sequential
 from torch_geometric.nn import GCNConv, GINConv, GINEConv, JumpingKnowledge
 from torch_geometric.nn.aggr import Aggregation
 
-from sap_graph.readouts import resolve_readout
+from sap_graph.experiments.readouts import resolve_readout
 
 CONVS = ('gin', 'gcn', 'gine')
 JK_MODES = ('last', 'cat', 'max')
@@ -85,7 +85,8 @@ class GraphClassifier(Module):
     GIN (`"How Powerful are Graph Neural Networks?"
     <https://arxiv.org/abs/1810.00826>`_), GCN or GINE layers each followed
     by batch normalisation and ReLU, an optional jumping knowledge
-    combination, a readout from :mod:`sap_graph.readouts` and a two-layer
+    combination, a readout from :mod:`sap_graph.experiments.readouts` and a
+    two-layer
     MLP head:
 
     .. math::
@@ -357,8 +358,9 @@ def load_checkpoint(path: str,
     The file is a dict with :obj:`'state_dict'` and :obj:`'config'`
     (:obj:`'config'['model']` holds the constructor arguments) and loads
     with :obj:`torch.load(path, weights_only=True)` only (see
-    :func:`sap_graph.checkpoint.safe_load`): a missing, truncated or
-    tampered file raises :class:`~sap_graph.checkpoint.CheckpointError`,
+    :func:`sap_graph.experiments.checkpoint.safe_load`): a missing, truncated or
+    tampered file raises
+    :class:`~sap_graph.experiments.checkpoint.CheckpointError`,
     and nothing in it is ever executed.
 
     Args:
@@ -366,7 +368,7 @@ def load_checkpoint(path: str,
         map_location (str or torch.device, optional): Where to load the
             weights. (default: :obj:`'cpu'`)
     """
-    from sap_graph.checkpoint import CheckpointError, safe_load
+    from sap_graph.experiments.checkpoint import CheckpointError, safe_load
     state = safe_load(path, 'checkpoint', map_location)
     if (not isinstance(state, dict) or not isinstance(
             state.get('state_dict'), dict) or not isinstance(

@@ -50,7 +50,7 @@ from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 from torch_geometric.utils import degree
 
-from sap_graph.files import exclusive_lock
+from sap_graph.experiments.files import exclusive_lock
 
 SYNTHETIC = 'synthetic'
 ENV_DATA = 'SAP_GRAPH_DATA'
@@ -275,7 +275,8 @@ def cached_copy(
     :obj:`src` had the same :func:`fingerprint`). The copy is made (and
     prepared) under a temporary folder and then moved into place, so a
     killed run never leaves a partial or half-processed copy; call it under
-    :func:`~sap_graph.files.exclusive_lock` when runs may be concurrent.
+    :func:`~sap_graph.experiments.files.exclusive_lock` when runs may be
+    concurrent.
 
     Args:
         src (str): The read-only dataset folder.
