@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch_geometric.loader import DataLoader
 
-import sap_graph.experiments.train.protocols as train_mod
+import sap_graph.experiments.train as train_mod
 from sap_graph.experiments import distributed
 from sap_graph.experiments.cli import main
 from sap_graph.experiments.data import load_synthetic

@@ -14,7 +14,10 @@ import pytest
 import torch
 from test_data import make_read_only, make_writable, write_tu
 
-import sap_graph.experiments.train.protocols as train_mod
+import sap_graph.experiments.train as train_mod
+import sap_graph.experiments.train.loop as loop
+import sap_graph.experiments.train.protocols as protocols
+import sap_graph.experiments.train.runner as run_mod
 from sap_graph.experiments.checkpoint import CheckpointError, safe_load
 from sap_graph.experiments.cli import main
 from sap_graph.experiments.data import (
@@ -206,7 +209,7 @@ def test_invalid_graphs_are_refused(tmp_path, capsys, monkeypatch):
     for task, message in cases:
         with pytest.raises(DatasetFormatError, match=re.escape(message)):
             run(TrainConfig(epochs=1, folds=2, progress=False), task=task)
-        monkeypatch.setattr(train_mod, 'load_dataset',
+        monkeypatch.setattr(run_mod, 'load_dataset',
                             lambda *args, task=task, **kwargs: task)
         out = tmp_path / 'r.json'
         assert main(['train', *QUICK, '--out', str(out)]) == 2
@@ -234,7 +237,7 @@ TOY = ['--dataset', 'synthetic', *QUICK]
 def tiny(monkeypatch):
     """Makes `sap-graph train` load a 40-graph synthetic task (fast)."""
     task = load_synthetic(num_graphs=40, min_pairs=2, max_pairs=3)
-    monkeypatch.setattr(train_mod, 'load_dataset', lambda *a, **k: task)
+    monkeypatch.setattr(run_mod, 'load_dataset', lambda *a, **k: task)
 
 
 def usage_error(argv):
@@ -251,7 +254,7 @@ def test_unwritable_outputs_fail_before_training(flag, tmp_path, capsys,
     def no_training(*args, **kwargs):
         raise AssertionError('trained before checking the outputs')
 
-    monkeypatch.setattr(train_mod, 'fit', no_training)
+    monkeypatch.setattr(protocols, 'fit', no_training)
     for target in ('/proc/r.json', str(tmp_path)):  # A folder is no file.
         assert main(['train', *TOY, flag, target]) == 2
         assert target in one_error_line(capsys)
@@ -262,7 +265,7 @@ def test_output_failure_after_training_is_rescued(tmp_path, capsys,
     def broken_disk(path, write):
         raise OSError(5, 'Input/output error')
 
-    monkeypatch.setattr(train_mod, 'atomic_write', broken_disk)
+    monkeypatch.setattr(run_mod, 'atomic_write', broken_disk)
     out, ckpt = tmp_path / 'r.json', tmp_path / 'm.pt'
     assert main(['train', *TOY, '--out', str(out), '--checkpoint',
                  str(ckpt)]) == 1
@@ -326,6 +329,7 @@ def test_stale_cached_copy_is_not_used(tmp_path, monkeypatch):
         make_writable(str(src))
 
 
+@pytest.mark.slow
 def test_runs_started_together_on_a_fresh_root_all_succeed(tmp_path):
     data = os.environ.get('SAP_GRAPH_DATA', '')
     raw = osp.join(data, 'TUDataset', 'MUTAG', 'raw')
@@ -385,13 +389,13 @@ def test_kernels_are_built_before_the_first_timed_epoch(monkeypatch):
     from sap_graph import _native
     calls = []
     monkeypatch.setattr(_native, 'native', lambda: calls.append('build'))
-    original = train_mod.train_epoch
+    original = loop.train_epoch
 
     def train_epoch(*args, **kwargs):
         calls.append('epoch')
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, 'train_epoch', train_epoch)
+    monkeypatch.setattr(loop, 'train_epoch', train_epoch)
     task = load_synthetic(num_graphs=40, min_pairs=2, max_pairs=3)
     cfg = train_mod.resolve_config(TrainConfig(
         readout='sap', heads=2, hidden_channels=8, epochs=2, device='cpu',

@@ -25,7 +25,7 @@ from sap_graph.experiments.train import (
     stratified_splits,
 )
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 
 def data_root(*parts):
@@ -59,15 +59,18 @@ def test_mutag():
     assert torch.bincount(task.labels).tolist() == [63, 125]
 
     cfg = resolve_config(TrainConfig(
-        dataset='MUTAG', readout='sap', heads=4, epochs=3, progress=False,
+        dataset='MUTAG', readout='sap', heads=4, epochs=10, progress=False,
         verbose=False), 'tu')
     splits = stratified_splits(task.labels, folds=10, seed=0)[:2]
     result = cross_validate(task, cfg, splits=splits)
     for fold in result['folds']:
         assert fold['test_size'] in (18, 19) and fold['val_size'] == 17
-        assert 0.0 <= fold['test_acc'] <= 1.0
-    # Beats chance on average (majority class is 66.5%) or at least learns.
-    assert result['folds'][0]['final_train_loss'] < 0.69
+    # A short training already beats predicting the majority class
+    # (125 of 188 graphs: 66.5%), on the test folds and on average.
+    majority = 125 / 188
+    accs = [fold['test_acc'] for fold in result['folds']]
+    assert np.mean(accs) > majority, accs
+    assert result['folds'][0]['final_train_loss'] < 0.6
 
 
 @pytest.mark.parametrize('name', sorted(TU_CLASS_COUNTS))

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-import sap_graph.experiments.train.protocols as train_mod
+import sap_graph.experiments.train as train_mod
+import sap_graph.experiments.train.protocols as protocols
 from sap_graph.experiments.cli import main
 from sap_graph.experiments.data import GraphList, GraphTask
 from sap_graph.experiments.models import load_checkpoint
@@ -65,13 +66,13 @@ def test_selection_never_sees_the_test_fold(small_task, monkeypatch):
     test_ids = set(splits[0]['test'].tolist())
 
     seen = []
-    original_fit = train_mod.fit
+    original_fit = protocols.fit
 
     def spy(model, train_data, val_data, *args, **kwargs):
         seen.extend(int(d.gid) for d in list(train_data) + list(val_data))
         return original_fit(model, train_data, val_data, *args, **kwargs)
 
-    monkeypatch.setattr(train_mod, 'fit', spy)
+    monkeypatch.setattr(protocols, 'fit', spy)
     cfg = quick_config(epochs=4)
     clean = cross_validate(task, cfg, splits=splits)
     assert seen and not (set(seen) & test_ids)
@@ -93,6 +94,7 @@ def test_selection_never_sees_the_test_fold(small_task, monkeypatch):
     assert a['test_acc'] != b['test_acc']
 
 
+@pytest.mark.slow
 def test_attention_learns_the_synthetic_task(small_task):
     splits = stratified_splits(small_task.labels, folds=4, seed=0)[:1]
     acc = {}

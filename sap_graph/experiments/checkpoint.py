@@ -91,6 +91,27 @@ def safe_load(path: str, what: str = 'checkpoint',
             f"file ({type(e).__name__}: {_first_line(e)})") from None
 
 
+def read_checkpoint(path: str,
+                    map_location: Union[str, torch.device] = 'cpu'
+                    ) -> Dict[str, Any]:
+    r"""Reads a model checkpoint (written by
+    :func:`~sap_graph.experiments.train.save_checkpoint`) with
+    :func:`safe_load` and checks its layout: a dict with a
+    :obj:`'state_dict'` and a :obj:`'config'` holding :obj:`'model'`.
+
+    Raises:
+        CheckpointError: If it cannot be read or has another layout.
+    """
+    state = safe_load(path, 'checkpoint', map_location)
+    if (not isinstance(state, dict) or not isinstance(
+            state.get('state_dict'), dict) or not isinstance(
+                state.get('config'), dict) or 'model' not in state['config']):
+        raise CheckpointError(f"'{path}' is not a sap-graph checkpoint "
+                              f"(expected a dict with 'state_dict' and "
+                              f"'config')")
+    return state
+
+
 # Random number generators #################################################
 
 
@@ -146,4 +167,5 @@ def set_rng_state(
 
 
 __all__ = ['CheckpointError', 'atomic_save', 'get_rng_state',
+           'read_checkpoint',
            'safe_load', 'set_rng_state']

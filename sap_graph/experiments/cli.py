@@ -25,6 +25,7 @@ from sap_graph.experiments.data import (
     DatasetNotFoundError,
     UnknownDatasetError,
 )
+from sap_graph.experiments.errors import one_line
 from sap_graph.experiments.files import (
     LockedError,
     OutputError,
@@ -38,15 +39,20 @@ USER_ERRORS = (DatasetNotFoundError, DatasetFormatError, UnknownDatasetError,
                LockedError)
 
 
+#: What to do about an error of a field, in flags.
+_HINTS = {'state': ' (continue it with --resume)',
+          'resume': ' (pass --state PATH)'}
+
+
 def _error(e: BaseException, status: int = 2) -> int:
     r"""Prints :obj:`e` as one :obj:`error: ...` line; returns
-    :obj:`status`. A :class:`~sap_graph.experiments.train.ConfigError` is
-    prefixed with
-    its flag."""
-    text = ' '.join(str(e).split()) or type(e).__name__
+    :obj:`status`. An error that names its option (:obj:`e.field`, *e.g.*
+    a :class:`~sap_graph.experiments.errors.ConfigError`) is prefixed with
+    the option's flag."""
+    text = one_line(e)
     field = getattr(e, 'field', None)
     if field:
-        text = f'--{field}: {text}'
+        text = f'--{field}: {text}{_HINTS.get(field, "")}'
     print(f'error: {text}', file=sys.stderr)
     return status
 
@@ -57,7 +63,7 @@ class ArgumentParser(argparse.ArgumentParser):
     error of :obj:`sap-graph`."""
 
     def error(self, message: str) -> 'NoReturn':  # type: ignore[override]
-        text = ' '.join(message.split())
+        text = ' '.join(message.split())  # argparse's own, no exception.
         self.exit(2, f'error: {text} (see {self.prog} --help)\n')
 
 
@@ -258,7 +264,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      else None)
     if args.command == 'train':
         from sap_graph.experiments import distributed
-        from sap_graph.experiments.train import run
+        try:
+            from sap_graph.experiments.train import run
+        except ImportError as e:  # scikit-learn or tqdm missing.
+            return _error(ImportError(
+                f"training needs the 'train' extra: pip install "
+                f"'sap-graph[train]' ({e})"))
         try:
             with _sigterm_as_interrupt():
                 result = run(_config(args))

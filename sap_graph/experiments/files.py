@@ -70,16 +70,19 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], Any]) -> None:
         raise
 
 
-def json_bytes(obj: Any, indent: int = 2, sort_keys: bool = False) -> bytes:
-    r"""Returns :obj:`obj` as JSON text (with a final newline)."""
+def json_bytes(obj: Any, indent: int = 2, sort_keys: bool = False,
+               newline: bool = True) -> bytes:
+    r"""Returns :obj:`obj` as JSON text (with a final newline unless
+    :obj:`newline` is :obj:`False`)."""
     return (json.dumps(obj, indent=indent, sort_keys=sort_keys)
-            + '\n').encode()
+            + ('\n' if newline else '')).encode()
 
 
 def write_json(path: str, obj: Any, indent: int = 2,
-               sort_keys: bool = False) -> None:
-    r"""Writes :obj:`obj` as JSON with :func:`atomic_write`."""
-    data = json_bytes(obj, indent, sort_keys)
+               sort_keys: bool = False, newline: bool = True) -> None:
+    r"""Writes :obj:`obj` as JSON (see :func:`json_bytes`) with
+    :func:`atomic_write`."""
+    data = json_bytes(obj, indent, sort_keys, newline)
     atomic_write(path, lambda f: f.write(data))
 
 

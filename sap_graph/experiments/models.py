@@ -11,6 +11,7 @@ from torch.nn import BatchNorm1d, Linear, Module, ModuleList, ReLU, Sequential
 from torch_geometric.nn import GCNConv, GINConv, GINEConv, JumpingKnowledge
 from torch_geometric.nn.aggr import Aggregation
 
+from sap_graph.experiments.errors import one_line
 from sap_graph.experiments.readouts import resolve_readout
 
 CONVS = ('gin', 'gcn', 'gine')
@@ -368,21 +369,22 @@ def load_checkpoint(path: str,
         map_location (str or torch.device, optional): Where to load the
             weights. (default: :obj:`'cpu'`)
     """
-    from sap_graph.experiments.checkpoint import CheckpointError, safe_load
-    state = safe_load(path, 'checkpoint', map_location)
-    if (not isinstance(state, dict) or not isinstance(
-            state.get('state_dict'), dict) or not isinstance(
-                state.get('config'), dict) or 'model' not in state['config']):
-        raise CheckpointError(f"'{path}' is not a sap-graph checkpoint "
-                              f"(expected a dict with 'state_dict' and "
-                              f"'config')")
+    from sap_graph.experiments.checkpoint import read_checkpoint
+    return model_from_checkpoint(read_checkpoint(path, map_location), path)
+
+
+def model_from_checkpoint(state: Dict[str, Any],
+                          path: str = 'checkpoint') -> GraphClassifier:
+    r"""Rebuilds the model of a checkpoint already read with
+    :func:`~sap_graph.experiments.checkpoint.read_checkpoint` (:obj:`path`
+    names it in errors)."""
+    from sap_graph.experiments.checkpoint import CheckpointError
     try:
         model = GraphClassifier.from_config(state['config']['model'])
         model.load_state_dict(state['state_dict'])
     except (TypeError, RuntimeError, KeyError) as e:
-        text = ' '.join(str(e).split())[:200]
         raise CheckpointError(f"checkpoint '{path}' does not match its "
-                              f"model config ({type(e).__name__}: {text})"
-                              ) from None
+                              f"model config ({type(e).__name__}: "
+                              f"{one_line(e, 200)})") from None
     model.eval()
     return model

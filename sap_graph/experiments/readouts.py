@@ -14,7 +14,7 @@ never hard-codes a size:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, FrozenSet, List, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, Tuple, Union
 
 import torch
 from torch.nn import Linear, ReLU, Sequential
@@ -36,14 +36,9 @@ class ReadoutSpec:
         build (callable): :obj:`build(channels, **kwargs)` returns the
             :class:`Aggregation` and the width of its output.
         params (frozenset): Keyword arguments :obj:`build` accepts.
-        description (str): One line for :obj:`--help` and the README.
-        sorted_index (bool): Whether the readout needs a sorted batch
-            vector (as produced by PyG's :class:`DataLoader`).
     """
     build: Callable[..., Tuple[Aggregation, int]]
     params: FrozenSet[str]
-    description: str
-    sorted_index: bool = False
 
 
 def _simple(cls: type) -> Callable[..., Tuple[Aggregation, int]]:
@@ -94,42 +89,32 @@ def _sap(channels: int, heads: int = 1, concat: bool = True,
 
 
 READOUTS: Dict[str, ReadoutSpec] = {
-    'sum': ReadoutSpec(_simple(pyg_aggr.SumAggregation), frozenset(),
-                       'sum of node embeddings'),
-    'mean': ReadoutSpec(_simple(pyg_aggr.MeanAggregation), frozenset(),
-                        'mean of node embeddings'),
-    'max': ReadoutSpec(_simple(pyg_aggr.MaxAggregation), frozenset(),
-                       'element-wise max of node embeddings'),
-    'attention': ReadoutSpec(
-        _attention, frozenset(),
-        'PyG AttentionalAggregation (one gate, Li et al. 2016)'),
-    'set2set': ReadoutSpec(_set2set, frozenset({'processing_steps'}),
-                           'PyG Set2Set (LSTM, 2 steps), width 2*channels'),
+    # Sum, mean and element-wise max of the node embeddings.
+    'sum': ReadoutSpec(_simple(pyg_aggr.SumAggregation), frozenset()),
+    'mean': ReadoutSpec(_simple(pyg_aggr.MeanAggregation), frozenset()),
+    'max': ReadoutSpec(_simple(pyg_aggr.MaxAggregation), frozenset()),
+    # PyG AttentionalAggregation (one gate, Li et al. 2016).
+    'attention': ReadoutSpec(_attention, frozenset()),
+    # PyG Set2Set (LSTM, 2 steps), width 2 * channels.
+    'set2set': ReadoutSpec(_set2set, frozenset({'processing_steps'})),
+    # PyG SetTransformerAggregation (Lee et al. 2019).
     'set_transformer': ReadoutSpec(
         _set_transformer,
         frozenset({'heads', 'num_seed_points', 'concat', 'layer_norm',
-                   'dropout'}),
-        'PyG SetTransformerAggregation (Lee et al. 2019)',
-        sorted_index=True),
+                   'dropout'})),
+    # PyG GraphMultisetTransformer (Baek et al. 2021).
     'gmt': ReadoutSpec(
-        _gmt, frozenset({'heads', 'k', 'layer_norm', 'dropout'}),
-        'PyG GraphMultisetTransformer (Baek et al. 2021)',
-        sorted_index=True),
-    'sort': ReadoutSpec(_sort, frozenset({'k'}),
-                        'PyG SortAggregation (DGCNN top-k), width k*channels'),
+        _gmt, frozenset({'heads', 'k', 'layer_norm', 'dropout'})),
+    # PyG SortAggregation (DGCNN top-k), width k * channels.
+    'sort': ReadoutSpec(_sort, frozenset({'k'})),
+    # sap_graph's SAPAggregation (multi-head self-attention pooling).
     'sap': ReadoutSpec(
         _sap,
         frozenset({'heads', 'concat', 'out_channels', 'key_channels',
                    'dropout', 'temperature', 'learn_temperature', 'gated',
                    'residual', 'query_init', 'size_scaler', 'diversity',
-                   'entropy'}),
-        'sap_graph SAPAggregation (multi-head self-attention pooling)'),
+                   'entropy'})),
 }
-
-
-def readout_names() -> List[str]:
-    r"""Returns the registered readout names."""
-    return list(READOUTS)
 
 
 def readout_params(name: str) -> FrozenSet[str]:
