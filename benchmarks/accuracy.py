@@ -20,8 +20,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 import time
@@ -31,8 +29,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
-from sap_graph.data import load_dataset  # noqa: E402
-from sap_graph.train import (  # noqa: E402
+from sap_graph.experiments.data import load_dataset  # noqa: E402
+from sap_graph.experiments.files import write_json  # noqa: E402
+from sap_graph.experiments.train import (  # noqa: E402
     TrainConfig,
     device_info,
     resolve_config,
@@ -126,11 +125,8 @@ def cell_path(cache: str, dataset: str, readout: str, unit: str) -> str:
 
 
 def write_atomic(path: str, obj: Any) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    # The cache format: indent 1, sorted keys, no final newline.
+    write_json(path, obj, indent=1, sort_keys=True, newline=False)
 
 
 def grid_config(args: argparse.Namespace, dataset: str,
@@ -167,7 +163,7 @@ def run_unit(task: Any, cfg: TrainConfig, unit: str,
         record['test'] = record['test_acc']
         record['val'] = record['val_acc']
         return record
-    from sap_graph.train import holdout
+    from sap_graph.experiments.train import holdout
     seed = int(unit.split('_')[1])
     result = holdout(task, replace(cfg, seeds=[seed]))
     record = result['seeds'][0]

@@ -33,7 +33,7 @@ from scipy.stats import rankdata
 
 HERE = osp.dirname(osp.realpath(__file__))
 sys.path.insert(0, osp.join(HERE, '..'))
-from sap_graph.data import TU_CLASS_COUNTS  # noqa: E402
+from sap_graph.experiments.data import TU_CLASS_COUNTS  # noqa: E402
 
 CANDIDATES = ['sap_sum', 'sap_max', 'sap_log', 'sap4_zero', 'sap4',
               'sap4_mean', 'sap1']

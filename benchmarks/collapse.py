@@ -37,12 +37,12 @@ sys.path.insert(0, HERE)
 from accuracy import VARIANTS, grid_config  # noqa: E402
 
 from sap_graph import SAPAggregation  # noqa: E402
-from sap_graph.data import load_dataset  # noqa: E402
-from sap_graph.train import (  # noqa: E402
-    _forward,
+from sap_graph.experiments.data import load_dataset  # noqa: E402
+from sap_graph.experiments.train.config import seed_everything  # noqa: E402
+from sap_graph.experiments.train.loop import _forward  # noqa: E402
+from sap_graph.experiments.train.protocols import (  # noqa: E402
     _subset,
     build_model,
-    seed_everything,
     stratified_splits,
 )
 

@@ -24,8 +24,8 @@ import torch_geometric
 from torch_geometric.loader import DataLoader
 
 sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
-from sap_graph.data import load_dataset  # noqa: E402
-from sap_graph.train import (  # noqa: E402
+from sap_graph.experiments.data import load_dataset  # noqa: E402
+from sap_graph.experiments.train import (  # noqa: E402
     TrainConfig,
     build_model,
     resolve_config,

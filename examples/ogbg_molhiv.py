@@ -10,8 +10,8 @@ Data root: --root (holding ogbg_molhiv/), else $SAP_GRAPH_DATA/ogb, else
 import argparse
 import statistics
 
-from sap_graph.data import load_ogbg
-from sap_graph.train import TrainConfig, holdout, resolve_config
+from sap_graph.experiments.data import load_ogbg
+from sap_graph.experiments.train import TrainConfig, holdout, resolve_config
 
 
 def main() -> None:

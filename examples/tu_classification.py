@@ -9,8 +9,8 @@ $SAP_GRAPH_DATA/TUDataset, else ./data/TUDataset.
 import argparse
 import statistics
 
-from sap_graph.data import load_dataset
-from sap_graph.train import (
+from sap_graph.experiments.data import load_dataset
+from sap_graph.experiments.train import (
     TrainConfig,
     cross_validate,
     resolve_config,

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from sap_graph.data import load_synthetic
+from sap_graph.experiments.data import load_synthetic
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -12,7 +12,7 @@ from typing import List, Optional
 import pytest
 import torch
 
-from sap_graph.data import load_synthetic
+from sap_graph.experiments.data import load_synthetic
 
 BENCH = osp.join(osp.dirname(osp.dirname(osp.realpath(__file__))),
                  'benchmarks')

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from sap_graph import SAPAggregation, _ops
-from sap_graph.models import GraphClassifier
+from sap_graph.experiments.models import GraphClassifier
 from sap_graph.regularizers import attention_entropy, diversity_penalty
 from tests.reference import sap_reference
 
@@ -252,7 +252,7 @@ def test_compile_matches_eager_on_cuda():
 def test_training_on_cuda(small_task, tmp_path):
     """A short cross-validation run on the GPU learns the synthetic task and
     records the device it ran on."""
-    from sap_graph.train import TrainConfig, run
+    from sap_graph.experiments.train import TrainConfig, run
     cfg = TrainConfig(dataset='synthetic', device='cuda', epochs=40,
                       folds=2, heads=4, progress=False, verbose=False,
                       out=str(tmp_path / 'result.json'))

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch_geometric.utils import degree
 
-from sap_graph.cli import main
-from sap_graph.data import (
+from sap_graph.experiments.cli import main
+from sap_graph.experiments.data import (
     DatasetNotFoundError,
     GraphList,
     UnknownDatasetError,

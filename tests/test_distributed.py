@@ -11,12 +11,19 @@ import torch
 import torch.distributed as dist
 from torch_geometric.loader import DataLoader
 
-import sap_graph.train as train_mod
-from sap_graph import distributed
-from sap_graph.cli import main
-from sap_graph.data import load_synthetic
-from sap_graph.distributed import DistContext, DistributedBatchNorm1d
-from sap_graph.train import ShardedLoader, TrainConfig, resolve_config
+import sap_graph.experiments.train as train_mod
+from sap_graph.experiments import distributed
+from sap_graph.experiments.cli import main
+from sap_graph.experiments.data import load_synthetic
+from sap_graph.experiments.distributed import (
+    DistContext,
+    DistributedBatchNorm1d,
+)
+from sap_graph.experiments.train import (
+    ShardedLoader,
+    TrainConfig,
+    resolve_config,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

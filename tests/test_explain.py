@@ -6,20 +6,20 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from sap_graph.cli import main
-from sap_graph.explain import (
+from sap_graph.experiments.cli import main
+from sap_graph.experiments.explain import (
     TU_ATOM_SYMBOLS,
     TU_BOND_TYPES,
     atom_symbols_for,
-    attention_entropy,
     attention_statistics,
     attention_weights,
     draw_attention,
     draw_attention_statistics,
     graph_layout,
+    head_entropy,
 )
-from sap_graph.models import GraphClassifier
-from sap_graph.train import TrainConfig, run
+from sap_graph.experiments.models import GraphClassifier
+from sap_graph.experiments.train import TrainConfig, run
 
 PNG = b'\x89PNG\r\n\x1a\n'
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -90,11 +90,11 @@ def test_attention_weights_need_a_sap_readout(graphs):
 def test_entropy_bounds():
     n = 5
     uniform = torch.full((n, 2), 1.0 / n)
-    assert torch.allclose(attention_entropy(uniform),
+    assert torch.allclose(head_entropy(uniform),
                           torch.full((2, ), math.log(n)))
     peaked = torch.zeros(n, 1)
     peaked[2] = 1.0
-    assert float(attention_entropy(peaked)) == 0.0
+    assert float(head_entropy(peaked)) == 0.0
 
 
 def test_molecule_symbols_and_layout():

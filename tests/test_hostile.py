@@ -1,19 +1,26 @@
 """Hostile input: tampered checkpoints and state files, corrupt datasets and
 bad names give one clear error line (exit code 2), never a traceback, code
 execution or a partial result file."""
+import json
 import os
 import os.path as osp
 import pickle
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
-from test_data import write_tu
+from test_data import make_read_only, make_writable, write_tu
 
-import sap_graph.train as train_mod
-from sap_graph.checkpoint import CheckpointError, safe_load
-from sap_graph.cli import main
-from sap_graph.data import (
+import sap_graph.experiments.train as train_mod
+import sap_graph.experiments.train.loop as loop
+import sap_graph.experiments.train.protocols as protocols
+import sap_graph.experiments.train.runner as run_mod
+from sap_graph.experiments.checkpoint import CheckpointError, safe_load
+from sap_graph.experiments.cli import main
+from sap_graph.experiments.data import (
     DatasetFormatError,
     GraphList,
     GraphTask,
@@ -21,8 +28,8 @@ from sap_graph.data import (
     load_synthetic,
     load_tu,
 )
-from sap_graph.models import GraphClassifier, load_checkpoint
-from sap_graph.train import TrainConfig, run, save_checkpoint
+from sap_graph.experiments.models import GraphClassifier, load_checkpoint
+from sap_graph.experiments.train import TrainConfig, run, save_checkpoint
 
 QUICK = ['--epochs', '1', '--folds', '2', '--hidden_channels', '8',
          '--no-progress', '--quiet']
@@ -202,7 +209,7 @@ def test_invalid_graphs_are_refused(tmp_path, capsys, monkeypatch):
     for task, message in cases:
         with pytest.raises(DatasetFormatError, match=re.escape(message)):
             run(TrainConfig(epochs=1, folds=2, progress=False), task=task)
-        monkeypatch.setattr(train_mod, 'load_dataset',
+        monkeypatch.setattr(run_mod, 'load_dataset',
                             lambda *args, task=task, **kwargs: task)
         out = tmp_path / 'r.json'
         assert main(['train', *QUICK, '--out', str(out)]) == 2
@@ -219,3 +226,182 @@ def test_labels_must_match_the_graphs():
                      num_classes=2, num_edge_features=0, kind='synthetic')
     with pytest.raises(DatasetFormatError, match='4 labels for 6 graphs'):
         check_task(task)
+
+
+# Outputs, input errors, processed data and locks (issue 18) ###############
+
+TOY = ['--dataset', 'synthetic', *QUICK]
+
+
+@pytest.fixture()
+def tiny(monkeypatch):
+    """Makes `sap-graph train` load a 40-graph synthetic task (fast)."""
+    task = load_synthetic(num_graphs=40, min_pairs=2, max_pairs=3)
+    monkeypatch.setattr(run_mod, 'load_dataset', lambda *a, **k: task)
+
+
+def usage_error(argv):
+    """Runs the CLI on argv; argparse's own errors exit via SystemExit."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize('flag', ['--out', '--checkpoint', '--state'])
+def test_unwritable_outputs_fail_before_training(flag, tmp_path, capsys,
+                                                 monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError('trained before checking the outputs')
+
+    monkeypatch.setattr(protocols, 'fit', no_training)
+    for target in ('/proc/r.json', str(tmp_path)):  # A folder is no file.
+        assert main(['train', *TOY, flag, target]) == 2
+        assert target in one_error_line(capsys)
+
+
+def test_output_failure_after_training_is_rescued(tmp_path, capsys,
+                                                  monkeypatch, tiny):
+    def broken_disk(path, write):
+        raise OSError(5, 'Input/output error')
+
+    monkeypatch.setattr(run_mod, 'atomic_write', broken_disk)
+    out, ckpt = tmp_path / 'r.json', tmp_path / 'm.pt'
+    assert main(['train', *TOY, '--out', str(out), '--checkpoint',
+                 str(ckpt)]) == 1
+    err = one_error_line(capsys)
+    saved = re.findall(r"saved it to '([^']+)'", err)
+    assert len(saved) == 2 and 'Input/output error' in err
+    try:
+        assert safe_load(saved[0])['state_dict']
+        with open(saved[1]) as f:
+            assert json.load(f)['test_mean'] >= 0
+    finally:
+        for path in saved:
+            os.remove(path)
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--epochs', '0'], "--epochs: 'epochs' must be >= 1"),
+    (['--epochs', '-5'], "--epochs: 'epochs' must be >= 1"),
+    (['--folds', '1'], "--folds: 'folds' must be >= 2"),
+    (['--readout_kwargs', '{"dropout": "x"}'], '--readout_kwargs: invalid'),
+    (['--device', 'tpu7'], "--device: unknown device 'tpu7'"),
+    (['--readout_kwargs', '{bad'], 'not valid JSON'),
+    (['--heads', 'x'], "invalid int value: 'x'"),
+    (['--no_such_flag'], 'unrecognized arguments'),
+])
+def test_input_errors_are_one_line(args, message, capsys, tiny):
+    assert usage_error(['train', *TOY, *args]) == 2
+    assert message in one_error_line(capsys)
+
+
+def test_stale_processed_data_is_not_used(tmp_path):
+    raw = tmp_path / 'TOY' / 'raw'
+    write_tu(str(tmp_path), 'TOY')
+    assert load_tu('TOY', root=str(tmp_path)).labels.tolist() == [1, 0, 0, 1]
+    with open(raw / 'TOY_graph_labels.txt', 'w') as f:  # Relabelled.
+        f.write('1\n1\n-1\n-1\n')
+    assert load_tu('TOY', root=str(tmp_path)).labels.tolist() == [1, 1, 0, 0]
+    edges = load_tu('TOY', root=str(tmp_path)).stats()['num_directed_edges']
+    with open(raw / 'TOY_A.txt', 'a') as f:  # One more edge.
+        f.write('6, 8\n8, 6\n')
+    again = load_tu('TOY', root=str(tmp_path)).stats()
+    assert again['num_directed_edges'] == edges + 2
+    os.remove(raw / 'TOY_graph_labels.txt')
+    with pytest.raises(DatasetFormatError, match='missing TOY_graph_labels'):
+        load_tu('TOY', root=str(tmp_path))
+
+
+def test_stale_cached_copy_is_not_used(tmp_path, monkeypatch):
+    src = tmp_path / 'src'
+    monkeypatch.setenv('SAP_GRAPH_CACHE', str(tmp_path / 'cache'))
+    write_tu(str(src), 'TOY')
+    make_read_only(str(src))
+    try:
+        assert load_tu('TOY', root=str(src)).labels.tolist() == [1, 0, 0, 1]
+        make_writable(str(src))
+        with open(src / 'TOY' / 'raw' / 'TOY_graph_labels.txt', 'w') as f:
+            f.write('-1\n-1\n1\n1\n')  # Same size, new content.
+        make_read_only(str(src))
+        assert load_tu('TOY', root=str(src)).labels.tolist() == [0, 0, 1, 1]
+    finally:
+        make_writable(str(src))
+
+
+@pytest.mark.slow
+def test_runs_started_together_on_a_fresh_root_all_succeed(tmp_path):
+    data = os.environ.get('SAP_GRAPH_DATA', '')
+    raw = osp.join(data, 'TUDataset', 'MUTAG', 'raw')
+    if not osp.isdir(raw):
+        pytest.skip('MUTAG not in $SAP_GRAPH_DATA')
+    shutil.copytree(raw, tmp_path / 'MUTAG' / 'raw')
+    make_writable(str(tmp_path / 'MUTAG'))  # A fresh, writable root.
+    code = ('import sys; from sap_graph.experiments.data import load_tu; '
+            'print(len(load_tu("MUTAG", root=sys.argv[1]).dataset))')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    procs = [subprocess.Popen([sys.executable, '-c', code, str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(3)]
+    results = [p.communicate(timeout=300) for p in procs]
+    for proc, (out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err
+        assert out.strip() == '188'
+    assert osp.isdir(tmp_path / 'MUTAG' / 'processed')
+
+
+def test_a_live_state_file_has_one_writer(tmp_path, capsys, tiny):
+    from sap_graph.experiments.files import release, try_lock
+    state = str(tmp_path / 's.pt')
+    fd = try_lock(state + '.lock', 'the live run')  # A run in progress.
+    try:
+        assert main(['train', *TOY, '--state', state, '--resume']) == 2
+        assert 'in use by another running process' in one_error_line(capsys)
+    finally:
+        release(fd)
+    assert main(['train', *TOY, '--state', state, '--resume']) == 0
+
+
+@pytest.mark.parametrize('mask,mode', [(0o022, 0o644), (0o077, 0o600)])
+def test_output_files_follow_the_umask(tmp_path, monkeypatch, mask, mode,
+                                       tiny):
+    seen = {}
+    original = train_mod.TrainState.save
+
+    def save(self):  # The state file lives while the run does.
+        original(self)
+        seen['state'] = os.stat(self.path).st_mode & 0o777
+
+    monkeypatch.setattr(train_mod.TrainState, 'save', save)
+    old = os.umask(mask)
+    try:
+        out, ckpt = tmp_path / 'r.json', tmp_path / 'm.pt'
+        assert main(['train', *TOY, '--out', str(out), '--checkpoint',
+                     str(ckpt), '--state', str(tmp_path / 's.pt')]) == 0
+    finally:
+        os.umask(old)
+    assert os.stat(out).st_mode & 0o777 == mode
+    assert os.stat(ckpt).st_mode & 0o777 == mode
+    assert seen['state'] == mode
+
+
+def test_kernels_are_built_before_the_first_timed_epoch(monkeypatch):
+    from sap_graph import _native
+    calls = []
+    monkeypatch.setattr(_native, 'native', lambda: calls.append('build'))
+    original = loop.train_epoch
+
+    def train_epoch(*args, **kwargs):
+        calls.append('epoch')
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(loop, 'train_epoch', train_epoch)
+    task = load_synthetic(num_graphs=40, min_pairs=2, max_pairs=3)
+    cfg = train_mod.resolve_config(TrainConfig(
+        readout='sap', heads=2, hidden_channels=8, epochs=2, device='cpu',
+        progress=False, verbose=False), 'synthetic')
+    model = train_mod.build_model(cfg, task)
+    data = [task.dataset[i] for i in range(len(task.dataset))]
+    train_mod.fit(model, data[:30], data[30:], cfg, torch.device('cpu'))
+    # The layer asks again in its forward (then it is loaded: no cost).
+    assert calls[0] == 'build' and calls.count('epoch') == 2

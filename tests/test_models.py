@@ -4,14 +4,14 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn.aggr import MeanAggregation, SortAggregation
 
 from sap_graph import SAPAggregation
-from sap_graph.models import GraphClassifier, load_checkpoint
-from sap_graph.readouts import (
+from sap_graph.experiments.models import GraphClassifier, load_checkpoint
+from sap_graph.experiments.readouts import (
     READOUTS,
     UnknownReadoutError,
     readout_output_channels,
     resolve_readout,
 )
-from sap_graph.train import compute_loss, save_checkpoint
+from sap_graph.experiments.train import compute_loss, save_checkpoint
 
 
 def make_batch(num_graphs=6, channels=8, edge_dim=None, seed=0):

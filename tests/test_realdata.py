@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from sap_graph.data import TU_CLASS_COUNTS, TU_DATASETS, load_ogbg, load_tu
-from sap_graph.train import (
+from sap_graph.experiments.data import (
+    TU_CLASS_COUNTS,
+    TU_DATASETS,
+    load_ogbg,
+    load_tu,
+)
+from sap_graph.experiments.train import (
     TrainConfig,
     cross_validate,
     holdout,
@@ -20,7 +25,7 @@ from sap_graph.train import (
     stratified_splits,
 )
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 
 def data_root(*parts):
@@ -54,15 +59,18 @@ def test_mutag():
     assert torch.bincount(task.labels).tolist() == [63, 125]
 
     cfg = resolve_config(TrainConfig(
-        dataset='MUTAG', readout='sap', heads=4, epochs=3, progress=False,
+        dataset='MUTAG', readout='sap', heads=4, epochs=10, progress=False,
         verbose=False), 'tu')
     splits = stratified_splits(task.labels, folds=10, seed=0)[:2]
     result = cross_validate(task, cfg, splits=splits)
     for fold in result['folds']:
         assert fold['test_size'] in (18, 19) and fold['val_size'] == 17
-        assert 0.0 <= fold['test_acc'] <= 1.0
-    # Beats chance on average (majority class is 66.5%) or at least learns.
-    assert result['folds'][0]['final_train_loss'] < 0.69
+    # A short training already beats predicting the majority class
+    # (125 of 188 graphs: 66.5%), on the test folds and on average.
+    majority = 125 / 188
+    accs = [fold['test_acc'] for fold in result['folds']]
+    assert np.mean(accs) > majority, accs
+    assert result['folds'][0]['final_train_loss'] < 0.6
 
 
 @pytest.mark.parametrize('name', sorted(TU_CLASS_COUNTS))
@@ -117,7 +125,7 @@ def test_ogb_holdout_resumes_exactly(tmp_path, monkeypatch):
     data_root('ogb', 'ogbg_molhiv')
     if os.environ.get('SAP_GRAPH_REQUIRE_DATA') != '1':
         pytest.importorskip('ogb')
-    from sap_graph.train import TrainState
+    from sap_graph.experiments.train import TrainState
     task = load_ogbg('ogbg-molhiv')
     split = {k: v[:64] for k, v in task.split_idx.items()}
 
@@ -165,7 +173,7 @@ def test_enzymes_node_attributes():
     torch.testing.assert_close(first.x[:, :18], raw)
     torch.testing.assert_close(first.x[:, 18:],
                                labels_only.dataset[0].x)
-    from sap_graph.data import DatasetFormatError, load_dataset
+    from sap_graph.experiments.data import DatasetFormatError, load_dataset
     with pytest.raises(DatasetFormatError, match='no continuous node'):
         load_tu('MUTAG', use_node_attr=True)
     with pytest.raises(ValueError, match='for TU datasets'):

@@ -5,11 +5,17 @@ import os
 import pytest
 import torch
 
-import sap_graph.train as train_mod
-from sap_graph.checkpoint import CheckpointError, get_rng_state, safe_load
-from sap_graph.cli import main
-from sap_graph.data import load_synthetic
-from sap_graph.train import (
+import sap_graph.experiments.train.protocols as protocols
+import sap_graph.experiments.train.runner as run_mod
+from sap_graph.experiments.checkpoint import (
+    CheckpointError,
+    get_rng_state,
+    safe_load,
+)
+from sap_graph.experiments.cli import main
+from sap_graph.experiments.data import load_synthetic
+from sap_graph.experiments.train import (
+    ConfigError,
     TrainConfig,
     TrainState,
     build_model,
@@ -135,7 +141,7 @@ def test_cross_validation_resumes_exactly(tiny_task, tmp_path, monkeypatch,
 
 def test_cli_resume_after_interrupt(tiny_task, tmp_path, monkeypatch,
                                     capsys):
-    monkeypatch.setattr(train_mod, 'load_dataset',
+    monkeypatch.setattr(run_mod, 'load_dataset',
                         lambda *args, **kwargs: tiny_task)
     flags = ['train', '--epochs', '3', '--folds', '2', '--hidden_channels',
              '8', '--heads', '2', '--batch_size', '16', '--no-progress',
@@ -177,7 +183,7 @@ def test_cli_resume_after_interrupt(tiny_task, tmp_path, monkeypatch,
                       torch.load(ref_ckpt, weights_only=True)['state_dict'])
 
     # A finished state resumes to the same result without training.
-    monkeypatch.setattr(train_mod, 'fit', None)
+    monkeypatch.setattr(protocols, 'fit', None)
     assert main(args + ['--resume']) == 0
     assert json.loads(out.read_text())['test_mean'] == ref['test_mean']
 
@@ -191,10 +197,13 @@ def test_resume_refuses_another_config(tiny_task, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r'lr=0\.01 \(now 0\.5\)'):
         cross_validate(tiny_task, tiny_config(state=state, resume=True,
                                               lr=0.5))
-    with pytest.raises(ValueError, match='--resume'):
+    # Library errors name the field, never a command-line flag.
+    with pytest.raises(ConfigError, match='exists: resume it') as info:
         cross_validate(tiny_task, tiny_config(state=state))
-    with pytest.raises(ValueError, match='needs --state'):
+    assert info.value.field == 'state' and '--' not in str(info.value)
+    with pytest.raises(ConfigError, match='needs the training state') as info:
         cross_validate(tiny_task, tiny_config(resume=True))
+    assert info.value.field == 'resume' and '--' not in str(info.value)
     other = load_synthetic(num_graphs=60, min_pairs=3, max_pairs=6)
     with pytest.raises(ValueError, match='another dataset'):
         cross_validate(other, tiny_config(state=state, resume=True))

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-import sap_graph.train as train_mod
-from sap_graph.cli import main
-from sap_graph.data import GraphList, GraphTask
-from sap_graph.models import load_checkpoint
-from sap_graph.train import (
+import sap_graph.experiments.train as train_mod
+import sap_graph.experiments.train.protocols as protocols
+from sap_graph.experiments.cli import main
+from sap_graph.experiments.data import GraphList, GraphTask
+from sap_graph.experiments.models import load_checkpoint
+from sap_graph.experiments.train import (
     TrainConfig,
     compute_loss,
     cross_validate,
@@ -65,13 +66,13 @@ def test_selection_never_sees_the_test_fold(small_task, monkeypatch):
     test_ids = set(splits[0]['test'].tolist())
 
     seen = []
-    original_fit = train_mod.fit
+    original_fit = protocols.fit
 
     def spy(model, train_data, val_data, *args, **kwargs):
         seen.extend(int(d.gid) for d in list(train_data) + list(val_data))
         return original_fit(model, train_data, val_data, *args, **kwargs)
 
-    monkeypatch.setattr(train_mod, 'fit', spy)
+    monkeypatch.setattr(protocols, 'fit', spy)
     cfg = quick_config(epochs=4)
     clean = cross_validate(task, cfg, splits=splits)
     assert seen and not (set(seen) & test_ids)
@@ -93,6 +94,7 @@ def test_selection_never_sees_the_test_fold(small_task, monkeypatch):
     assert a['test_acc'] != b['test_acc']
 
 
+@pytest.mark.slow
 def test_attention_learns_the_synthetic_task(small_task):
     splits = stratified_splits(small_task.labels, folds=4, seed=0)[:1]
     acc = {}
@@ -181,9 +183,13 @@ def test_diversity_flag_reaches_the_readout_and_the_loss(tmp_path):
     import torch
     from torch_geometric.loader import DataLoader
 
-    from sap_graph.cli import _config, build_parser
-    from sap_graph.data import load_synthetic
-    from sap_graph.train import build_model, resolve_config, train_epoch
+    from sap_graph.experiments.cli import _config, build_parser
+    from sap_graph.experiments.data import load_synthetic
+    from sap_graph.experiments.train import (
+        build_model,
+        resolve_config,
+        train_epoch,
+    )
 
     args = build_parser().parse_args(
         ['train', '--readout', 'sap', '--heads', '4', '--diversity', '1.0'])
@@ -211,7 +217,7 @@ def test_diversity_flag_reaches_the_readout_and_the_loss(tmp_path):
 
 def test_versions_record_source_digest_and_cpu_core(sap_backend):
     from sap_graph import SAPAggregation
-    from sap_graph.train import source_digest, versions
+    from sap_graph.experiments.train import source_digest, versions
 
     digest = source_digest()
     assert len(digest) == 12 and int(digest, 16) >= 0

@@ -21,7 +21,7 @@ HERE = osp.dirname(osp.dirname(osp.realpath(__file__)))  # benchmarks/
 REPO = osp.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
-from sap_graph.data import TU_CLASS_COUNTS, TU_DATASETS  # noqa: E402
+from sap_graph.experiments.data import TU_CLASS_COUNTS, TU_DATASETS  # noqa: E402
 
 #: Suffix of the learning-rate variants (``sum_lr1e-3``: ``sum`` at lr
 #: 0.001) among which :func:`select_learning_rate` chooses.

@@ -1,0 +1,176 @@
+r"""A loaded dataset (:class:`GraphTask`), the dataset errors, and
+the checks a dataset must pass before training
+(:func:`check_task`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import (
+    Any,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+)
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data, InMemoryDataset
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    r"""Raised when a dataset is neither on disk nor downloadable."""
+
+    field = 'root'  # The option to change.
+
+
+class UnknownDatasetError(ValueError):
+    r"""Raised for a dataset name that no loader handles."""
+
+
+class DatasetFormatError(ValueError):
+    r"""Raised for a corrupt, partial or invalid dataset: unreadable or
+    missing files, no graphs, non-finite features, labels out of range or
+    edges to nodes that do not exist."""
+
+
+@dataclass
+class GraphTask:
+    r"""A loaded graph property prediction dataset and how to score it.
+
+    Args:
+        name (str): Dataset name.
+        dataset (InMemoryDataset): The graphs.
+        num_features (int): Node feature width.
+        num_classes (int): Output width of a model (classes, or tasks for
+            OGB).
+        num_edge_features (int): Edge feature width (:obj:`0` if none).
+        kind (str): :obj:`'tu'`, :obj:`'ogb'` or :obj:`'synthetic'`.
+        metric (str): :obj:`'acc'` or the OGB metric (:obj:`'rocauc'`, ...).
+        task_type (str): :obj:`'multiclass'` or the OGB task type.
+        split_idx (dict, optional): Official split for OGB.
+        source (str, optional): Folder the data was read from.
+        notes (list): Preprocessing applied (*e.g.* added features).
+    """
+    name: str
+    dataset: InMemoryDataset
+    num_features: int
+    num_classes: int
+    num_edge_features: int
+    kind: str
+    metric: str = 'acc'
+    task_type: str = 'multiclass'
+    split_idx: Optional[Dict[str, Tensor]] = None
+    source: Optional[str] = None
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> Tensor:
+        r"""Graph labels :obj:`[num_graphs]` (first task for OGB)."""
+        y = self.dataset.y
+        return y.view(len(self.dataset), -1)[:, 0]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric not in ('rmse', 'mae')
+
+    def stats(self) -> Dict[str, Any]:
+        r"""Returns the dataset statistics written to result files."""
+        ds = self.dataset
+        num_nodes = int(ds.slices['x'][-1]) if 'x' in ds.slices else None
+        num_edges = int(ds.slices['edge_index'][-1])
+        out: Dict[str, Any] = dict(
+            name=self.name, kind=self.kind, num_graphs=len(ds),
+            num_classes=self.num_classes, num_features=self.num_features,
+            num_edge_features=self.num_edge_features, metric=self.metric,
+            task_type=self.task_type, num_nodes=num_nodes,
+            num_directed_edges=num_edges,
+            avg_nodes=None if num_nodes is None else num_nodes / len(ds),
+            avg_directed_edges=num_edges / len(ds), source=self.source,
+            notes=list(self.notes))
+        if self.kind != 'ogb':
+            out['class_counts'] = torch.bincount(
+                self.labels.long(), minlength=self.num_classes).tolist()
+        if self.split_idx is not None:
+            out['split_sizes'] = {k: int(v.numel())
+                                  for k, v in self.split_idx.items()}
+        return out
+
+
+class GraphList(InMemoryDataset):
+    r"""An in-memory dataset built from a list of :class:`Data` objects."""
+
+    def __init__(self, data_list: Sequence[Data]) -> None:
+        super().__init__()
+        self.data, self.slices = self.collate(list(data_list))
+
+
+# Validation ###############################################################
+
+
+def _graph_of(slices: Tensor, item: int) -> int:
+    return int(torch.searchsorted(slices, torch.tensor(item), right=True)) - 1
+
+
+def check_task(task: GraphTask) -> None:
+    r"""Checks that a loaded dataset can be trained on: it has graphs, one
+    label per graph, labels in :obj:`[0, num_classes)` (multiclass tasks),
+    finite node and edge features, and edges between existing nodes.
+
+    Args:
+        task (GraphTask): The dataset.
+
+    Raises:
+        DatasetFormatError: Naming the first offending graph.
+    """
+    ds, name = task.dataset, task.name
+    num_graphs = len(ds)
+    if num_graphs == 0:
+        raise DatasetFormatError(f"Dataset '{name}' has no graphs")
+    data = getattr(ds, '_data', None)
+    slices = getattr(ds, 'slices', None)
+    if (data is None or slices is None
+            or getattr(ds, '_indices', None) is not None):
+        data_list = [ds[i] for i in range(num_graphs)]
+        ds = GraphList(data_list)
+        data, slices = ds._data, ds.slices
+    y = getattr(data, 'y', None)
+    if y is None:
+        raise DatasetFormatError(f"Dataset '{name}' has no graph labels")
+    if y.size(0) != num_graphs:
+        raise DatasetFormatError(f"Dataset '{name}' has {y.size(0)} labels "
+                                 f"for {num_graphs} graphs")
+    if task.task_type == 'multiclass':
+        labels = y.view(num_graphs, -1)[:, 0]
+        bad = ~torch.isfinite(labels.double()) | (labels < 0) | (
+            labels >= task.num_classes) | (labels != labels.round())
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise DatasetFormatError(
+                f"Dataset '{name}': graph {i} has label {labels[i].item()}, "
+                f"outside the {task.num_classes} classes 0.."
+                f"{task.num_classes - 1} ({int(bad.sum())} graphs affected)")
+    for key, what in (('x', 'node'), ('edge_attr', 'edge')):
+        value = getattr(data, key, None)
+        if value is None or not value.is_floating_point():
+            continue
+        bad = ~torch.isfinite(value).view(value.size(0), -1).all(dim=-1)
+        if bool(bad.any()):
+            row = int(bad.nonzero()[0])
+            graph = _graph_of(slices[key], row)
+            raise DatasetFormatError(
+                f"Dataset '{name}' has NaN or infinite {what} features "
+                f"({int(bad.sum())} {what}s; first in graph {graph})")
+    edge_index = getattr(data, 'edge_index', None)
+    if edge_index is None or edge_index.numel() == 0 or 'x' not in slices:
+        return
+    nodes = slices['x'].diff()
+    per_edge = torch.repeat_interleave(nodes, slices['edge_index'].diff())
+    bad = (edge_index < 0).any(0) | (edge_index >= per_edge).any(0)
+    if bool(bad.any()):
+        col = int(bad.nonzero()[0])
+        graph = _graph_of(slices['edge_index'], col)
+        raise DatasetFormatError(
+            f"Dataset '{name}': graph {graph} has an edge "
+            f"{edge_index[:, col].tolist()} to a node that does not exist "
+            f"(it has {int(nodes[graph])} nodes)")

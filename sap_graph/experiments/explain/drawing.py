@@ -1,0 +1,421 @@
+r"""Figures of attention weights: a graph with its nodes shaded by
+attention (one panel per head), and statistics over a dataset.
+
+Needs :obj:`matplotlib` and uses its Agg canvas only (no
+:mod:`matplotlib.pyplot`, no display). Molecules are laid out with
+RDKit's 2D depiction when RDKit is installed, other graphs with a
+:obj:`networkx` spring layout (a circle without either).
+"""
+from __future__ import annotations
+
+import math
+import os
+import os.path as osp
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+from sap_graph.experiments.explain.weights import (
+    graph_label,
+    head_entropy,
+)
+
+
+def _undirected_edges(data: Data) -> Tuple[np.ndarray, np.ndarray]:
+    r"""Returns the unique undirected edges :obj:`[m, 2]` (without self
+    loops) and, for each, the position of one of its directed copies."""
+    edge_index = data.edge_index.cpu().numpy()
+    if edge_index.size == 0:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    pairs = np.sort(edge_index.T, axis=1)
+    keep = pairs[:, 0] != pairs[:, 1]
+    pos = np.nonzero(keep)[0]
+    pairs, first = np.unique(pairs[keep], axis=0, return_index=True)
+    return pairs, pos[first]
+
+
+def _bond_orders(data: Data, bond_types: Optional[Sequence[str]],
+                 positions: np.ndarray) -> List[str]:
+    edge_attr = getattr(data, 'edge_attr', None)
+    if (bond_types is None or edge_attr is None or edge_attr.dim() != 2
+            or edge_attr.size(-1) != len(bond_types)):
+        return ['single'] * len(positions)
+    kinds = edge_attr.argmax(dim=-1).cpu().numpy()
+    return [bond_types[int(kinds[p])] for p in positions]
+
+
+def graph_layout(data: Data, atom_symbols: Optional[Sequence[str]] = None,
+                 seed: int = 0) -> np.ndarray:
+    r"""Returns 2D node positions :obj:`[num_nodes, 2]`.
+
+    Molecules (:obj:`atom_symbols` given) get RDKit's 2D depiction
+    coordinates when RDKit is installed (built from the atom symbols and
+    the edge list; bond orders do not change the layout). Other graphs,
+    or molecules without RDKit, get a :obj:`networkx` spring layout, or
+    a circle when :obj:`networkx` is missing too.
+
+    Args:
+        data (Data): The graph.
+        atom_symbols (list of str, optional): One atom symbol per node.
+            (default: :obj:`None`)
+        seed (int, optional): Seed of the spring layout.
+            (default: :obj:`0`)
+    """
+    n = int(data.num_nodes)
+    pairs, _ = _undirected_edges(data)
+    if n == 0:
+        return np.zeros((0, 2))
+    if atom_symbols is not None:
+        pos = _rdkit_layout(atom_symbols, pairs)
+        if pos is not None:
+            return pos
+    try:
+        import networkx as nx
+    except ImportError:
+        angle = 2 * math.pi * np.arange(n) / max(n, 1)
+        return np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from(pairs.tolist())
+    layout = nx.spring_layout(graph, seed=seed)
+    return np.array([layout[i] for i in range(n)], dtype=float)
+
+
+def _rdkit_layout(symbols: Sequence[str],
+                  pairs: np.ndarray) -> Optional[np.ndarray]:
+    try:
+        from rdkit import Chem, RDLogger
+        from rdkit.Chem import rdDepictor
+    except ImportError:
+        return None
+    RDLogger.DisableLog('rdApp.*')
+    try:
+        mol = Chem.RWMol()
+        for symbol in symbols:
+            try:
+                atom = Chem.Atom(symbol)
+            except RuntimeError:  # Unknown symbol: a dummy atom.
+                atom = Chem.Atom(0)
+            mol.AddAtom(atom)
+        for i, j in pairs.tolist():
+            mol.AddBond(int(i), int(j), Chem.BondType.SINGLE)
+        mol = mol.GetMol()
+        mol.UpdatePropertyCache(strict=False)
+        Chem.FastFindRings(mol)
+        rdDepictor.Compute2DCoords(mol)
+        return np.asarray(mol.GetConformer().GetPositions())[:, :2]
+    except (RuntimeError, ValueError):  # pragma: no cover - odd graphs.
+        return None
+    finally:
+        RDLogger.EnableLog('rdApp.*')
+
+
+# Drawing ##################################################################
+
+
+def _figure(width: float, height: float) -> Any:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ImportError(
+            "Drawing needs the optional 'matplotlib' package: pip install "
+            "'sap-graph[plot]' (or pip install matplotlib)") from e
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, out_path: str) -> str:
+    folder = osp.dirname(osp.abspath(out_path))
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(out_path, dpi=150, bbox_inches='tight', facecolor='white')
+    return out_path
+
+
+def _draw_bonds(ax: Any, pos: np.ndarray, pairs: np.ndarray,
+                orders: Sequence[str], scale: float) -> None:
+    style = dict(color='0.45', linewidth=1.6, zorder=1,
+                 solid_capstyle='round')
+    for (i, j), order in zip(pairs.tolist(), orders, strict=True):
+        a, b = pos[i], pos[j]
+        normal = np.array([a[1] - b[1], b[0] - a[0]])
+        length = float(np.linalg.norm(normal))
+        normal = normal / length if length > 0 else normal
+        gap = 0.09 * scale
+        if order == 'double':
+            offsets, dashed = [-gap / 2, gap / 2], [False, False]
+        elif order == 'triple':
+            offsets, dashed = [-gap, 0.0, gap], [False] * 3
+        elif order == 'aromatic':
+            offsets, dashed = [-gap / 2, gap / 2], [False, True]
+        else:
+            offsets, dashed = [0.0], [False]
+        for off, dash in zip(offsets, dashed, strict=True):
+            p, q = a + off * normal, b + off * normal
+            ax.plot([p[0], q[0]], [p[1], q[1]],
+                    linestyle=(0, (2, 2)) if dash else '-', **style)
+
+
+def _effective_nodes(alpha: Tensor) -> Tensor:
+    return head_entropy(alpha).exp()
+
+
+def draw_attention(
+    data: Data,
+    alpha: Tensor,
+    out_path: str,
+    title: Optional[str] = None,
+    atom_symbols: Optional[Sequence[str]] = None,
+    prediction: Optional[int] = None,
+    confidence: Optional[float] = None,
+    bond_types: Optional[Sequence[str]] = None,
+    class_names: Optional[Sequence[str]] = None,
+) -> str:
+    r"""Draws one graph with every node coloured by its attention weight:
+    one panel per head and one for the average over heads, sharing one
+    colour bar. Each panel gives the effective number of attended nodes
+    :math:`\exp(H_h)` (see :func:`head_entropy`) out of :math:`n`.
+
+    Molecules (:obj:`atom_symbols` given) are drawn with their atom
+    symbols in RDKit's 2D layout (see :func:`graph_layout`); with
+    :obj:`bond_types` (the names of the one-hot edge features, *e.g.*
+    :obj:`TU_BOND_TYPES['MUTAG']`) double, triple and aromatic bonds are
+    drawn as such.
+
+    Args:
+        data (Data): The graph.
+        alpha (torch.Tensor): Its attention weights :obj:`[n, heads]` (or
+            :obj:`[n]`), *e.g.* from :func:`attention_weights`.
+        out_path (str): The image file (PNG, SVG or PDF, by extension).
+        title (str, optional): Start of the figure title; the label
+            (:obj:`data.y`) and prediction are appended.
+            (default: :obj:`None`)
+        atom_symbols (list of str, optional): One atom symbol per node,
+            *e.g.* from :func:`atom_symbols_for`. (default: :obj:`None`)
+        prediction (int, optional): The predicted class.
+            (default: :obj:`None`)
+        confidence (float, optional): The probability of the predicted
+            class. (default: :obj:`None`)
+        bond_types (list of str, optional): Names of the one-hot edge
+            features among :obj:`'single'`, :obj:`'double'`,
+            :obj:`'triple'` and :obj:`'aromatic'`. (default: :obj:`None`)
+        class_names (list of str, optional): Names of the classes.
+            (default: :obj:`None`)
+
+    Returns:
+        :obj:`out_path`.
+    """
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Circle
+
+    alpha = alpha.detach().float().cpu()
+    if alpha.dim() == 1:
+        alpha = alpha.unsqueeze(-1)
+    n, heads = alpha.shape
+    if n != data.num_nodes:
+        raise ValueError(f"Expected attention weights for {data.num_nodes} "
+                         f"nodes (got {n})")
+    if atom_symbols is not None and len(atom_symbols) != n:
+        raise ValueError(f"Expected {n} atom symbols (got "
+                         f"{len(atom_symbols)})")
+
+    pos = graph_layout(data, atom_symbols)
+    pairs, first = _undirected_edges(data)
+    orders = _bond_orders(data, bond_types, first)
+    lengths = (np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1)
+               if len(pairs) else np.ones(1))
+    scale = float(np.median(lengths)) if len(lengths) else 1.0
+    scale = scale if scale > 0 else 1.0
+
+    panels = [alpha[:, h] for h in range(heads)]
+    names = [f'head {h + 1}' for h in range(heads)]
+    if heads > 1:
+        panels.append(alpha.mean(dim=1))
+        names.append('mean over heads')
+    effective = _effective_nodes(torch.stack(panels, dim=1))
+
+    cols = len(panels) if len(panels) <= 3 else 3
+    rows = math.ceil(len(panels) / cols)
+    radius = 0.3 * scale
+    low = pos.min(axis=0) - 1.6 * radius if n > 0 else np.zeros(2)
+    high = pos.max(axis=0) + 1.6 * radius if n > 0 else np.ones(2)
+    span = np.maximum(high - low, 1e-9)
+    panel_w = 3.6
+    panel_h = float(np.clip(panel_w * span[1] / span[0], 1.8, 4.5))
+    fig = _figure(panel_w * cols + 1.0, panel_h * rows + 1.1)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    # Points per data unit of the (equal-aspect) panels, to size the text.
+    ppu = 72 * min(panel_w / span[0], panel_h / span[1])
+    font = float(np.clip(1.1 * radius * ppu, 4.0, 10.0))
+
+    cmap = colormaps['YlOrRd']
+    vmax = max(float(torch.stack(panels).max()) if n else 1.0, 1e-6)
+    norm = Normalize(vmin=0.0, vmax=vmax)
+
+    for k, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if k >= len(panels):
+            continue
+        values = panels[k].numpy()
+        _draw_bonds(ax, pos, pairs, orders, scale)
+        for i in range(n):
+            ax.add_patch(Circle((pos[i, 0], pos[i, 1]), radius,
+                                facecolor=cmap(norm(values[i])),
+                                edgecolor='0.25', linewidth=0.8, zorder=2))
+            if atom_symbols is not None:
+                dark = values[i] > 0.6 * vmax
+                ax.text(pos[i, 0], pos[i, 1], atom_symbols[i], ha='center',
+                        va='center', fontsize=font, zorder=3,
+                        color='white' if dark else 'black')
+        ax.set_title(f'{names[k]}: {float(effective[k]):.1f} of {n} nodes '
+                     f'attended', fontsize=9)
+        ax.set_xlim(low[0], high[0])
+        ax.set_ylim(low[1], high[1])
+        ax.set_aspect('equal')
+
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap),
+                       ax=axes.ravel().tolist(), shrink=0.9, pad=0.03,
+                       fraction=0.03)
+    bar.set_label('attention weight (sums to 1 per head)', fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    if n > 0:
+        bar.ax.axhline(1.0 / n, color='black', linewidth=1.2)
+        bar.ax.text(-0.3, 1.0 / n, f'uniform\n1/{n}', va='center',
+                    ha='right', fontsize=7,
+                    transform=bar.ax.get_yaxis_transform())
+    fig.suptitle(_title(data, title, prediction, confidence, class_names),
+                 fontsize=11)
+    return _save(fig, out_path)
+
+
+def _class_name(c: int, class_names: Optional[Sequence[str]]) -> str:
+    if class_names is not None and 0 <= c < len(class_names):
+        return f'{c} ({class_names[c]})'
+    return str(c)
+
+
+def _title(data: Data, title: Optional[str], prediction: Optional[int],
+           confidence: Optional[float],
+           class_names: Optional[Sequence[str]]) -> str:
+    parts = []
+    label = graph_label(data)
+    if label is not None:
+        parts.append(f'label {_class_name(label, class_names)}')
+    if prediction is not None:
+        text = f'predicted {_class_name(prediction, class_names)}'
+        if confidence is not None:
+            text += f' (p = {confidence:.2f})'
+        parts.append(text)
+    body = ', '.join(parts)
+    if title and body:
+        return f'{title}: {body}'
+    return title or body
+
+
+def draw_attention_statistics(
+    stats: Dict[str, Any],
+    out_path: str,
+    type_names: Optional[Sequence[str]] = None,
+    class_names: Optional[Sequence[str]] = None,
+    title: Optional[str] = None,
+) -> str:
+    r"""Draws the attention over a dataset, from
+    :func:`attention_statistics`:
+
+    * left, the entropy of every head's attention against the graph size
+      (one colour per head), with :math:`\log n` (uniform attention) as a
+      reference; points far below the line attend to few nodes;
+    * right, per class, the mean attention mass (averaged over heads) that
+      each node type receives, with black ticks at the mean share of nodes
+      of that type (the mass under uniform attention). Node types that
+      never occur are left out.
+
+    Args:
+        stats (dict): The output of :func:`attention_statistics`.
+        out_path (str): The image file.
+        type_names (list of str, optional): Names of the node types, *e.g.*
+            :obj:`TU_ATOM_SYMBOLS['MUTAG']`. (default: :obj:`None`, *i.e.*
+            :obj:`'type 0'`, ...)
+        class_names (list of str, optional): Names of the classes.
+            (default: :obj:`None`)
+        title (str, optional): Figure title. (default: :obj:`None`)
+
+    Returns:
+        :obj:`out_path`.
+    """
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    num_nodes = stats['num_nodes'].numpy()
+    entropy = stats['entropy'].numpy()
+    mass = stats['type_mass'].mean(dim=-1).numpy()  # [C, T]
+    share = stats['type_share'].numpy()
+    counts = stats['class_counts'].numpy()
+    heads = entropy.shape[1]
+    num_classes, num_types = mass.shape
+
+    fig = _figure(12.5, 5.0)
+    ax_ent, ax_bar = fig.subplots(1, 2, gridspec_kw={'width_ratios': [1, 1]})
+
+    keep = num_nodes > 0
+    rng = np.random.default_rng(0)
+    jitter = rng.uniform(-0.25, 0.25, size=len(num_nodes))
+    head_colors = colormaps['tab10']
+    for h in range(heads):
+        ax_ent.scatter(num_nodes[keep] + jitter[keep], entropy[keep, h],
+                       s=12, alpha=0.6, color=head_colors(h % 10),
+                       label=f'head {h + 1}', linewidths=0)
+    if keep.any():
+        grid = np.linspace(max(num_nodes[keep].min(), 1),
+                           num_nodes[keep].max(), 200)
+        ax_ent.plot(grid, np.log(grid), color='black', linestyle='--',
+                    linewidth=1.2, label='uniform attention, log n')
+    ax_ent.set_ylim(bottom=-0.05)
+    ax_ent.set_xlabel('nodes per graph n')
+    ax_ent.set_ylabel('attention entropy (nats)')
+    ax_ent.set_title('Entropy of each head vs graph size', fontsize=10)
+    ax_ent.legend(fontsize=8, loc='upper center', ncol=min(heads + 1, 5),
+                  bbox_to_anchor=(0.5, -0.13), frameon=False)
+    ax_ent.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_ent.grid(alpha=0.3)
+
+    present = np.nonzero(share.sum(axis=0) > 0)[0]
+    if len(present) == 0:
+        present = np.arange(num_types)
+    names = [type_names[t] if type_names is not None and t < len(type_names)
+             else f'type {t}' for t in present]
+    classes = [c for c in range(num_classes) if counts[c] > 0]
+    width = 0.8 / max(len(classes), 1)
+    class_colors = colormaps['Set2']
+    x = np.arange(len(present))
+    for k, c in enumerate(classes):
+        offset = (k - (len(classes) - 1) / 2) * width
+        label = (f'class {_class_name(c, class_names)}, '
+                 f'{int(counts[c])} graphs')
+        ax_bar.bar(x + offset, mass[c, present], width=width * 0.95,
+                   color=class_colors(k % 8), label=label)
+        ax_bar.hlines(share[c, present], x + offset - width * 0.45,
+                      x + offset + width * 0.45, color='black',
+                      linewidth=1.6)
+    handles, labels = ax_bar.get_legend_handles_labels()
+    handles.append(Line2D([], [], color='black', linewidth=1.6))
+    labels.append('share of nodes (uniform attention)')
+    ax_bar.legend(handles, labels, fontsize=8, loc='upper right',
+                  framealpha=0.9)
+    ax_bar.set_xticks(x, names)
+    ax_bar.set_xlabel('node type')
+    ax_bar.set_ylabel('mean attention mass per graph (mean over heads)')
+    ax_bar.set_title('Where the attention goes, per class', fontsize=10)
+    ax_bar.set_ylim(0, max(float(mass.max()), float(share.max()), 1e-6)
+                    * 1.25)
+    ax_bar.grid(axis='y', alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save(fig, out_path)

@@ -1,0 +1,172 @@
+r"""Files the harness writes: one atomic writer, a writability probe, file
+locks and a rescue for results that cannot be written where asked.
+
+* :func:`atomic_write` writes to a temporary file in the target folder,
+  flushes it to disk and moves it into place with :func:`os.replace`, so a
+  kill at any moment leaves either the old or the new file, never a partial
+  one. The file gets the mode an ordinary :func:`open` would give it
+  (:obj:`0o666` less the umask), not :func:`tempfile.mkstemp`'s
+  :obj:`0o600`.
+* :func:`check_writable` probes a target before a long run, so that an
+  unwritable path is reported before training instead of after it.
+* :func:`exclusive_lock` (blocking: waits its turn) and :func:`try_lock`
+  (non-blocking: refuses a second live writer) use :func:`fcntl.flock` on
+  a lock file that is kept, never deleted (deleting it would let two
+  processes lock two different files of the same name).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import os.path as osp
+import tempfile
+from typing import IO, Any, Callable, Iterator, Optional
+
+
+class OutputError(OSError):
+    r"""Raised when an output file cannot be written."""
+
+
+class ResultRescuedError(OutputError):
+    r"""Raised when a finished run's output could not be written where
+    asked; the message names where it was saved instead."""
+
+
+class LockedError(RuntimeError):
+    r"""Raised when a file is locked by another live process."""
+
+
+def umask() -> int:
+    r"""Returns the process umask (without changing it for good)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str, write: Callable[[IO[bytes]], Any]) -> None:
+    r"""Writes :obj:`path` atomically: :obj:`write` fills a temporary file
+    in the same folder, which is flushed with :func:`os.fsync`, given the
+    mode :obj:`0o666 & ~umask` and renamed over :obj:`path`.
+
+    Args:
+        path (str): The target file; missing folders are created.
+        write (callable): Called with the binary file object.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=folder)
+    try:
+        os.fchmod(fd, 0o666 & ~umask())
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def json_bytes(obj: Any, indent: int = 2, sort_keys: bool = False,
+               newline: bool = True) -> bytes:
+    r"""Returns :obj:`obj` as JSON text (with a final newline unless
+    :obj:`newline` is :obj:`False`)."""
+    return (json.dumps(obj, indent=indent, sort_keys=sort_keys)
+            + ('\n' if newline else '')).encode()
+
+
+def write_json(path: str, obj: Any, indent: int = 2,
+               sort_keys: bool = False, newline: bool = True) -> None:
+    r"""Writes :obj:`obj` as JSON (see :func:`json_bytes`) with
+    :func:`atomic_write`."""
+    data = json_bytes(obj, indent, sort_keys, newline)
+    atomic_write(path, lambda f: f.write(data))
+
+
+def check_writable(path: str, what: str = 'output') -> None:
+    r"""Checks that :obj:`path` can be written, by creating (and removing)
+    a file in its folder, or in the first existing folder above it.
+
+    Raises:
+        OutputError: Naming :obj:`what` and the reason.
+    """
+    path = osp.abspath(osp.expanduser(path))
+    if osp.isdir(path):
+        raise OutputError(f"{what} '{path}' is a folder (expected a file "
+                          f"name)")
+    if osp.exists(path) and not os.access(path, os.W_OK):
+        raise OutputError(f"{what} '{path}' exists and is not writable")
+    folder = osp.dirname(path)
+    while not osp.isdir(folder):
+        if osp.exists(folder):
+            raise OutputError(f"{what} '{path}': '{folder}' is not a "
+                              f"folder")
+        folder = osp.dirname(folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.probe-', dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise OutputError(f"{what} '{path}' is not writable: cannot create "
+                          f"files in '{folder}' ({e.strerror or e})") \
+            from None
+
+
+def rescue(data: bytes, suffix: str) -> str:
+    r"""Writes :obj:`data` to a new file in the temporary folder and
+    returns its path: the last resort when the requested path failed."""
+    fd, path = tempfile.mkstemp(prefix='sap-graph-', suffix=suffix)
+    os.fchmod(fd, 0o666 & ~umask())
+    with os.fdopen(fd, 'wb') as f:
+        f.write(data)
+    return path
+
+
+def _open_lock(path: str) -> int:
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    return fd
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str) -> Iterator[None]:
+    r"""Holds an exclusive :func:`fcntl.flock` on :obj:`path` (created if
+    missing), waiting for other holders."""
+    fd = _open_lock(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # Releases the lock.
+
+
+def try_lock(path: str, what: str) -> int:
+    r"""Takes an exclusive lock on :obj:`path` without waiting and returns
+    its file descriptor (close it to release the lock).
+
+    Raises:
+        LockedError: If another process holds the lock.
+    """
+    fd = _open_lock(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LockedError(f"{what} is in use by another running process "
+                          f"(lock '{path}')") from None
+    return fd
+
+
+def release(fd: Optional[int]) -> None:
+    r"""Releases a lock taken with :func:`try_lock`."""
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+__all__ = ['LockedError', 'OutputError', 'ResultRescuedError',
+           'atomic_write', 'check_writable', 'exclusive_lock', 'json_bytes',
+           'release', 'rescue', 'try_lock', 'umask', 'write_json']

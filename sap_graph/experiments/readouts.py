@@ -1,0 +1,198 @@
+r"""A registry of graph readouts (global pooling operators).
+
+Every readout is a :class:`torch_geometric.nn.aggr.Aggregation` and is
+resolved together with the width of its output, so that the layer after it
+never hard-codes a size:
+
+.. code-block:: python
+
+    from sap_graph.experiments.readouts import resolve_readout
+
+    readout, width = resolve_readout('sap', 64, heads=4)   # width == 256
+    readout, width = resolve_readout('set2set', 64)        # width == 128
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, FrozenSet, Tuple, Union
+
+import torch
+from torch.nn import Linear, ReLU, Sequential
+from torch_geometric.nn import aggr as pyg_aggr
+from torch_geometric.nn.aggr import Aggregation
+
+from sap_graph.aggr import SAPAggregation
+
+
+class UnknownReadoutError(ValueError):
+    r"""Raised for a readout name that is not in the registry."""
+
+
+@dataclass(frozen=True)
+class ReadoutSpec:
+    r"""How to build one registered readout.
+
+    Args:
+        build (callable): :obj:`build(channels, **kwargs)` returns the
+            :class:`Aggregation` and the width of its output.
+        params (frozenset): Keyword arguments :obj:`build` accepts.
+    """
+    build: Callable[..., Tuple[Aggregation, int]]
+    params: FrozenSet[str]
+
+
+def _simple(cls: type) -> Callable[..., Tuple[Aggregation, int]]:
+    def build(channels: int) -> Tuple[Aggregation, int]:
+        return cls(), channels
+
+    return build
+
+
+def _attention(channels: int) -> Tuple[Aggregation, int]:
+    gate_nn = Sequential(Linear(channels, channels), ReLU(),
+                         Linear(channels, 1))
+    return pyg_aggr.AttentionalAggregation(gate_nn), channels
+
+
+def _set2set(channels: int,
+             processing_steps: int = 2) -> Tuple[Aggregation, int]:
+    module = pyg_aggr.Set2Set(channels, processing_steps=processing_steps)
+    return module, 2 * channels
+
+
+def _set_transformer(channels: int, heads: int = 1, num_seed_points: int = 1,
+                     concat: bool = True, layer_norm: bool = False,
+                     dropout: float = 0.0) -> Tuple[Aggregation, int]:
+    module = pyg_aggr.SetTransformerAggregation(
+        channels, num_seed_points=num_seed_points, heads=heads, concat=concat,
+        layer_norm=layer_norm, dropout=dropout)
+    width = num_seed_points * channels if concat else channels
+    return module, width
+
+
+def _gmt(channels: int, heads: int = 1, k: int = 4,
+         layer_norm: bool = False,
+         dropout: float = 0.0) -> Tuple[Aggregation, int]:
+    module = pyg_aggr.GraphMultisetTransformer(
+        channels, k=k, heads=heads, layer_norm=layer_norm, dropout=dropout)
+    return module, channels
+
+
+def _sort(channels: int, k: int = 10) -> Tuple[Aggregation, int]:
+    return pyg_aggr.SortAggregation(k=k), k * channels
+
+
+def _sap(channels: int, heads: int = 1, concat: bool = True,
+         **kwargs: Any) -> Tuple[Aggregation, int]:
+    module = SAPAggregation(channels, heads=heads, concat=concat, **kwargs)
+    return module, module.output_channels
+
+
+READOUTS: Dict[str, ReadoutSpec] = {
+    # Sum, mean and element-wise max of the node embeddings.
+    'sum': ReadoutSpec(_simple(pyg_aggr.SumAggregation), frozenset()),
+    'mean': ReadoutSpec(_simple(pyg_aggr.MeanAggregation), frozenset()),
+    'max': ReadoutSpec(_simple(pyg_aggr.MaxAggregation), frozenset()),
+    # PyG AttentionalAggregation (one gate, Li et al. 2016).
+    'attention': ReadoutSpec(_attention, frozenset()),
+    # PyG Set2Set (LSTM, 2 steps), width 2 * channels.
+    'set2set': ReadoutSpec(_set2set, frozenset({'processing_steps'})),
+    # PyG SetTransformerAggregation (Lee et al. 2019).
+    'set_transformer': ReadoutSpec(
+        _set_transformer,
+        frozenset({'heads', 'num_seed_points', 'concat', 'layer_norm',
+                   'dropout'})),
+    # PyG GraphMultisetTransformer (Baek et al. 2021).
+    'gmt': ReadoutSpec(
+        _gmt, frozenset({'heads', 'k', 'layer_norm', 'dropout'})),
+    # PyG SortAggregation (DGCNN top-k), width k * channels.
+    'sort': ReadoutSpec(_sort, frozenset({'k'})),
+    # sap_graph's SAPAggregation (multi-head self-attention pooling).
+    'sap': ReadoutSpec(
+        _sap,
+        frozenset({'heads', 'concat', 'out_channels', 'key_channels',
+                   'dropout', 'temperature', 'learn_temperature', 'gated',
+                   'residual', 'query_init', 'size_scaler', 'diversity',
+                   'entropy'})),
+}
+
+
+def readout_params(name: str) -> FrozenSet[str]:
+    r"""Returns the keyword arguments the readout :obj:`name` accepts."""
+    return _spec(name).params
+
+
+def _spec(name: str) -> ReadoutSpec:
+    key = name.lower().replace('-', '_')
+    if key not in READOUTS:
+        raise UnknownReadoutError(
+            f"Unknown readout '{name}' (expected one of "
+            f"{', '.join(READOUTS)}, or an 'Aggregation' instance)")
+    return READOUTS[key]
+
+
+def readout_output_channels(module: Aggregation, channels: int) -> int:
+    r"""Returns the output width of a readout module instance.
+
+    Reads :obj:`output_channels`, then :obj:`out_channels`; when neither
+    exists, runs the module once on a tiny input, and falls back to
+    :obj:`channels` if that fails.
+
+    Args:
+        module (Aggregation): The readout.
+        channels (int): Width of the node embeddings it pools.
+    """
+    for attr in ('output_channels', 'out_channels'):
+        value = getattr(module, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    training = module.training
+    try:
+        module.eval()
+        param = next(iter(module.parameters()), None)
+        device = param.device if param is not None else None
+        x = torch.zeros(2, channels, device=device)
+        index = torch.zeros(2, dtype=torch.long, device=device)
+        with torch.no_grad():
+            out = module(x, index, dim_size=1)
+        return int(out.size(-1))
+    except Exception:  # Not runnable alone: assume a width-preserving op.
+        return channels
+    finally:
+        module.train(training)
+
+
+def resolve_readout(
+    readout: Union[str, Aggregation],
+    channels: int,
+    **kwargs: Any,
+) -> Tuple[Aggregation, int]:
+    r"""Builds a readout and returns it with its output width.
+
+    Args:
+        readout (str or Aggregation): A registered name (see
+            :obj:`READOUTS`: :obj:`'sum'`, :obj:`'mean'`, :obj:`'max'`,
+            :obj:`'attention'`, :obj:`'set2set'`, :obj:`'set_transformer'`,
+            :obj:`'gmt'`, :obj:`'sort'`, :obj:`'sap'`) or an
+            :class:`Aggregation` instance, which is returned as is.
+        channels (int): Width of the node embeddings to pool.
+        **kwargs (optional): Options of the named readout, *e.g.*
+            :obj:`heads` and :obj:`concat` for :obj:`'sap'`. Options the
+            readout does not take raise a :class:`ValueError`.
+    """
+    if isinstance(readout, Aggregation):
+        if kwargs:
+            raise ValueError(f"Readout options {sorted(kwargs)} cannot be "
+                             f"applied to an 'Aggregation' instance")
+        return readout, readout_output_channels(readout, channels)
+    if not isinstance(readout, str):
+        raise UnknownReadoutError(
+            f"Expected a readout name or an 'Aggregation' instance (got "
+            f"'{type(readout).__name__}')")
+    spec = _spec(readout)
+    unknown = set(kwargs) - spec.params
+    if unknown:
+        allowed = ', '.join(sorted(spec.params)) or 'none'
+        raise ValueError(f"Readout '{readout}' does not take "
+                         f"{sorted(unknown)} (it takes: {allowed})")
+    return spec.build(channels, **kwargs)

@@ -1,0 +1,367 @@
+r"""Training and evaluation protocols.
+
+* TU and synthetic datasets: stratified :math:`k`-fold cross-validation,
+  with model selection on a stratified validation split carved from each
+  training fold (`"A Fair Comparison of Graph Neural Networks for Graph
+  Classification" <https://arxiv.org/abs/1912.09893>`_, Errica et al.
+  2020): the test fold is only touched once, by the selected model.
+* OGB datasets: the official train/valid/test split and
+  :class:`ogb.graphproppred.Evaluator`; the test metric is read at the best
+  validation epoch, for several seeds.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Tuple,
+)
+
+import numpy as np
+import torch
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from torch import Tensor
+from torch.nn import Module
+from torch_geometric.data import Data
+from torch_geometric.loader import DataLoader
+from tqdm.auto import tqdm
+
+from sap_graph.experiments import distributed
+from sap_graph.experiments.data import GraphTask
+from sap_graph.experiments.errors import one_line
+from sap_graph.experiments.models import GraphClassifier
+from sap_graph.experiments.readouts import readout_params
+from sap_graph.experiments.train.config import (
+    ConfigError,
+    TrainConfig,
+    resolve_device,
+    seed_everything,
+)
+from sap_graph.experiments.train.loop import (
+    _eval_loader,
+    evaluate,
+    fit,
+)
+from sap_graph.experiments.train.provenance import (
+    device_info,
+    versions,
+)
+from sap_graph.experiments.train.state import (
+    TrainState,
+)
+
+# Splits ###################################################################
+
+
+def stratified_splits(
+    labels: Tensor,
+    folds: int = 10,
+    val_ratio: float = 0.1,
+    seed: int = 0,
+) -> List[Dict[str, Tensor]]:
+    r"""Returns the :obj:`folds` splits of stratified :math:`k`-fold
+    cross-validation, each a dict of :obj:`'train'`, :obj:`'val'` and
+    :obj:`'test'` index tensors. The test folds partition the dataset; the
+    validation split is a stratified :obj:`val_ratio` share of the
+    training fold, disjoint from its test fold.
+
+    Args:
+        labels (torch.Tensor): Graph labels :obj:`[num_graphs]`.
+        folds (int, optional): Number of folds. (default: :obj:`10`)
+        val_ratio (float, optional): Share of each training fold held out
+            for model selection. (default: :obj:`0.1`)
+        seed (int, optional): Seed of the shuffles. (default: :obj:`0`)
+    """
+    y = labels.view(-1).cpu().numpy()
+    if folds < 2:
+        raise ValueError(f"'folds' must be at least 2 (got {folds})")
+    counts = np.bincount(y.astype(np.int64))
+    if counts[counts > 0].min() < folds:
+        raise ValueError(f"Cannot make {folds} stratified folds: the "
+                         f"smallest class has {counts[counts > 0].min()} "
+                         f"graphs")
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    out = []
+    for fold, (train_val, test) in enumerate(skf.split(np.zeros(len(y)), y)):
+        try:
+            train, val = train_test_split(
+                train_val, test_size=val_ratio, stratify=y[train_val],
+                random_state=seed + fold)
+        except ValueError:  # A class too small to stratify.
+            train, val = train_test_split(
+                train_val, test_size=val_ratio, random_state=seed + fold)
+        out.append({
+            'train': torch.from_numpy(np.sort(train)),
+            'val': torch.from_numpy(np.sort(val)),
+            'test': torch.from_numpy(np.sort(test)),
+        })
+    return out
+
+
+# Protocols ################################################################
+
+
+def build_model(cfg: TrainConfig, task: GraphTask) -> GraphClassifier:
+    r"""Builds the :class:`GraphClassifier` of a resolved config."""
+    kwargs = {}
+    params = readout_params(cfg.readout)
+    if 'heads' in params:
+        kwargs['heads'] = cfg.heads
+    if 'concat' in params:
+        kwargs['concat'] = cfg.concat
+    kwargs.update(cfg.readout_kwargs)
+    extra: Dict[str, Any] = {}
+    conv = cfg.conv
+    if task.kind == 'ogb':
+        extra['node_encoder'] = 'atom'
+        if conv in ('gin', 'gine'):
+            conv, extra['edge_encoder'] = 'gine', 'bond'
+    elif conv == 'gine':
+        if task.num_edge_features == 0:
+            raise ValueError(f"conv='gine' needs edge features, but "
+                             f"'{task.name}' has none")
+        extra['edge_dim'] = task.num_edge_features
+    try:
+        return GraphClassifier(
+            task.num_features, cfg.hidden_channels, task.num_classes,
+            num_layers=cfg.num_layers, conv=conv, readout=cfg.readout,
+            readout_kwargs=kwargs, dropout=cfg.dropout,
+            layer_dropout=cfg.layer_dropout, jk=cfg.jk, **extra)
+    except TypeError as e:  # e.g. a string where a number belongs.
+        raise ConfigError('readout_kwargs', f"invalid readout options "
+                          f"{cfg.readout_kwargs}: {one_line(e)}") from None
+
+
+def _subset(dataset: Any, idx: Tensor) -> List[Data]:
+    return [dataset[int(i)] for i in idx]
+
+
+def _log(cfg: TrainConfig, msg: str) -> None:
+    if cfg.verbose and distributed.is_main():
+        tqdm.write(msg)
+
+
+def run_fold(
+    task: GraphTask,
+    cfg: TrainConfig,
+    split: Dict[str, Tensor],
+    fold: int,
+    device: torch.device,
+    model_fn: Optional[Callable[[], Module]] = None,
+    state: Optional[TrainState] = None,
+) -> Tuple[Dict[str, Any], Dict[str, Tensor]]:
+    r"""Trains and scores one cross-validation fold: a fresh model seeded
+    with :obj:`cfg.seed + fold` is trained on :obj:`split['train']`, the
+    epoch is selected on :obj:`split['val']`, and only the selected weights
+    see :obj:`split['test']`. Returns the fold's record and the selected
+    :obj:`state_dict`. With :obj:`state`, every epoch is saved and an
+    interrupted fold continues from its last epoch.
+    """
+    seed = cfg.seed + fold
+    seed_everything(seed)
+    model = (model_fn or (lambda: build_model(cfg, task)))().to(device)
+    res = fit(model, _subset(task.dataset, split['train']),
+              _subset(task.dataset, split['val']), cfg, device,
+              seed=seed, desc=f'Fold {fold + 1:02d}',
+              resume=None if state is None else state.snapshot(fold),
+              on_epoch=(None if state is None or not state.path else
+                        lambda snap: state.epoch_done(fold, snap)))
+    model.load_state_dict(res.state_dict)
+    test_loader = _eval_loader(_subset(task.dataset, split['test']),
+                               cfg.batch_size)
+    test = evaluate(model, test_loader, device)
+    record = {
+        'fold': fold, 'seed': seed,
+        'train_size': int(split['train'].numel()),
+        'val_size': int(split['val'].numel()),
+        'test_size': int(split['test'].numel()),
+        'best_epoch': res.best_epoch,
+        'val_acc': res.val['acc'], 'val_loss': res.val['loss'],
+        'test_acc': test['acc'], 'test_loss': test['loss'],
+        'epoch_time_mean': statistics.fmean(res.epoch_times),
+        'epoch_time_median': statistics.median(res.epoch_times),
+        'final_train_loss': res.history[-1]['train_loss'],
+    }
+    return record, res.state_dict
+
+
+def cross_validate(
+    task: GraphTask,
+    cfg: TrainConfig,
+    splits: Optional[List[Dict[str, Tensor]]] = None,
+    model_fn: Optional[Callable[[], Module]] = None,
+) -> Dict[str, Any]:
+    r"""Stratified :math:`k`-fold cross-validation (Errica et al. 2020):
+    per fold, a fresh model is trained on the training split, the epoch is
+    selected on the validation split, and only the selected model is
+    scored on the test fold.
+
+    With :obj:`cfg.state`, the finished folds and the running fold (after
+    every epoch) are kept in that file, and :obj:`cfg.resume` continues an
+    interrupted run to the result an uninterrupted run gives (see
+    :class:`TrainState`).
+
+    Args:
+        task (GraphTask): The dataset.
+        cfg (TrainConfig): A resolved configuration.
+        splits (list of dict, optional): Precomputed splits. (default:
+            :func:`stratified_splits` with :obj:`cfg.folds`, :obj:`cfg.seed`)
+        model_fn (callable, optional): Returns a fresh model. (default:
+            :func:`build_model`)
+    """
+    device = resolve_device(cfg.device)
+    if splits is None:
+        splits = stratified_splits(task.labels, cfg.folds, cfg.val_ratio,
+                                   cfg.seed)
+    state = TrainState(cfg, task, 'folds', splits)
+    try:
+        return _cross_validate(task, cfg, splits, model_fn, state, device)
+    finally:
+        state.close()
+
+
+def _cross_validate(task: GraphTask, cfg: TrainConfig,
+                    splits: List[Dict[str, Tensor]],
+                    model_fn: Optional[Callable[[], Module]],
+                    state: TrainState,
+                    device: torch.device) -> Dict[str, Any]:
+    records: List[Dict[str, Any]] = list(state.runs)
+    best_state = state.best
+    bar = tqdm(splits, desc='Folds', dynamic_ncols=True,
+               disable=not cfg.progress or not distributed.is_main())
+    for fold, split in enumerate(bar):
+        if fold < len(records):  # Finished before an interruption.
+            continue
+        record, state_dict = run_fold(task, cfg, split, fold, device,
+                                      model_fn, state)
+        records.append(record)
+        key = (record['val_acc'], -record['val_loss'])
+        if best_state is None or key > best_state['key']:
+            best_state = {'key': key, 'state_dict': state_dict,
+                          'record': record}
+        state.run_done(record, best_state)
+        _log(cfg, f"Fold: {fold + 1:02d}, "
+                  f"Best epoch: {record['best_epoch']:03d}, "
+                  f"Val: {record['val_acc']:.4f}, "
+                  f"Test: {record['test_acc']:.4f}")
+    result = _summarise(records, 'acc', best_state, task, cfg, device,
+                        key='folds')
+    result['resumed'] = state.resumed
+    return result
+
+
+def holdout(
+    task: GraphTask,
+    cfg: TrainConfig,
+    model_fn: Optional[Callable[[], Module]] = None,
+    split_idx: Optional[Dict[str, Tensor]] = None,
+) -> Dict[str, Any]:
+    r"""The OGB protocol: official split, test metric at the best
+    validation epoch, one run per seed in :obj:`cfg.seeds`.
+
+    Args:
+        task (GraphTask): An OGB dataset.
+        cfg (TrainConfig): A resolved configuration.
+        model_fn (callable, optional): Returns a fresh model. (default:
+            :func:`build_model`)
+        split_idx (dict, optional): Overrides the official split, *e.g.*
+            with subsets for quick checks. (default: :obj:`None`)
+    """
+    from sap_graph.experiments.data import require_ogb
+    evaluator = require_ogb().Evaluator(task.name)
+    device = resolve_device(cfg.device)
+    split = split_idx or task.split_idx
+    assert split is not None
+    train = _subset(task.dataset, split['train'])
+    val = _subset(task.dataset, split['valid'])
+    test_data = _subset(task.dataset, split['test'])
+    test_loader = _eval_loader(test_data, cfg.batch_size)
+    state = TrainState(cfg, task, 'seeds',
+                       [{k: v.view(-1) for k, v in split.items()}])
+    try:
+        return _holdout(task, cfg, model_fn, state, device, evaluator,
+                        train, val, test_data, test_loader)
+    finally:
+        state.close()
+
+
+def _holdout(task: GraphTask, cfg: TrainConfig,
+             model_fn: Optional[Callable[[], Module]], state: TrainState,
+             device: torch.device, evaluator: Any, train: List[Data],
+             val: List[Data], test_data: List[Data],
+             test_loader: DataLoader) -> Dict[str, Any]:
+    metric = task.metric
+    sign = 1.0 if task.higher_is_better else -1.0
+    records: List[Dict[str, Any]] = list(state.runs)
+    best_state = state.best
+    for run_idx, seed in enumerate(tqdm(
+            cfg.seeds, desc='Seeds', dynamic_ncols=True,
+            disable=not cfg.progress or not distributed.is_main())):
+        if run_idx < len(records):  # Finished before an interruption.
+            continue
+        seed_everything(seed)
+        model = (model_fn or (lambda: build_model(cfg, task)))().to(device)
+        res = fit(model, train, val, cfg, device, task.task_type, metric,
+                  task.higher_is_better, evaluator, seed=seed,
+                  desc=f'Seed {seed}', resume=state.snapshot(run_idx),
+                  on_epoch=(None if not state.path else
+                            lambda snap, i=run_idx: state.epoch_done(i,
+                                                                     snap)))
+        model.load_state_dict(res.state_dict)
+        test = evaluate(model, test_loader, device, task.task_type,
+                        evaluator, metric)
+        records.append({
+            'seed': seed, 'train_size': len(train), 'val_size': len(val),
+            'test_size': len(test_data),
+            'best_epoch': res.best_epoch,
+            f'val_{metric}': res.val[metric], 'val_loss': res.val['loss'],
+            f'test_{metric}': test[metric], 'test_loss': test['loss'],
+            'epoch_time_mean': statistics.fmean(res.epoch_times),
+            'epoch_time_median': statistics.median(res.epoch_times),
+            'final_train_loss': res.history[-1]['train_loss'],
+        })
+        key = (sign * res.val[metric], -res.val['loss'])
+        if best_state is None or key > best_state['key']:
+            best_state = {'key': key, 'state_dict': res.state_dict,
+                          'record': records[-1]}
+        state.run_done(records[-1], best_state)
+        _log(cfg, f"Seed: {seed}, Best epoch: {res.best_epoch:03d}, "
+                  f"Val: {res.val[metric]:.4f}, Test: {test[metric]:.4f}")
+    result = _summarise(records, metric, best_state, task, cfg, device,
+                        key='seeds')
+    result['resumed'] = state.resumed
+    return result
+
+
+def _summarise(records: List[Dict[str, Any]], metric: str,
+               best_state: Optional[Dict[str, Any]], task: GraphTask,
+               cfg: TrainConfig, device: torch.device,
+               key: str) -> Dict[str, Any]:
+    test = np.array([r[f'test_{metric}'] for r in records])
+    val = np.array([r[f'val_{metric}'] for r in records])
+    times = [r['epoch_time_mean'] for r in records]
+    result: Dict[str, Any] = {
+        'config': asdict(cfg),
+        'protocol': ('stratified_kfold_cv' if key == 'folds' else
+                     'ogb_official_split'),
+        'metric': metric,
+        key: records,
+        'test_mean': float(test.mean()),
+        'test_std': float(test.std()),
+        'val_mean': float(val.mean()),
+        'val_std': float(val.std()),
+        'epoch_time_mean': float(statistics.fmean(times)),
+        'epoch_time_median': float(statistics.median(
+            [r['epoch_time_median'] for r in records])),
+        'dataset': task.stats(),
+        'versions': versions(),
+        'device': device_info(device),
+    }
+    if best_state is not None:
+        result['_best_state'] = best_state
+    return result

@@ -1,0 +1,168 @@
+r"""A whole run (:func:`run`): checks, data, protocol, and the output
+files (checked before training, rescued after).
+"""
+from __future__ import annotations
+
+import copy
+import io
+import time
+from dataclasses import asdict
+from typing import (
+    Any,
+    Dict,
+    Optional,
+)
+
+import torch
+from torch import Tensor
+
+import sap_graph
+from sap_graph.experiments import distributed
+from sap_graph.experiments.checkpoint import (
+    atomic_save,
+)
+from sap_graph.experiments.data import GraphTask, check_task, load_dataset
+from sap_graph.experiments.files import (
+    ResultRescuedError,
+    atomic_write,
+    check_writable,
+    json_bytes,
+    rescue,
+)
+from sap_graph.experiments.models import GraphClassifier
+from sap_graph.experiments.train.config import (
+    ConfigError,
+    TrainConfig,
+    resolve_config,
+    resolve_device,
+    validate_config,
+)
+from sap_graph.experiments.train.protocols import (
+    build_model,
+    cross_validate,
+    holdout,
+)
+from sap_graph.experiments.train.state import check_resume
+
+
+def save_checkpoint(path: str, model: GraphClassifier,
+                    state_dict: Dict[str, Tensor],
+                    extra: Dict[str, Any]) -> None:
+    r"""Saves :obj:`{'state_dict', 'config'}` (plain Python values only),
+    loadable with :obj:`torch.load(path, weights_only=True)` and
+    :func:`sap_graph.experiments.models.load_checkpoint`."""
+    atomic_save(checkpoint_state(model, state_dict, extra), path)
+
+
+def checkpoint_state(model: GraphClassifier, state_dict: Dict[str, Tensor],
+                     extra: Dict[str, Any]) -> Dict[str, Any]:
+    r"""Returns what :func:`save_checkpoint` saves."""
+    if model.config is None:
+        raise ValueError('Cannot checkpoint a model built from a readout '
+                         'instance (its config is not plain data)')
+    state = {
+        'state_dict': {k: v.cpu() for k, v in state_dict.items()},
+        'config': {'model': copy.deepcopy(model.config), **extra},
+        'sap_graph_version': sap_graph.__version__,
+    }
+    return state
+
+
+def check_outputs(cfg: TrainConfig) -> None:
+    r"""Checks that the output files of :obj:`cfg` can be written (before
+    any training).
+
+    Raises:
+        OutputError: For the first one that cannot.
+    """
+    for name in ('out', 'checkpoint', 'state'):
+        path = getattr(cfg, name)
+        if path:
+            what = {'out': 'result file', 'checkpoint': 'checkpoint',
+                    'state': 'training state'}[name]
+            check_writable(path, what)
+
+
+def _write_outputs(cfg: TrainConfig, task: GraphTask, result: Dict[str, Any],
+                   best: Optional[Dict[str, Any]]) -> None:
+    failed = []
+    if cfg.checkpoint and best is not None:
+        state = checkpoint_state(build_model(cfg, task), best['state_dict'], {
+            'train': asdict(cfg),
+            'dataset': task.stats(),
+            'selected': best['record'],
+        })
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
+        try:
+            atomic_write(cfg.checkpoint, lambda f: f.write(data))
+            result['checkpoint'] = cfg.checkpoint
+        except OSError as e:
+            failed.append((cfg.checkpoint, e, rescue(data, '.pt')))
+    if cfg.out:
+        data = json_bytes(result)
+        try:
+            atomic_write(cfg.out, lambda f: f.write(data))
+        except OSError as e:
+            failed.append((cfg.out, e, rescue(data, '.json')))
+    if failed:
+        raise ResultRescuedError('; '.join(
+            f"cannot write '{path}' ({e.strerror or e}), saved it to "
+            f"'{saved}' instead" for path, e, saved in failed))
+
+
+def run(cfg: TrainConfig,
+        task: Optional[GraphTask] = None) -> Dict[str, Any]:
+    r"""Loads and checks the dataset
+    (:func:`~sap_graph.experiments.data.check_task`),
+    runs its protocol, and writes the JSON result (:obj:`cfg.out`), the
+    selected model (:obj:`cfg.checkpoint`) and, after every epoch, the
+    resumable state (:obj:`cfg.state`, see :class:`TrainState`). Under
+    :obj:`torchrun` it trains data-parallel (see
+    :mod:`sap_graph.experiments.distributed`) and only rank 0 writes files.
+
+    Args:
+        cfg (TrainConfig): The configuration; :obj:`None` fields get the
+            dataset defaults.
+        task (GraphTask, optional): An already loaded dataset.
+            (default: :obj:`None`)
+
+    Returns:
+        The result dict written to :obj:`cfg.out`.
+    """
+    ctx = distributed.init(cfg.device)  # Under torchrun.
+    resolve_device(cfg.device)  # Fail early on a bad device.
+    check_resume(cfg)
+    validate_config(cfg)
+    if distributed.is_main():
+        check_outputs(cfg)
+    if task is None:
+        task = load_dataset(cfg.dataset, root=cfg.root,
+                            node_features=cfg.node_features,
+                            download=cfg.download, seed=cfg.seed,
+                            use_node_attr=cfg.use_node_attr)
+    check_task(task)
+    cfg = resolve_config(cfg, 'ogb' if task.kind == 'ogb' else task.kind)
+    if ctx is not None and cfg.batch_size % ctx.world_size:
+        raise ConfigError('batch_size', f"'batch_size' {cfg.batch_size} "
+                          f"must be a multiple of the {ctx.world_size} "
+                          f"processes (each takes batch_size / processes "
+                          f"graphs)")
+    build_model(cfg, task)  # Fail early on bad model options.
+    start = time.perf_counter()
+    if task.kind == 'ogb':
+        result = holdout(task, cfg)
+    else:
+        result = cross_validate(task, cfg)
+    result['total_time'] = time.perf_counter() - start
+    if ctx is not None:
+        result['distributed'] = {'world_size': ctx.world_size,
+                                 'backend': ctx.backend,
+                                 'per_rank_batch_size':
+                                 cfg.batch_size // ctx.world_size}
+    best = result.pop('_best_state', None)
+    if not distributed.is_main():  # Rank 0 writes the files.
+        return result
+    _write_outputs(cfg, task, result, best)
+    return result

@@ -1,0 +1,196 @@
+r"""The resumable state of a run (:class:`TrainState`), and the checks
+of a resumption, written once (:func:`check_resume`).
+"""
+from __future__ import annotations
+
+import os.path as osp
+from dataclasses import asdict
+from typing import (
+    Any,
+    Dict,
+    List,
+    Optional,
+)
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+import sap_graph
+from sap_graph.experiments import distributed
+from sap_graph.experiments.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    safe_load,
+)
+from sap_graph.experiments.data import GraphTask
+from sap_graph.experiments.files import (
+    release,
+    try_lock,
+)
+from sap_graph.experiments.train.config import ConfigError, TrainConfig
+
+# Resumable state ##########################################################
+
+def check_resume(cfg: TrainConfig) -> None:
+    r"""The checks of :obj:`cfg.state` and :obj:`cfg.resume`, before any
+    data is loaded: resuming needs a state file, and an existing state file
+    is only ever continued, never overwritten.
+
+    Raises:
+        ConfigError: Naming the field to change.
+    """
+    if cfg.resume and not cfg.state:
+        raise ConfigError('resume', "resuming needs the training state "
+                          "file of the interrupted run ('state')")
+    if cfg.state and not cfg.resume and osp.exists(cfg.state):
+        raise ConfigError('state', f"training state '{cfg.state}' exists: "
+                          f"resume it, or delete it to start over")
+
+
+#: Config fields that may change between a run and its resumption.
+RESUME_FREE_FIELDS = frozenset({
+    'root', 'download', 'device', 'progress', 'verbose', 'out',
+    'checkpoint', 'state', 'resume'})
+
+
+class TrainState:
+    r"""The resumable state of a cross-validation or multi-seed run, kept
+    in :obj:`cfg.state` and rewritten atomically after every epoch: the
+    records (and the best selected weights) of the finished folds/seeds,
+    and a :func:`fit` snapshot of the interrupted one. Tensors and plain
+    containers only, loaded with :obj:`weights_only=True`.
+
+    Args:
+        cfg (TrainConfig): The resolved configuration; :obj:`cfg.state`
+            is the file (:obj:`None` keeps nothing), :obj:`cfg.resume`
+            continues it.
+        task (GraphTask): The dataset.
+        protocol (str): :obj:`'folds'` or :obj:`'seeds'`.
+        splits (list of dict, optional): The splits, stored to check that
+            a resumed run uses the same. (default: :obj:`None`)
+    """
+
+    FORMAT = 'sap_graph.train_state'
+    VERSION = 1
+
+    def __init__(self, cfg: TrainConfig, task: GraphTask, protocol: str,
+                 splits: Optional[List[Dict[str, Tensor]]] = None) -> None:
+        self.path = cfg.state
+        self.verbose = cfg.verbose
+        self.resumed = False
+        self._lock: Optional[int] = None
+        self.data: Dict[str, Any] = {
+            'format': self.FORMAT, 'version': self.VERSION,
+            'sap_graph_version': sap_graph.__version__,
+            'config': asdict(cfg), 'protocol': protocol,
+            'dataset': _fingerprint(task),
+            'splits': [{k: v.clone() for k, v in s.items()}
+                       for s in splits or []],
+            'runs': [], 'best': None, 'current': None,
+        }
+        check_resume(cfg)
+        if not self.path:
+            return
+        if distributed.is_main():  # One live writer per state file.
+            self._lock = try_lock(self.path + '.lock',
+                                  f"training state '{self.path}'")
+        if not osp.exists(self.path):
+            return
+        try:
+            check_resume(cfg)  # Again: it may have appeared meanwhile.
+            saved = safe_load(self.path, 'training state')
+            self._check(saved)
+        except BaseException:
+            self.close()
+            raise
+        self.data = saved
+        self.data['config'] = asdict(cfg)
+        self.resumed = True
+
+    def _check(self, saved: Any) -> None:
+        if (not isinstance(saved, dict)
+                or saved.get('format') != self.FORMAT):
+            raise CheckpointError(f"'{self.path}' is not a sap-graph "
+                                  f"training state file")
+        if saved.get('version') != self.VERSION:
+            raise CheckpointError(
+                f"'{self.path}' has state format version "
+                f"{saved.get('version')} (expected {self.VERSION})")
+        if saved.get('protocol') != self.data['protocol']:
+            raise ValueError(f"'{self.path}' holds a '{saved['protocol']}' "
+                             f"run (expected '{self.data['protocol']}')")
+        mine, theirs = self.data['config'], saved.get('config', {})
+        diff = [f'{k}={theirs.get(k)!r} (now {v!r})'
+                for k, v in mine.items()
+                if k not in RESUME_FREE_FIELDS and theirs.get(k) != v]
+        if diff:
+            raise ValueError(f"cannot resume '{self.path}': it was written "
+                             f"with {', '.join(diff)}")
+        if saved.get('dataset') != self.data['dataset']:
+            raise ValueError(f"cannot resume '{self.path}': it was written "
+                             f"for another dataset ({saved.get('dataset')})")
+        splits = saved.get('splits', [])
+        same = len(splits) == len(self.data['splits']) and all(
+            a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+            for a, b in zip(splits, self.data['splits'], strict=True))
+        if not same:
+            raise ValueError(f"cannot resume '{self.path}': it was written "
+                             f"with other splits")
+
+    @property
+    def runs(self) -> List[Dict[str, Any]]:
+        r"""Records of the finished folds or seeds."""
+        return self.data['runs']
+
+    @property
+    def best(self) -> Optional[Dict[str, Any]]:
+        r"""The best selected model so far (:obj:`'key'`,
+        :obj:`'state_dict'`, :obj:`'record'`)."""
+        best = self.data['best']
+        if best is not None:
+            best = dict(best, key=tuple(best['key']))
+        return best
+
+    def snapshot(self, run: int) -> Optional[Dict[str, Any]]:
+        r"""The :func:`fit` snapshot of run :obj:`run`, if interrupted."""
+        current = self.data['current']
+        if current is not None and current['run'] == run:
+            if self.verbose and distributed.is_main():
+                tqdm.write(f'Resuming run {run + 1} after epoch '
+                           f"{current['fit']['epoch']:03d}")
+            return current['fit']
+        return None
+
+    def epoch_done(self, run: int, snapshot: Dict[str, Any]) -> None:
+        r"""Stores the snapshot of run :obj:`run` after an epoch."""
+        self.data['current'] = {'run': run, 'fit': snapshot}
+        self.save()
+
+    def run_done(self, record: Dict[str, Any],
+                 best: Optional[Dict[str, Any]]) -> None:
+        r"""Stores a finished run and the best selected model so far."""
+        self.data['runs'].append(record)
+        if best is not None:
+            best = dict(best, key=list(best['key']))
+        self.data['best'] = best
+        self.data['current'] = None
+        self.save()
+
+    def save(self) -> None:
+        r"""Writes the state atomically (nothing without a path, and only
+        on rank 0 under :obj:`torchrun`)."""
+        if self.path and distributed.is_main():
+            atomic_save(self.data, self.path)
+
+    def close(self) -> None:
+        r"""Releases the lock on the state file."""
+        release(self._lock)
+        self._lock = None
+
+
+def _fingerprint(task: GraphTask) -> Dict[str, Any]:
+    stats = task.stats()
+    return {k: stats.get(k) for k in ('name', 'num_graphs', 'num_classes',
+                                      'num_features', 'num_nodes',
+                                      'num_directed_edges', 'class_counts')}
