@@ -13,6 +13,13 @@ from torch_geometric.nn.aggr import Aggregation
 from torch_geometric.nn.dense.linear import Linear
 
 from sap_graph._ops import Segments, index_from_ptr, sap_pool, sap_pool_dense
+from sap_graph._padded import (
+    lengths_to_mask,
+    mask_runs,
+    masked_reduce,
+    pool_dense,
+    pool_runs,
+)
 from sap_graph.regularizers import attention_entropy, diversity_penalty
 
 
@@ -277,6 +284,7 @@ class SAPAggregation(Aggregation):
         dim: int = -2,
         return_attention_weights: bool = False,
         mask: Optional[Tensor] = None,
+        lengths: Optional[Tensor] = None,
     ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         r"""Pools :obj:`x` per set.
 
@@ -301,6 +309,15 @@ class SAPAggregation(Aggregation):
                 nodes with :obj:`False` get zero weight and do not enter the
                 residual mean; a graph with every node masked yields zero.
                 (default: :obj:`None`)
+            lengths (torch.Tensor, optional): Instead of :obj:`mask`, the
+                number of kept (leading) positions of every set of a padded
+                batch :obj:`[*]`, for :obj:`x` :obj:`[*, L, in_channels]`.
+                (default: :obj:`None`)
+
+        A padded batch, :obj:`x` :obj:`[*, L, in_channels]` without
+        :obj:`index` and :obj:`ptr` (one set per leading position) and
+        with :obj:`mask` or :obj:`lengths`, is pooled in place (see
+        :mod:`sap_graph._padded`): the kept positions are not copied.
         """
         if x.dim() < 2 or dim % x.dim() != x.dim() - 2:
             raise ValueError(f"'SAPAggregation' pools over the second-to-last "
@@ -323,8 +340,32 @@ class SAPAggregation(Aggregation):
                 raise ValueError(f"Expected a boolean 'mask' of shape "
                                  f"{list(x.shape[:-1])} (got {mask.dtype} "
                                  f"{list(mask.shape)})")
-            mask = mask.reshape(-1)
+        if lengths is not None:
+            if mask is not None or lengths.shape != lead:
+                raise ValueError(f"Expected 'lengths' of shape {list(lead)} "
+                                 f"instead of a 'mask' (got "
+                                 f"{list(lengths.shape)})")
+            if lengths.device.type == 'cpu' and lengths.numel() > 0 and (
+                    lengths.min() < 0 or lengths.max() > num_nodes):
+                raise ValueError(f"Expected 'lengths' in [0, {num_nodes}] "
+                                 f"(got values in [{int(lengths.min())}, "
+                                 f"{int(lengths.max())}])")
+            mask = lengths_to_mask(lengths, num_nodes)
 
+        if len(lead) > 0 and mask is not None and ptr is None and (
+                dim_size == 1):  # A padded batch: one set per row.
+            if not is_compiling():
+                self._check_batch(index, ptr, num_nodes, dim_size)
+            out, alpha = self._pool_padded(
+                x.reshape(-1, num_nodes, self.in_channels),
+                mask.reshape(-1, num_nodes),
+                None if lengths is None else lengths.reshape(-1))
+            out = out.view(*lead, 1, self.output_channels)
+            alpha = alpha.view(*lead, num_nodes, self.heads)
+            return (out, alpha) if return_attention_weights else out
+
+        if mask is not None:
+            mask = mask.reshape(-1)
         if len(lead) > 0:  # Independent sets per leading position.
             copies = math.prod(lead)
             if index is None:
@@ -414,6 +455,61 @@ class SAPAggregation(Aggregation):
         if mask is not None:
             alpha = alpha.new_zeros(num_nodes, self.heads).index_put(
                 (mask, ), alpha)
+        return out, alpha
+
+    def _pool_padded(self, x: Tensor, mask: Tensor, lengths: Optional[Tensor]
+                     ) -> Tuple[Tensor, Tensor]:
+        # x [B, L, F], mask [B, L]: kept runs through the segment kernels,
+        # any other mask densely (see sap_graph._padded).
+        batch, length = mask.shape
+        runs = None
+        if not is_compiling():
+            if lengths is not None:
+                runs = (torch.zeros_like(lengths), lengths)
+            elif mask.device.type == 'cpu':
+                runs = mask_runs(mask)
+        score_weight = self.score_weight()
+        gate = None
+        if self.lin_gate is not None:
+            gate = torch.sigmoid(self.lin_gate(x))
+        ptr = None
+        if runs is not None:
+            dropout = self.dropout if self.training else 0.0
+            pooled, alpha, weight_sum, ptr = pool_runs(
+                x, score_weight, *runs, dropout=dropout, gate=gate)
+        else:
+            pooled, alpha, weight_sum = pool_dense(
+                x, score_weight, mask, self.dropout, self.training, gate)
+
+        out = self.project(pooled, weight_sum)
+        count = mask.sum(1)
+        if self.size_scaler == 'log':
+            out = out * torch.log1p(count.to(out.dtype)).unsqueeze(-1)
+        if self.residual is not None:
+            if ptr is not None:  # Segment reduce over the kept runs.
+                res = self.reduce(x.reshape(batch * length, -1), None, ptr,
+                                  3 * batch, reduce=self.residual)[1::3]
+            else:
+                res = masked_reduce(x, mask, self.residual)
+            if self.lin_residual is not None:
+                res = self.lin_residual(res)
+            out = out + res
+
+        self.aux_loss = None
+        if self.training and (self.diversity or self.entropy):
+            # The regularisers see the kept positions only ([N, H], small).
+            kept = alpha.reshape(batch * length, -1)[mask.reshape(-1)]
+            index = torch.repeat_interleave(
+                torch.arange(batch, device=x.device), count,
+                output_size=kept.size(0))
+            aux = out.new_zeros(())
+            if self.diversity:
+                aux = aux + self.diversity * diversity_penalty(
+                    kept, index, batch)
+            if self.entropy:
+                aux = aux + self.entropy * attention_entropy(
+                    kept, index, batch)
+            self.aux_loss = aux
         return out, alpha
 
     def project(self, pooled: Tensor, weight_sum: Tensor) -> Tensor:

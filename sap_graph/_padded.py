@@ -1,0 +1,136 @@
+r"""Padded batches for :class:`sap_graph.SAPAggregation`: one set per row
+of :obj:`x` :obj:`[B, L, F]`, with a padding mask :obj:`[B, L]` or lengths
+:obj:`[B]`, pooled without copying the kept rows.
+
+Two paths, both over all :math:`BL` positions in place:
+
+* **runs** (lengths, or a mask whose kept positions form one contiguous run
+  per row: right or left padding): row :math:`b` with run
+  :math:`[s_b, e_b)` becomes the three CSR segments
+  :math:`[bL, bL + s_b), [bL + s_b, bL + e_b), [bL + e_b, (b + 1)L)` of
+  one sorted batch of :math:`3B` sets, pooled by the existing kernels of
+  :mod:`sap_graph._ops` (the fused C++ ones on CPU); the middle segments
+  are the result, the padding segments are discarded. No per-position
+  index is built on the fused path.
+* **dense** (any other mask, a mask on a GPU, where checking it for runs
+  would wait for the device, and :func:`torch.compile`): scores for all
+  positions, :math:`-\infty` at masked ones, a softmax over :math:`L` and
+  one batched product :math:`\boldsymbol{\alpha}^{\top}\mathbf{X}`.
+
+A row without kept positions pools to exactly zero, with finite
+gradients.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sap_graph._ops import Segments, index_from_ptr, sap_pool
+
+
+class RunSegments(Segments):
+    r""":class:`~sap_graph._ops.Segments` of a sorted batch given by its
+    CSR pointer alone: the per-node :obj:`index` is only built when a path
+    that needs it reads it (the fused kernels do not)."""
+
+    def __init__(self, ptr: Tensor, num_nodes: int, heads: int) -> None:
+        self.ptr = ptr
+        self.count = ptr[1:] - ptr[:-1]
+        self.dim_size = ptr.numel() - 1
+        self.heads = heads
+        self.num_nodes = num_nodes
+        self.sorted = True
+
+    @cached_property
+    def index(self) -> Tensor:  # type: ignore[override]
+        return index_from_ptr(self.ptr, self.num_nodes)
+
+
+def lengths_to_mask(lengths: Tensor, max_length: int) -> Tensor:
+    """Boolean padding mask :obj:`[*, max_length]` of sequences with the
+    given :obj:`lengths` :obj:`[*]` (kept positions first)."""
+    steps = torch.arange(max_length, device=lengths.device)
+    return steps < lengths.unsqueeze(-1)
+
+
+def mask_runs(mask: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
+    """:obj:`(start, end)` :obj:`[B]` of the kept run of every row of a
+    boolean :obj:`[B, L]` mask, or :obj:`None` when a row keeps more than
+    one run (reads the result back: call it on CPU tensors)."""
+    count = mask.sum(1)
+    start = mask.to(torch.uint8).argmax(1)  # First kept position.
+    end = start + count
+    # One run per row iff the kept positions are exactly [start, end).
+    if not torch.equal(lengths_to_mask(end, mask.size(1)) &
+                       ~lengths_to_mask(start, mask.size(1)), mask):
+        return None
+    return start, end
+
+
+def run_ptr(start: Tensor, end: Tensor, length: int) -> Tensor:
+    """CSR pointer :obj:`[3B + 1]` of the segments (padding before, kept
+    run, padding after) of rows with kept runs :obj:`[start, end)`."""
+    base = torch.arange(start.numel(), device=start.device) * length
+    bounds = torch.stack([base, base + start, base + end], 1).view(-1)
+    return torch.cat([bounds, bounds.new_full((1, ), start.numel() * length)])
+
+
+def pool_runs(x: Tensor, score_weight: Tensor, start: Tensor, end: Tensor,
+              dropout: float = 0.0, gate: Optional[Tensor] = None
+              ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""SAP core of the runs path: returns ``(pooled [H, B, F],
+    alpha [B, L, H], weight_sum [H, B], ptr [3B + 1])`` for :obj:`x`
+    :obj:`[B, L, F]` and an optional gate :obj:`[B, L, H]`, as
+    :func:`~sap_graph._ops.sap_pool`; :obj:`alpha` is zero at padding."""
+    batch, length, channels = x.shape
+    heads = score_weight.size(0)
+    ptr = run_ptr(start.to(torch.long), end.to(torch.long), length)
+    seg = RunSegments(ptr, batch * length, heads)
+    pooled, alpha, weight_sum = sap_pool(
+        x.reshape(batch * length, channels), score_weight, seg, dropout,
+        None if gate is None else gate.reshape(batch * length, heads))
+    kept = lengths_to_mask(end, length) & ~lengths_to_mask(start, length)
+    alpha = alpha.view(batch, length, heads).masked_fill(
+        ~kept.unsqueeze(-1), 0.0)
+    return pooled[:, 1::3], alpha, weight_sum[:, 1::3], ptr
+
+
+def pool_dense(x: Tensor, score_weight: Tensor, mask: Tensor,
+               dropout: float = 0.0, training: bool = False,
+               gate: Optional[Tensor] = None
+               ) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""SAP core of the dense path, from differentiable ops: returns
+    ``(pooled [H, B, F], alpha [B, L, H], weight_sum [H, B])`` for
+    :obj:`x` :obj:`[B, L, F]`, :obj:`mask` :obj:`[B, L]` and an optional
+    gate :obj:`[B, L, H]`."""
+    score = torch.matmul(x, score_weight.to(x.dtype).t())  # [B, L, H]
+    score = score.masked_fill(~mask.unsqueeze(-1), float('-inf'))
+    # A row without kept positions has max -inf: shift it by zero instead,
+    # so that every weight is exp(-inf) = 0 and nothing is NaN.
+    score_max = score.detach().amax(1, keepdim=True)
+    score_max = score_max.masked_fill(score_max == float('-inf'), 0.0)
+    exp = (score - score_max).exp()
+    total = exp.sum(1, keepdim=True)
+    alpha = exp / total.masked_fill(total == 0, 1.0)
+    weight = F.dropout(alpha, p=dropout, training=training)
+    if gate is not None:
+        weight = weight * gate
+    pooled = torch.matmul(weight.transpose(1, 2), x)  # [B, H, F]
+    return pooled.transpose(0, 1), alpha, weight.sum(1).t()
+
+
+def masked_reduce(x: Tensor, mask: Tensor, reduce: str) -> Tensor:
+    """Sum, mean or max :obj:`[B, F]` of the kept rows of :obj:`x`
+    :obj:`[B, L, F]` (zero for a row without any)."""
+    weight = mask.to(x.dtype)
+    if reduce == 'max':
+        out = x.masked_fill(~mask.unsqueeze(-1), float('-inf')).amax(1)
+        return out.masked_fill(~mask.any(1, keepdim=True), 0.0)
+    out = torch.matmul(weight.unsqueeze(1), x).squeeze(1)
+    if reduce == 'mean':
+        out = out / weight.sum(1, keepdim=True).clamp_min(1.0)
+    return out

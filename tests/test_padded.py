@@ -1,0 +1,175 @@
+"""Padded batches ``x [B, L, C]`` with a padding mask or lengths: the
+in-place paths of :mod:`sap_graph._padded` against the float64 reference
+and against the node-mask path (which drops the masked rows)."""
+import copy
+
+import pytest
+import torch
+
+from sap_graph import SAPAggregation, _padded
+from sap_graph._padded import lengths_to_mask, mask_runs
+from tests.reference import sap_reference
+
+# Every test runs on the fused C++ kernels and on the pure-PyTorch path.
+pytestmark = pytest.mark.usefixtures('sap_backend')
+
+LENGTHS = [5, 0, 9, 1, 9, 3]  # L = 9; row 1 is all padding.
+L = 9
+
+
+def make_masks():
+    """Right padding, left padding (both runs) and a scattered mask (dense
+    path), each with an all-padding row."""
+    right = lengths_to_mask(torch.tensor(LENGTHS), L)
+    left = right.flip(1)
+    gen = torch.Generator().manual_seed(3)
+    scattered = torch.rand(len(LENGTHS), L, generator=gen) > 0.5
+    scattered[1] = False
+    scattered[2, [0, 2, 4]] = True  # Certainly not one run.
+    scattered[2, [1, 3]] = False
+    return {'right': right, 'left': left, 'scattered': scattered}
+
+
+def flat_reference(aggr, x, mask):
+    """The float64 reference on the flattened batch: one set per row."""
+    batch, length, channels = x.shape
+    index = torch.arange(batch).repeat_interleave(length)
+    out, alpha = sap_reference(aggr, x.reshape(-1, channels), index, batch,
+                               mask=mask.reshape(-1))
+    return out, alpha.view(batch, length, -1)
+
+
+def test_mask_runs_and_lengths_to_mask():
+    masks = make_masks()
+    start, end = mask_runs(masks['right'])
+    assert start.tolist() == [0] * len(LENGTHS)
+    assert end.tolist() == LENGTHS
+    start, end = mask_runs(masks['left'])
+    assert (end - start).tolist() == LENGTHS
+    assert (end[start < end] == L).all()
+    assert mask_runs(masks['scattered']) is None
+
+
+@pytest.mark.parametrize('kind', ['right', 'left', 'scattered', 'lengths'])
+@pytest.mark.parametrize('heads,concat,residual', [
+    (1, True, None), (3, True, None), (2, False, 'mean')])
+def test_padded_matches_reference(kind, heads, concat, residual):
+    """Values, attention and gradients in float64 against the reference,
+    all-padding row included."""
+    torch.manual_seed(4)
+    aggr = SAPAggregation(8, 6 if concat and heads > 1 else None,
+                          heads=heads, concat=concat, residual=residual,
+                          query_init='normal').double()
+    if residual is not None and aggr.lin_residual is not None:
+        pytest.skip('the reference has no residual projection')
+    masks = make_masks()
+    mask = masks['right'] if kind == 'lengths' else masks[kind]
+    x = torch.randn(len(LENGTHS), L, 8, dtype=torch.double,
+                    requires_grad=True)
+    kwargs = ({'lengths': torch.tensor(LENGTHS)} if kind == 'lengths' else
+              {'mask': mask})
+    out, alpha = aggr(x, return_attention_weights=True, **kwargs)
+    assert out.shape == (len(LENGTHS), 1, aggr.output_channels)
+    assert alpha.shape == (len(LENGTHS), L, heads)
+
+    ref_aggr = copy.deepcopy(aggr)
+    x_ref = x.detach().clone().requires_grad_()
+    ref, ref_alpha = flat_reference(ref_aggr, x_ref, mask)
+    assert torch.allclose(out.squeeze(1), ref, atol=1e-10)
+    assert torch.allclose(alpha, ref_alpha, atol=1e-10)
+    assert torch.equal(alpha[~mask], torch.zeros_like(alpha[~mask]))
+    assert torch.equal(out[1], torch.zeros_like(out[1]))  # All padding.
+
+    grad = torch.randn_like(ref)
+    (out.squeeze(1) * grad).sum().backward()
+    (ref * grad).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-10)
+    assert torch.equal(x.grad[~mask], torch.zeros_like(x.grad[~mask]))
+    for (name, p), p_ref in zip(aggr.named_parameters(),
+                                ref_aggr.parameters(), strict=True):
+        assert torch.isfinite(p.grad).all(), name
+        assert torch.allclose(p.grad, p_ref.grad, atol=1e-10), name
+
+
+@pytest.mark.parametrize('kind', ['right', 'left', 'scattered'])
+@pytest.mark.parametrize('options', [
+    {'residual': 'sum'}, {'residual': 'max'}, {'residual': 'mean'},
+    {'gated': True}, {'size_scaler': 'log'},
+    {'heads': 2, 'residual': 'max', 'diversity': 0.5, 'entropy': 0.1},
+])
+def test_padded_same_as_node_mask_path(kind, options):
+    """Identical (float32) to the previous behaviour: the flattened batch
+    with an index vector and a node mask, which drops the masked rows."""
+    torch.manual_seed(5)
+    aggr = SAPAggregation(8, query_init='normal', **options).train()
+    mask = make_masks()[kind]
+    batch = len(LENGTHS)
+    x = torch.randn(batch, L, 8, requires_grad=True)
+    x_flat = x.detach().clone().requires_grad_()
+    index = torch.arange(batch).repeat_interleave(L)
+
+    out = aggr(x, mask=mask)
+    aux = aggr.aux_loss
+    ref = aggr(x_flat.view(-1, 8), index, dim_size=batch,
+               mask=mask.view(-1))
+    assert torch.allclose(out.squeeze(1), ref, atol=1e-5)
+    assert torch.equal(out[1], torch.zeros_like(out[1]))
+    if aux is not None:
+        assert torch.allclose(aux, aggr.aux_loss, atol=1e-5)
+    out.sum().backward()
+    ref.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert torch.allclose(x.grad, x_flat.grad, atol=1e-5)
+
+
+def test_runs_pool_in_place(monkeypatch):
+    """The runs path hands the whole padded batch to the kernels as one
+    view, without per-position index or a copy of the kept rows."""
+    seen = []
+    original = _padded.sap_pool
+
+    def spy(x, score_weight, seg, *args):
+        seen.append((x.data_ptr(), x.size(0), seg))
+        return original(x, score_weight, seg, *args)
+
+    monkeypatch.setattr(_padded, 'sap_pool', spy)
+    aggr = SAPAggregation(8, heads=2).eval()
+    x = torch.randn(len(LENGTHS), L, 8)
+    aggr(x, lengths=torch.tensor(LENGTHS))
+    (ptr, rows, seg), = seen
+    assert ptr == x.data_ptr() and rows == x.size(0) * L
+    assert seg.ptr.numel() == 3 * len(LENGTHS) + 1
+    from sap_graph import _native
+    if _native.native() is not None:  # The fused path reads ptr alone.
+        assert 'index' not in vars(seg)
+
+
+def test_padded_leading_dims_and_training_dropout():
+    torch.manual_seed(6)
+    aggr = SAPAggregation(8, heads=2, dropout=0.3).train()
+    x = torch.randn(2, 3, L, 8, requires_grad=True)
+    lengths = torch.tensor([[1, 0, 9], [4, 9, 2]])
+    out = aggr(x, lengths=lengths)
+    assert out.shape == (2, 3, 1, 16)
+    assert torch.equal(out[0, 1], torch.zeros_like(out[0, 1]))
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    mask = make_masks()['scattered']  # Dense path, dropout on.
+    out = aggr(x[0, :2].detach().repeat(3, 1, 1), mask=mask)
+    assert torch.isfinite(out).all()
+    aggr.eval()
+    same = aggr(x, mask=lengths_to_mask(lengths, L))
+    assert torch.allclose(aggr(x, lengths=lengths), same, atol=1e-6)
+
+
+def test_lengths_errors():
+    aggr = SAPAggregation(8)
+    x = torch.randn(3, L, 8)
+    with pytest.raises(ValueError, match="'lengths' of shape"):
+        aggr(x, lengths=torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="'lengths' of shape"):
+        aggr(x, lengths=torch.tensor([1, 2, 3]),
+             mask=torch.ones(3, L, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"'lengths' in \[0, 9\]"):
+        aggr(x, lengths=torch.tensor([1, 10, 3]))

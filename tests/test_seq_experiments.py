@@ -1,0 +1,157 @@
+"""Library pieces of the sequence and fusion examples
+(:mod:`sap_graph.experiments.seq`) on synthetic inputs."""
+import math
+
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from sap_graph.experiments.seq.fusion import (
+    FusionHead,
+    GINEncoder,
+    graph_fingerprints,
+    modality_dropout,
+)
+from sap_graph.experiments.seq.loop import fit, markdown_table, mean_std
+from sap_graph.experiments.seq.models import (
+    READOUTS,
+    SequenceClassifier,
+    TokenReadout,
+)
+from sap_graph.experiments.seq.smiles import (
+    Vocabulary,
+    length_batches,
+    limit_split,
+    tokenize,
+)
+
+
+def test_tokenize_round_trip():
+    smiles = 'CC(=O)Oc1ccccc1C(=O)[O-].[Na+]Br%12Cl'
+    tokens = tokenize(smiles)
+    assert ''.join(tokens) == smiles
+    assert '[O-]' in tokens and 'Br' in tokens and '%12' in tokens
+    assert 'Cl' in tokens and '[Na+]' in tokens
+    vocab = Vocabulary.build([tokens])
+    ids = vocab.encode(tokens + ['[Xx]'])
+    assert ids[0] == 1 and ids[-1] == 2  # [CLS] first, unknown token.
+
+
+def test_length_batches_cover_split_once():
+    lengths = torch.randint(1, 50, (100, ))
+    index = torch.arange(10, 90)
+    batches = list(length_batches(lengths, index, 16, shuffle=True, pool=2))
+    assert sorted(torch.cat(batches).tolist()) == index.tolist()
+    split = limit_split({'train': torch.arange(100), 'valid':
+                         torch.arange(20), 'test': torch.arange(20)}, 50)
+    assert [len(v) for v in split.values()] == [40, 5, 5]
+
+
+@pytest.mark.parametrize('encoder', ['conv', 'transformer'])
+@pytest.mark.parametrize('readout', READOUTS)
+def test_sequence_classifier_ignores_padding(encoder, readout):
+    torch.manual_seed(0)
+    model = SequenceClassifier(20, 16, readout, encoder=encoder,
+                               max_length=12).eval()
+    tokens = torch.randint(3, 20, (4, 12))
+    lengths = torch.tensor([12, 5, 1, 8])
+    tokens[torch.arange(12) >= lengths.unsqueeze(1)] = 0
+    out = model(tokens, lengths)
+    assert out.shape == (4, )
+    garbage = tokens.clone()  # Other tokens behind the padding mask.
+    garbage[torch.arange(12) >= lengths.unsqueeze(1)] = 7
+    assert torch.allclose(model(garbage, lengths), out, atol=1e-5)
+    model.train()
+    model(tokens, lengths).sum().backward()
+    for p in model.parameters():
+        if p.grad is not None:
+            assert torch.isfinite(p.grad).all()
+
+
+def test_token_readout_sap_attention_sums_to_one():
+    readout = TokenReadout('sap', 8, heads=2)
+    h = torch.randn(3, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]],
+                        dtype=torch.bool)
+    out, alpha = readout(h, mask, return_attention_weights=True)
+    assert out.shape == (3, 8)
+    assert torch.allclose(alpha.sum(1)[:2], torch.ones(2, 2))
+    assert torch.equal(alpha[2], torch.zeros(5, 2))
+    assert torch.equal(out[2], torch.zeros(8))
+
+
+def test_graph_fingerprints_are_permutation_invariant():
+    x = torch.randint(0, 5, (5, 3))
+    edge_index = torch.tensor([[0, 1, 1, 2, 2, 3, 3, 4],
+                               [1, 0, 2, 1, 3, 2, 4, 3]])
+    edge_attr = torch.randint(0, 3, (8, 2))
+    batch = torch.zeros(5, dtype=torch.long)
+    fp = graph_fingerprints(x, edge_index, edge_attr, batch, 1, bits=64)
+    assert fp.shape == (1, 64) and fp.sum() > 0
+    perm = torch.tensor([4, 2, 0, 1, 3])  # New node i is old node perm[i].
+    inv = torch.argsort(perm)
+    fp2 = graph_fingerprints(x[perm], inv[edge_index], edge_attr, batch, 1,
+                             bits=64)
+    assert torch.equal(fp, fp2)
+
+
+@pytest.mark.parametrize('fusion', ['sap', 'concat', 'mean'])
+def test_fusion_head_masks_missing_modality(fusion):
+    torch.manual_seed(1)
+    head = FusionHead(fusion, [4, 6, 5], 8).eval()
+    emb = [torch.randn(3, c) for c in (4, 6, 5)]
+    present = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 0, 1]],
+                           dtype=torch.bool)
+    out = head(emb, present)
+    assert out.shape == (3, )
+    changed = [emb[0], torch.randn(3, 6) * 100, emb[2]]  # Masked in 1, 2.
+    out2 = head(changed, present)
+    assert torch.allclose(out[1:], out2[1:], atol=1e-5)
+    fused, alpha = head.fuse(emb, present)
+    if fusion == 'sap':
+        assert alpha.shape == (3, 3)
+        assert torch.allclose(alpha.sum(1), torch.ones(3), atol=1e-6)
+        assert torch.equal(alpha[~present], torch.zeros(3))
+    else:
+        assert alpha is None
+
+
+def test_modality_dropout_keeps_one():
+    present = modality_dropout(1000, 3, 0.9,
+                               torch.Generator().manual_seed(0))
+    assert present.any(1).all()
+    assert 0.05 < present.float().mean() < 0.6
+
+
+def test_gin_encoder_and_fit_on_a_toy_task():
+    torch.manual_seed(2)
+    graphs = []
+    for i in range(40):
+        n = 3 + i % 5
+        graphs.append(Data(
+            x=torch.randint(0, 2, (n, 9)),
+            edge_index=torch.stack([torch.arange(n - 1),
+                                    torch.arange(1, n)]),
+            edge_attr=torch.randint(0, 2, (n - 1, 3)),
+            y=torch.tensor([float(i % 2)])))
+    batch = Batch.from_data_list(graphs)
+    encoder = GINEncoder(8, num_layers=2)
+    assert encoder(batch).shape == (40, 8)
+
+    x = torch.randn(64, 4)
+    y = (x[:, 0] > 0).float()
+    model = torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Flatten(0))
+
+    def batches(rows):
+        return lambda: [((x[r], ), y[r]) for r in rows.split(16)]
+
+    result = fit(model, batches(torch.arange(48)),
+                 {'valid': batches(torch.arange(48, 56)),
+                  'test': batches(torch.arange(56, 64))}, epochs=3,
+                 lr=0.05, log=False)
+    assert result['best_epoch'] in (1, 2, 3)
+    assert 0.0 <= result['val'] <= 1.0 or math.isnan(result['val'])
+    assert len(result['history']) == 3
+    assert mean_std([0.5, 0.7]) == '0.6000 ± 0.1414'
+    assert mean_std([math.nan]) == 'n/a'
+    assert markdown_table(['a'], [['1']]) == '| a |\n|---|\n| 1 |\n'
