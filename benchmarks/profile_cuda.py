@@ -3,12 +3,13 @@
 Times ``SAPAggregation(300, heads=4)`` against PyG's
 ``AttentionalAggregation`` on a molhiv-like batch (128 graphs of 15-35
 nodes, d=300), with ``ptr`` and index-only, for both forms of the
-backward's sampled product (``sap_graph._ops.GATHER_SAMPLED_ON_GPU``), then
+backward's sampled product
+(``sap_graph.ops.segments.GATHER_SAMPLED_ON_GPU``), then
 prints the CUDA profiler's table for ten SAP steps. Comparing "Self CUDA
 time total" with the wall time per step shows whether the step is bound by
 the GPU or by launching its kernels.
 
-Then times the SAP core alone (``sap_graph._ops.sap_pool``, forward and
+Then times the SAP core alone (``sap_graph.ops.segments.sap_pool``, forward and
 backward) on larger batches with the Triton kernels (both dot precisions)
 against the pure-PyTorch path (``SAP_GRAPH_TRITON=0``).
 
@@ -26,7 +27,8 @@ from torch.profiler import ProfilerActivity, profile
 from torch_geometric.nn.aggr import AttentionalAggregation
 
 sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
-from sap_graph import SAPAggregation, _ops  # noqa: E402
+from sap_graph import SAPAggregation  # noqa: E402
+from sap_graph.ops import segments as _ops  # noqa: E402
 
 
 def main() -> None:
@@ -78,7 +80,7 @@ def core_timings() -> None:
     """Forward+backward of the SAP core (loss on the pooled rows) per
     path, in ms (median of 20 after 3 warm-ups)."""
     try:
-        from sap_graph import _triton
+        from sap_graph.ops import triton as _triton
     except ImportError as exc:
         print(f'triton not importable ({exc}): no core timings')
         return

@@ -4,10 +4,10 @@ in float64 on the CPU (and against the independent reference of
 
 Runs only where CUDA is available (CI has no GPU; the README says where
 these were last run). On CUDA the SAP core takes the Triton kernels of
-:mod:`sap_graph._triton` for sorted batches (``ptr`` given) without
+:mod:`sap_graph.ops.triton` for sorted batches (``ptr`` given) without
 attention dropout or gate when Triton is installed, and the pure-PyTorch
-:class:`~sap_graph._ops.SAPPoolFunction` otherwise (the fused C++ kernels
-are CPU-only). ``benchmarks/gpu_check.sh`` runs this module.
+:class:`~sap_graph.ops.segments.SAPPoolFunction` otherwise (the fused C++
+kernels are CPU-only). ``benchmarks/gpu_check.sh`` runs this module.
 """
 import copy
 from functools import partial
@@ -15,8 +15,9 @@ from functools import partial
 import pytest
 import torch
 
-from sap_graph import SAPAggregation, _ops
+from sap_graph import SAPAggregation
 from sap_graph.experiments.models import GraphClassifier
+from sap_graph.ops import segments as _ops
 from sap_graph.regularizers import attention_entropy, diversity_penalty
 from tests.reference import sap_reference
 
@@ -263,13 +264,13 @@ def test_training_on_cuda(small_task, tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# The Triton path (sap_graph/_triton.py)
+# The Triton path (sap_graph/ops/triton.py)
 
 TRITON_SIZES = [0, 3, 1, 0, 40, 7, 0, 700, 1, 0, 300, 290, 5, 0]
 
 
 def triton_module():
-    return pytest.importorskip('sap_graph._triton',
+    return pytest.importorskip('sap_graph.ops.triton',
                                reason='triton is not installed')
 
 

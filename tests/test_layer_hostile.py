@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.utils.cpp_extension as cpp_extension
 
-from sap_graph import SAPAggregation, _native
-from sap_graph._ops import Segments, sap_pool, sap_pool_dense
+from sap_graph import SAPAggregation
+from sap_graph.ops import cpu as _native
+from sap_graph.ops.segments import Segments, sap_pool, sap_pool_dense
 from tests.reference import sap_reference
 from tests.test_ops import core_functions
 
@@ -178,7 +179,7 @@ def test_int32_index_and_ptr(sap_backend, layout, masked):
 
 @pytest.mark.parametrize('with_ptr', [False, True])
 def test_int32_segments_core(sap_backend, with_ptr):
-    """The SAP core (:func:`sap_graph._ops.sap_pool`) on a sorted int32
+    """The SAP core (:func:`sap_graph.ops.segments.sap_pool`) on a sorted int32
     batch, against plain float64 autograd on an int64 one."""
     from tests.test_ops import batch, outputs_and_grads
     x, w, index, ptr, num_graphs = batch([3, 0, 5, 1, 7], 6, 2)

@@ -1,14 +1,15 @@
-"""The two implementations of the SAP core in :mod:`sap_graph._ops` (fused
-C++ kernels and pure PyTorch) against each other and against plain
-autograd, on all three outputs and their gradients, and the fallback when
-the kernels cannot be built."""
+"""The two implementations of the SAP core in
+:mod:`sap_graph.ops.segments` (fused C++ kernels and pure PyTorch) against
+each other and against plain autograd, on all three outputs and their
+gradients, and the fallback when the kernels cannot be built."""
 from functools import partial
 
 import pytest
 import torch
 
-from sap_graph import SAPAggregation, _native
-from sap_graph._ops import (
+from sap_graph import SAPAggregation
+from sap_graph.ops import cpu as _native
+from sap_graph.ops.segments import (
     SAPNativeFunction,
     SAPPoolFunction,
     Segments,

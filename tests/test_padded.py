@@ -1,13 +1,14 @@
 """Padded batches ``x [B, L, C]`` with a padding mask or lengths: the
-in-place paths of :mod:`sap_graph._padded` against the float64 reference
+in-place paths of :mod:`sap_graph.ops.padded` against the float64 reference
 and against the node-mask path (which drops the masked rows)."""
 import copy
 
 import pytest
 import torch
 
-from sap_graph import SAPAggregation, _padded
-from sap_graph._padded import lengths_to_mask, mask_runs
+from sap_graph import SAPAggregation
+from sap_graph.ops import padded as _padded
+from sap_graph.ops.padded import lengths_to_mask, mask_runs
 from tests.reference import sap_reference
 
 # Every test runs on the fused C++ kernels and on the pure-PyTorch path.
@@ -140,7 +141,7 @@ def test_runs_pool_in_place(monkeypatch):
     (ptr, rows, seg), = seen
     assert ptr == x.data_ptr() and rows == x.size(0) * L
     assert seg.ptr.numel() == 3 * len(LENGTHS) + 1
-    from sap_graph import _native
+    from sap_graph.ops import cpu as _native
     if _native.native() is not None:  # The fused path reads ptr alone.
         assert 'index' not in vars(seg)
 

@@ -1,4 +1,4 @@
-"""The Triton path of the SAP core (:mod:`sap_graph._triton`) without a
+"""The Triton path of the SAP core (:mod:`sap_graph.ops.triton`) without a
 GPU, and its dispatch.
 
 The kernels themselves are checked in Triton's interpreter on CPU tensors
@@ -63,7 +63,7 @@ def test_kernels_compile_for_sm90():
 
 
 def test_cpu_never_imports_triton_path():
-    """CPU batches (sorted or not) never import :mod:`sap_graph._triton`,
+    """CPU batches (sorted or not) never import :mod:`sap_graph.ops.triton`,
     so CPU-only installs do not need Triton. (Where Triton is installed,
     PyG's import of :mod:`torch._dynamo` imports it anyway.)"""
     code = (
@@ -75,7 +75,7 @@ def test_cpu_never_imports_triton_path():
         'aggr = SAPAggregation(8, heads=2)\n'
         'aggr(x, index, ptr, dim_size=3).sum().backward()\n'
         'aggr(x, index, dim_size=3).sum().backward()\n'
-        'assert "sap_graph._triton" not in sys.modules\n')
+        'assert "sap_graph.ops.triton" not in sys.modules\n')
     env = dict(os.environ, SAP_GRAPH_NATIVE='0')  # No build needed here.
     env['PYTHONPATH'] = os.pathsep.join(
         [ROOT] + [p for p in [env.get('PYTHONPATH')] if p])

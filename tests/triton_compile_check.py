@@ -1,4 +1,4 @@
-"""Compiles the Triton kernels of :mod:`sap_graph._triton` for a GPU
+"""Compiles the Triton kernels of :mod:`sap_graph.ops.triton` for a GPU
 target (sm_90) without a GPU: Triton's front end, its GPU passes and
 ``ptxas`` all run on the CPU. This catches what the interpreter accepts but
 the compiler rejects (types of names bound in both branches of an ``if``,
@@ -18,7 +18,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from sap_graph import _triton
+from sap_graph.ops import triton as _triton
 
 
 def signature(fn, pointers: Dict[str, str], constants: Dict) -> Dict:

@@ -1,4 +1,4 @@
-"""Cases for the Triton kernels of :mod:`sap_graph._triton`, run on CPU
+"""Cases for the Triton kernels of :mod:`sap_graph.ops.triton`, run on CPU
 tensors in Triton's interpreter.
 
 ``TRITON_INTERPRET=1`` must be set before :mod:`triton` is first imported,
@@ -27,7 +27,7 @@ if os.environ.get('TRITON_INTERPRET') != '1':
 triton = pytest.importorskip('triton')
 
 from sap_graph import _triton  # noqa: E402
-from sap_graph._ops import Segments  # noqa: E402
+from sap_graph.ops.segments import Segments  # noqa: E402
 
 SMALL = dict(BN=16, CH=32, G=3, BC=4)
 # Empty graphs first, in between and last; one-node graphs; graphs of one

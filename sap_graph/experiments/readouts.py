@@ -21,7 +21,7 @@ from torch.nn import Linear, ReLU, Sequential
 from torch_geometric.nn import aggr as pyg_aggr
 from torch_geometric.nn.aggr import Aggregation
 
-from sap_graph.aggr import SAPAggregation
+from sap_graph.nn.aggr import SAPAggregation
 
 
 class UnknownReadoutError(ValueError):

@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.nn import Module
 from torch_geometric.data import Batch, Data
 
-from sap_graph.aggr import SAPAggregation
+from sap_graph.nn.aggr import SAPAggregation
 
 #: Atom symbols of the one-hot node labels of TU molecule datasets, in
 #: feature order, as listed in each dataset's :obj:`README.txt`.

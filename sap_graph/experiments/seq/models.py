@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sap_graph import SAPAggregation
-from sap_graph._padded import masked_reduce
+from sap_graph.ops.padded import masked_reduce
 
 READOUTS = ('sap', 'mean', 'max', 'cls')
 

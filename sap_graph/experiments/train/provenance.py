@@ -38,8 +38,8 @@ def source_digest() -> str:
 def versions() -> Dict[str, Optional[str]]:
     r"""Returns the versions of Python and the main packages, the digest of
     this package's sources and which SAP core ran on CPU
-    (:func:`sap_graph._native.status`)."""
-    from sap_graph import _native
+    (:func:`sap_graph.ops.cpu.status`)."""
+    from sap_graph.ops import cpu as _native
     out: Dict[str, Optional[str]] = {
         'python': platform.python_version(),
         'torch': torch.__version__,

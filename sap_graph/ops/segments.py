@@ -30,9 +30,9 @@ itself) tensors are allocated; there is never an :math:`[N, H, F]` one.
 
 On CPU, sorted batches without attention dropout or gate go through
 :class:`SAPNativeFunction` instead: the same forward and backward fused
-into one pass per graph by the C++ kernels of :mod:`sap_graph._native`
+into one pass per graph by the C++ kernels of :mod:`sap_graph.ops.cpu`
 (``csrc/sap_pool.cpp``). On CUDA, the same cases go through
-:class:`sap_graph._triton.SAPTritonFunction` (Triton kernels; imported only
+:class:`sap_graph.ops.triton.SAPTritonFunction` (Triton kernels; imported only
 for CUDA tensors, off with ``SAP_GRAPH_TRITON=0``). :func:`sap_pool` picks
 the path.
 """
@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from sap_graph import _native
+from sap_graph.ops import cpu as _native
 
 # We only build CSR tensors with valid, sorted indices ourselves.
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support')
@@ -300,7 +300,7 @@ class SAPPoolFunction(torch.autograd.Function):
 
 class SAPNativeFunction(torch.autograd.Function):
     r"""The no-dropout, no-gate case of :class:`SAPPoolFunction` on a
-    sorted CPU batch, with the fused kernels of :mod:`sap_graph._native`:
+    sorted CPU batch, with the fused kernels of :mod:`sap_graph.ops.cpu`:
     one read of :math:`\mathbf{X}` forward, one read and one write of its
     gradient backward."""
 
@@ -345,7 +345,7 @@ def _use_native(x: Tensor, score_weight: Tensor, seg: Segments,
 
 def _use_triton(x: Tensor, seg: Segments, dropout: float,
                 gate: Optional[Tensor]) -> bool:
-    # Fused Triton kernels (sap_graph/_triton.py) for sorted CUDA batches;
+    # Fused Triton kernels (sap_graph/ops/triton.py) for sorted CUDA batches;
     # SAP_GRAPH_TRITON=0 turns them off. Triton is imported only here.
     return (x.device.type == 'cuda' and seg.sorted and dropout == 0.0
             and gate is None
@@ -369,7 +369,7 @@ def sap_pool(x: Tensor, score_weight: Tensor, seg: Segments,
             return sap_pool(x, score_weight, seg, dropout, gate)
     dtype = x.dtype
     if _use_triton(x, seg, dropout, gate):
-        from sap_graph import _triton
+        from sap_graph.ops import triton as _triton
         if _triton.supports(x, score_weight):
             return _triton.SAPTritonFunction.apply(x, score_weight, seg)
     if _use_native(x, score_weight, seg, dropout, gate):

@@ -9,7 +9,7 @@ Two paths, both over all :math:`BL` positions in place:
   :math:`[s_b, e_b)` becomes the three CSR segments
   :math:`[bL, bL + s_b), [bL + s_b, bL + e_b), [bL + e_b, (b + 1)L)` of
   one sorted batch of :math:`3B` sets, pooled by the existing kernels of
-  :mod:`sap_graph._ops` (the fused C++ ones on CPU); the middle segments
+  :mod:`sap_graph.ops.segments` (the fused C++ ones on CPU); the middle segments
   are the result, the padding segments are discarded. No per-position
   index is built on the fused path.
 * **dense** (any other mask, a mask on a GPU, where checking it for runs
@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sap_graph._ops import Segments, index_from_ptr, sap_pool
+from sap_graph.ops.segments import Segments, index_from_ptr, sap_pool
 
 
 class RunSegments(Segments):
-    r""":class:`~sap_graph._ops.Segments` of a sorted batch given by its
+    r""":class:`~sap_graph.ops.segments.Segments` of a sorted batch given by its
     CSR pointer alone: the per-node :obj:`index` is only built when a path
     that needs it reads it (the fused kernels do not)."""
 
@@ -85,7 +85,8 @@ def pool_runs(x: Tensor, score_weight: Tensor, start: Tensor, end: Tensor,
     r"""SAP core of the runs path: returns ``(pooled [H, B, F],
     alpha [B, L, H], weight_sum [H, B], ptr [3B + 1])`` for :obj:`x`
     :obj:`[B, L, F]` and an optional gate :obj:`[B, L, H]`, as
-    :func:`~sap_graph._ops.sap_pool`; :obj:`alpha` is zero at padding."""
+    :func:`~sap_graph.ops.segments.sap_pool`; :obj:`alpha` is zero at
+    padding."""
     batch, length, channels = x.shape
     heads = score_weight.size(0)
     ptr = run_ptr(start.to(torch.long), end.to(torch.long), length)

@@ -2,31 +2,26 @@
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch.nn import Parameter
-from torch_geometric import is_compiling, is_debug_enabled
+from torch_geometric import is_compiling
 from torch_geometric.nn.aggr import Aggregation
 from torch_geometric.nn.dense.linear import Linear
 
-from sap_graph._ops import Segments, index_from_ptr, sap_pool, sap_pool_dense
-from sap_graph._padded import (
-    lengths_to_mask,
-    mask_runs,
-    masked_reduce,
-    pool_dense,
-    pool_runs,
+from sap_graph.nn.functional import (
+    check_batch,
+    check_dtype,
+    check_inputs,
+    check_options,
+    repeat_batch,
+    sap_pool,
+    sap_pool_padded,
 )
+from sap_graph.ops.segments import index_from_ptr
 from sap_graph.regularizers import attention_entropy, diversity_penalty
-
-
-def _head(values: Tensor, count: int = 8) -> str:
-    """The first :obj:`count` entries of a 1-D tensor, for messages."""
-    items = ', '.join(str(v) for v in values[:count].tolist())
-    return f"[{items}{', ...' if values.numel() > count else ''}]"
 
 
 class SAPAggregation(Aggregation):
@@ -53,18 +48,11 @@ class SAPAggregation(Aggregation):
     softmax runs over the nodes of graph :math:`b` only. The heads are
     concatenated (:obj:`concat=True`) or averaged.
 
-    The layer is computed as
-
-    .. math::
-        e_{ih} = \mathbf{x}_i^{\top} \big(\mathbf{W}^{K\top}_h
-        \mathbf{q}_h\big) / \sqrt{d_k}, \qquad
-        \mathbf{z}_{bh} = \mathbf{W}^{V}_h \Big(\sum_{i \in b} \alpha_{ih}
-        \mathbf{x}_i\Big) + \mathbf{b}^{V}_h,
-
-    (the weights of a graph sum to one), so its cost is
-    :math:`O(N H F_{in})` plus :math:`O(B H F_{in} F_{out})`, and no
-    :math:`[N, H, F]` tensor is ever allocated. A graph without nodes
-    yields exactly zero.
+    Since the weights of a graph sum to one, the value projection runs once
+    per graph after pooling and the key projection folds into an
+    :math:`F_{in} \times H` score matrix: the cost is :math:`O(N H F_{in})`
+    plus :math:`O(B H F_{in} F_{out})`, no :math:`[N, H, F]` tensor is
+    allocated, and a graph without nodes yields exactly zero.
 
     .. note::
         This is a global readout (one vector per graph), not PyG's
@@ -74,23 +62,12 @@ class SAPAggregation(Aggregation):
         :class:`~torch_geometric.loader.DataLoader`).
 
     .. note::
-        Inside a convolution, as in
-        ``SAGEConv(16, 32, aggr=SAPAggregation(16, ...))`` or through
-        ``MultiAggregation([SAPAggregation(16, ...), 'mean'], mode='cat')``,
-        PyG sizes the layer that follows the aggregation for an output of
-        :obj:`in_channels` per aggregation. Use a form that keeps the width,
-        :obj:`output_channels == in_channels`: :obj:`concat=False` (heads
-        averaged, :obj:`out_channels` defaults to :obj:`in_channels`) or
-        :obj:`out_channels=in_channels // heads` with :obj:`concat=True`,
-        *e.g.* ``SAPAggregation(16, heads=4, out_channels=4)``. A wider
-        output (``SAPAggregation(16, heads=4)`` is 64 wide) fails there
-        with a shape error in the convolution's linear layer, which this
-        layer cannot see. As a readout any width works: size the next layer
-        with :obj:`output_channels`.
-
-        Node features must have the parameters' dtype (as for
-        :class:`torch.nn.Linear`); under :func:`torch.autocast` a
-        half-precision batch into a float32 layer works.
+        Inside a convolution (``SAGEConv(16, 32, aggr=...)``,
+        ``MultiAggregation([...], mode='cat')``) PyG expects an output of
+        :obj:`in_channels`: use :obj:`concat=False`, or
+        :obj:`heads * out_channels == in_channels`; a wider output fails in
+        the convolution's linear layer. Node features must have the
+        parameters' dtype, except under :func:`torch.autocast`.
 
     Args:
         in_channels (int): Size of each input element :math:`F_{in}`.
@@ -135,14 +112,12 @@ class SAPAggregation(Aggregation):
             of graph :math:`b` is scaled by :math:`\log(1 + n_b)`, a
             size-aware form in the spirit of PNA's amplification scaler.
             (default: :obj:`None`)
-        diversity (float, optional): Weight of the head-diversity penalty
-            (:func:`~sap_graph.regularizers.diversity_penalty`) stored as
-            :obj:`aux_loss` on every training forward; add
-            :func:`sap_graph.aux_loss` to the task loss.
-            (default: :obj:`0.0`)
-        entropy (float, optional): Weight of the attention entropy
-            (:func:`~sap_graph.regularizers.attention_entropy`) added to
-            :obj:`aux_loss` the same way. (default: :obj:`0.0`)
+        diversity (float, optional): *Deprecated*: weight of
+            :func:`~sap_graph.diversity_penalty` kept as :obj:`aux_loss`;
+            add the penalty of the returned attention weights to the loss
+            instead. (default: :obj:`0.0`)
+        entropy (float, optional): *Deprecated*, as :obj:`diversity`, for
+            :func:`~sap_graph.attention_entropy`. (default: :obj:`0.0`)
 
     Attributes:
         output_channels (int): Width of the output,
@@ -178,33 +153,9 @@ class SAPAggregation(Aggregation):
         entropy: float = 0.0,
     ) -> None:
         super().__init__()
-        if in_channels <= 0:
-            raise ValueError(f"'in_channels' must be positive "
-                             f"(got {in_channels})")
-        if heads <= 0:
-            raise ValueError(f"'heads' must be positive (got {heads})")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"'dropout' must be in [0, 1) (got {dropout})")
-        if not temperature > 0.0:
-            raise ValueError(f"'temperature' must be positive "
-                             f"(got {temperature})")
-        if residual is True:
-            warnings.warn(
-                "SAPAggregation(residual=True) is deprecated; it means "
-                "residual='mean' (use residual='mean', 'sum' or 'max')",
-                FutureWarning, stacklevel=2)
-            residual = 'mean'
-        elif residual is False:
-            residual = None
-        if residual not in (None, 'sum', 'mean', 'max'):
-            raise ValueError(f"'residual' must be one of 'sum', 'mean', "
-                             f"'max' or None (got {residual!r})")
-        if query_init not in ('zeros', 'normal'):
-            raise ValueError(f"'query_init' must be 'zeros' or 'normal' "
-                             f"(got {query_init!r})")
-        if size_scaler not in (None, 'log'):
-            raise ValueError(f"'size_scaler' must be 'log' or None "
-                             f"(got {size_scaler!r})")
+        residual = check_options(in_channels, heads, dropout, temperature,
+                                 residual, query_init, size_scaler,
+                                 diversity, entropy)
 
         self.in_channels = in_channels
         self.out_channels = out_channels or in_channels
@@ -317,45 +268,16 @@ class SAPAggregation(Aggregation):
         A padded batch, :obj:`x` :obj:`[*, L, in_channels]` without
         :obj:`index` and :obj:`ptr` (one set per leading position) and
         with :obj:`mask` or :obj:`lengths`, is pooled in place (see
-        :mod:`sap_graph._padded`): the kept positions are not copied.
+        :mod:`sap_graph.ops.padded`): the kept positions are not copied.
         """
-        if x.dim() < 2 or dim % x.dim() != x.dim() - 2:
-            raise ValueError(f"'SAPAggregation' pools over the second-to-last "
-                             f"dimension of a [*, N, {self.in_channels}] "
-                             f"tensor (got dim={dim} for a tensor of shape "
-                             f"{tuple(x.shape)})")
-        if x.size(-1) != self.in_channels:
-            raise ValueError(f"Expected node features with {self.in_channels} "
-                             f"channels in the last dimension (got "
-                             f"{x.size(-1)})")
         assert dim_size is not None  # Set by `Aggregation.__call__`.
-
-        lead = x.shape[:-2]
-        num_nodes = x.size(-2)
-        if index is not None and index.numel() != num_nodes:
-            raise ValueError(f"Expected 'index' with {num_nodes} entries, "
-                             f"one per node (got {index.numel()})")
-        if mask is not None:
-            if mask.dtype != torch.bool or mask.shape != x.shape[:-1]:
-                raise ValueError(f"Expected a boolean 'mask' of shape "
-                                 f"{list(x.shape[:-1])} (got {mask.dtype} "
-                                 f"{list(mask.shape)})")
-        if lengths is not None:
-            if mask is not None or lengths.shape != lead:
-                raise ValueError(f"Expected 'lengths' of shape {list(lead)} "
-                                 f"instead of a 'mask' (got "
-                                 f"{list(lengths.shape)})")
-            if lengths.device.type == 'cpu' and lengths.numel() > 0 and (
-                    lengths.min() < 0 or lengths.max() > num_nodes):
-                raise ValueError(f"Expected 'lengths' in [0, {num_nodes}] "
-                                 f"(got values in [{int(lengths.min())}, "
-                                 f"{int(lengths.max())}])")
-            mask = lengths_to_mask(lengths, num_nodes)
+        mask = check_inputs(x, self.in_channels, dim, index, mask, lengths)
+        lead, num_nodes = x.shape[:-2], x.size(-2)
 
         if len(lead) > 0 and mask is not None and ptr is None and (
                 dim_size == 1):  # A padded batch: one set per row.
             if not is_compiling():
-                self._check_batch(index, ptr, num_nodes, dim_size)
+                check_batch(index, ptr, num_nodes, dim_size)
             out, alpha = self._pool_padded(
                 x.reshape(-1, num_nodes, self.in_channels),
                 mask.reshape(-1, num_nodes),
@@ -368,18 +290,8 @@ class SAPAggregation(Aggregation):
             mask = mask.reshape(-1)
         if len(lead) > 0:  # Independent sets per leading position.
             copies = math.prod(lead)
-            if index is None:
-                assert ptr is not None
-                index = index_from_ptr(ptr, num_nodes)
-            offset = torch.arange(copies, device=x.device) * dim_size
-            index = (offset.unsqueeze(1) + index.unsqueeze(0)).view(-1)
-            if ptr is not None:
-                ptr = torch.cat([
-                    ptr.new_zeros(1),
-                    (ptr[1:].unsqueeze(0) +
-                     num_nodes * torch.arange(copies, device=x.device)
-                     .unsqueeze(1)).view(-1)
-                ])
+            index, ptr = repeat_batch(index, ptr, copies, num_nodes,
+                                      dim_size)
             x = x.reshape(-1, self.in_channels)
             out, alpha = self._pool(x, index, ptr, copies * dim_size, mask)
             out = out.view(*lead, dim_size, self.output_channels)
@@ -396,19 +308,14 @@ class SAPAggregation(Aggregation):
               ) -> Tuple[Tensor, Tensor]:
         num_nodes = x.size(0)
         if not is_compiling():
-            self._check_batch(index, ptr, num_nodes, dim_size)
-            self._check_dtype(x)
-        # int32 batch vectors become int64 once, here (no sync, and a no-op
-        # for int64 ones): the fused kernels read an int64 'ptr', and
-        # torch 2.13's CPU gather with an expanded int32 index, behind the
-        # backward of every scatter, returns wrong gradients.
-        if index is not None:
-            index = index.to(torch.long)
+            check_batch(index, ptr, num_nodes, dim_size)
+            check_dtype(x, self.lin_value.weight.dtype)
         if ptr is not None:
-            ptr = ptr.to(torch.long)
+            ptr = ptr.to(torch.long)  # No-op for int64 (see sap_pool).
         if index is None:
             assert ptr is not None
             index = index_from_ptr(ptr, num_nodes)
+        index = index.to(torch.long)
         if mask is not None:  # Masked nodes leave the batch altogether.
             x, index = x[mask], index[mask]
             if ptr is not None:  # Still sorted: recount.
@@ -416,41 +323,22 @@ class SAPAggregation(Aggregation):
                     0, index, torch.ones_like(index))
                 ptr = torch.cat([ptr.new_zeros(1), count.cumsum(0)])
 
-        score_weight = self.score_weight()
         gate = None
         if self.lin_gate is not None:
             gate = torch.sigmoid(self.lin_gate(x))
-        if is_compiling():
-            pooled, alpha, weight_sum = sap_pool_dense(
-                x, score_weight.to(x.dtype), index, dim_size, self.dropout,
-                self.training, gate)
-        else:
-            seg = Segments(index, ptr, dim_size, self.heads)
-            dropout = self.dropout if self.training else 0.0
-            pooled, alpha, weight_sum = sap_pool(x, score_weight, seg,
-                                                 dropout, gate)
+        pooled, alpha, weight_sum = sap_pool(
+            x, self.score_weight(), index, ptr, dim_size, self.heads,
+            dropout=self.dropout if self.training else 0.0, gate=gate)
 
-        out = self.project(pooled, weight_sum)
-        if self.size_scaler == 'log':
+        count = res = None
+        if self.size_scaler is not None:
             count = x.new_zeros(dim_size).index_add_(
                 0, index, x.new_ones(index.numel()))
-            out = out * torch.log1p(count).unsqueeze(-1)
         if self.residual is not None:
             res = self.reduce(x, index, None, dim_size, reduce=self.residual)
-            if self.lin_residual is not None:
-                res = self.lin_residual(res)
-            out = out + res
+        out = self._combine(pooled, weight_sum, count, res)
 
-        self.aux_loss = None
-        if self.training and (self.diversity or self.entropy):
-            aux = out.new_zeros(())
-            if self.diversity:
-                aux = aux + self.diversity * diversity_penalty(
-                    alpha, index, dim_size)
-            if self.entropy:
-                aux = aux + self.entropy * attention_entropy(
-                    alpha, index, dim_size)
-            self.aux_loss = aux
+        self._set_aux_loss(alpha, index, dim_size)
 
         if mask is not None:
             alpha = alpha.new_zeros(num_nodes, self.heads).index_put(
@@ -459,58 +347,47 @@ class SAPAggregation(Aggregation):
 
     def _pool_padded(self, x: Tensor, mask: Tensor, lengths: Optional[Tensor]
                      ) -> Tuple[Tensor, Tensor]:
-        # x [B, L, F], mask [B, L]: kept runs through the segment kernels,
-        # any other mask densely (see sap_graph._padded).
-        batch, length = mask.shape
-        runs = None
-        if not is_compiling():
-            if lengths is not None:
-                runs = (torch.zeros_like(lengths), lengths)
-            elif mask.device.type == 'cpu':
-                runs = mask_runs(mask)
-        score_weight = self.score_weight()
+        # x [B, L, F], mask [B, L] (see sap_graph.ops.padded).
         gate = None
         if self.lin_gate is not None:
             gate = torch.sigmoid(self.lin_gate(x))
-        ptr = None
-        if runs is not None:
-            dropout = self.dropout if self.training else 0.0
-            pooled, alpha, weight_sum, ptr = pool_runs(
-                x, score_weight, *runs, dropout=dropout, gate=gate)
-        else:
-            pooled, alpha, weight_sum = pool_dense(
-                x, score_weight, mask, self.dropout, self.training, gate)
-
-        out = self.project(pooled, weight_sum)
+        pooled, alpha, weight_sum, res = sap_pool_padded(
+            x, self.score_weight(), mask, lengths, self.dropout,
+            self.training, gate, self.residual)
         count = mask.sum(1)
-        if self.size_scaler == 'log':
-            out = out * torch.log1p(count.to(out.dtype)).unsqueeze(-1)
-        if self.residual is not None:
-            if ptr is not None:  # Segment reduce over the kept runs.
-                res = self.reduce(x.reshape(batch * length, -1), None, ptr,
-                                  3 * batch, reduce=self.residual)[1::3]
-            else:
-                res = masked_reduce(x, mask, self.residual)
-            if self.lin_residual is not None:
-                res = self.lin_residual(res)
-            out = out + res
-
+        out = self._combine(pooled, weight_sum, count, res)
         self.aux_loss = None
         if self.training and (self.diversity or self.entropy):
             # The regularisers see the kept positions only ([N, H], small).
-            kept = alpha.reshape(batch * length, -1)[mask.reshape(-1)]
+            batch = mask.size(0)
+            kept = alpha.reshape(-1, self.heads)[mask.reshape(-1)]
             index = torch.repeat_interleave(
                 torch.arange(batch, device=x.device), count,
                 output_size=kept.size(0))
-            aux = out.new_zeros(())
-            if self.diversity:
-                aux = aux + self.diversity * diversity_penalty(
-                    kept, index, batch)
-            if self.entropy:
-                aux = aux + self.entropy * attention_entropy(
-                    kept, index, batch)
-            self.aux_loss = aux
+            self._set_aux_loss(kept, index, batch)
         return out, alpha
+
+    def _combine(self, pooled: Tensor, weight_sum: Tensor,
+                 count: Optional[Tensor], res: Optional[Tensor]) -> Tensor:
+        # Value projection, size scaler and residual.
+        out = self.project(pooled, weight_sum)
+        if self.size_scaler == 'log':
+            assert count is not None
+            out = out * torch.log1p(count.to(out.dtype)).unsqueeze(-1)
+        if res is not None:
+            if self.lin_residual is not None:
+                res = self.lin_residual(res)
+            out = out + res
+        return out
+
+    def _set_aux_loss(self, alpha: Tensor, index: Tensor,
+                      dim_size: int) -> None:
+        # Deprecated side channel of the `diversity`/`entropy` weights.
+        self.aux_loss = None
+        if self.diversity or self.entropy:
+            self.aux_loss = (
+                self.diversity * diversity_penalty(alpha, index, dim_size) +
+                self.entropy * attention_entropy(alpha, index, dim_size))
 
     def project(self, pooled: Tensor, weight_sum: Tensor) -> Tensor:
         r"""The value projection after pooling, head by head, and the
@@ -529,63 +406,6 @@ class SAPAggregation(Aggregation):
             return out.transpose(0, 1).reshape(dim_size,
                                                self.output_channels)
         return out.mean(dim=0)
-
-    def _check_dtype(self, x: Tensor) -> None:
-        # Like torch.nn.Linear, features and parameters share one dtype
-        # outside autocast (a half-precision batch into a float32 layer
-        # failed deep inside the value projection).
-        dtype = self.lin_value.weight.dtype
-        if x.dtype != dtype and not torch.is_autocast_enabled(
-                x.device.type):
-            raise ValueError(
-                f"'SAPAggregation' got {x.dtype} node features but its "
-                f"parameters are {dtype}: convert one to the other "
-                f"(x.to({dtype}) or aggr.to({x.dtype})), or run the model "
-                f"under torch.autocast")
-
-    @staticmethod
-    def _check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
-                     num_nodes: int, dim_size: int) -> None:
-        if ptr is not None and (ptr.dim() != 1 or
-                                ptr.numel() != dim_size + 1):
-            raise ValueError(f"Expected 'ptr' of shape [{dim_size + 1}] "
-                             f"(got {list(ptr.shape)})")
-        device = (ptr if ptr is not None else index).device
-        if device.type != 'cpu' and not is_debug_enabled():
-            # Reading values back would stall the GPU stream once per
-            # forward (PyG's aggregations do not check either); a bad
-            # index then fails in a device-side assert. Under
-            # ``torch_geometric.debug()`` the checks below run everywhere.
-            return
-        if ptr is not None:
-            first, last = ptr[[0, -1]].tolist()
-            if first != 0 or last != num_nodes:
-                raise ValueError(f"Expected 'ptr' to run from 0 to "
-                                 f"{num_nodes} (got {first} to {last})")
-            if bool((ptr[1:] < ptr[:-1]).any()):
-                raise ValueError("Expected a non-decreasing 'ptr'")
-        if index is not None and index.numel() > 0:
-            low, high = (int(v) for v in torch.aminmax(index))
-            if low < 0 or high >= dim_size:
-                raise ValueError(f"Encountered invalid 'dim_size' (got "
-                                 f"'{dim_size}' but 'index' holds values in "
-                                 f"[{low}, {high}], expected values in "
-                                 f"[0, {dim_size - 1}])")
-        if index is not None and ptr is not None:
-            # Both given: they must describe the same batch (the fused
-            # kernels follow 'ptr', the other paths mostly 'index').
-            expected = index_from_ptr(ptr, num_nodes)
-            wrong = (index != expected).nonzero()
-            if wrong.numel() > 0:
-                node = int(wrong[0])
-                raise ValueError(
-                    f"'index' and 'ptr' disagree: 'ptr' "
-                    f"{_head(ptr)} puts node {node} in graph "
-                    f"{int(expected[node])} but 'index' holds "
-                    f"{int(index[node])} there ({wrong.numel()} of "
-                    f"{num_nodes} nodes differ; got 'index' "
-                    f"{_head(index)}, expected {_head(expected)}). Pass "
-                    f"only one of them, or 'ptr' of a sorted 'index'")
 
     def __repr__(self) -> str:
         extra = ''

@@ -1,7 +1,7 @@
 r"""Fused Triton kernels of the SAP core on CUDA tensors (issue 15).
 
-Same function as :class:`sap_graph._ops.SAPNativeFunction` (the fused C++
-CPU kernels), for a sorted batch given by its CSR pointer
+Same function as :class:`sap_graph.ops.segments.SAPNativeFunction` (the
+fused C++ CPU kernels), for a sorted batch given by its CSR pointer
 :math:`\mathrm{ptr}` :obj:`[B + 1]`, node features
 :math:`\mathbf{X} \in \mathbb{R}^{N \times F}` and score matrix
 :math:`\mathbf{W} \in \mathbb{R}^{H \times F}`:
@@ -61,13 +61,14 @@ for the backward. Products use :func:`triton.language.dot` on float32
 blocks padded to 16, by default with IEEE float32 precision (no TF32; see
 :data:`DOT_PRECISION`).
 
-Not handled here (:func:`sap_graph._ops.sap_pool` keeps the PyTorch path,
-:class:`~sap_graph._ops.SAPPoolFunction`): attention dropout, the value
+Not handled here (:func:`sap_graph.ops.segments.sap_pool` keeps the PyTorch
+path, :class:`~sap_graph.ops.segments.SAPPoolFunction`): attention
+dropout, the value
 gate, unsorted batches (index without ``ptr`` on a GPU), float64, and
 :math:`F > 1024` or :math:`H > 64`. GPU speed of this path is not yet
 measured (written and tested in Triton's interpreter on CPU only).
 
-This module imports :mod:`triton`; :mod:`sap_graph._ops` imports it only
+This module imports :mod:`triton`; :mod:`sap_graph.ops.segments` imports it only
 for CUDA tensors, so CPU-only installs never need Triton.
 """
 from __future__ import annotations
@@ -714,11 +715,12 @@ def sap_backward(x: Tensor, score_weight: Tensor, index: Tensor,
 
 class SAPTritonFunction(torch.autograd.Function):
     r"""The no-dropout, no-gate case of
-    :class:`~sap_graph._ops.SAPPoolFunction` on a sorted batch, with the
+    :class:`~sap_graph.ops.segments.SAPPoolFunction` on a sorted batch, with the
     Triton kernels above; same signature and outputs as
-    :class:`~sap_graph._ops.SAPNativeFunction`: ``(pooled [H, B, F], alpha
-    [N, H], weight_sum [H, B])``, all three differentiable. The batch must
-    be sorted (``seg.sorted``): unsorted batches keep the PyTorch path."""
+    :class:`~sap_graph.ops.segments.SAPNativeFunction`:
+    ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B])``, all three
+    differentiable. The batch must be sorted (``seg.sorted``): unsorted
+    batches keep the PyTorch path."""
 
     @staticmethod
     def forward(ctx, x: Tensor, score_weight: Tensor,  # type: ignore

@@ -9,7 +9,7 @@ flags and the CPU; a one-line notice goes to stderr while it builds, and
 concurrent processes wait for one build under a file lock).
 A build needs a C++ compiler and ``ninja``; without them, or with
 ``SAP_GRAPH_NATIVE=0``, every batch takes the pure-PyTorch path of
-:mod:`sap_graph._ops`, which computes the same function.
+:mod:`sap_graph.ops.segments`, which computes the same function.
 
 ``SAP_GRAPH_NATIVE``: ``auto`` (default: build, fall back with a warning),
 ``0`` (never build), ``1`` (build; raise if the build fails).
@@ -28,7 +28,8 @@ import warnings
 from types import ModuleType
 from typing import Iterator, List, Optional
 
-_SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'sap_pool.cpp')
+_SOURCE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'csrc',
+                   'sap_pool.cpp')
 _lock = threading.Lock()
 _module: Optional[ModuleType] = None
 _failed: Optional[str] = None
