@@ -109,10 +109,12 @@ CANDIDATES: Dict[str, Dict[str, Any]] = {
     **{f'{name}_lr1e-3': dict(cfg, lr=0.001)
        for name, cfg in _CANDIDATES.items()},
 }
-# The grid cells before version 0.2 ran with normally initialised queries.
+# The grid cells before version 0.2 ran the layer as it was then: normally
+# initialised queries, no residual, heads concatenated unless stated.
 for _cfg in (*READOUTS.values(), *ABLATIONS.values()):
     if _cfg['readout'] == 'sap':
-        _cfg['readout_kwargs'] = {'query_init': 'normal',
+        _cfg.setdefault('concat', True)
+        _cfg['readout_kwargs'] = {'query_init': 'normal', 'residual': None,
                                   **_cfg.get('readout_kwargs', {})}
 VARIANTS = {**READOUTS, **ABLATIONS, **CANDIDATES}
 TU_DATASETS = ['MUTAG', 'PROTEINS', 'ENZYMES', 'IMDB-BINARY', 'IMDB-MULTI',

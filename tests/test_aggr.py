@@ -12,8 +12,10 @@ from sap_graph import SAPAggregation
 from tests.reference import sap_reference
 
 # Normally initialised queries, so that the attention under test is not
-# uniform (an untrained layer with the default zero queries is mean pooling).
-SAP = partial(SAPAggregation, query_init='normal')
+# uniform (an untrained layer with the default zero queries is mean pooling),
+# and the plain layer (1 head, no residual) unless a test asks otherwise.
+SAP = partial(SAPAggregation, heads=1, concat=True, residual=None,
+              query_init='normal')
 
 # Every test runs on the fused C++ kernels and on the pure-PyTorch path.
 pytestmark = pytest.mark.usefixtures('sap_backend')
@@ -445,7 +447,7 @@ def test_untrained_layer_is_mean_pooling_of_the_values():
     # output is the value projection of the mean; the queries still learn.
     torch.manual_seed(19)
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, heads=4, concat=False)
+    aggr = SAPAggregation(8, residual=None)  # 4 averaged heads.
     out, alpha = aggr(x, ptr=ptr, return_attention_weights=True)
     count = torch.bincount(index, minlength=num_graphs)
     assert torch.allclose(alpha, (1.0 / count[index]).unsqueeze(1).expand(

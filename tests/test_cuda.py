@@ -22,8 +22,10 @@ from sap_graph.regularizers import attention_entropy, diversity_penalty
 from tests.reference import sap_reference
 
 # Normally initialised queries, so that the attention under test is not
-# uniform (an untrained layer with the default zero queries is mean pooling).
-SAP = partial(SAPAggregation, query_init='normal')
+# uniform (an untrained layer with the default zero queries is mean pooling),
+# and the plain layer (1 head, no residual) unless a test asks otherwise.
+SAP = partial(SAPAggregation, heads=1, concat=True, residual=None,
+              query_init='normal')
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason='needs a CUDA device')

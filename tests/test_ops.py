@@ -17,8 +17,10 @@ from sap_graph.ops.segments import (
 )
 
 # Normally initialised queries, so that the attention under test is not
-# uniform (an untrained layer with the default zero queries is mean pooling).
-SAP = partial(SAPAggregation, query_init='normal')
+# uniform (an untrained layer with the default zero queries is mean pooling),
+# and the plain layer (1 head, no residual) unless a test asks otherwise.
+SAP = partial(SAPAggregation, heads=1, concat=True, residual=None,
+              query_init='normal')
 
 
 def batch(sizes, channels, heads, dtype=torch.float64, seed=0):

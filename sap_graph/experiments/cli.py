@@ -108,9 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
          help=f"readout: {', '.join(READOUTS)} (default: sap)")
     _add(train, 'heads', type=int, default=4,
          help='attention heads of sap, set_transformer and gmt (default: 4)')
+    _add(train, 'concat', action='store_true',
+         help='concatenate the heads of sap (or set_transformer) instead '
+         "of the readout's default (default: sap averages its heads)")
     _add(train, 'no_concat', action='store_true',
-         help='average the sap heads instead of concatenating them '
-         '(default: concatenate)')
+         help='average the heads (default: the readout default)')
     _add(train, 'diversity', type=float, default=0.0,
          help='weight of the sap head-diversity penalty ||AA^T - I||^2 '
          '(Lin et al. 2017) added to the loss (default: 0.0)')
@@ -232,7 +234,8 @@ def _config(args: argparse.Namespace) -> Any:
     from sap_graph.experiments.train import TrainConfig
     return TrainConfig(
         dataset=args.dataset, root=args.root, readout=args.readout,
-        heads=args.heads, concat=not args.no_concat,
+        heads=args.heads,
+        concat=True if args.concat else False if args.no_concat else None,
         readout_kwargs=_sap_regularisers(args), conv=args.conv,
         hidden_channels=args.hidden_channels, num_layers=args.num_layers,
         jk=args.jk, dropout=args.dropout, layer_dropout=args.layer_dropout,

@@ -82,9 +82,8 @@ def _sort(channels: int, k: int = 10) -> Tuple[Aggregation, int]:
     return pyg_aggr.SortAggregation(k=k), k * channels
 
 
-def _sap(channels: int, heads: int = 1, concat: bool = True,
-         **kwargs: Any) -> Tuple[Aggregation, int]:
-    module = SAPAggregation(channels, heads=heads, concat=concat, **kwargs)
+def _sap(channels: int, **kwargs: Any) -> Tuple[Aggregation, int]:
+    module = SAPAggregation(channels, **kwargs)
     return module, module.output_channels
 
 

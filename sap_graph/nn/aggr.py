@@ -75,9 +75,10 @@ class SAPAggregation(Aggregation):
             :math:`F_{out}`. (default: :obj:`None`, *i.e.*
             :obj:`in_channels`)
         heads (int, optional): Number of attention heads :math:`H`.
-            (default: :obj:`1`)
+            (default: :obj:`4`)
         concat (bool, optional): If :obj:`True`, head outputs are
-            concatenated, else averaged. (default: :obj:`True`)
+            concatenated, else averaged (keeping the width).
+            (default: :obj:`False`)
         key_channels (int, optional): Key/query width of one head
             :math:`d_k`. (default: :obj:`None`, *i.e.* :obj:`out_channels`)
         dropout (float, optional): Dropout probability of the normalised
@@ -101,7 +102,7 @@ class SAPAggregation(Aggregation):
             through a bias-free linear projection first. :obj:`'sum'` makes
             the readout size-aware (the weights of a graph sum to one, so the
             attention part alone is a weighted mean and cannot count nodes).
-            (default: :obj:`None`)
+            (default: :obj:`'max'`)
         query_init (str, optional): Initialisation of the queries:
             :obj:`'zeros'` (an untrained layer gives every node of a graph
             the same weight, *i.e.* starts as mean pooling of the values, and
@@ -139,14 +140,14 @@ class SAPAggregation(Aggregation):
         self,
         in_channels: int,
         out_channels: Optional[int] = None,
-        heads: int = 1,
-        concat: bool = True,
+        heads: int = 4,
+        concat: bool = False,
         key_channels: Optional[int] = None,
         dropout: float = 0.0,
         temperature: float = 1.0,
         learn_temperature: bool = False,
         gated: bool = False,
-        residual: Union[str, bool, None] = None,
+        residual: Union[str, bool, None] = 'max',
         query_init: str = 'zeros',
         size_scaler: Optional[str] = None,
         diversity: float = 0.0,
@@ -415,7 +416,7 @@ class SAPAggregation(Aggregation):
             extra += f', dropout={self.dropout}'
         for name, default in (('temperature', 1.0),
                               ('learn_temperature', False),
-                              ('gated', False), ('residual', None),
+                              ('gated', False), ('residual', 'max'),
                               ('query_init', 'zeros'),
                               ('size_scaler', None),
                               ('diversity', 0.0), ('entropy', 0.0)):

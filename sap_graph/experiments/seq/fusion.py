@@ -173,7 +173,8 @@ class FusionHead(torch.nn.Module):
         width = channels
         if fusion == 'sap':
             self.sap = SAPAggregation(channels, channels // heads,
-                                      heads=heads, query_init='normal')
+                                      heads=heads, concat=True, residual=None,
+                                      query_init='normal')
         elif fusion == 'concat':
             width = num_modalities * channels
         self.classifier = torch.nn.Sequential(

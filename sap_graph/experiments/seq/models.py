@@ -41,7 +41,8 @@ class TokenReadout(torch.nn.Module):
         self.sap = None
         if kind == 'sap':
             self.sap = SAPAggregation(channels, channels // heads,
-                                      heads=heads)
+                                      heads=heads, concat=True,
+                                      residual=None)
 
     def forward(self, h: Tensor, mask: Tensor,
                 return_attention_weights: bool = False):

@@ -28,7 +28,7 @@ class TrainConfig:
     root: Optional[str] = None
     readout: str = 'sap'
     heads: int = 4
-    concat: bool = True
+    concat: Optional[bool] = None  # None: the readout's own default.
     readout_kwargs: Dict[str, Any] = field(default_factory=dict)
     conv: Optional[str] = None
     hidden_channels: Optional[int] = None

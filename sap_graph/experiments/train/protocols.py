@@ -112,7 +112,7 @@ def build_model(cfg: TrainConfig, task: GraphTask) -> GraphClassifier:
     params = readout_params(cfg.readout)
     if 'heads' in params:
         kwargs['heads'] = cfg.heads
-    if 'concat' in params:
+    if 'concat' in params and cfg.concat is not None:
         kwargs['concat'] = cfg.concat
     kwargs.update(cfg.readout_kwargs)
     extra: Dict[str, Any] = {}
