@@ -385,7 +385,7 @@ class SAPAggregation(Aggregation):
                       dim_size: int) -> None:
         # Deprecated side channel of the `diversity`/`entropy` weights.
         self.aux_loss = None
-        if self.diversity or self.entropy:
+        if self.training and (self.diversity or self.entropy):
             self.aux_loss = (
                 self.diversity * diversity_penalty(alpha, index, dim_size) +
                 self.entropy * attention_entropy(alpha, index, dim_size))
