@@ -513,7 +513,7 @@ def test_option_errors_and_deprecation():
     with pytest.raises(ValueError, match="'size_scaler' must be"):
         SAPAggregation(8, size_scaler='sqrt')
     with pytest.warns(FutureWarning, match="residual='mean'"):
-        aggr = SAPAggregation(8, heads=2, residual=True)
+        aggr = SAPAggregation(8, heads=2, concat=True, residual=True)
     assert aggr.residual == 'mean' and aggr.lin_residual is not None
     assert SAPAggregation(8, residual=False).residual is None
 

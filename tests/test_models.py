@@ -77,16 +77,17 @@ def test_readout_widths():
     assert resolve_readout('sort', 16, k=5)[1] == 80
     assert resolve_readout('gmt', 16, heads=4)[1] == 16
     assert resolve_readout('set_transformer', 16, num_seed_points=2)[1] == 32
-    sap, width = resolve_readout('sap', 16, heads=4)
-    assert isinstance(sap, SAPAggregation) and width == 64
-    assert resolve_readout('sap', 16, heads=4, concat=False)[1] == 16
-    assert resolve_readout('sap', 16, heads=3, out_channels=5)[1] == 15
+    sap, width = resolve_readout('sap', 16)  # 4 averaged heads keep 16.
+    assert isinstance(sap, SAPAggregation) and width == 16
+    assert resolve_readout('sap', 16, heads=4, concat=True)[1] == 64
+    assert resolve_readout('sap', 16, heads=3, out_channels=5,
+                           concat=True)[1] == 15
     # Names are case and dash insensitive.
     assert resolve_readout('Set-Transformer', 16)[1] == 16
 
 
 def test_readout_instances_report_their_width():
-    sap = SAPAggregation(16, out_channels=8, heads=3)
+    sap = SAPAggregation(16, out_channels=8, heads=3, concat=True)
     module, width = resolve_readout(sap, 16)
     assert module is sap and width == 24
     assert readout_output_channels(MeanAggregation(), 16) == 16

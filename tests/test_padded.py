@@ -148,7 +148,7 @@ def test_runs_pool_in_place(monkeypatch):
 
 def test_padded_leading_dims_and_training_dropout():
     torch.manual_seed(6)
-    aggr = SAPAggregation(8, heads=2, dropout=0.3).train()
+    aggr = SAPAggregation(8, heads=2, concat=True, dropout=0.3).train()
     x = torch.randn(2, 3, L, 8, requires_grad=True)
     lengths = torch.tensor([[1, 0, 9], [4, 9, 2]])
     out = aggr(x, lengths=lengths)
