@@ -97,6 +97,9 @@ def main() -> None:
     parser.add_argument('--out', default=None,
                         help='write the results (markdown) here (default: '
                         'none)')
+    parser.add_argument('--embeddings', default=None,
+                        help='cache of the stage 1 embeddings: loaded when '
+                        'the file exists, else written (default: none)')
     parser.add_argument('--figure', default=None,
                         help='write the attention figure here (default: '
                         'none)')
@@ -117,11 +120,17 @@ def main() -> None:
         encoder_epochs=(args.epochs if args.limit else args.encoder_epochs),
         fusion_epochs=args.epochs, channels=args.channels, heads=args.heads,
         modality_dropout=args.modality_dropout)
-    stage1 = train_encoders(graphs, task, fp, cfg)
+    if args.embeddings and osp.exists(args.embeddings):
+        stage1 = torch.load(args.embeddings)
+        print(f'Loaded stage 1 embeddings from {args.embeddings}')
+    else:
+        stage1 = train_encoders(graphs, task, fp, cfg)
+        if args.embeddings:
+            torch.save(stage1, args.embeddings)
     emb = stage1['embeddings']
 
     test = task.split_idx['test']
-    rows, drop_rows, sap_eval = [], [], None
+    rows, drop_rows, sap_eval, sap_model = [], [], None, None
     for fusion in args.fusions:
         runs, evals = [], []
         for seed in args.seeds:
@@ -131,7 +140,7 @@ def main() -> None:
             print(f"Fusion: {fusion}, seed: {seed}, Val: "
                   f"{result['val']:.4f}, Test: {result['test']:.4f}")
         if fusion == 'sap':
-            sap_eval = evals[0]
+            sap_eval, sap_model = evals[0], runs[0]['model']
         rows.append([fusion, mean_std([r['val'] for r in runs]),
                      mean_std([r['test'] for r in runs])])
         drop_rows.append([fusion] + [
@@ -157,15 +166,24 @@ def main() -> None:
     print(f'Total time: {total:.0f}s')
 
     if args.figure and sap_eval is not None:
-        smiles = [task.smiles[i] for i in test.tolist()]
-        groups, group_name = murcko_scaffolds(smiles), 'scaffolds'
+        # The scaffold split leaves nearly every test scaffold alone:
+        # panel (b) groups all molecules by their most frequent scaffolds.
+        used = torch.cat(list(task.split_idx.values()))
+        with torch.no_grad():
+            sap_model.eval()
+            _, alpha_all = sap_model.fuse(
+                [e[used] for e in emb],
+                torch.ones(used.numel(), len(emb), dtype=torch.bool))
+        smiles = [task.smiles[i] for i in used.tolist()]
+        groups = murcko_scaffolds(smiles)
+        group_name = 'scaffolds (all molecules)'
         if groups is None:  # No RDKit: molecule sizes instead.
-            groups = size_groups(task.lengths[test])
+            groups = size_groups(task.lengths[used])
             group_name = 'size quartiles (no RDKit for scaffolds)'
         os.makedirs(osp.dirname(osp.abspath(args.figure)), exist_ok=True)
         plot_fusion_attention(args.figure, sap_eval['all']['alpha'],
                               task.y[test], groups, sap_eval, MODALITIES,
-                              group_name)
+                              group_name, group_alpha=alpha_all)
         print(f'Wrote {args.figure}')
     if args.out:
         write_report(args, cfg, fp_kind, sizes, table, drop_table,
@@ -233,9 +251,10 @@ def write_report(args, cfg, fp_kind, sizes, table, drop_table,
         rel = osp.relpath(args.figure, osp.dirname(osp.abspath(args.out)))
         text += (f'\n![SAP attention over modalities]({rel})\n\n'
                  'Per-molecule attention over the three modality tokens '
-                 '(SAP fusion, seed 0, test molecules): (a) by class, '
-                 '(b) by Bemis-Murcko scaffold (the most frequent test '
-                 'scaffolds), (c) with one modality masked at test time.\n')
+                 '(SAP fusion, seed 0): (a) by class (test molecules), '
+                 '(b) by Bemis-Murcko scaffold (the most frequent scaffolds '
+                 'of all molecules), (c) with one modality masked at test '
+                 'time (test molecules).\n')
     text += (f'\nTotal time {total / 60:.1f} min on {args.threads} CPU '
              'thread(s) (a shared 2-core machine).\n')
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)

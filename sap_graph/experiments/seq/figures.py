@@ -3,7 +3,7 @@ tokens by class, by scaffold and with one modality dropped."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -29,7 +29,8 @@ def plot_fusion_attention(path: str, alpha: Tensor, y: Tensor,
                           dropped: Dict[str, Dict[str, Any]],
                           modalities: Sequence[str],
                           group_name: str = 'scaffolds',
-                          top_groups: int = 8) -> None:
+                          top_groups: int = 8,
+                          group_alpha: Optional[Tensor] = None) -> None:
     r"""Writes the figure: (a) mean attention per modality by class with
     the spread over molecules, (b) by the most frequent scaffolds (by
     molecule size quartile without scaffolds), (c) mean attention and
@@ -39,7 +40,11 @@ def plot_fusion_attention(path: str, alpha: Tensor, y: Tensor,
         alpha (torch.Tensor): Attention :obj:`[n, M]` of the test molecules
             with every modality present.
         y (torch.Tensor): Their labels :obj:`[n]`.
-        groups (list): Their scaffold SMILES (or another grouping).
+        groups (list): Scaffold SMILES (or another grouping) of the
+            molecules of :obj:`group_alpha` (default: of the test ones).
+        group_alpha (torch.Tensor, optional): Attention :obj:`[n', M]` of
+            the molecules of panel (b): with a scaffold split the test
+            scaffolds are nearly all distinct, so pass all molecules.
         dropped (dict): :func:`~.multimodal.evaluate_fusion`'s result.
     """
     import matplotlib
@@ -71,8 +76,9 @@ def plot_fusion_attention(path: str, alpha: Tensor, y: Tensor,
     labels = [(s if len(s) <= 28 else s[:25] + '...') +
               f' (n={int(g.sum())})' for s, g in zip(common, sets,
                                                      strict=True)]
-    title = f'(b) the {len(common)} most frequent test {group_name}'
-    parts = torch.stack([alpha[g].mean(0) for g in sets])
+    group_alpha = alpha if group_alpha is None else group_alpha
+    title = f'(b) the {len(common)} most frequent {group_name}'
+    parts = torch.stack([group_alpha[g].mean(0) for g in sets])
     _stacked(ax, labels, parts, modalities, legend=True)
     ax.tick_params(axis='y', labelsize=7)
     ax.set_xlabel('mean attention weight')
