@@ -23,7 +23,7 @@ import types
 import pytest
 import torch
 
-from sap_graph import _ops
+from sap_graph.ops import segments as _ops
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 HAS_TRITON = importlib.util.find_spec('triton') is not None

@@ -26,7 +26,7 @@ if os.environ.get('TRITON_INTERPRET') != '1':
                 'by tests/test_triton.py)', allow_module_level=True)
 triton = pytest.importorskip('triton')
 
-from sap_graph import _triton  # noqa: E402
+from sap_graph.ops import triton as _triton  # noqa: E402
 from sap_graph.ops.segments import Segments  # noqa: E402
 
 SMALL = dict(BN=16, CH=32, G=3, BC=4)

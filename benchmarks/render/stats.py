@@ -24,7 +24,7 @@ from .load import (
 
 #: The SAP variant that every dataset's paired test is about (the library
 #: default; ``--default_sap`` overrides it).
-DEFAULT_SAP = 'sap_sum'
+DEFAULT_SAP = 'sap_max'
 
 #: Largest number of paired folds/seeds for which the sign-flip test
 #: enumerates all 2^n sign patterns; above it, random sign patterns.
