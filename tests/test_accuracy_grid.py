@@ -322,7 +322,8 @@ def test_fair_table_override_ranks_collapse(tmp_path):
                    extra=dict(final_train_loss=loss), **k)
 
     text = ra.render(str(main), str(tmp_path / 'out'), str(low),
-                     overrides=[('ENZYMES', str(attr))])
+                     overrides=[('ENZYMES', str(attr))],
+                     default_sap='sap_sum')
     header = table_row(text, 'readout')
     assert header[1:3] == ['MUTAG (accuracy)',
                            'ENZYMES (node attr.) (accuracy)']
