@@ -28,8 +28,8 @@ import sys
 import time
 
 import torch
-from sap_graph.data import load_ogbg
 
+from sap_graph.experiments.data import load_ogbg
 from sap_graph.experiments.seq.figures import (
     plot_fusion_attention,
     size_groups,
