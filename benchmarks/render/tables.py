@@ -250,8 +250,8 @@ def collapse_lines(cells: Cells, readouts: Optional[Sequence[str]] = None,
         f'{CHANCE_LOSS:g} x the loss of the best constant prediction (the '
         'entropy of the class frequencies, `TU_CLASS_COUNTS` in '
         '`sap_graph/experiments/data/tu.py`): the model never learnt '
-        'more than the class prior. Counted per learning rate on the runs before selection, '
-        'as collapsed/finished.', '']
+        'more than the class prior. Counted per learning rate on the runs '
+        'before selection, as collapsed/finished.', '']
     for lr, part in frame.groupby('lr', sort=True, group_keys=False):
         part = part.assign(text=[f'{c}/{n}' for c, n in
                                  zip(part['collapsed'], part['n'],
