@@ -84,35 +84,22 @@ class SAPAggregation(Aggregation):
         dropout (float, optional): Dropout probability of the normalised
             attention weights, applied in training mode only.
             (default: :obj:`0.0`)
-        temperature (float, optional): Softmax temperature :math:`\tau`; the
-            scores are divided by it. (default: :obj:`1.0`)
-        learn_temperature (bool, optional): If :obj:`True`, :math:`\tau` is
-            learnable (stored as its logarithm, initialised at
-            :obj:`temperature`). (default: :obj:`False`)
-        gated (bool, optional): If :obj:`True`, each head's value is scaled
-            by a per-node sigmoid gate
-            :math:`\sigma(\mathbf{w}_h^{\top}\mathbf{x}_i + c_h)`, so a
-            graph can also pool "nothing" (the weights no longer sum to
-            one). (default: :obj:`False`)
-        residual (str, optional): Adds a classic pooling of the node
-            features to the output, :math:`\mathbf{z}_b +
-            \mathrm{Pool}_{i \in b}(\mathbf{x}_i)`, with :obj:`'sum'`,
-            :obj:`'mean'` or :obj:`'max'` (:obj:`None` for none). When
-            :obj:`output_channels != in_channels` the pooled features go
-            through a bias-free linear projection first. :obj:`'sum'` makes
-            the readout size-aware (the weights of a graph sum to one, so the
-            attention part alone is a weighted mean and cannot count nodes).
-            (default: :obj:`'max'`)
-        query_init (str, optional): Initialisation of the queries:
-            :obj:`'zeros'` (an untrained layer gives every node of a graph
-            the same weight, *i.e.* starts as mean pooling of the values, and
-            departs from it as the queries learn) or :obj:`'normal'`
-            (standard normal, the behaviour before version 0.2).
+        temperature (float, optional): Softmax temperature :math:`\tau`.
+            (default: :obj:`1.0`)
+        learn_temperature (bool, optional): Learn :math:`\tau` (as its
+            logarithm). (default: :obj:`False`)
+        gated (bool, optional): Scale each head's values by a per-node gate
+            :math:`\sigma(\mathbf{w}_h^{\top}\mathbf{x}_i + c_h)`.
+            (default: :obj:`False`)
+        residual (str, optional): Adds :obj:`'sum'`, :obj:`'mean'` or
+            :obj:`'max'` pooling of the node features (projected when
+            :obj:`output_channels != in_channels`), or nothing (:obj:`None`);
+            :obj:`'sum'` makes the readout size-aware. (default: :obj:`'max'`)
+        query_init (str, optional): :obj:`'zeros'` (an untrained layer is
+            mean pooling of the values) or :obj:`'normal'` (before 0.2).
             (default: :obj:`'zeros'`)
-        size_scaler (str, optional): If :obj:`'log'`, the attention output
-            of graph :math:`b` is scaled by :math:`\log(1 + n_b)`, a
-            size-aware form in the spirit of PNA's amplification scaler.
-            (default: :obj:`None`)
+        size_scaler (str, optional): :obj:`'log'` scales the attention
+            output by :math:`\log(1 + n_b)`. (default: :obj:`None`)
         diversity (float, optional): *Deprecated*: weight of
             :func:`~sap_graph.diversity_penalty` kept as :obj:`aux_loss`;
             add the penalty of the returned attention weights to the loss
@@ -121,19 +108,14 @@ class SAPAggregation(Aggregation):
             :func:`~sap_graph.attention_entropy`. (default: :obj:`0.0`)
 
     Attributes:
-        output_channels (int): Width of the output,
-            :obj:`heads * out_channels` if :obj:`concat` else
-            :obj:`out_channels`. Read it to size the next layer.
+        output_channels (int): Output width (:obj:`heads * out_channels`
+            if :obj:`concat` else :obj:`out_channels`).
 
     Shapes:
-        - **input:**
-          node features :math:`(*, |\mathcal{V}|, F_{in})`,
-          index vector :math:`(|\mathcal{V}|)` (optional),
-          pointer :math:`(|\mathcal{G}| + 1)` (optional)
-        - **output:** graph features :math:`(*, |\mathcal{G}|, H F_{out})`
-          or :math:`(*, |\mathcal{G}|, F_{out})`, and with
-          :obj:`return_attention_weights=True` also the attention weights
-          :math:`(*, |\mathcal{V}|, H)`
+        - **input:** node features :math:`(*, |\mathcal{V}|, F_{in})`,
+          index :math:`(|\mathcal{V}|)`, pointer :math:`(|\mathcal{G}|+1)`
+        - **output:** :math:`(*, |\mathcal{G}|, \text{output\_channels})`,
+          and the weights :math:`(*, |\mathcal{V}|, H)` if asked for
     """
 
     def __init__(
@@ -174,7 +156,6 @@ class SAPAggregation(Aggregation):
         self.size_scaler = size_scaler
         self.diversity = diversity
         self.entropy = entropy
-        #: Weighted regularisers of the last training forward (or None).
         self.aux_loss: Optional[Tensor] = None
 
         self.lin_key = Linear(in_channels, heads * self.key_channels,
@@ -192,8 +173,7 @@ class SAPAggregation(Aggregation):
         self.lin_residual: Optional[Linear] = None
         if residual is not None and self.output_channels != in_channels:
             self.lin_residual = Linear(in_channels, self.output_channels,
-                                       bias=False,
-                                       weight_initializer='glorot')
+                                       False, weight_initializer='glorot')
 
         self.reset_parameters()
 
@@ -213,10 +193,8 @@ class SAPAggregation(Aggregation):
             self.lin_residual.reset_parameters()
 
     def score_weight(self) -> Tensor:
-        r"""Returns the :obj:`[heads, in_channels]` matrix whose row
-        :math:`h` is :math:`\mathbf{q}_h^{\top} \mathbf{W}^{K}_h /
-        (\tau \sqrt{d_k})`, so that the scores are
-        ``x @ score_weight().t()``."""
+        r"""The scores are ``x @ score_weight().t()``: row :math:`h` is
+        :math:`\mathbf{q}_h^{\top} \mathbf{W}^{K}_h / (\tau \sqrt{d_k})`."""
         w_key = self.lin_key.weight.view(self.heads, self.key_channels,
                                          self.in_channels)
         w = torch.bmm(self.query.unsqueeze(1), w_key).squeeze(1)
@@ -248,28 +226,23 @@ class SAPAggregation(Aggregation):
                 :obj:`[B + 1]`. With :obj:`index` too, both must describe
                 the same batch (checked on the CPU, and on GPUs under
                 :func:`torch_geometric.debug`). (default: :obj:`None`)
-            dim_size (int, optional): Number of sets :math:`B`; sets without
-                nodes yield zero rows. Pass it to avoid a device sync and
-                graph breaks under :func:`torch.compile`.
-                (default: :obj:`None`)
-            dim (int, optional): The node dimension; must be the
-                second-to-last one. (default: :obj:`-2`)
-            return_attention_weights (bool, optional): If :obj:`True`, also
-                returns the attention weights :obj:`[*, N, heads]` (before
-                dropout and gate). (default: :obj:`False`)
+            dim_size (int, optional): Number of sets :math:`B` (empty sets
+                give zero rows); avoids a device sync and graph breaks under
+                :func:`torch.compile`. (default: :obj:`None`)
+            dim (int, optional): The node dimension, the second-to-last.
+                (default: :obj:`-2`)
+            return_attention_weights (bool, optional): Also return the
+                weights :obj:`[*, N, heads]`. (default: :obj:`False`)
             mask (torch.Tensor, optional): Boolean node mask :obj:`[*, N]`;
-                nodes with :obj:`False` get zero weight and do not enter the
-                residual mean; a graph with every node masked yields zero.
+                masked nodes get zero weight and skip the residual.
                 (default: :obj:`None`)
             lengths (torch.Tensor, optional): Instead of :obj:`mask`, the
-                number of kept (leading) positions of every set of a padded
-                batch :obj:`[*]`, for :obj:`x` :obj:`[*, L, in_channels]`.
+                kept leading positions :obj:`[*]` of a padded batch.
                 (default: :obj:`None`)
 
-        A padded batch, :obj:`x` :obj:`[*, L, in_channels]` without
-        :obj:`index` and :obj:`ptr` (one set per leading position) and
-        with :obj:`mask` or :obj:`lengths`, is pooled in place (see
-        :mod:`sap_graph.ops.padded`): the kept positions are not copied.
+        A padded batch :obj:`[*, L, in_channels]` with :obj:`mask` or
+        :obj:`lengths` and no :obj:`index`/:obj:`ptr` is pooled in place
+        (:mod:`sap_graph.ops.padded`).
         """
         assert dim_size is not None  # Set by `Aggregation.__call__`.
         mask = check_inputs(x, self.in_channels, dim, index, mask, lengths)
@@ -391,11 +364,9 @@ class SAPAggregation(Aggregation):
                 self.entropy * attention_entropy(alpha, index, dim_size))
 
     def project(self, pooled: Tensor, weight_sum: Tensor) -> Tensor:
-        r"""The value projection after pooling, head by head, and the
-        concatenation or mean of the heads: :obj:`pooled` :obj:`[H, B, F_in]`
-        (:math:`\sum_i w_{ih} \mathbf{x}_i`) and :obj:`weight_sum`
-        :obj:`[H, B]` (:math:`\sum_i w_{ih}`: 1, or 0 for an empty graph,
-        with which the bias enters) give :obj:`[B, output_channels]`."""
+        r"""Value projection of :obj:`pooled` :obj:`[H, B, F_in]` (the bias
+        weighted by :obj:`weight_sum` :obj:`[H, B]`), heads concatenated or
+        averaged: :obj:`[B, output_channels]`."""
         heads, dim_size = weight_sum.shape
         w_value = self.lin_value.weight.view(heads, self.out_channels,
                                              self.in_channels)
