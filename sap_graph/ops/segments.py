@@ -10,31 +10,16 @@ For a batch of :math:`N` nodes with features :math:`\mathbf{X}` split into
     \alpha_{ih} = \mathrm{softmax}_{i \in b}(e_{ih}), \qquad
     \mathbf{P}_{b,h} = \sum_{i \in b} \alpha_{ih} \mathbf{x}_i.
 
-The weighted sum is a sparse-dense product :math:`\mathbf{P} =
-\mathbf{A}\mathbf{X}` with :math:`\mathbf{A} \in \mathbb{R}^{BH \times N}`
-holding :math:`\alpha_{ih}` at row :math:`bH + h`, column :math:`i`.
-:class:`SAPPoolFunction` computes it with a hand-written backward:
-
-* forward: one pass over :math:`\mathbf{X}` for the scores, one weighted
-  bag sum (:func:`torch.nn.functional.embedding_bag`) for
-  :math:`\mathbf{A}\mathbf{X}`;
-* backward: :math:`\partial\alpha_{ih} = \langle \mathbf{x}_i,
-  \partial\mathbf{P}_{b(i),h} \rangle` as a sampled dense-dense product on
-  the pattern of :math:`\mathbf{A}^{\top}`, the softmax backward in
-  :math:`[N, H]`, and :math:`\partial\mathbf{X} =
-  \mathbf{A}^{\top}\partial\mathbf{P} + \partial\mathbf{E}\,
-  \mathbf{W}_q^{\top}` written into a single :math:`[N, F]` buffer.
-
-Only :math:`[N, H]`, :math:`[B, H, F]` and :math:`[N, F]` (the gradient
-itself) tensors are allocated; there is never an :math:`[N, H, F]` one.
-
-On CPU, sorted batches without attention dropout or gate go through
-:class:`SAPNativeFunction` instead: the same forward and backward fused
-into one pass per graph by the C++ kernels of :mod:`sap_graph.ops.cpu`
-(``csrc/sap_pool.cpp``). On CUDA, the same cases go through
-:class:`sap_graph.ops.triton.SAPTritonFunction` (Triton kernels; imported only
-for CUDA tensors, off with ``SAP_GRAPH_TRITON=0``). :func:`sap_pool` picks
-the path.
+The weighted sum is the sparse-dense product :math:`\mathbf{A}\mathbf{X}`
+(:math:`\mathbf{A} \in \mathbb{R}^{BH \times N}` holds the weights).
+:class:`SAPPoolFunction` computes it in PyTorch with a hand-written backward
+(weighted :func:`~torch.nn.functional.embedding_bag` forward; a sampled
+product, the softmax backward and one :math:`[N, F]` gradient buffer
+backward), never allocating an :math:`[N, H, F]` tensor. On CPU, sorted
+batches without attention dropout or gate take :class:`SAPNativeFunction`
+(the C++ kernels of :mod:`sap_graph.ops.cpu`), on CUDA
+:class:`sap_graph.ops.triton.SAPTritonFunction` (imported only for CUDA
+tensors; off with ``SAP_GRAPH_TRITON=0``). :func:`sap_pool` picks the path.
 """
 from __future__ import annotations
 
