@@ -22,10 +22,12 @@ only when a figure is drawn. :func:`explain_checkpoint` (:mod:`.report`) is
 """
 from sap_graph.experiments.explain.drawing import (
     draw_attention,
-    draw_attention_statistics,
     graph_layout,
 )
 from sap_graph.experiments.explain.report import explain_checkpoint
+from sap_graph.experiments.explain.statistics import (
+    draw_attention_statistics,
+)
 from sap_graph.experiments.explain.weights import (
     TU_ATOM_SYMBOLS,
     TU_BOND_TYPES,

@@ -11,8 +11,10 @@ from torch_geometric.data import Batch
 from sap_graph.experiments.errors import ConfigError
 from sap_graph.experiments.explain.drawing import (
     draw_attention,
-    draw_attention_statistics,
     graph_label,
+)
+from sap_graph.experiments.explain.statistics import (
+    draw_attention_statistics,
 )
 from sap_graph.experiments.explain.weights import (
     TU_ATOM_SYMBOLS,
