@@ -456,7 +456,11 @@ def test_training_diagnostics_imbalanced_classes(tmp_path):
     assert load.constant_loss('DD') == pytest.approx(entropy, rel=1e-12)
     assert load.constant_loss('NCI1') == pytest.approx(math.log(2), rel=1e-5)
     assert load.constant_loss('COLLAB') == pytest.approx(math.log(3))
-    assert load.constant_loss('ogbg-molhiv') is None
+    # ogbg-molhiv: the official training split, 1,232 actives of 32,901.
+    q = 1232 / 32901
+    assert load.constant_loss('ogbg-molhiv') == pytest.approx(
+        -(q * math.log(q) + (1 - q) * math.log(1 - q)), rel=1e-12)
+    assert load.constant_loss('ogbg-molpcba') is None
     cache = tmp_path / 'cache'
     for k, loss in enumerate([0.6781, 0.30]):
         write_cell(cache, 'DD', 'gmt', f'fold_{k}', .6, .6, folds=2)
@@ -491,3 +495,49 @@ def test_render_command_names_non_default_paths(tmp_path):
         text = f.read()
     assert (f'`python benchmarks/accuracy.py --render --cache {cache} '
             f'--out {tmp_path / "out"}` refreshes it') in text
+
+
+def test_choose_default_on_validation_with_census(tmp_path, monkeypatch):
+    import choose_default
+    main, low = tmp_path / 'main', tmp_path / 'low'
+    loss = dict(extra={'final_train_loss': 0.3})
+    dead = dict(extra={'final_train_loss': 0.69})
+    for d in ('MUTAG', 'PROTEINS'):
+        # 'a': best validation on both datasets (the test scores, which
+        # would favour 'b', are never read); 'c': better still, but its
+        # collapsed runs (MUTAG, lr 0.01) rule it out.
+        write_cells(main, d, 'a', [.1, .1], [.9, .8], folds=2, **loss)
+        write_cells(low, d, 'a_lr1e-3', [.1, .1], [.7, .7], folds=2,
+                    lr=0.001, **loss)
+        write_cells(main, d, 'b', [.9, .9], [.6, .6], folds=2, **loss)
+        write_cells(low, d, 'b_lr1e-3', [.9, .9], [.7, .6], folds=2,
+                    lr=0.001, **loss)
+        write_cells(main, d, 'c', [.9, .9], [.95, .95], folds=2,
+                    **(dead if d == 'MUTAG' else loss))
+        write_cells(low, d, 'c_lr1e-3', [.9, .9], [.5, .5], folds=2,
+                    lr=0.001, **loss)
+    # One rate only (not in the choice), but in the census: 'a' on
+    # ogbg-molhiv at 0.001 (grid rate) and 0.01 (the '_lr1e-2' twin).
+    for s, (name, lr, value) in enumerate([('a', 0.001, 0.10),
+                                           ('a_lr1e-2', 0.01, 0.159),
+                                           ('a_lr1e-2', 0.01, 0.12)]):
+        write_cell(main, 'ogbg-molhiv', name, f'seed_{s}', .7, .7,
+                   metric='rocauc', seeds=[0, 1, 2], lr=lr,
+                   extra={'final_train_loss': value})
+    out = tmp_path / 'choice.md'
+    monkeypatch.setattr(sys, 'argv', [
+        'choose_default.py', '--cache', str(main), '--select_lr_from',
+        str(low), '--candidates', 'a', 'b', 'c', '--folds', '2', '--out',
+        str(out)])
+    choose_default.main()
+    text = out.read_text()
+    # Validation of the selected rate per fold: a (90, 80) -> 85.0;
+    # b (70, 60) -> 65.0; c (95, 95) -> 95.0 but collapsed twice.
+    assert table_row(text, '`a`') == ['`a`', '85.0', '85.0', '0', '2.00']
+    assert table_row(text, '`b`') == ['`b`', '65.0', '65.0', '0', '3.00']
+    assert table_row(text, '`c`') == ['`c`', '95.0', '95.0', '2', '1.00']
+    assert 'Chosen: `a`' in text
+    census = [ln for ln in text.splitlines() if ln.startswith('| `a` | 0.0')]
+    # 0.159 >= 0.98 x 0.1597 (molhiv's constant loss): collapsed.
+    assert census == ['| `a` | 0.01 | 0/2 | 0/2 | 1/2 |',
+                      '| `a` | 0.001 | 0/2 | 0/2 | 0/1 |']

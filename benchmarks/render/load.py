@@ -10,6 +10,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ _BASE_NAMES: Dict[str, str] = {
 READOUT_NAMES: Dict[str, str] = {
     **_BASE_NAMES,
     'sap4' + LR_SUFFIX: 'sap4 with lr 0.001 (grid: 0.01)',
+    'sap_max_lr1e-2': 'sap (4 heads avg, residual max) with lr 0.01',
     **{r + LR_SUFFIX: f'{name} with lr 0.001'
        for r, name in _BASE_NAMES.items() if r != 'sap4'},
 }
@@ -188,6 +190,12 @@ def display(readout: str) -> str:
     return READOUT_NAMES.get(readout, readout)
 
 
+def base_readout(readout: str) -> str:
+    """``'sap_max_lr1e-2'`` -> ``'sap_max'``: the readout without its
+    learning-rate suffix (the rate itself is in each record's config)."""
+    return re.sub(r'_lr\d+e-\d+$', '', readout)
+
+
 def is_sap(readout: str) -> bool:
     return readout.startswith('sap')
 
@@ -277,12 +285,21 @@ def comparable(cells: Sequence[Cell]) -> List[Cell]:
     return [c for c in cells if c.n == n_max]
 
 
+#: Class counts of the official training split of the OGB sets (counted
+#: from ``split/scaffold/train.csv.gz`` and ``raw/graph-label.csv.gz``):
+#: 32,901 molecules, 1,232 of them active.
+OGB_TRAIN_COUNTS: Dict[str, Tuple[int, ...]] = {
+    'ogbg-molhiv': (31669, 1232),
+}
+
+
 def constant_loss(dataset: str) -> Optional[float]:
-    """The cross-entropy of the best constant prediction on a TU dataset:
-    the entropy of its class frequencies (``TU_CLASS_COUNTS``), ``ln C``
-    for a dataset known only by its number of classes ``C`` (exact when
-    balanced), ``None`` for other datasets."""
-    counts = TU_CLASS_COUNTS.get(dataset)
+    """The cross-entropy of the best constant prediction: the entropy of
+    the class frequencies (``TU_CLASS_COUNTS``; on an OGB set those of its
+    training split, :data:`OGB_TRAIN_COUNTS`), ``ln C`` for a TU dataset
+    known only by its number of classes ``C`` (exact when balanced),
+    ``None`` for other datasets."""
+    counts = TU_CLASS_COUNTS.get(dataset, OGB_TRAIN_COUNTS.get(dataset))
     if counts is None:
         classes = TU_DATASETS.get(dataset, (0, 0))[1]
         return math.log(classes) if classes else None

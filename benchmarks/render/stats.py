@@ -10,10 +10,10 @@ import pandas as pd
 from scipy.stats import permutation_test, rankdata
 
 from .load import (
-    LR_SUFFIX,
     Cell,
     Cells,
     _score,
+    base_readout,
     comparable,
     constant_loss,
     expected_units,
@@ -216,7 +216,7 @@ def collapsed_folds(cells: Cells) -> pd.DataFrame:
             loss = rec.get('final_train_loss')
             if loss is None:
                 continue
-            rows.append({'dataset': d, 'readout': r.removesuffix(LR_SUFFIX),
+            rows.append({'dataset': d, 'readout': base_readout(r),
                          'lr': float(rec.get('config', {}).get('lr', 0.01)),
                          'collapsed': loss >= CHANCE_LOSS * chance})
     frame = pd.DataFrame(rows, columns=['dataset', 'readout', 'lr',
