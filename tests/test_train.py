@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from sap_graph.experiments.train import (
     run,
     stratified_splits,
 )
+from sap_graph.regularizers import attention_entropy, diversity_penalty
 
 
 def quick_config(**kwargs):
@@ -203,16 +205,54 @@ def test_diversity_flag_reaches_the_readout_and_the_loss(tmp_path):
         cfg.readout_kwargs = {'diversity': diversity} if diversity else {}
         model = build_model(cfg, task)
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
-        for _ in range(5):
-            train_epoch(model, loader, opt, torch.device('cpu'))
-        model.readout.diversity = 1.0  # measure it the same way
+        with warnings.catch_warnings():
+            # The harness adds the penalty itself (RegularizedSAP), not
+            # through the layer's deprecated constructor weight.
+            warnings.simplefilter('error', FutureWarning)
+            for _ in range(5):
+                train_epoch(model, loader, opt, torch.device('cpu'))
+        # Measured the same way for both: the function of alpha.
         model.train()
         batch = next(iter(loader))
-        model(batch.x, batch.edge_index, batch.batch, ptr=batch.ptr,
-              num_graphs=batch.num_graphs)
-        return float(model.readout.aux_loss.detach())
+        h = model.node_embeddings(batch.x, batch.edge_index)
+        _, alpha = model.readout(h, batch.batch, dim_size=batch.num_graphs,
+                                 return_attention_weights=True)
+        return float(diversity_penalty(alpha, batch.batch,
+                                       batch.num_graphs).detach())
 
     assert penalty_after_training(1.0) < penalty_after_training(0.0)
+
+
+def test_regularized_sap_adds_the_functions_of_alpha():
+    from sap_graph import SAPAggregation, aux_loss
+    from sap_graph.experiments.readouts import (
+        RegularizedSAP,
+        resolve_readout,
+    )
+
+    readout, width = resolve_readout('sap', 6, heads=3, diversity=0.5,
+                                     entropy=-0.2)
+    assert isinstance(readout, RegularizedSAP) and width == 6
+    plain, _ = resolve_readout('sap', 6, heads=3, diversity=0.0)
+    assert type(plain) is SAPAggregation  # No weights: the plain layer.
+    assert 'diversity=0.5' in repr(readout)
+    torch.manual_seed(0)
+    x, index = torch.randn(7, 6), torch.tensor([0, 0, 0, 2, 2, 2, 2])
+    out, alpha = readout(x, index, dim_size=3,
+                         return_attention_weights=True)
+    expected = (0.5 * diversity_penalty(alpha, index, 3) -
+                0.2 * attention_entropy(alpha, index, 3))
+    torch.testing.assert_close(aux_loss(readout), expected)
+    # The same parameters give the layer's own output.
+    plain.load_state_dict(readout.state_dict())
+    torch.testing.assert_close(plain(x, index, dim_size=3), out)
+    # ptr instead of index; nothing kept in eval mode.
+    ptr = torch.tensor([0, 3, 3, 7])
+    readout(x, ptr=ptr, dim_size=3)
+    torch.testing.assert_close(aux_loss(readout), expected)
+    readout.eval()
+    readout(x, index, dim_size=3)
+    assert aux_loss(readout) is None
 
 
 def test_versions_record_source_digest_and_cpu_core(sap_backend):

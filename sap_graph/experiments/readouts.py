@@ -8,20 +8,24 @@ never hard-codes a size:
 
     from sap_graph.experiments.readouts import resolve_readout
 
-    readout, width = resolve_readout('sap', 64, heads=4)   # width == 256
+    readout, width = resolve_readout('sap', 64, heads=4)   # width == 64
+    readout, width = resolve_readout('sap', 64, heads=4, concat=True)  # 256
     readout, width = resolve_readout('set2set', 64)        # width == 128
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, FrozenSet, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
 
 import torch
+from torch import Tensor
 from torch.nn import Linear, ReLU, Sequential
 from torch_geometric.nn import aggr as pyg_aggr
 from torch_geometric.nn.aggr import Aggregation
 
 from sap_graph.nn.aggr import SAPAggregation
+from sap_graph.ops.segments import index_from_ptr
+from sap_graph.regularizers import attention_entropy, diversity_penalty
 
 
 class UnknownReadoutError(ValueError):
@@ -82,8 +86,60 @@ def _sort(channels: int, k: int = 10) -> Tuple[Aggregation, int]:
     return pyg_aggr.SortAggregation(k=k), k * channels
 
 
+class RegularizedSAP(SAPAggregation):
+    r""":class:`~sap_graph.SAPAggregation` whose training forwards keep
+    :math:`\lambda_d \, \mathrm{diversity\_penalty}(\alpha) +
+    \lambda_e \, \mathrm{attention\_entropy}(\alpha)` as
+    :obj:`aux_loss`, which the training loop adds to the task loss
+    (:func:`sap_graph.aux_loss`): the regularisers are plain functions of
+    the attention weights (:mod:`sap_graph.regularizers`), added here by
+    the harness (``sap-graph train --diversity/--entropy``), not by the
+    layer. Parameters and state dict are those of the layer.
+
+    Args:
+        in_channels (int): Input width, as for the layer.
+        diversity (float): Weight :math:`\lambda_d`.
+        entropy (float): Weight :math:`\lambda_e`.
+        **kwargs: Options of :class:`~sap_graph.SAPAggregation`.
+    """
+
+    def __init__(self, in_channels: int, diversity: float = 0.0,
+                 entropy: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(in_channels, **kwargs)
+        self.diversity_weight = float(diversity)
+        self.entropy_weight = float(entropy)
+
+    def forward(self, x: Tensor, index: Optional[Tensor] = None,
+                ptr: Optional[Tensor] = None, dim_size: Optional[int] = None,
+                dim: int = -2, **kwargs: Any) -> Any:
+        weights = kwargs.pop('return_attention_weights', False)
+        out, alpha = super().forward(x, index, ptr, dim_size, dim,
+                                     return_attention_weights=True, **kwargs)
+        self.aux_loss = None
+        if self.training and x.dim() == 2:
+            assert dim_size is not None
+            if index is None:
+                index = index_from_ptr(ptr, x.size(0))
+            self.aux_loss = (
+                self.diversity_weight * diversity_penalty(alpha, index,
+                                                          dim_size) +
+                self.entropy_weight * attention_entropy(alpha, index,
+                                                        dim_size))
+        return (out, alpha) if weights else out
+
+    def __repr__(self) -> str:
+        return (super().__repr__()[:-1] +
+                f', diversity={self.diversity_weight}, '
+                f'entropy={self.entropy_weight})')
+
+
 def _sap(channels: int, **kwargs: Any) -> Tuple[Aggregation, int]:
-    module = SAPAggregation(channels, **kwargs)
+    if kwargs.get('diversity') or kwargs.get('entropy'):
+        module: SAPAggregation = RegularizedSAP(channels, **kwargs)
+    else:
+        kwargs.pop('diversity', None)
+        kwargs.pop('entropy', None)
+        module = SAPAggregation(channels, **kwargs)
     return module, module.output_channels
 
 
