@@ -8,6 +8,11 @@ the README and ``docs/*.md``, between ``<!-- table:NAME -->`` and
 average-rank line), ``paired`` (the paired-test table) or ``chosen`` (the
 chosen learning rates of a learning-rate-selected rendering).
 
+A ``<!-- page:FILE -->`` ... ``<!-- /page:FILE -->`` pair takes a whole
+generated page ``benchmarks/results/FILE`` (e.g. ``speed.md``), its
+headings moved down to level 3 and its relative links pointed at
+``benchmarks/results/``.
+
 Usage::
 
     python benchmarks/readme_tables.py    # rewrites README.md, docs/*.md
@@ -50,10 +55,30 @@ def blocks(path: str) -> Dict[str, str]:
     return found
 
 
+def page(name: str, target: str) -> str:
+    """The generated page ``benchmarks/results/<name>`` as a part of the
+    page ``target``: headings at level 3 or below, links relative to
+    ``target``."""
+    results = osp.join(HERE, 'results')
+    with open(osp.join(results, name)) as f:
+        text = f.read().strip('\n')
+    prefix = osp.relpath(results, osp.dirname(osp.abspath(target)))
+    text = re.sub(r'^(#+) ', lambda m: '#' * max(3, len(m.group(1)) + 1) +
+                  ' ', text, flags=re.M)
+    return re.sub(r'\]\((?!https?:|/|#)([^)]+)\)',
+                  lambda m: f']({prefix}/{m.group(1)})', text)
+
+
 def fill_file(path: str, cache: Dict[str, Dict[str, str]]) -> int:
-    """Refreshes the marked tables of one page; returns their number."""
+    """Refreshes the marked tables and pages of one page; returns their
+    number."""
     with open(path) as f:
         text = f.read()
+    pages = re.compile(r'(<!-- page:([^ ]+) -->\n)(.*?)(<!-- /page:\2 -->)',
+                       re.S)
+    text, num_pages = pages.subn(
+        lambda m: f'{m.group(1)}{page(m.group(2), path)}\n{m.group(4)}',
+        text)
     pattern = re.compile(r'(<!-- table:([^ ]+) -->\n)(.*?)(<!-- /table:\2 -->)',
                          re.S)
 
@@ -67,10 +92,10 @@ def fill_file(path: str, cache: Dict[str, Dict[str, str]]) -> int:
         return f'{match.group(1)}{cache[source][block]}\n{match.group(4)}'
 
     new, count = pattern.subn(fill, text)
-    if count:
+    if count + num_pages:
         with open(path, 'w') as f:
             f.write(new)
-    return count
+    return count + num_pages
 
 
 def main() -> None:

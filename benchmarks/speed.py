@@ -36,9 +36,15 @@ from torch import Tensor
 from torch_geometric.nn import aggr as pyg_aggr
 
 sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
+import sap_graph  # noqa: E402
 from sap_graph import SAPAggregation  # noqa: E402
 
 RESULTS = osp.join(osp.dirname(osp.realpath(__file__)), 'results')
+
+_default = SAPAggregation(8)
+#: What the ``sap h=k`` rows are: the layer's defaults, read from it.
+SAP_DEFAULTS = (f'concat={_default.concat}, residual={_default.residual!r}, '
+                f'query_init={_default.query_init!r}')
 
 
 @dataclass
@@ -272,7 +278,9 @@ def render(table: Dict[str, Dict[str, Dict[str, float]]],
         f'Command: `python benchmarks/speed.py{args.cmdline}` '
         f'(device {args.device}, median of {args.repeats} interleaved '
         f'repeats after {args.warmup} warm-up rounds; forward+backward with '
-        f'`x.requires_grad_()`). Graph sizes are uniform in [n/2, 3n/2].',
+        f'`x.requires_grad_()`). Graph sizes are uniform in [n/2, 3n/2]. '
+        f'`sap h=k` is `SAPAggregation(d, heads=k)` with the defaults of '
+        f'sap_graph {sap_graph.__version__} ({SAP_DEFAULTS}).',
         '', '## Time per forward+backward (ms)', '',
         '| readout | ' + ' | '.join(
             f'{s} ({SIZE_BY_NAME[s].graphs}x~{SIZE_BY_NAME[s].nodes}, '

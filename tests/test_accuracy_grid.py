@@ -541,3 +541,23 @@ def test_choose_default_on_validation_with_census(tmp_path, monkeypatch):
     # 0.159 >= 0.98 x 0.1597 (molhiv's constant loss): collapsed.
     assert census == ['| `a` | 0.01 | 0/2 | 0/2 | 1/2 |',
                       '| `a` | 0.001 | 0/2 | 0/2 | 0/1 |']
+
+
+def test_readme_tables_copies_pages(tmp_path, monkeypatch):
+    import readme_tables
+    results = tmp_path / 'benchmarks' / 'results'
+    results.mkdir(parents=True)
+    (results / 'speed.md').write_text(
+        '# Speed\n\nText.\n\n## Scaling\n\n![plot](speed.png) '
+        '[abs](https://x.org/a.png)\n\n| a |\n|---|\n| 1 |\n')
+    monkeypatch.setattr(readme_tables, 'HERE', str(tmp_path / 'benchmarks'))
+    doc = tmp_path / 'docs' / 'perf.md'
+    doc.parent.mkdir()
+    doc.write_text('# Perf\n\n<!-- page:speed.md -->\nold\n'
+                   '<!-- /page:speed.md -->\n\nEnd.\n')
+    assert readme_tables.fill_file(str(doc), {}) == 1
+    assert doc.read_text() == (
+        '# Perf\n\n<!-- page:speed.md -->\n### Speed\n\nText.\n\n'
+        '### Scaling\n\n![plot](../benchmarks/results/speed.png) '
+        '[abs](https://x.org/a.png)\n\n| a |\n|---|\n| 1 |\n'
+        '<!-- /page:speed.md -->\n\nEnd.\n')
