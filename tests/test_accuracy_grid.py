@@ -561,3 +561,25 @@ def test_readme_tables_copies_pages(tmp_path, monkeypatch):
         '### Scaling\n\n![plot](../benchmarks/results/speed.png) '
         '[abs](https://x.org/a.png)\n\n| a |\n|---|\n| 1 |\n'
         '<!-- /page:speed.md -->\n\nEnd.\n')
+
+
+@pytest.mark.parametrize('dataset,epochs,lr_step', [
+    ('NCI1', 50, 25), ('REDDIT-BINARY', 20, 10)])
+def test_grid_budget_matches_the_cached_cells(dataset, epochs, lr_step):
+    """Without --epochs/--lr_step a dataset gets the budget its cached cells
+    were run with (read from one committed cell)."""
+    args = argparse.Namespace(root=None, device='cpu', seed=0,
+                              use_node_attr=False, epochs=None, lr_step=None,
+                              folds=10, ogb_epochs=10, ogb_hidden=64,
+                              ogb_seeds=3)
+    cfg = accuracy.grid_config(args, dataset, 'max')
+    path = accuracy.cell_path(accuracy.CACHE, dataset, 'max', 'fold_0')
+    if osp.exists(path):  # The committed grid.
+        with open(path) as f:
+            cached = json.load(f)['config']
+        assert (cfg.epochs, cfg.lr_step) == (cached['epochs'],
+                                             cached['lr_step'])
+    assert (cfg.epochs, cfg.lr_step) == (epochs, lr_step)
+    args.epochs, args.lr_step = 3, 0
+    cfg = accuracy.grid_config(args, dataset, 'max')
+    assert (cfg.epochs, cfg.lr_step) == (3, 0)
