@@ -197,19 +197,26 @@ def check_correctness(device: torch.device) -> None:
     torch.manual_seed(0)
     size = Size('check', 16, 12, 16)
     x, index, ptr, _ = make_batch(size, device)
-    aggr = SAPAggregation(16, 8, heads=4).to(device)
-    out = aggr(x, index, ptr=ptr, dim_size=size.graphs).double()
-    w_k = aggr.lin_key.weight.double().view(4, 8, 16)
-    w_v = aggr.lin_value.weight.double().view(4, 8, 16)
-    b_v = aggr.lin_value.bias.double().view(4, 8)
-    q = aggr.query.double()
-    for b in range(size.graphs):
-        xb = x[ptr[b]:ptr[b + 1]].double()
-        for h in range(4):
-            a = torch.softmax(xb @ w_k[h].t() @ q[h] / math.sqrt(8), 0)
-            ref = a @ (xb @ w_v[h].t() + b_v[h])
-            got = out[b, h * 8:(h + 1) * 8]
-            if not torch.allclose(got, ref, atol=1e-4):
+    for concat in (False, True):  # The default (averaged heads) and not.
+        aggr = SAPAggregation(16, 8, heads=4, concat=concat).to(device)
+        with torch.no_grad():  # Non-uniform attention (default: zeros).
+            aggr.query.normal_()
+        out = aggr(x, index, ptr=ptr, dim_size=size.graphs).double()
+        w_k = aggr.lin_key.weight.double().view(4, 8, 16)
+        w_v = aggr.lin_value.weight.double().view(4, 8, 16)
+        b_v = aggr.lin_value.bias.double().view(4, 8)
+        q = aggr.query.double()
+        for b in range(size.graphs):
+            xb = x[ptr[b]:ptr[b + 1]].double()
+            heads = [torch.softmax(xb @ w_k[h].t() @ q[h] / math.sqrt(8), 0)
+                     @ (xb @ w_v[h].t() + b_v[h]) for h in range(4)]
+            ref = torch.cat(heads) if concat else torch.stack(heads).mean(0)
+            if aggr.residual == 'max':  # The default residual, projected.
+                res = xb.max(0).values
+                if aggr.lin_residual is not None:
+                    res = res @ aggr.lin_residual.weight.double().t()
+                ref = ref + res
+            if not torch.allclose(out[b], ref, atol=1e-4):
                 raise SystemExit('SAPAggregation disagrees with reference')
 
 
