@@ -28,7 +28,9 @@ b} \exp(e_{ih} - m_{bh})`. Backward, for cotangents
         + \sum_h \partial e_{ih}\mathbf{w}_h, \qquad
     \partial\mathbf{w}_h = \sum_i \partial e_{ih}\mathbf{x}_i.
 
-The kernels and their work split are in :mod:`sap_graph.ops.triton_kernels`.
+The work split and the shared building blocks are in
+:mod:`sap_graph.ops.triton_kernels`, the kernels in
+:mod:`~sap_graph.ops.triton_forward` and :mod:`~sap_graph.ops.triton_backward`.
 
 Forward: two launches; backward: two launches and one sum. Accumulation is
 in float32 for float16/bfloat16 inputs; :math:`\alpha` is kept in float32
@@ -53,12 +55,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from sap_graph.ops.triton_kernels import (
-    _sap_bwd_long,
-    _sap_bwd_main,
-    _sap_fwd_long,
-    _sap_fwd_main,
-)
+from sap_graph.ops.triton_backward import _sap_bwd_long, _sap_bwd_main
+from sap_graph.ops.triton_forward import _sap_fwd_long, _sap_fwd_main
 
 #: Input dtypes of the Triton path (all accumulate in float32).
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
