@@ -77,6 +77,14 @@ def attention_entropy(alpha: Tensor, index: Tensor,
         1.0)
 
 
+def weighted_penalty(alpha: Tensor, index: Tensor, dim_size: int,
+                     diversity: float = 0.0, entropy: float = 0.0) -> Tensor:
+    r""":obj:`diversity` x :func:`diversity_penalty` + :obj:`entropy` x
+    :func:`attention_entropy` of the same weights."""
+    return (diversity * diversity_penalty(alpha, index, dim_size) +
+            entropy * attention_entropy(alpha, index, dim_size))
+
+
 def aux_loss(model: torch.nn.Module) -> Optional[Tensor]:
     r"""Sums the auxiliary losses (:obj:`aux_loss` attributes set during the
     last training forward, *e.g.* by a :class:`~sap_graph.SAPAggregation`

@@ -25,7 +25,7 @@ from torch_geometric.nn.aggr import Aggregation
 
 from sap_graph.nn.aggr import SAPAggregation
 from sap_graph.ops.segments import index_from_ptr
-from sap_graph.regularizers import attention_entropy, diversity_penalty
+from sap_graph.regularizers import weighted_penalty
 
 
 class UnknownReadoutError(ValueError):
@@ -120,11 +120,9 @@ class RegularizedSAP(SAPAggregation):
             assert dim_size is not None
             if index is None:
                 index = index_from_ptr(ptr, x.size(0))
-            self.aux_loss = (
-                self.diversity_weight * diversity_penalty(alpha, index,
-                                                          dim_size) +
-                self.entropy_weight * attention_entropy(alpha, index,
-                                                        dim_size))
+            self.aux_loss = weighted_penalty(alpha, index, dim_size,
+                                             self.diversity_weight,
+                                             self.entropy_weight)
         return (out, alpha) if weights else out
 
     def __repr__(self) -> str:

@@ -21,7 +21,7 @@ from sap_graph.nn.functional import (
     sap_pool_padded,
 )
 from sap_graph.ops.segments import index_from_ptr
-from sap_graph.regularizers import attention_entropy, diversity_penalty
+from sap_graph.regularizers import weighted_penalty
 
 
 class SAPAggregation(Aggregation):
@@ -359,9 +359,8 @@ class SAPAggregation(Aggregation):
         # Deprecated side channel of the `diversity`/`entropy` weights.
         self.aux_loss = None
         if self.training and (self.diversity or self.entropy):
-            self.aux_loss = (
-                self.diversity * diversity_penalty(alpha, index, dim_size) +
-                self.entropy * attention_entropy(alpha, index, dim_size))
+            self.aux_loss = weighted_penalty(alpha, index, dim_size,
+                                             self.diversity, self.entropy)
 
     def project(self, pooled: Tensor, weight_sum: Tensor) -> Tensor:
         r"""Value projection of :obj:`pooled` :obj:`[H, B, F_in]` (the bias
