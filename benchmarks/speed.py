@@ -107,6 +107,7 @@ def readouts(d: int) -> Dict[str, Callable[[], torch.nn.Module]]:
     lin = torch.nn.Linear
     return {
         'mean': lambda: pyg_aggr.MeanAggregation(),
+        'max': lambda: pyg_aggr.MaxAggregation(),
         'sap h=1': lambda: SAPAggregation(d, heads=1),
         'sap h=4': lambda: SAPAggregation(d, heads=4),
         PROJECTION: lambda: ValueProjectionOnly(d, heads=4),

@@ -17,6 +17,7 @@ import torch
 
 from sap_graph import SAPAggregation
 from sap_graph.experiments.models import GraphClassifier
+from sap_graph.ops import cpu as _native
 from sap_graph.ops import segments as _ops
 from sap_graph.regularizers import attention_entropy, diversity_penalty
 from tests.reference import sap_reference
@@ -135,7 +136,7 @@ def test_no_host_sync_in_forward_backward():
 
 def test_cuda_uses_pure_pytorch_path(monkeypatch):
     calls = []
-    monkeypatch.setattr(_ops.SAPNativeFunction, 'apply',
+    monkeypatch.setattr(_native.SAPNativeFunction, 'apply',
                         lambda *a: calls.append(a))
     x, index, ptr, num_graphs = make_batch([4, 6, 9])
     aggr = SAP(16, heads=2).cuda()

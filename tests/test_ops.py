@@ -9,12 +9,13 @@ import torch
 
 from sap_graph import SAPAggregation
 from sap_graph.ops import cpu as _native
+from sap_graph.ops.cpu import SAPNativeFunction
 from sap_graph.ops.segments import (
-    SAPNativeFunction,
     SAPPoolFunction,
     Segments,
     sap_pool_dense,
 )
+from tests.reference import sap_core_reference
 
 # Normally initialised queries, so that the attention under test is not
 # uniform (an untrained layer with the default zero queries is mean pooling),
@@ -34,11 +35,12 @@ def batch(sizes, channels, heads, dtype=torch.float64, seed=0):
 
 
 def outputs_and_grads(fn, x, w, seed=1):
-    """Runs ``fn(x, w) -> (pooled, alpha, weight_sum)`` and back-propagates
-    random cotangents into all three outputs."""
+    """Runs ``fn(x, w) -> (pooled, alpha, weight_sum[, res])`` and
+    back-propagates random cotangents into all outputs (a :obj:`None`
+    residual left out)."""
     x = x.detach().clone().requires_grad_()
     w = w.detach().clone().requires_grad_()
-    outs = fn(x, w)
+    outs = [o for o in fn(x, w) if o is not None]
     gen = torch.Generator().manual_seed(seed)
     loss = sum((o * torch.randn(o.shape, generator=gen, dtype=torch.float64)
                 .to(o.device, o.dtype)).sum() for o in outs)
@@ -55,7 +57,7 @@ def test_native_equals_torch_and_autograd(heads, channels):
     x, w, index, ptr, num_graphs = batch(sizes, channels, heads)
     seg = Segments(index, ptr, num_graphs, heads)
     native = outputs_and_grads(
-        lambda x, w: SAPNativeFunction.apply(x, w, seg), x, w)
+        lambda x, w: SAPNativeFunction.apply(x, w, seg.ptr), x, w)
     torch_path = outputs_and_grads(
         lambda x, w: SAPPoolFunction.apply(x, w, None, seg, 0.0), x, w)
     autograd = outputs_and_grads(
@@ -66,6 +68,46 @@ def test_native_equals_torch_and_autograd(heads, channels):
     pooled, alpha, weight_sum = native[:3]
     empty = torch.tensor(sizes) == 0
     assert (pooled[:, empty] == 0).all() and (weight_sum[:, empty] == 0).all()
+
+
+def residual_reference(x, ptr, residual):
+    """Sum, mean or max of every graph's rows in float64, graph by graph
+    (zero for an empty graph; :func:`torch.amax` shares the gradient of a
+    maximum evenly among the rows that attain it)."""
+    pool = {'sum': lambda t: t.sum(0), 'mean': lambda t: t.mean(0),
+            'max': lambda t: t.amax(0)}[residual]
+    rows = [pool(x[int(a):int(b)]) if b > a else x.new_zeros(x.size(1))
+            for a, b in zip(ptr[:-1], ptr[1:], strict=True)]
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize('residual', ['sum', 'mean', 'max'])
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_core_residual_equals_reference(sap_backend, residual, dtype):
+    """The residual pooling computed with the SAP core (in the same pass on
+    the fused path), values and gradients, against float64 per-graph
+    pooling; clamped features and duplicated rows give ties for the
+    maximum, whose gradient is shared. (The ties sit at 0.5, not 0: torch's
+    CPU scatter 'amax' behind the PyTorch path also counts the zeros it
+    starts from as ties.)"""
+    from sap_graph.nn.functional import sap_pool
+    sizes = [0, 3, 1, 0, 40, 7, 0, 1, 2, 0]
+    x, w, index, ptr, num_graphs = batch(sizes, 37, 4)
+    x = x.clamp_min(0.5)
+    x[5] = x[4]  # Two equal rows in the 40-node graph.
+    ref = outputs_and_grads(
+        lambda x, w: (*sap_core_reference(x, w, ptr),
+                      residual_reference(x, ptr, residual)), x, w)
+    got = outputs_and_grads(
+        lambda x, w: sap_pool(x, w, index, ptr, num_graphs, 4,
+                              residual=residual), x.to(dtype), w.to(dtype))
+    if sap_backend == 'native':
+        out = sap_pool(x.to(dtype).requires_grad_(), w.to(dtype), index,
+                       ptr, num_graphs, 4, residual=residual)
+        assert type(out[3].grad_fn).__name__ == 'SAPNativeFunctionBackward'
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a.double(), b, rtol=tol, atol=tol)
 
 
 def test_native_float32_and_threads():
@@ -82,7 +124,7 @@ def test_native_float32_and_threads():
         for n in sorted({1, 2, threads}):
             torch.set_num_threads(n)
             got = outputs_and_grads(
-                lambda x, w: SAPNativeFunction.apply(x, w, seg),
+                lambda x, w: SAPNativeFunction.apply(x, w, seg.ptr),
                 x.float(), w.float())
             for a, b in zip(got, ref, strict=True):
                 torch.testing.assert_close(a.double(), b, rtol=1e-4,

@@ -1,4 +1,4 @@
-// Fused CPU kernels of SAPAggregation's core (see sap_graph/_ops.py).
+// Fused CPU kernels of SAPAggregation's core (autograd in sap_graph/ops/cpu.py).
 //
 // For a sorted batch (graph b owns rows ptr[b]..ptr[b+1] of x) and a score
 // matrix w [H, F]:
@@ -9,6 +9,12 @@
 //             ds_ih = alpha_ih (g_ih - sum_j alpha_jh g_jh),
 //             dx_i = sum_h alpha_ih dP[h, b] + sum_h ds_ih w_h,
 //             dw_h = sum_i ds_ih x_i
+//
+// With a residual mode (1 sum, 2 mean, 3 max) the same passes also give the
+// residual pooling res[b] = sum / mean / max of the graph's rows of x and
+// add its gradient to dx while those rows are in cache; the max gradient is
+// shared evenly by the rows that attain the maximum, as torch's scatter
+// 'amax' does.
 //
 // Every graph is handled by one thread from start to end, so its rows of x
 // are read from memory once and then served from cache: for graphs that fit
@@ -163,7 +169,56 @@ int64_t grain(int64_t num_graphs, int64_t num_nodes, int64_t channels) {
   return std::max<int64_t>(1, 32768 / per_graph);
 }
 
-void check_inputs(const at::Tensor& x, const at::Tensor& w, const at::Tensor& ptr) {
+enum Residual : int64_t { kNone = 0, kSum = 1, kMean = 2, kMax = 3 };
+
+// out[f] = sum, mean or max over the n rows of X (NaN propagates in max).
+template <typename T>
+inline void reduce_rows(const T* __restrict X, int64_t n, int64_t F, int64_t mode,
+                        T* __restrict out) {
+  if (mode == kMax) {
+    std::copy(X, X + F, out);
+    for (int64_t i = 1; i < n; ++i) {
+      const T* xi = X + i * F;
+      for (int64_t f = 0; f < F; ++f)
+        if (xi[f] > out[f] || std::isnan(xi[f])) out[f] = xi[f];
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const T* xi = X + i * F;
+#pragma omp simd
+    for (int64_t f = 0; f < F; ++f) out[f] += xi[f];
+  }
+  if (mode == kMean)
+    for (int64_t f = 0; f < F; ++f) out[f] /= T(n);
+}
+
+// gx_i += d res / d x_i * g over the n rows: g (sum), g / n (mean), or g
+// shared by the rows equal to the maximum r (max; count: F scratch).
+template <typename T>
+inline void reduce_rows_grad(const T* __restrict X, int64_t n, int64_t F, int64_t mode,
+                             const T* __restrict r, const T* __restrict g,
+                             T* __restrict count, T* __restrict gx) {
+  if (mode == kMax) {
+    std::fill(count, count + F, T(0));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t f = 0; f < F; ++f) count[f] += X[i * F + f] == r[f] ? T(1) : T(0);
+    for (int64_t f = 0; f < F; ++f) count[f] = count[f] > 0 ? g[f] / count[f] : T(0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t f = 0; f < F; ++f)
+        if (X[i * F + f] == r[f]) gx[i * F + f] += count[f];
+    return;
+  }
+  const T scale = mode == kMean ? T(1) / T(n) : T(1);
+  for (int64_t i = 0; i < n; ++i) {
+    T* gi = gx + i * F;
+#pragma omp simd
+    for (int64_t f = 0; f < F; ++f) gi[f] += g[f] * scale;
+  }
+}
+
+void check_inputs(const at::Tensor& x, const at::Tensor& w, const at::Tensor& ptr,
+                  int64_t residual) {
   TORCH_CHECK(x.device().is_cpu() && w.device().is_cpu() && ptr.device().is_cpu(),
               "sap_pool native kernel: CPU tensors expected");
   TORCH_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
@@ -172,13 +227,17 @@ void check_inputs(const at::Tensor& x, const at::Tensor& w, const at::Tensor& pt
               "sap_pool native kernel: x and w must share a dtype");
   TORCH_CHECK(ptr.dim() == 1 && ptr.scalar_type() == at::kLong && ptr.numel() >= 1,
               "sap_pool native kernel: int64 ptr [B + 1] expected");
+  TORCH_CHECK(residual >= kNone && residual <= kMax,
+              "sap_pool native kernel: residual mode 0-3 expected");
 }
 
 }  // namespace
 
-// Returns (pooled [H, B, F], alpha [N, H], weight_sum [H, B]).
-std::vector<at::Tensor> sap_forward(at::Tensor x, at::Tensor w, at::Tensor ptr) {
-  check_inputs(x, w, ptr);
+// Returns (pooled [H, B, F], alpha [N, H], weight_sum [H, B], res [B, F]
+// or undefined when residual is 0).
+std::vector<at::Tensor> sap_forward(at::Tensor x, at::Tensor w, at::Tensor ptr,
+                                    int64_t residual) {
+  check_inputs(x, w, ptr, residual);
   x = x.contiguous();
   w = w.contiguous();
   ptr = ptr.contiguous();
@@ -186,9 +245,12 @@ std::vector<at::Tensor> sap_forward(at::Tensor x, at::Tensor w, at::Tensor ptr) 
   auto pooled = at::zeros({H, B, F}, x.options());
   auto alpha = at::empty({N, H}, x.options());
   auto weight_sum = at::zeros({H, B}, x.options());
+  at::Tensor res;
+  if (residual != kNone) res = at::zeros({B, F}, x.options());
   const int64_t* P = ptr.data_ptr<int64_t>();
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sap_forward", [&] {
+    scalar_t* R = res.defined() ? res.data_ptr<scalar_t>() : nullptr;
     const scalar_t* X = x.data_ptr<scalar_t>();
     const scalar_t* W = w.data_ptr<scalar_t>();
     scalar_t* A = alpha.data_ptr<scalar_t>();
@@ -225,20 +287,24 @@ std::vector<at::Tensor> sap_forward(at::Tensor x, at::Tensor w, at::Tensor ptr) 
         for (int64_t t = 0; t < n; t += tile)
           SAP_HEAD_BLOCKS(H, wsum, Xb + t * F, std::min(tile, n - t), F, Ab + t * H + h0, H,
                           OUT + (h0 * B + b) * F, B * F)
+        if (R) reduce_rows(Xb, n, F, residual, R + b * F);
       }
     });
   });
-  return {pooled, alpha, weight_sum};
+  return {pooled, alpha, weight_sum, res};
 }
 
 // Returns (dx [N, F] or undefined, dw [H, F] or undefined). grad_pooled
-// [H, B, F], grad_alpha [N, H] and grad_weight_sum [H, B] may be undefined.
+// [H, B, F], grad_alpha [N, H], grad_weight_sum [H, B] and grad_res [B, F]
+// may be undefined; res is the forward's (read for residual 3, max).
 std::vector<at::Tensor> sap_backward(at::Tensor x, at::Tensor w, at::Tensor ptr,
                                      at::Tensor alpha, c10::optional<at::Tensor> grad_pooled,
                                      c10::optional<at::Tensor> grad_alpha,
-                                     c10::optional<at::Tensor> grad_weight_sum, bool need_x,
+                                     c10::optional<at::Tensor> grad_weight_sum,
+                                     int64_t residual, c10::optional<at::Tensor> res,
+                                     c10::optional<at::Tensor> grad_res, bool need_x,
                                      bool need_w) {
-  check_inputs(x, w, ptr);
+  check_inputs(x, w, ptr, residual);
   x = x.contiguous();
   w = w.contiguous();
   ptr = ptr.contiguous();
@@ -249,6 +315,17 @@ std::vector<at::Tensor> sap_backward(at::Tensor x, at::Tensor w, at::Tensor ptr,
   if (grad_alpha.has_value() && grad_alpha->defined()) ga = grad_alpha->contiguous();
   if (grad_weight_sum.has_value() && grad_weight_sum->defined())
     gs = grad_weight_sum->contiguous();
+  at::Tensor rs, gr;
+  if (residual != kNone && grad_res.has_value() && grad_res->defined()) {
+    gr = grad_res->contiguous();
+    TORCH_CHECK(gr.sizes() == at::IntArrayRef({B, F}),
+                "sap_pool native kernel: grad_res [B, F] expected");
+    if (residual == kMax) {
+      TORCH_CHECK(res.has_value() && res->defined() && res->sizes() == gr.sizes(),
+                  "sap_pool native kernel: res [B, F] expected");
+      rs = res->contiguous();
+    }
+  }
   at::Tensor grad_x, grad_w, partial;
   if (need_x) grad_x = at::empty({N, F}, x.options());
   const int64_t threads = at::get_num_threads();
@@ -262,12 +339,14 @@ std::vector<at::Tensor> sap_backward(at::Tensor x, at::Tensor w, at::Tensor ptr,
     const scalar_t* GP = gp.defined() ? gp.data_ptr<scalar_t>() : nullptr;
     const scalar_t* GA = ga.defined() ? ga.data_ptr<scalar_t>() : nullptr;
     const scalar_t* GS = gs.defined() ? gs.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* GR = gr.defined() ? gr.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* RS = rs.defined() ? rs.data_ptr<scalar_t>() : nullptr;
     scalar_t* GX = need_x ? grad_x.data_ptr<scalar_t>() : nullptr;
     scalar_t* PART = need_w ? partial.data_ptr<scalar_t>() : nullptr;
     at::parallel_for(0, B, grain(B, N, F), [&](int64_t b0, int64_t b1) {
       const int64_t tid = std::min<int64_t>(at::get_thread_num(), threads - 1);
       scalar_t* GW = need_w ? PART + tid * H * F : nullptr;
-      std::vector<scalar_t> ds, mean(H);
+      std::vector<scalar_t> ds, mean(H), count(GR && GX ? F : 0);
       const int64_t tile = tile_rows<scalar_t>(F);
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t start = P[b], end = P[b + 1];
@@ -300,6 +379,9 @@ std::vector<at::Tensor> sap_backward(at::Tensor x, at::Tensor w, at::Tensor ptr,
         if (GX)
           grad_nodes(Ab, ds.data(), GP ? GP + b * F : nullptr, B * F, W, H, F, n,
                      GX + start * F);
+        if (GX && GR)
+          reduce_rows_grad(Xb, n, F, residual, RS ? RS + b * F : nullptr, GR + b * F,
+                           count.data(), GX + start * F);
         if (GW)
           for (int64_t t = 0; t < n; t += tile)
             SAP_HEAD_BLOCKS(H, wsum, Xb + t * F, std::min(tile, n - t), F,

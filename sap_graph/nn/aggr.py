@@ -300,17 +300,16 @@ class SAPAggregation(Aggregation):
         gate = None
         if self.lin_gate is not None:
             gate = torch.sigmoid(self.lin_gate(x))
-        pooled, alpha, weight_sum = sap_pool(
+        pooled, alpha, weight_sum, *res = sap_pool(
             x, self.score_weight(), index, ptr, dim_size, self.heads,
-            dropout=self.dropout if self.training else 0.0, gate=gate)
+            dropout=self.dropout if self.training else 0.0, gate=gate,
+            residual=self.residual)
 
-        count = res = None
+        count = None
         if self.size_scaler is not None:
             count = x.new_zeros(dim_size).index_add_(
                 0, index, x.new_ones(index.numel()))
-        if self.residual is not None:
-            res = self.reduce(x, index, None, dim_size, reduce=self.residual)
-        out = self._combine(pooled, weight_sum, count, res)
+        out = self._combine(pooled, weight_sum, count, *res)
 
         self._set_aux_loss(alpha, index, dim_size)
 
@@ -342,7 +341,8 @@ class SAPAggregation(Aggregation):
         return out, alpha
 
     def _combine(self, pooled: Tensor, weight_sum: Tensor,
-                 count: Optional[Tensor], res: Optional[Tensor]) -> Tensor:
+                 count: Optional[Tensor],
+                 res: Optional[Tensor] = None) -> Tensor:
         # Value projection, size scaler and residual.
         out = self.project(pooled, weight_sum)
         if self.size_scaler == 'log':

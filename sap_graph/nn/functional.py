@@ -13,7 +13,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 from torch_geometric import is_compiling, is_debug_enabled
-from torch_geometric.utils import segment
+from torch_geometric.utils import scatter
 
 from sap_graph.ops.padded import (
     lengths_to_mask,
@@ -28,8 +28,10 @@ from sap_graph.ops.segments import sap_pool as _dispatch
 
 def sap_pool(x: Tensor, score_weight: Tensor, index: Tensor,
              ptr: Optional[Tensor], dim_size: int, heads: int,
-             dropout: float = 0.0, gate: Optional[Tensor] = None
-             ) -> Tuple[Tensor, Tensor, Tensor]:
+             dropout: float = 0.0, gate: Optional[Tensor] = None,
+             residual: Optional[str] = None
+             ) -> Union[Tuple[Tensor, Tensor, Tensor],
+                        Tuple[Tensor, Tensor, Tensor, Tensor]]:
     r"""Attention-weighted sums of :obj:`x` per set:
 
     .. math::
@@ -55,9 +57,16 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Tensor,
             :obj:`0.0` in evaluation). (default: :obj:`0.0`)
         gate (torch.Tensor, optional): Value gate :obj:`[N, H]`.
             (default: :obj:`None`)
+        residual (str, optional): Also returns the :obj:`'sum'`,
+            :obj:`'mean'` or :obj:`'max'` pooling of :obj:`x` :obj:`[B, F]`
+            (zero for an empty set; the gradient of a maximum is shared by
+            the nodes that attain it, as in PyG's
+            :class:`~torch_geometric.nn.aggr.MaxAggregation`), computed in
+            the same pass by the fused kernels. (default: :obj:`None`)
 
     Returns:
-        ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B])``, all
+        ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B])``, plus the
+        residual pooling ``[B, F]`` when :obj:`residual` is given; all
         differentiable; an empty set gives zero rows.
     """
     # int32 batch vectors become int64 once, here (no sync, and a no-op for
@@ -66,12 +75,16 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Tensor,
     # every scatter, returns wrong gradients.
     index = index.to(torch.long)
     if is_compiling():
-        return sap_pool_dense(x, score_weight.to(x.dtype), index, dim_size,
-                              dropout, dropout > 0.0, gate)
-    if ptr is not None:
-        ptr = ptr.to(torch.long)
-    seg = Segments(index, ptr, dim_size, heads)
-    return _dispatch(x, score_weight, seg, dropout, gate)
+        out = sap_pool_dense(x, score_weight.to(x.dtype), index, dim_size,
+                             dropout, dropout > 0.0, gate)
+        res = None if residual is None else scatter(
+            x, index, 0, dim_size, reduce=residual)
+    else:
+        if ptr is not None:
+            ptr = ptr.to(torch.long)
+        seg = Segments(index, ptr, dim_size, heads)
+        *out, res = _dispatch(x, score_weight, seg, dropout, gate, residual)
+    return tuple(out) if residual is None else (*out, res)
 
 
 def sap_pool_padded(x: Tensor, score_weight: Tensor, mask: Tensor,
@@ -85,27 +98,19 @@ def sap_pool_padded(x: Tensor, score_weight: Tensor, mask: Tensor,
     through the segment kernels, any other mask is pooled densely (see
     :mod:`sap_graph.ops.padded`). Also returns the :obj:`residual` pooling
     :obj:`[B, F]` of the kept rows (or :obj:`None`)."""
-    batch, length = mask.shape
     runs = None
     if not is_compiling():
         if lengths is not None:
             runs = (torch.zeros_like(lengths), lengths)
         elif mask.device.type == 'cpu':
             runs = mask_runs(mask)
-    ptr = None
     if runs is not None:
-        pooled, alpha, weight_sum, ptr = pool_runs(
-            x, score_weight, *runs, dropout=dropout if training else 0.0,
-            gate=gate)
-    else:
-        pooled, alpha, weight_sum = pool_dense(x, score_weight, mask,
-                                               dropout, training, gate)
-    res = None
-    if residual is not None and ptr is not None:  # Over the kept runs.
-        res = segment(x.reshape(batch * length, -1), ptr,
-                      reduce=residual)[1::3]
-    elif residual is not None:
-        res = masked_reduce(x, mask, residual)
+        return pool_runs(x, score_weight, *runs,
+                         dropout=dropout if training else 0.0, gate=gate,
+                         residual=residual)
+    pooled, alpha, weight_sum = pool_dense(x, score_weight, mask, dropout,
+                                           training, gate)
+    res = None if residual is None else masked_reduce(x, mask, residual)
     return pooled, alpha, weight_sum, res
 
 

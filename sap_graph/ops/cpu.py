@@ -26,7 +26,11 @@ import sys
 import threading
 import warnings
 from types import ModuleType
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 _SOURCE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'csrc',
                    'sap_pool.cpp')
@@ -56,8 +60,6 @@ def _extension_name(flags: List[str]) -> str:
     path and recompile), another torch never loads a stale build, and
     -march=native code never runs on another CPU model that shares the
     build cache (a home directory on a cluster)."""
-    import torch
-
     digest = hashlib.sha1()
     with open(_SOURCE, 'rb') as f:
         digest.update(f.read())
@@ -180,3 +182,45 @@ def status() -> str:
     if _failed is not None:
         return 'torch (build failed)'
     return 'not loaded'
+
+
+#: Residual poolings the kernels compute in the same pass (their mode).
+RESIDUAL_MODES = {None: 0, 'sum': 1, 'mean': 2, 'max': 3}
+
+
+class SAPNativeFunction(torch.autograd.Function):
+    r"""The SAP core on a sorted CPU batch (CSR pointer :obj:`ptr`), without
+    attention dropout or gate, with the fused kernels: one read of
+    :math:`\mathbf{X}` forward, one read and one write of its gradient
+    backward; the :obj:`residual` pooling (:obj:`'sum'`, :obj:`'mean'`,
+    :obj:`'max'` or :obj:`None`) rides along. Returns ``(pooled [H, B, F],
+    alpha [N, H], weight_sum [H, B], res [B, F] or None)``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, score_weight: Tensor,  # type: ignore
+                ptr: Tensor, residual: Optional[str] = None
+                ) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+        kernels = native()
+        assert kernels is not None
+        mode = RESIDUAL_MODES[residual]
+        pooled, alpha, weight_sum, res = kernels.forward(
+            x, score_weight, ptr, mode)
+        ctx.kernels, ctx.ptr, ctx.mode = kernels, ptr, mode
+        # Unused outputs (usually alpha) reach backward as None, not as
+        # zero tensors the kernel would have to read.
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, score_weight, alpha, res)
+        return pooled, alpha, weight_sum, res
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_pooled: Optional[Tensor],  # type: ignore
+                 grad_alpha: Optional[Tensor],
+                 grad_weight_sum: Optional[Tensor],
+                 grad_res: Optional[Tensor]):
+        x, score_weight, alpha, res = ctx.saved_tensors
+        grad_x, grad_w = ctx.kernels.backward(
+            x, score_weight, ctx.ptr, alpha, grad_pooled, grad_alpha,
+            grad_weight_sum, ctx.mode, res, grad_res,
+            ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        return grad_x, grad_w, None, None

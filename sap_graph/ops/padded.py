@@ -80,24 +80,29 @@ def run_ptr(start: Tensor, end: Tensor, length: int) -> Tensor:
 
 
 def pool_runs(x: Tensor, score_weight: Tensor, start: Tensor, end: Tensor,
-              dropout: float = 0.0, gate: Optional[Tensor] = None
-              ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+              dropout: float = 0.0, gate: Optional[Tensor] = None,
+              residual: Optional[str] = None
+              ) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
     r"""SAP core of the runs path: returns ``(pooled [H, B, F],
-    alpha [B, L, H], weight_sum [H, B], ptr [3B + 1])`` for :obj:`x`
+    alpha [B, L, H], weight_sum [H, B], res [B, F])`` for :obj:`x`
     :obj:`[B, L, F]` and an optional gate :obj:`[B, L, H]`, as
     :func:`~sap_graph.ops.segments.sap_pool`; :obj:`alpha` is zero at
-    padding."""
+    padding, :obj:`res` the :obj:`residual` pooling of the kept rows (or
+    :obj:`None`)."""
     batch, length, channels = x.shape
     heads = score_weight.size(0)
     ptr = run_ptr(start.to(torch.long), end.to(torch.long), length)
     seg = RunSegments(ptr, batch * length, heads)
-    pooled, alpha, weight_sum = sap_pool(
+    pooled, alpha, weight_sum, res = sap_pool(
         x.reshape(batch * length, channels), score_weight, seg, dropout,
-        None if gate is None else gate.reshape(batch * length, heads))
+        None if gate is None else gate.reshape(batch * length, heads),
+        residual)
     kept = lengths_to_mask(end, length) & ~lengths_to_mask(start, length)
     alpha = alpha.view(batch, length, heads).masked_fill(
         ~kept.unsqueeze(-1), 0.0)
-    return pooled[:, 1::3], alpha, weight_sum[:, 1::3], ptr
+    if res is not None:
+        res = res[1::3]
+    return pooled[:, 1::3], alpha, weight_sum[:, 1::3], res
 
 
 def pool_dense(x: Tensor, score_weight: Tensor, mask: Tensor,

@@ -16,8 +16,8 @@ The weighted sum is the sparse-dense product :math:`\mathbf{A}\mathbf{X}`
 (weighted :func:`~torch.nn.functional.embedding_bag` forward; a sampled
 product, the softmax backward and one :math:`[N, F]` gradient buffer
 backward), never allocating an :math:`[N, H, F]` tensor. On CPU, sorted
-batches without attention dropout or gate take :class:`SAPNativeFunction`
-(the C++ kernels of :mod:`sap_graph.ops.cpu`), on CUDA
+batches without attention dropout or gate take
+:class:`sap_graph.ops.cpu.SAPNativeFunction` (the C++ kernels), on CUDA
 :class:`sap_graph.ops.triton.SAPTritonFunction` (imported only for CUDA
 tensors; off with ``SAP_GRAPH_TRITON=0``). :func:`sap_pool` picks the path.
 """
@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+from torch_geometric.utils import scatter
 
 from sap_graph.ops import cpu as _native
 
@@ -283,39 +284,6 @@ class SAPPoolFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_gate, None, None
 
 
-class SAPNativeFunction(torch.autograd.Function):
-    r"""The no-dropout, no-gate case of :class:`SAPPoolFunction` on a
-    sorted CPU batch, with the fused kernels of :mod:`sap_graph.ops.cpu`:
-    one read of :math:`\mathbf{X}` forward, one read and one write of its
-    gradient backward."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, score_weight: Tensor,  # type: ignore
-                seg: Segments) -> Tuple[Tensor, Tensor, Tensor]:
-        kernels = _native.native()
-        assert kernels is not None
-        pooled, alpha, weight_sum = kernels.forward(x, score_weight, seg.ptr)
-        ctx.kernels = kernels
-        ctx.ptr = seg.ptr
-        # Unused outputs (usually alpha) reach backward as None, not as
-        # zero tensors the kernel would have to read.
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, score_weight, alpha)
-        return pooled, alpha, weight_sum
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_pooled: Optional[Tensor],  # type: ignore
-                 grad_alpha: Optional[Tensor],
-                 grad_weight_sum: Optional[Tensor]):
-        x, score_weight, alpha = ctx.saved_tensors
-        grad_x, grad_w = ctx.kernels.backward(
-            x, score_weight, ctx.ptr, alpha, grad_pooled, grad_alpha,
-            grad_weight_sum, ctx.needs_input_grad[0],
-            ctx.needs_input_grad[1])
-        return grad_x, grad_w, None
-
-
 def _use_native(x: Tensor, score_weight: Tensor, seg: Segments,
                 dropout: float, gate: Optional[Tensor]) -> bool:
     # The kernels give each graph to one thread: a batch of a few huge
@@ -340,34 +308,44 @@ def _use_triton(x: Tensor, seg: Segments, dropout: float,
 
 
 def sap_pool(x: Tensor, score_weight: Tensor, seg: Segments,
-             dropout: float = 0.0, gate: Optional[Tensor] = None
-             ) -> Tuple[Tensor, Tensor, Tensor]:
-    r"""Returns ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B])`` for
-    node features :obj:`x` :obj:`[N, F]`, score matrix :obj:`score_weight`
-    :obj:`[H, F]` (scores are ``x @ score_weight.t()``) and an optional
-    value gate :obj:`gate` :obj:`[N, H]` (see :class:`SAPPoolFunction`)."""
+             dropout: float = 0.0, gate: Optional[Tensor] = None,
+             residual: Optional[str] = None
+             ) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+    r"""Returns ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B],
+    res [B, F])`` for node features :obj:`x` :obj:`[N, F]`, score matrix
+    :obj:`score_weight` :obj:`[H, F]` (scores are ``x @ score_weight.t()``)
+    and an optional value gate :obj:`gate` :obj:`[N, H]` (see
+    :class:`SAPPoolFunction`); :obj:`res` is the :obj:`residual`
+    (:obj:`'sum'`, :obj:`'mean'` or :obj:`'max'`) pooling of :obj:`x`, or
+    :obj:`None`. The fused CPU kernels compute it in the same pass."""
     if torch.is_autocast_enabled(x.device.type):
         # Under autocast the core would get half-precision scores next to
         # full-precision features; it runs in the inputs' own (promoted)
         # precision instead, like a softmax under autocast.
         with torch.autocast(x.device.type, enabled=False):
-            return sap_pool(x, score_weight, seg, dropout, gate)
+            return sap_pool(x, score_weight, seg, dropout, gate, residual)
     dtype = x.dtype
+    if _use_native(x, score_weight, seg, dropout, gate):
+        return _native.SAPNativeFunction.apply(x, score_weight, seg.ptr,
+                                               residual)
+    res = None
+    if residual is not None:  # As PyG's aggregations (ties share 'max').
+        res = scatter(x, seg.index, 0, seg.dim_size, reduce=residual)
     if _use_triton(x, seg, dropout, gate):
         from sap_graph.ops import triton as _triton
         if _triton.supports(x, score_weight):
-            return _triton.SAPTritonFunction.apply(x, score_weight, seg)
-    if _use_native(x, score_weight, seg, dropout, gate):
-        return SAPNativeFunction.apply(x, score_weight, seg)
+            return (*_triton.SAPTritonFunction.apply(x, score_weight, seg),
+                    res)
     if dtype in _KERNEL_DTYPES and score_weight.dtype == dtype and (
             gate is None or gate.dtype == dtype):
-        return SAPPoolFunction.apply(x, score_weight, gate, seg, dropout)
+        return (*SAPPoolFunction.apply(x, score_weight, gate, seg, dropout),
+                res)
     work = torch.promote_types(torch.promote_types(dtype, score_weight.dtype),
                                torch.float32)
-    pooled, alpha, weight_sum = sap_pool(
+    pooled, alpha, weight_sum, _ = sap_pool(
         x.to(work), score_weight.to(work), seg, dropout,
         None if gate is None else gate.to(work))
-    return pooled.to(dtype), alpha.to(dtype), weight_sum.to(dtype)
+    return pooled.to(dtype), alpha.to(dtype), weight_sum.to(dtype), res
 
 
 def sap_pool_dense(x: Tensor, score_weight: Tensor, index: Tensor,

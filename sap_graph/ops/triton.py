@@ -1,6 +1,6 @@
 r"""Fused Triton kernels of the SAP core on CUDA tensors (issue 15).
 
-Same function as :class:`sap_graph.ops.segments.SAPNativeFunction` (the
+Same function as :class:`sap_graph.ops.cpu.SAPNativeFunction` (the
 fused C++ CPU kernels), for a sorted batch given by its CSR pointer
 :math:`\mathrm{ptr}` :obj:`[B + 1]`, node features
 :math:`\mathbf{X} \in \mathbb{R}^{N \times F}` and score matrix
@@ -222,7 +222,7 @@ class SAPTritonFunction(torch.autograd.Function):
     r"""The no-dropout, no-gate case of
     :class:`~sap_graph.ops.segments.SAPPoolFunction` on a sorted batch, with the
     Triton kernels above; same signature and outputs as
-    :class:`~sap_graph.ops.segments.SAPNativeFunction`:
+    :class:`~sap_graph.ops.cpu.SAPNativeFunction`:
     ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B])``, all three
     differentiable. The batch must be sorted (``seg.sorted``): unsorted
     batches keep the PyTorch path."""
