@@ -329,7 +329,10 @@ def sap_pool(x: Tensor, score_weight: Tensor, seg: Segments,
         return _native.SAPNativeFunction.apply(x, score_weight, seg.ptr,
                                                residual)
     res = None
-    if residual is not None:  # As PyG's aggregations (ties share 'max').
+    if residual is not None:
+        # As PyG's aggregations (ties share 'max'). Not PyG's `segment`
+        # for sorted batches: torch 2.13's segment_reduce backward gives
+        # every tied row of a wider feature matrix the whole gradient.
         res = scatter(x, seg.index, 0, seg.dim_size, reduce=residual)
     if _use_triton(x, seg, dropout, gate):
         from sap_graph.ops import triton as _triton
