@@ -18,7 +18,8 @@ def sap_reference(aggr, x: Tensor, index: Tensor, num_graphs: int,
     """Returns ``(out [B, width], alpha [N, heads])`` in float64 (eval-mode
     semantics: no dropout). Honours the temperature, the value gate, the
     size scaler, the residual (sum, mean or max, projected when the widths
-    differ) and a node mask."""
+    differ; the gradient of a maximum is shared by tied nodes, as with
+    :func:`torch.amax`) and a node mask."""
     x = x.double()
     if mask is None:
         mask = torch.ones(x.size(0), dtype=torch.bool)
@@ -58,7 +59,7 @@ def sap_reference(aggr, x: Tensor, index: Tensor, num_graphs: int,
             z = z * math.log(1 + xb.size(0))
         if aggr.residual is not None:
             pool = {'sum': lambda t: t.sum(0), 'mean': lambda t: t.mean(0),
-                    'max': lambda t: t.max(0).values}[aggr.residual]
+                    'max': lambda t: t.amax(0)}[aggr.residual]
             res = pool(xb) if xb.size(0) > 0 else x.new_zeros(x.size(1))
             if aggr.lin_residual is not None:
                 res = res @ aggr.lin_residual.weight.double().t()

@@ -124,6 +124,26 @@ def test_padded_same_as_node_mask_path(kind, options):
     assert torch.allclose(x.grad, x_flat.grad, atol=1e-5)
 
 
+@pytest.mark.parametrize('kind', ['right', 'left', 'scattered'])
+def test_padded_max_residual_ties(sap_backend, kind):
+    """The max residual of a padded batch whose kept rows tie for the
+    maximum (features clamped at 0.5): values and input gradient against
+    the float64 reference, which shares a maximum's gradient among the
+    tied rows (torch's segment_reduce, once behind the runs path, gave
+    each of them the whole gradient)."""
+    torch.manual_seed(6)
+    aggr = SAPAggregation(8, residual='max', query_init='normal').double()
+    mask = make_masks()[kind]
+    x = torch.randn(len(LENGTHS), L, 8, dtype=torch.float64).clamp_min(0.5)
+    x.requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    weight = torch.randn(len(LENGTHS), 8, dtype=torch.float64)
+    (aggr(x, mask=mask).squeeze(1) * weight).sum().backward()
+    ref, _ = flat_reference(aggr, x_ref, mask)
+    (ref * weight).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-10, atol=1e-10)
+
+
 def test_runs_pool_in_place(monkeypatch):
     """The runs path hands the whole padded batch to the kernels as one
     view, without per-position index or a copy of the kept rows."""
