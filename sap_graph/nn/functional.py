@@ -13,7 +13,6 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 from torch_geometric import is_compiling, is_debug_enabled
-from torch_geometric.utils import scatter
 
 from sap_graph.ops.padded import (
     lengths_to_mask,
@@ -22,6 +21,7 @@ from sap_graph.ops.padded import (
     pool_dense,
     pool_runs,
 )
+from sap_graph.ops.residual import residual_pool
 from sap_graph.ops.segments import Segments, index_from_ptr, sap_pool_dense
 from sap_graph.ops.segments import sap_pool as _dispatch
 
@@ -77,8 +77,7 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Tensor,
     if is_compiling():
         out = sap_pool_dense(x, score_weight.to(x.dtype), index, dim_size,
                              dropout, dropout > 0.0, gate)
-        res = None if residual is None else scatter(
-            x, index, 0, dim_size, reduce=residual)
+        res = residual_pool(x, index, dim_size, residual)
     else:
         if ptr is not None:
             ptr = ptr.to(torch.long)

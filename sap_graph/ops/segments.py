@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
-from torch_geometric.utils import scatter
 
 from sap_graph.ops import cpu as _native
+from sap_graph.ops.residual import residual_pool
 
 # We only build CSR tensors with valid, sorted indices ourselves.
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support')
@@ -328,12 +328,7 @@ def sap_pool(x: Tensor, score_weight: Tensor, seg: Segments,
     if _use_native(x, score_weight, seg, dropout, gate):
         return _native.SAPNativeFunction.apply(x, score_weight, seg.ptr,
                                                residual)
-    res = None
-    if residual is not None:
-        # As PyG's aggregations (ties share 'max'). Not PyG's `segment`
-        # for sorted batches: torch 2.13's segment_reduce backward gives
-        # every tied row of a wider feature matrix the whole gradient.
-        res = scatter(x, seg.index, 0, seg.dim_size, reduce=residual)
+    res = residual_pool(x, seg.index, seg.dim_size, residual)
     if _use_triton(x, seg, dropout, gate):
         from sap_graph.ops import triton as _triton
         if _triton.supports(x, score_weight):
