@@ -11,7 +11,8 @@ channels, 3 epochs, seeds 0 1, four readouts: 24 epochs of ~25-35 s):
 about 12 minutes on one free CPU core, longer on a busy one (the report
 states the measured time).
 
-    python examples/smiles_sequence.py --out docs/sequences.md
+    python examples/smiles_sequence.py --out docs/sequences.md \\
+        --figure docs/img/smiles_attention.png
     python examples/smiles_sequence.py --limit 200 --epochs 1   # smoke test
 """
 import argparse
@@ -20,12 +21,19 @@ import os.path as osp
 import statistics
 import sys
 import time
+from typing import Optional
 
 import torch
 
+from sap_graph.experiments.seq.figures import plot_token_attention
 from sap_graph.experiments.seq.loop import markdown_table, mean_std
 from sap_graph.experiments.seq.models import READOUTS
-from sap_graph.experiments.seq.sequences import SequenceConfig, run_sequence
+from sap_graph.experiments.seq.sequences import (
+    SequenceConfig,
+    attention_by_class,
+    run_sequence,
+    split_attention,
+)
 from sap_graph.experiments.seq.smiles import load_smiles_task
 
 
@@ -78,6 +86,10 @@ def main() -> None:
     parser.add_argument('--out', default=None,
                         help='write the results table (markdown) here '
                         '(default: none)')
+    parser.add_argument('--figure', default=None,
+                        help="draw the 'sap' readout's attention over the "
+                        'tokens (seed 0, test molecules) here (PNG; '
+                        'needs matplotlib; default: none)')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -117,12 +129,46 @@ def main() -> None:
          'parameters', 'epoch time (s)'], rows)
     print(table)
     print(f'Total time: {total:.0f}s')
+    attention = None
+    if 'sap' in results:
+        attention = attention_report(task, results['sap'][0]['model'],
+                                     args.figure)
+        print(attention)
     if args.out:
-        write_report(args, table, total, sizes, len(task.vocab))
+        write_report(args, table, total, sizes, len(task.vocab), attention)
+
+
+def attention_report(task, model, figure: Optional[str]) -> str:
+    """Table of the SAP readout's attention by token class (test
+    molecules); draws the figure when :obj:`figure` is given."""
+    ids, alphas, logits = split_attention(model, task, 'test')
+    by_class = attention_by_class(task, ids, alphas)
+    rows = [[c, f"{v['count']:,}", f"{v['inactive']:.2f}",
+             f"{v['active']:.2f}"] for c, v in by_class.items()
+            if v['count'] > 0]
+    table = markdown_table(['token class', 'test tokens', 'inactive',
+                            'active'], rows)
+    if figure:
+        # The actives the model scores highest, short enough to read.
+        short = [k for k in range(ids.numel())
+                 if task.y[ids[k]] == 1 and alphas[k].numel() <= 40]
+        short.sort(key=lambda k: -float(logits[k]))
+        examples = []
+        for k in short[:4]:
+            i, alpha = int(ids[k]), alphas[k]
+            tokens = [task.vocab.itos[t] for t in
+                      task.tokens[i, :alpha.numel()].tolist()]
+            examples.append((tokens, (alpha * alpha.numel()).tolist(),
+                             f'active, molecule {i}, '
+                             f'p = {float(logits[k].sigmoid()):.2f}'))
+        os.makedirs(osp.dirname(osp.abspath(figure)), exist_ok=True)
+        plot_token_attention(figure, by_class, examples)
+        print(f'Wrote {figure}')
+    return table
 
 
 def write_report(args: argparse.Namespace, table: str, total: float,
-                 sizes: dict, vocab: int) -> None:
+                 sizes: dict, vocab: int, attention: Optional[str]) -> None:
     command = 'python examples/smiles_sequence.py ' + ' '.join(sys.argv[1:])
     text = (
         '# SMILES sequences: readouts over tokens (ogbg-molhiv)\n\n'
@@ -144,6 +190,19 @@ def write_report(args: argparse.Namespace, table: str, total: float,
         + table +
         f'\nTotal time {total / 60:.1f} min on {args.threads} CPU thread(s) '
         '(a shared 2-core machine).\n')
+    if attention:
+        text += ('\n## Where the SAP readout looks (seed 0, test)\n\n'
+                 'Mean attention weight x number of tokens of the molecule '
+                 '(averaged over heads; 1 = uniform), per token class.\n\n'
+                 + attention)
+    if attention and args.figure:
+        image = osp.relpath(osp.abspath(args.figure),
+                            osp.dirname(osp.abspath(args.out)))
+        text += (f'\n![SAP attention over SMILES tokens]({image})\n\n'
+                 '(a) attention relative to uniform by token class, '
+                 'inactive vs active test molecules; (b) the weight of '
+                 'every token of the four active test molecules of at '
+                 'most 40 tokens that the model scores highest.\n')
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
         f.write(text)

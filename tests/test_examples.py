@@ -30,14 +30,17 @@ def run_example(name, *args, tmp_path):
 
 def test_smiles_sequence_example(tmp_path):
     data_root('ogb', 'ogbg_molhiv')
-    out = tmp_path / 'sequences.md'
+    out, figure = tmp_path / 'sequences.md', tmp_path / 'img' / 'seq.png'
     stdout = run_example('smiles_sequence.py', '--seeds', '0', '--out',
-                         str(out), tmp_path=tmp_path)
+                         str(out), '--figure', str(figure),
+                         tmp_path=tmp_path)
     assert 'Epoch: 001, Loss: ' in stdout
     text = out.read_text()
     for readout in ('sap', 'mean', 'max', 'cls'):
         assert f'| {readout} |' in text
     assert 'python examples/smiles_sequence.py' in text
+    assert '| aromatic atom |' in text and '](img/seq.png)' in text
+    assert figure.stat().st_size > 10_000
 
 
 def test_multimodal_fusion_example(tmp_path):

@@ -18,7 +18,13 @@ from sap_graph.experiments.seq.models import (
     SequenceClassifier,
     TokenReadout,
 )
+from sap_graph.experiments.seq.sequences import (
+    attention_by_class,
+    split_attention,
+    token_class,
+)
 from sap_graph.experiments.seq.smiles import (
+    SmilesTask,
     Vocabulary,
     length_batches,
     limit_split,
@@ -78,6 +84,69 @@ def test_token_readout_sap_attention_sums_to_one():
     assert torch.allclose(alpha.sum(1)[:2], torch.ones(2, 2))
     assert torch.equal(alpha[2], torch.zeros(5, 2))
     assert torch.equal(out[2], torch.zeros(8))
+
+
+@pytest.mark.parametrize('token,kind', [
+    ('<cls>', '[CLS]'), ('c', 'aromatic atom'), ('n', 'aromatic atom'),
+    ('C', 'aliphatic atom'), ('Cl', 'aliphatic atom'), ('Br', 'aliphatic atom'),
+    ('[O-]', 'bracket atom'), ('[nH]', 'bracket atom'), ('1', 'ring closure'),
+    ('%12', 'ring closure'), ('=', 'bond'), ('#', 'bond'), ('/', 'bond'),
+    ('\\', 'bond'), ('(', 'branch'), (')', 'branch'), ('.', 'other'),
+    ('<unk>', 'other'),
+])
+def test_token_class(token, kind):
+    assert token_class(token) == kind
+
+
+def tiny_task(smiles):
+    toks = [tokenize(s) for s in smiles]
+    vocab = Vocabulary.build(toks)
+    tokens = torch.zeros(len(smiles), 16, dtype=torch.long)
+    lengths = torch.zeros(len(smiles), dtype=torch.long)
+    for i, seq in enumerate(toks):
+        ids = vocab.encode(seq)
+        tokens[i, :len(ids)] = torch.tensor(ids)
+        lengths[i] = len(ids)
+    y = torch.tensor([float(i % 2) for i in range(len(smiles))])
+    index = torch.arange(len(smiles))
+    return SmilesTask(list(smiles), tokens, lengths, y,
+                      {'train': index, 'valid': index, 'test': index}, vocab)
+
+
+def test_split_attention_and_classes():
+    """Per-molecule weights in split order (they sum to one and match the
+    readout on that molecule alone); an untrained SAP readout (zero
+    queries) is uniform, so every token class scores exactly 1; a trained
+    one puts the mass where its weights say."""
+    task = tiny_task(['CCO', 'c1ccccc1O', 'C(=O)[O-]', 'CN', 'c1ccncc1C#N'])
+    torch.manual_seed(0)
+    model = SequenceClassifier(len(task.vocab), 8, 'sap', max_length=16)
+    ids, alphas, logits = split_attention(model, task, 'test',
+                                          batch_size=2)
+    assert ids.tolist() == list(range(5))
+    assert [a.numel() for a in alphas] == task.lengths.tolist()
+    for i, alpha in enumerate(alphas):
+        assert torch.allclose(alpha.sum(), torch.tensor(1.0))
+        torch.testing.assert_close(alpha, torch.full_like(alpha,
+                                                          1 / alpha.numel()))
+        n = int(task.lengths[i])
+        alone = model(task.tokens[i:i + 1, :n], task.lengths[i:i + 1])
+        torch.testing.assert_close(logits[i:i + 1], alone)
+    by_class = attention_by_class(task, ids, alphas)
+    assert by_class['[CLS]']['count'] == 5
+    assert by_class['ring closure']['count'] == 4
+    present = {(token_class(task.vocab.itos[t]), int(task.y[i]))
+               for i in range(5)
+               for t in task.tokens[i, :int(task.lengths[i])].tolist()}
+    for kind, value in by_class.items():
+        for y, label in enumerate(('inactive', 'active')):
+            expected = 1.0 if (kind, y) in present else 0.0
+            assert value[label] == pytest.approx(expected), (kind, label)
+    # Not uniform: weight 0.5 on [CLS] of a 3-token molecule -> 1.5.
+    skewed = [torch.tensor([0.5, 0.25, 0.25])]
+    got = attention_by_class(task, ids[:1], skewed)
+    assert got['[CLS]']['inactive'] == pytest.approx(1.5)
+    assert got['aliphatic atom']['inactive'] == pytest.approx(0.75)
 
 
 def test_graph_fingerprints_are_permutation_invariant():

@@ -1,9 +1,10 @@
-"""The figure of the fusion example: SAP attention over the modality
-tokens by class, by scaffold and with one modality dropped."""
+"""The figures of the sequence and fusion examples: SAP attention over
+SMILES tokens (by token class, along example molecules) and over the
+modality tokens (by class, by scaffold and with one modality dropped)."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -108,3 +109,51 @@ def size_groups(num_atoms: Tensor) -> List[str]:
         k = int((torch.tensor(float(n)) > q).sum())
         out.append(f'size quartile {k + 1}')
     return out
+
+
+def plot_token_attention(path: str, by_class: Dict[str, Dict[str, Any]],
+                         examples: Sequence[Tuple[List[str], List[float],
+                                                  str]]) -> None:
+    """Two panels: (a) attention relative to uniform per SMILES token class,
+    inactive vs active molecules; (b) the relative weight of every token
+    of a few example molecules ``(tokens, weights, title)``, as colour."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    classes = [c for c, v in by_class.items() if v['count'] > 0]
+    fig = plt.figure(figsize=(15, 1.2 + 0.75 * max(4, len(examples))))
+    ax = fig.add_axes([0.05, 0.22, 0.27, 0.68])
+    pos = torch.arange(len(classes), dtype=torch.float)
+    for k, (label, color) in enumerate((('inactive', '#999999'),
+                                        ('active', '#c44e52'))):
+        ax.bar((pos + (k - 0.5) * 0.4).tolist(),
+               [by_class[c][label] for c in classes], 0.4, color=color,
+               label=f'{label} molecules')
+    ax.axhline(1.0, color='k', lw=0.8, ls='--')
+    ax.set_xticks(pos.tolist())
+    ax.set_xticklabels([f"{c}\n({by_class[c]['count']:,})" for c in classes],
+                       rotation=45, ha='right', fontsize=7)
+    ax.set_ylabel('attention x tokens (1 = uniform)')
+    ax.set_title('(a) by token class (test)', fontsize=10)
+    ax.legend(fontsize=7)
+
+    ax = fig.add_axes([0.36, 0.05, 0.62, 0.85])
+    ax.set_axis_off()
+    ax.set_title('(b) attention along example test molecules '
+                 '(darker = more weight)', fontsize=10)
+    cmap = plt.get_cmap('Reds')
+    top = max(max(w) for _, w, _ in examples) if examples else 1.0
+    rows = max(1, len(examples))
+    for r, (tokens, weights, title) in enumerate(examples):
+        y = 1 - (r + 0.5) / rows
+        ax.text(0, y + 0.32 / rows, title, fontsize=7, color='#444444')
+        x = 0.0
+        width = 1.0 / max(sum(len(t) for t in tokens) + len(tokens), 60)
+        for tok, w in zip(tokens, weights, strict=True):
+            ax.text(x, y, tok, fontsize=8, family='monospace',
+                    va='center', bbox=dict(boxstyle='square,pad=0.15',
+                                           fc=cmap(0.85 * w / top), ec='none'))
+            x += width * (len(tok) + 1)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -4,14 +4,20 @@ split of ogbg-molhiv."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List, Tuple
 
 import torch
+from torch import Tensor
 from torch_geometric import seed_everything
 
 from sap_graph.experiments.seq.loop import Batch, fit
 from sap_graph.experiments.seq.models import SequenceClassifier
-from sap_graph.experiments.seq.smiles import SmilesTask, length_batches
+from sap_graph.experiments.seq.smiles import CLS, SmilesTask, length_batches
+from sap_graph.ops.padded import lengths_to_mask
+
+#: Kinds of SMILES tokens, for the attention summary.
+TOKEN_CLASSES = ('[CLS]', 'aromatic atom', 'aliphatic atom', 'bracket atom',
+                 'ring closure', 'bond', 'branch', 'other')
 
 
 @dataclass
@@ -56,15 +62,65 @@ def run_sequence(task: SmilesTask, cfg: SequenceConfig, seed: int,
     return result
 
 
+def token_class(token: str) -> str:
+    """The kind of a SMILES token (one of :data:`TOKEN_CLASSES`)."""
+    if token == CLS:
+        return '[CLS]'
+    if token.startswith('['):
+        return 'bracket atom'  # Charged, isotopic or explicit-H atoms.
+    if token[0].isalpha():
+        return 'aromatic atom' if token[0].islower() else 'aliphatic atom'
+    if token[0].isdigit() or token.startswith('%'):
+        return 'ring closure'
+    if token in ('-', '=', '#', '/', '\\', ':'):
+        return 'bond'
+    if token in ('(', ')'):
+        return 'branch'
+    return 'other'
+
+
 @torch.no_grad()
-def token_attention(model: SequenceClassifier, task: SmilesTask,
-                    index: int) -> torch.Tensor:
-    """SAP attention :obj:`[length, heads]` over the tokens of molecule
-    :obj:`index` (a model with the :obj:`'sap'` readout)."""
+def split_attention(model: SequenceClassifier, task: SmilesTask, split: str,
+                    batch_size: int = 512
+                    ) -> Tuple[Tensor, List[Tensor], Tensor]:
+    """SAP attention over the tokens of every molecule of a split (a model
+    with the :obj:`'sap'` readout): returns the molecule ids, their weights
+    :obj:`[length]` (averaged over heads; the [CLS] token first) and the
+    predicted logits, in the order of :obj:`task.split_idx[split]`."""
     model.eval()
-    length = int(task.lengths[index])
-    tokens = task.tokens[index:index + 1, :length]
-    mask = torch.ones_like(tokens, dtype=torch.bool)
-    h = model.encoder(tokens, mask)
-    _, alpha = model.readout(h, mask, return_attention_weights=True)
-    return alpha[0]
+    ids, alphas, logits = [], [], []
+    for batch in length_batches(task.lengths, task.split_idx[split],
+                                batch_size, shuffle=False):
+        lengths = task.lengths[batch]
+        tokens = task.tokens[batch, :int(lengths.max())]
+        mask = lengths_to_mask(lengths, tokens.size(1))
+        out, alpha = model.readout(model.encoder(tokens, mask), mask,
+                                   return_attention_weights=True)
+        weight = alpha.mean(-1)  # [B, L]
+        alphas.extend(w[:n] for w, n in zip(weight, lengths.tolist(),
+                                            strict=True))
+        logits.append(model.head(out).squeeze(-1))
+        ids.append(batch)
+    order = torch.argsort(torch.cat(ids))
+    return (torch.cat(ids)[order], [alphas[i] for i in order.tolist()],
+            torch.cat(logits)[order])
+
+
+def attention_by_class(task: SmilesTask, ids: Tensor,
+                       alphas: List[Tensor]) -> Dict[str, Dict[str, Any]]:
+    """Mean attention relative to uniform (weight x number of tokens, 1 =
+    uniform) per token class (:data:`TOKEN_CLASSES`), separately for
+    inactive and active molecules, with token counts."""
+    sums = {(c, y): [0.0, 0] for c in TOKEN_CLASSES for y in (0, 1)}
+    for i, alpha in zip(ids.tolist(), alphas, strict=True):
+        label = int(task.y[i])
+        rel = (alpha * alpha.numel()).tolist()
+        for tok, r in zip(task.tokens[i, :alpha.numel()].tolist(), rel,
+                          strict=True):
+            cell = sums[(token_class(task.vocab.itos[tok]), label)]
+            cell[0] += r
+            cell[1] += 1
+    return {c: {'inactive': sums[(c, 0)][0] / max(sums[(c, 0)][1], 1),
+                'active': sums[(c, 1)][0] / max(sums[(c, 1)][1], 1),
+                'count': sums[(c, 0)][1] + sums[(c, 1)][1]}
+            for c in TOKEN_CLASSES}
