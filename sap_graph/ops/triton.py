@@ -221,8 +221,10 @@ def sap_backward(x: Tensor, score_weight: Tensor, index: Tensor,
 class SAPTritonFunction(torch.autograd.Function):
     r"""The no-dropout, no-gate case of
     :class:`~sap_graph.ops.segments.SAPPoolFunction` on a sorted batch, with the
-    Triton kernels above; same signature and outputs as
-    :class:`~sap_graph.ops.cpu.SAPNativeFunction`:
+    Triton kernels above; the outputs of
+    :class:`~sap_graph.ops.cpu.SAPNativeFunction` without the residual
+    (which :func:`~sap_graph.ops.segments.sap_pool` computes beside it,
+    with :mod:`sap_graph.ops.residual`):
     ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B])``, all three
     differentiable. The batch must be sorted (``seg.sorted``): unsorted
     batches keep the PyTorch path."""
