@@ -7,8 +7,8 @@ the best validation epoch, mean ± std over seeds.
 
 Data: --root holding ogbg_molhiv/ (read only), else
 $SAP_GRAPH_DATA/ogb, else ./data/ogb. Default budget (conv encoder, 32
-channels, 3 epochs, seeds 0 1, four readouts: 24 epochs of ~25-35 s):
-about 12 minutes on one free CPU core, longer on a busy one (the report
+channels, 3 epochs, seeds 0 1, four readouts: 24 epochs of ~10-12 s):
+6.2 minutes on one thread of a 2-core machine (2026-12-02; the report
 states the measured time).
 
     python examples/smiles_sequence.py --out docs/sequences.md \\
