@@ -28,7 +28,9 @@ class SegmentMax(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, index: Tensor,  # type: ignore
                 dim_size: int) -> Tensor:
-        out = scatter(x, index, 0, dim_size, reduce='max')
+        # Detached: the backward below is ours, so PyG needs no gradient
+        # path (nor its 'install torch-scatter' warning on CUDA).
+        out = scatter(x.detach(), index, 0, dim_size, reduce='max')
         ctx.save_for_backward(x, index, out)
         return out
 
