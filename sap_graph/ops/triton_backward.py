@@ -25,26 +25,39 @@ def _write_grads(GX, de, a, x, rows, rmask, cols, w, dp, dw, F,
 
 
 @triton.jit
+def _block_g(X, A32, GA, rows, rmask, dpt, gsv, F, H, BN: tl.constexpr,
+             BF: tl.constexpr, BH: tl.constexpr, LOAD_X: tl.constexpr,
+             HAS_GP: tl.constexpr, HAS_GA: tl.constexpr,
+             PREC: tl.constexpr):
+    """``(alpha, x, g)`` of a block of rows: their weights, their features
+    (zeros unless ``LOAD_X``) and ``g = <x, dP> + dS + dalpha``."""
+    cols = tl.arange(0, BF)
+    heads = tl.arange(0, BH)
+    mask = rmask[:, None] & (heads[None, :] < H)
+    offs = rows.to(tl.int64)[:, None] * H + heads[None, :]
+    a = tl.load(A32 + offs, mask=mask, other=0.0)
+    g = tl.zeros([BN, BH], dtype=tl.float32) + gsv[None, :]
+    if LOAD_X:
+        x = _load_rows(X, rows, rmask, cols, F)
+    else:
+        x = tl.zeros([BN, BF], dtype=tl.float32)
+    if HAS_GP:
+        g += tl.dot(x, dpt, input_precision=PREC)
+    if HAS_GA:
+        g += tl.load(GA + offs, mask=mask, other=0.0).to(tl.float32)
+    return a, x, g
+
+
+@triton.jit
 def _bwd_mean_rows(X, A32, GA, lo, hi, dpt, gsv, F, H, BN: tl.constexpr,
                    BF: tl.constexpr, BH: tl.constexpr, HAS_GP: tl.constexpr,
                    HAS_GA: tl.constexpr, PREC: tl.constexpr):
     """``sum_i alpha_ih g_ih`` over rows ``[lo, hi)``."""
-    cols = tl.arange(0, BF)
-    heads = tl.arange(0, BH)
-    hmask = heads < H
     mean = tl.zeros([BH], dtype=tl.float32)
     for r0 in range(lo, hi, BN):
         rows = r0 + tl.arange(0, BN)
-        rmask = rows < hi
-        mask = rmask[:, None] & hmask[None, :]
-        offs = rows.to(tl.int64)[:, None] * H + heads[None, :]
-        a = tl.load(A32 + offs, mask=mask, other=0.0)
-        g = tl.zeros([BN, BH], dtype=tl.float32) + gsv[None, :]
-        if HAS_GP:
-            x = _load_rows(X, rows, rmask, cols, F)
-            g += tl.dot(x, dpt, input_precision=PREC)
-        if HAS_GA:
-            g += tl.load(GA + offs, mask=mask, other=0.0).to(tl.float32)
+        a, x, g = _block_g(X, A32, GA, rows, rows < hi, dpt, gsv, F, H, BN,
+                           BF, BH, HAS_GP, HAS_GP, HAS_GA, PREC)
         mean += tl.sum(a * g, axis=0)
     return mean
 
@@ -58,23 +71,11 @@ def _bwd_grad_rows(X, A32, GA, GX, lo, hi, w, dp, dpt, gsv, mean, dw, F, H,
     """Softmax backward ``de = alpha (g - mean)``, ``dx`` of rows ``[lo,
     hi)`` and ``dw += de^T x``."""
     cols = tl.arange(0, BF)
-    heads = tl.arange(0, BH)
-    hmask = heads < H
     for r0 in range(lo, hi, BN):
         rows = r0 + tl.arange(0, BN)
         rmask = rows < hi
-        mask = rmask[:, None] & hmask[None, :]
-        offs = rows.to(tl.int64)[:, None] * H + heads[None, :]
-        a = tl.load(A32 + offs, mask=mask, other=0.0)
-        g = tl.zeros([BN, BH], dtype=tl.float32) + gsv[None, :]
-        if HAS_GP or NEED_W:
-            x = _load_rows(X, rows, rmask, cols, F)
-        else:
-            x = tl.zeros([BN, BF], dtype=tl.float32)
-        if HAS_GP:
-            g += tl.dot(x, dpt, input_precision=PREC)
-        if HAS_GA:
-            g += tl.load(GA + offs, mask=mask, other=0.0).to(tl.float32)
+        a, x, g = _block_g(X, A32, GA, rows, rmask, dpt, gsv, F, H, BN, BF,
+                           BH, HAS_GP or NEED_W, HAS_GP, HAS_GA, PREC)
         de = a * (g - mean[None, :])
         dw = _write_grads(GX, de, a, x, rows, rmask, cols, w, dp, dw, F,
                           HAS_GP, NEED_X, NEED_W, PREC)
@@ -90,21 +91,10 @@ def _bwd_one_block(X, A32, GA, GX, lo, hi, w, dp, dpt, gsv, dw, F, H,
     """:func:`_bwd_mean_rows` and :func:`_bwd_grad_rows` for a graph of at
     most ``BN`` rows, reading its rows once."""
     cols = tl.arange(0, BF)
-    heads = tl.arange(0, BH)
     rows = lo + tl.arange(0, BN)
     rmask = rows < hi
-    mask = rmask[:, None] & (heads[None, :] < H)
-    offs = rows.to(tl.int64)[:, None] * H + heads[None, :]
-    a = tl.load(A32 + offs, mask=mask, other=0.0)
-    g = tl.zeros([BN, BH], dtype=tl.float32) + gsv[None, :]
-    if HAS_GP or NEED_W:
-        x = _load_rows(X, rows, rmask, cols, F)
-    else:
-        x = tl.zeros([BN, BF], dtype=tl.float32)
-    if HAS_GP:
-        g += tl.dot(x, dpt, input_precision=PREC)
-    if HAS_GA:
-        g += tl.load(GA + offs, mask=mask, other=0.0).to(tl.float32)
+    a, x, g = _block_g(X, A32, GA, rows, rmask, dpt, gsv, F, H, BN, BF, BH,
+                       HAS_GP or NEED_W, HAS_GP, HAS_GA, PREC)
     de = a * (g - tl.sum(a * g, axis=0)[None, :])
     return _write_grads(GX, de, a, x, rows, rmask, cols, w, dp, dw, F,
                         HAS_GP, NEED_X, NEED_W, PREC)
