@@ -33,6 +33,7 @@ from sap_graph.experiments.seq.sequences import (
     attention_by_class,
     run_sequence,
     split_attention,
+    top_actives,
 )
 from sap_graph.experiments.seq.smiles import load_smiles_task
 
@@ -149,20 +150,9 @@ def attention_report(task, model, figure: Optional[str]) -> str:
     table = markdown_table(['token class', 'test tokens', 'inactive',
                             'active'], rows)
     if figure:
-        # The actives the model scores highest, short enough to read.
-        short = [k for k in range(ids.numel())
-                 if task.y[ids[k]] == 1 and alphas[k].numel() <= 40]
-        short.sort(key=lambda k: -float(logits[k]))
-        examples = []
-        for k in short[:4]:
-            i, alpha = int(ids[k]), alphas[k]
-            tokens = [task.vocab.itos[t] for t in
-                      task.tokens[i, :alpha.numel()].tolist()]
-            examples.append((tokens, (alpha * alpha.numel()).tolist(),
-                             f'active, molecule {i}, '
-                             f'p = {float(logits[k].sigmoid()):.2f}'))
         os.makedirs(osp.dirname(osp.abspath(figure)), exist_ok=True)
-        plot_token_attention(figure, by_class, examples)
+        plot_token_attention(figure, by_class,
+                             top_actives(task, ids, alphas, logits))
         print(f'Wrote {figure}')
     return table
 

@@ -22,6 +22,7 @@ from sap_graph.experiments.seq.sequences import (
     attention_by_class,
     split_attention,
     token_class,
+    top_actives,
 )
 from sap_graph.experiments.seq.smiles import (
     SmilesTask,
@@ -142,6 +143,13 @@ def test_split_attention_and_classes():
         for y, label in enumerate(('inactive', 'active')):
             expected = 1.0 if (kind, y) in present else 0.0
             assert value[label] == pytest.approx(expected), (kind, label)
+    # The examples: actives (odd ids) by logit, short ones only.
+    examples = top_actives(task, ids, alphas, logits, count=1, max_tokens=5)
+    assert len(examples) == 1 and examples[0][0] == ['<cls>', 'C', 'N']
+    assert examples[0][1] == pytest.approx([1.0, 1.0, 1.0])
+    best = max((1, 3), key=lambda i: float(logits[i]))
+    assert [len(e[0]) for e in top_actives(task, ids, alphas, logits)] == (
+        [int(task.lengths[best]), int(task.lengths[4 - best])])
     # Not uniform: weight 0.5 on [CLS] of a 3-token molecule -> 1.5.
     skewed = [torch.tensor([0.5, 0.25, 0.25])]
     got = attention_by_class(task, ids[:1], skewed)

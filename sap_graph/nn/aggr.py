@@ -300,16 +300,18 @@ class SAPAggregation(Aggregation):
         gate = None
         if self.lin_gate is not None:
             gate = torch.sigmoid(self.lin_gate(x))
-        pooled, alpha, weight_sum, *res = sap_pool(
+        core = sap_pool(
             x, self.score_weight(), index, ptr, dim_size, self.heads,
             dropout=self.dropout if self.training else 0.0, gate=gate,
             residual=self.residual)
+        pooled, alpha, weight_sum = core[:3]
+        res = core[3] if self.residual is not None else None
 
         count = None
         if self.size_scaler is not None:
             count = x.new_zeros(dim_size).index_add_(
                 0, index, x.new_ones(index.numel()))
-        out = self._combine(pooled, weight_sum, count, *res)
+        out = self._combine(pooled, weight_sum, count, res)
 
         self._set_aux_loss(alpha, index, dim_size)
 
@@ -341,8 +343,7 @@ class SAPAggregation(Aggregation):
         return out, alpha
 
     def _combine(self, pooled: Tensor, weight_sum: Tensor,
-                 count: Optional[Tensor],
-                 res: Optional[Tensor] = None) -> Tensor:
+                 count: Optional[Tensor], res: Optional[Tensor]) -> Tensor:
         # Value projection, size scaler and residual.
         out = self.project(pooled, weight_sum)
         if self.size_scaler == 'log':

@@ -124,3 +124,24 @@ def attention_by_class(task: SmilesTask, ids: Tensor,
                 'active': sums[(c, 1)][0] / max(sums[(c, 1)][1], 1),
                 'count': sums[(c, 0)][1] + sums[(c, 1)][1]}
             for c in TOKEN_CLASSES}
+
+
+def top_actives(task: SmilesTask, ids: Tensor, alphas: List[Tensor],
+                logits: Tensor, count: int = 4, max_tokens: int = 40
+                ) -> List[Tuple[List[str], List[float], str]]:
+    """The :obj:`count` active molecules of :func:`split_attention`'s result
+    that the model scores highest among those of at most
+    :obj:`max_tokens` tokens, as ``(tokens, weights relative to uniform,
+    title)`` for :func:`~.figures.plot_token_attention`."""
+    short = [k for k in range(ids.numel())
+             if task.y[ids[k]] == 1 and alphas[k].numel() <= max_tokens]
+    short.sort(key=lambda k: -float(logits[k]))
+    examples = []
+    for k in short[:count]:
+        i, alpha = int(ids[k]), alphas[k]
+        tokens = [task.vocab.itos[t]
+                  for t in task.tokens[i, :alpha.numel()].tolist()]
+        examples.append((tokens, (alpha * alpha.numel()).tolist(),
+                         f'active, molecule {i}, '
+                         f'p = {float(logits[k].sigmoid()):.2f}'))
+    return examples
