@@ -260,6 +260,29 @@ def test_bad_input_raises_value_error():
         SAP(8, heads=0)
 
 
+@pytest.mark.parametrize('kwargs,message', [
+    ({'heads': 'x'}, "'heads' must be an integer (got 'x')"),
+    ({'heads': 2.0}, "'heads' must be an integer (got 2.0)"),
+    ({'heads': True}, "'heads' must be an integer (got True)"),
+    ({'dropout': 'x'}, "'dropout' must be a number (got 'x')"),
+    ({'dropout': 1.0}, "'dropout' must be in [0, 1) (got 1.0)"),
+    ({'temperature': None}, "'temperature' must be a number (got None)"),
+    ({'temperature': -1}, "'temperature' must be positive (got -1)"),
+    ({'residual': 'min'}, "'residual' must be one of"),
+    ({'size_scaler': 'sqrt'}, "'size_scaler' must be 'log' or None"),
+    ({'query_init': 'ones'}, "'query_init' must be 'zeros' or 'normal'"),
+])
+def test_invalid_options_are_named(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        SAP(8, **kwargs)
+    assert message in str(info.value)
+
+
+def test_numpy_integers_are_integers():
+    import numpy as np
+    assert SAP(np.int64(8), heads=np.int64(2)).heads == 2
+
+
 def test_state_dict_round_trip():
     x, index, ptr, num_graphs = make_batch(SIZES)
     aggr = SAP(8, 4, heads=2)

@@ -296,6 +296,22 @@ def test_input_errors_are_one_line(args, message, capsys, tiny):
     assert message in one_error_line(capsys)
 
 
+@pytest.mark.parametrize('options,message', [
+    ('{"dropout": "x"}', "'dropout' must be a number (got 'x')"),
+    ('{"heads": 0}', "'heads' must be positive"),
+    ('{"foo": 1}', "does not take ['foo']"),
+])
+def test_readout_options_fail_before_any_data_is_loaded(
+        options, message, capsys, monkeypatch):
+    def no_data(*args, **kwargs):
+        raise AssertionError('data loaded before the options were checked')
+    monkeypatch.setattr(run_mod, 'load_dataset', no_data)
+    assert main(['train', *TOY, '--readout_kwargs', options]) == 2
+    line = one_error_line(capsys)
+    assert '--readout_kwargs: invalid options for readout' in line
+    assert message in line
+
+
 def test_stale_processed_data_is_not_used(tmp_path):
     raw = tmp_path / 'TOY' / 'raw'
     write_tu(str(tmp_path), 'TOY')

@@ -8,6 +8,7 @@ see :mod:`sap_graph.ops`) for one batch.
 from __future__ import annotations
 
 import warnings
+from numbers import Integral, Real
 from typing import Optional, Tuple, Union
 
 import torch
@@ -230,6 +231,13 @@ def check_options(in_channels: int, heads: int, dropout: float,
     r"""Checks the options of :class:`~sap_graph.SAPAggregation`; returns
     :obj:`residual` with the deprecated :obj:`True`/:obj:`False` mapped to
     :obj:`'mean'`/:obj:`None`."""
+    for name, value, kind, what in (
+            ('in_channels', in_channels, Integral, 'an integer'),
+            ('heads', heads, Integral, 'an integer'),
+            ('dropout', dropout, Real, 'a number'),
+            ('temperature', temperature, Real, 'a number')):
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ValueError(f"'{name}' must be {what} (got {value!r})")
     if in_channels <= 0:
         raise ValueError(f"'in_channels' must be positive "
                          f"(got {in_channels})")

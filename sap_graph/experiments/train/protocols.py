@@ -35,7 +35,11 @@ from sap_graph.experiments import distributed
 from sap_graph.experiments.data import GraphTask
 from sap_graph.experiments.errors import one_line
 from sap_graph.experiments.models import GraphClassifier
-from sap_graph.experiments.readouts import readout_params
+from sap_graph.experiments.readouts import (
+    UnknownReadoutError,
+    readout_params,
+    resolve_readout,
+)
 from sap_graph.experiments.train.config import (
     ConfigError,
     TrainConfig,
@@ -106,15 +110,45 @@ def stratified_splits(
 # Protocols ################################################################
 
 
-def build_model(cfg: TrainConfig, task: GraphTask) -> GraphClassifier:
-    r"""Builds the :class:`GraphClassifier` of a resolved config."""
-    kwargs = {}
+def _readout_options(cfg: TrainConfig) -> Dict[str, Any]:
+    r"""The readout's keyword arguments: :obj:`heads` and :obj:`concat`
+    where the readout takes them, then :obj:`cfg.readout_kwargs`."""
     params = readout_params(cfg.readout)
-    if 'heads' in params:
+    kwargs: Dict[str, Any] = {}
+    if 'heads' in params and cfg.heads is not None:
         kwargs['heads'] = cfg.heads
     if 'concat' in params and cfg.concat is not None:
         kwargs['concat'] = cfg.concat
     kwargs.update(cfg.readout_kwargs)
+    return kwargs
+
+
+def _invalid_options(cfg: TrainConfig, error: Exception) -> ConfigError:
+    return ConfigError('readout_kwargs', f"invalid options for readout "
+                       f"'{cfg.readout}' {cfg.readout_kwargs}: "
+                       f"{one_line(error)}")
+
+
+def check_readout(cfg: TrainConfig) -> None:
+    r"""Builds the readout alone, before any data is loaded, so that bad
+    readout options fail at once.
+
+    Raises:
+        ConfigError: For options the readout rejects (wrong name, type or
+            value).
+    """
+    try:
+        resolve_readout(cfg.readout, cfg.hidden_channels or 64,
+                        **_readout_options(cfg))
+    except UnknownReadoutError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise _invalid_options(cfg, e) from None
+
+
+def build_model(cfg: TrainConfig, task: GraphTask) -> GraphClassifier:
+    r"""Builds the :class:`GraphClassifier` of a resolved config."""
+    kwargs = _readout_options(cfg)
     extra: Dict[str, Any] = {}
     conv = cfg.conv
     if task.kind == 'ogb':
@@ -133,8 +167,7 @@ def build_model(cfg: TrainConfig, task: GraphTask) -> GraphClassifier:
             readout_kwargs=kwargs, dropout=cfg.dropout,
             layer_dropout=cfg.layer_dropout, jk=cfg.jk, **extra)
     except TypeError as e:  # e.g. a string where a number belongs.
-        raise ConfigError('readout_kwargs', f"invalid readout options "
-                          f"{cfg.readout_kwargs}: {one_line(e)}") from None
+        raise _invalid_options(cfg, e) from None
 
 
 def _subset(dataset: Any, idx: Tensor) -> List[Data]:

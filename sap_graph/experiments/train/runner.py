@@ -39,6 +39,7 @@ from sap_graph.experiments.train.config import (
 )
 from sap_graph.experiments.train.protocols import (
     build_model,
+    check_readout,
     cross_validate,
     holdout,
 )
@@ -135,6 +136,7 @@ def run(cfg: TrainConfig,
     resolve_device(cfg.device)  # Fail early on a bad device.
     check_resume(cfg)
     validate_config(cfg)
+    check_readout(cfg)  # Bad readout options fail before any data.
     if distributed.is_main():
         check_outputs(cfg)
     if task is None:
