@@ -5,6 +5,7 @@ Values are checked against the float64 reference of
 :mod:`tests.reference`."""
 import os.path as osp
 import threading
+import warnings
 from functools import partial
 
 import pytest
@@ -358,5 +359,22 @@ def test_wider_sap_as_readout_and_its_limit_in_convs(sap_backend):
         out[:, 64:], aggr.reduce(x, index, dim_size=num_graphs,
                                  reduce='mean'))
     x, edge_index = neighbourhood()
-    with pytest.raises(RuntimeError, match='shapes cannot be multiplied'):
-        SAGEConv(16, 32, aggr=SAP(16, heads=4))(x, edge_index)
+    for aggr in (SAP(16, heads=4), SAPAggregation(16, 4),
+                 MultiAggregation([SAP(16, heads=4), 'mean'], mode='cat')):
+        # PyG's own shape error comes next; the warning says what to do.
+        with pytest.warns(UserWarning, match=r"(?s)channels inside 'SAGEC"
+                          r"onv'.*keeps in_channels=16: use out_channels=16"):
+            with pytest.raises(RuntimeError, match='cannot be multiplied'):
+                SAGEConv(16, 32, aggr=aggr)(x, edge_index)
+
+
+def test_width_check_is_silent_where_widths_are_fine(sap_backend):
+    from torch_geometric.nn import SAGEConv
+    x, edge_index = neighbourhood()
+    index = torch.tensor([0] * 4 + [1] * 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        SAGEConv(16, 32, aggr=SAPAggregation(16, heads=4))(x, edge_index)
+        wide = SAP(16, heads=4)  # A wide readout, twice.
+        assert wide(x, index).shape == (2, 64)
+        assert wide(x, index).shape == (2, 64)

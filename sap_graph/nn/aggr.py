@@ -13,6 +13,7 @@ from torch_geometric.nn.dense.linear import Linear
 
 from sap_graph.nn.functional import (
     check_batch,
+    check_conv_width,
     check_dtype,
     check_inputs,
     check_options,
@@ -65,9 +66,10 @@ class SAPAggregation(Aggregation):
         Inside a convolution (``SAGEConv(16, 32, aggr=...)``,
         ``MultiAggregation([...], mode='cat')``) PyG expects an output of
         :obj:`in_channels`: use :obj:`concat=False`, or
-        :obj:`heads * out_channels == in_channels`; a wider output fails in
-        the convolution's linear layer. Node features must have the
-        parameters' dtype, except under :func:`torch.autocast`.
+        :obj:`heads * out_channels == in_channels`; another width fails in
+        the convolution's linear layer, after a warning that says so.
+        Node features must have the parameters' dtype, except under
+        :func:`torch.autocast`.
 
     Args:
         in_channels (int): Size of each input element :math:`F_{in}`.
@@ -148,6 +150,7 @@ class SAPAggregation(Aggregation):
         self.dropout = dropout
         self.output_channels = (heads * self.out_channels
                                 if concat else self.out_channels)
+        self._width_checked = False  # See check_conv_width.
         self.temperature = temperature
         self.learn_temperature = learn_temperature
         self.gated = gated
@@ -246,6 +249,10 @@ class SAPAggregation(Aggregation):
         """
         assert dim_size is not None  # Set by `Aggregation.__call__`.
         mask = check_inputs(x, self.in_channels, dim, index, mask, lengths)
+        if self.output_channels != self.in_channels and not (
+                self._width_checked or is_compiling()):
+            self._width_checked = True  # Once: the call site stays put.
+            check_conv_width(self)
         lead, num_nodes = x.shape[:-2], x.size(-2)
 
         if len(lead) > 0 and mask is not None and ptr is None and (

@@ -7,6 +7,7 @@ see :mod:`sap_graph.ops`) for one batch.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from numbers import Integral, Real
 from typing import Optional, Tuple, Union
@@ -273,6 +274,33 @@ def check_options(in_channels: int, heads: int, dropout: float,
             "sap_graph.attention_entropy(alpha, index) to the loss",
             FutureWarning, stacklevel=3)
     return residual
+
+
+def check_conv_width(aggr: torch.nn.Module) -> None:
+    r"""Warns when :obj:`aggr` (an output width other than its input's) is
+    the aggregation of a PyG convolution. The convolutions size their
+    layers for an aggregation that keeps :obj:`in_channels`
+    (:class:`~torch_geometric.nn.aggr.MultiAggregation` too), so the
+    forward fails there next with a bare shape error. Looks up to 12 calling
+    frames for a :class:`~torch_geometric.nn.conv.MessagePassing`."""
+    from torch_geometric.nn.conv import MessagePassing
+    frame = sys._getframe(1)
+    for _ in range(12):
+        if frame is None:
+            return
+        conv = frame.f_locals.get('self')
+        if isinstance(conv, MessagePassing):
+            warnings.warn(
+                f"{aggr} returns {aggr.output_channels} channels inside "
+                f"'{type(conv).__name__}', whose layers expect an "
+                f"aggregation that keeps in_channels={aggr.in_channels}: "
+                f"use out_channels={aggr.in_channels} with concat=False, "
+                f"or heads * out_channels == {aggr.in_channels} with "
+                f"concat=True (a width-changing SAP belongs in the "
+                f"readout)",
+                UserWarning, stacklevel=2)
+            return
+        frame = frame.f_back
 
 
 def check_dtype(x: Tensor, dtype: torch.dtype) -> None:
