@@ -101,6 +101,11 @@ _CANDIDATES: Dict[str, Dict[str, Any]] = {
     'sap_log': dict(readout='sap', heads=4, concat=False,
                     readout_kwargs={'residual': 'mean', 'size_scaler': 'log',
                                     'query_init': 'zeros'}),
+    # The attention term scaled by a learned per-channel gamma, zero at
+    # first (ReZero): an untrained readout is max pooling.
+    'sap_rezero': dict(readout='sap', heads=4, concat=False,
+                       readout_kwargs={'residual': 'max', 'rezero': True,
+                                       'query_init': 'zeros'}),
     'sap4_zero': dict(readout='sap', heads=4, concat=True,
                       readout_kwargs={'query_init': 'zeros'}),
 }

@@ -45,8 +45,8 @@ from render.load import (  # noqa: E402
 )
 from render.stats import CHANCE_LOSS  # noqa: E402
 
-CANDIDATES = ['sap_sum', 'sap_max', 'sap_log', 'sap4_zero', 'sap4',
-              'sap4_mean', 'sap1']
+CANDIDATES = ['sap_sum', 'sap_max', 'sap_log', 'sap_rezero', 'sap4_zero',
+              'sap4', 'sap4_mean', 'sap1']
 RESULTS = osp.join(HERE, 'results')
 
 

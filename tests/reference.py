@@ -17,9 +17,9 @@ def sap_reference(aggr, x: Tensor, index: Tensor, num_graphs: int,
                   mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """Returns ``(out [B, width], alpha [N, heads])`` in float64 (eval-mode
     semantics: no dropout). Honours the temperature, the value gate, the
-    size scaler, the residual (sum, mean or max, projected when the widths
-    differ; the gradient of a maximum is shared by tied nodes, as with
-    :func:`torch.amax`) and a node mask."""
+    size scaler, the rezero scale, the residual (sum, mean or max,
+    projected when the widths differ; the gradient of a maximum is shared
+    by tied nodes, as with :func:`torch.amax`) and a node mask."""
     x = x.double()
     if mask is None:
         mask = torch.ones(x.size(0), dtype=torch.bool)
@@ -57,6 +57,8 @@ def sap_reference(aggr, x: Tensor, index: Tensor, num_graphs: int,
             per_head).mean(0)
         if aggr.size_scaler == 'log':
             z = z * math.log(1 + xb.size(0))
+        if getattr(aggr, 'gamma', None) is not None:  # rezero
+            z = z * aggr.gamma.double()
         if aggr.residual is not None:
             pool = {'sum': lambda t: t.sum(0), 'mean': lambda t: t.mean(0),
                     'max': lambda t: t.amax(0)}[aggr.residual]

@@ -528,6 +528,40 @@ def test_size_scaler_matches_reference():
     assert not torch.allclose(scaled[0], scaled[1], atol=1e-3)
 
 
+def test_rezero_starts_as_the_residual_and_matches_reference():
+    torch.manual_seed(22)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    x.requires_grad_()
+    aggr = SAP(8, heads=4, concat=False, residual='max', rezero=True)
+    out = aggr(x, ptr=ptr)  # gamma = 0: max pooling exactly.
+    expected = scatter(x, index, dim_size=num_graphs, reduce='max')
+    torch.testing.assert_close(out, expected)
+    out.sum().backward()  # gamma learns first; the attention next.
+    assert aggr.gamma.grad.abs().sum() > 0
+    assert aggr.query.grad.abs().sum() == 0
+    with torch.no_grad():
+        aggr.gamma.uniform_(-1, 1)
+    ref = sap_reference(aggr, x.detach(), index, num_graphs)[0]
+    torch.testing.assert_close(aggr(x, ptr=ptr).double(), ref, atol=1e-5,
+                               rtol=1e-5)
+    assert 'rezero=True' in repr(aggr)
+    aggr.reset_parameters()
+    assert aggr.gamma.abs().sum() == 0
+    with pytest.raises(ValueError, match="'rezero' .* set 'residual'"):
+        SAPAggregation(8, residual=None, rezero=True)
+
+
+def test_gradcheck_rezero():
+    torch.manual_seed(23)
+    x, index, ptr, num_graphs = make_batch([3, 0, 5], channels=4)
+    aggr = SAP(4, heads=2, residual='mean', rezero=True).double()
+    with torch.no_grad():
+        aggr.gamma.uniform_(-1, 1)
+    x = x.double().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x, g: aggr(x, ptr=ptr), (x, aggr.gamma))
+
+
 def test_option_errors_and_deprecation():
     with pytest.raises(ValueError, match="'residual' must be one of"):
         SAPAggregation(8, residual='min')

@@ -44,6 +44,7 @@ _BASE_NAMES: Dict[str, str] = {
     'sap_sum': 'sap (4 heads avg, residual sum)',
     'sap_max': 'sap (4 heads avg, residual max)',
     'sap_log': 'sap (4 heads avg, log size scaler)',
+    'sap_rezero': 'sap (4 heads avg, residual max, rezero)',
     'sap4_zero': 'sap (4 heads concat, zero queries)',
     'sap4_div': 'sap4 + diversity penalty 0.01',
     'sap4_gated': 'sap4 + value gate',

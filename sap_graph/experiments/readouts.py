@@ -165,8 +165,8 @@ READOUTS: Dict[str, ReadoutSpec] = {
         _sap,
         frozenset({'heads', 'concat', 'out_channels', 'key_channels',
                    'dropout', 'temperature', 'learn_temperature', 'gated',
-                   'residual', 'query_init', 'size_scaler', 'diversity',
-                   'entropy'})),
+                   'residual', 'query_init', 'size_scaler', 'rezero',
+                   'diversity', 'entropy'})),
 }
 
 

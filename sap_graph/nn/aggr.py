@@ -102,6 +102,11 @@ class SAPAggregation(Aggregation):
             (default: :obj:`'zeros'`)
         size_scaler (str, optional): :obj:`'log'` scales the attention
             output by :math:`\log(1 + n_b)`. (default: :obj:`None`)
+        rezero (bool, optional): Scales the attention output by a learned
+            per-channel :math:`\boldsymbol{\gamma}` initialised to zero
+            (ReZero, Bachlechner et al. 2021), so an untrained layer is its
+            :obj:`residual` pooling alone; needs a :obj:`residual`.
+            (default: :obj:`False`)
         diversity (float, optional): *Deprecated*: weight of
             :func:`~sap_graph.diversity_penalty` kept as :obj:`aux_loss`;
             add the penalty of the returned attention weights to the loss
@@ -134,6 +139,7 @@ class SAPAggregation(Aggregation):
         residual: Union[str, bool, None] = 'max',
         query_init: str = 'zeros',
         size_scaler: Optional[str] = None,
+        rezero: bool = False,
         diversity: float = 0.0,
         entropy: float = 0.0,
     ) -> None:
@@ -157,6 +163,7 @@ class SAPAggregation(Aggregation):
         self.residual = residual
         self.query_init = query_init
         self.size_scaler = size_scaler
+        self.rezero = rezero
         self.diversity = diversity
         self.entropy = entropy
         self.aux_loss: Optional[Tensor] = None
@@ -173,6 +180,12 @@ class SAPAggregation(Aggregation):
         if gated:
             self.lin_gate = Linear(in_channels, heads, bias=True,
                                    weight_initializer='glorot')
+        self.gamma: Optional[Parameter] = None
+        if rezero:
+            if residual is None:
+                raise ValueError("'rezero' scales the attention output "
+                                 "next to a residual: set 'residual'")
+            self.gamma = Parameter(torch.empty(self.output_channels))
         self.lin_residual: Optional[Linear] = None
         if residual is not None and self.output_channels != in_channels:
             self.lin_residual = Linear(in_channels, self.output_channels,
@@ -194,6 +207,8 @@ class SAPAggregation(Aggregation):
             self.lin_gate.reset_parameters()
         if self.lin_residual is not None:
             self.lin_residual.reset_parameters()
+        if self.gamma is not None:
+            torch.nn.init.zeros_(self.gamma)
 
     def score_weight(self) -> Tensor:
         r"""The scores are ``x @ score_weight().t()``: row :math:`h` is
@@ -356,6 +371,8 @@ class SAPAggregation(Aggregation):
         if self.size_scaler == 'log':
             assert count is not None
             out = out * torch.log1p(count.to(out.dtype)).unsqueeze(-1)
+        if self.gamma is not None:
+            out = out * self.gamma
         if res is not None:
             if self.lin_residual is not None:
                 res = self.lin_residual(res)
@@ -396,7 +413,7 @@ class SAPAggregation(Aggregation):
                               ('learn_temperature', False),
                               ('gated', False), ('residual', 'max'),
                               ('query_init', 'zeros'),
-                              ('size_scaler', None),
+                              ('size_scaler', None), ('rezero', False),
                               ('diversity', 0.0), ('entropy', 0.0)):
             if getattr(self, name) != default:
                 extra += f', {name}={getattr(self, name)!r}'
