@@ -17,11 +17,12 @@ from sap_graph.nn.functional import (
     check_dtype,
     check_inputs,
     check_options,
+    kept_batch,
+    project_values,
     repeat_batch,
     sap_pool,
     sap_pool_padded,
 )
-from sap_graph.ops.segments import index_from_ptr
 from sap_graph.regularizers import weighted_penalty
 
 
@@ -146,7 +147,7 @@ class SAPAggregation(Aggregation):
         super().__init__()
         residual = check_options(in_channels, heads, dropout, temperature,
                                  residual, query_init, size_scaler,
-                                 diversity, entropy)
+                                 rezero, diversity, entropy)
 
         self.in_channels = in_channels
         self.out_channels = out_channels or in_channels
@@ -182,9 +183,6 @@ class SAPAggregation(Aggregation):
                                    weight_initializer='glorot')
         self.gamma: Optional[Parameter] = None
         if rezero:
-            if residual is None:
-                raise ValueError("'rezero' scales the attention output "
-                                 "next to a residual: set 'residual'")
             self.gamma = Parameter(torch.empty(self.output_channels))
         self.lin_residual: Optional[Linear] = None
         if residual is not None and self.output_channels != in_channels:
@@ -306,18 +304,7 @@ class SAPAggregation(Aggregation):
         if not is_compiling():
             check_batch(index, ptr, num_nodes, dim_size)
             check_dtype(x, self.lin_value.weight.dtype)
-        if ptr is not None:
-            ptr = ptr.to(torch.long)  # No-op for int64 (see sap_pool).
-        if index is None:
-            assert ptr is not None
-            index = index_from_ptr(ptr, num_nodes)
-        index = index.to(torch.long)
-        if mask is not None:  # Masked nodes leave the batch altogether.
-            x, index = x[mask], index[mask]
-            if ptr is not None:  # Still sorted: recount.
-                count = torch.zeros_like(ptr[1:]).index_add_(
-                    0, index, torch.ones_like(index))
-                ptr = torch.cat([ptr.new_zeros(1), count.cumsum(0)])
+        x, index, ptr = kept_batch(x, index, ptr, mask)
 
         gate = None
         if self.lin_gate is not None:
@@ -388,20 +375,10 @@ class SAPAggregation(Aggregation):
                                              self.diversity, self.entropy)
 
     def project(self, pooled: Tensor, weight_sum: Tensor) -> Tensor:
-        r"""Value projection of :obj:`pooled` :obj:`[H, B, F_in]` (the bias
-        weighted by :obj:`weight_sum` :obj:`[H, B]`), heads concatenated or
-        averaged: :obj:`[B, output_channels]`."""
-        heads, dim_size = weight_sum.shape
-        w_value = self.lin_value.weight.view(heads, self.out_channels,
-                                             self.in_channels)
-        out = torch.baddbmm(
-            weight_sum.unsqueeze(-1) *
-            self.lin_value.bias.view(heads, 1, self.out_channels),
-            pooled, w_value.transpose(1, 2))
-        if self.concat:
-            return out.transpose(0, 1).reshape(dim_size,
-                                               self.output_channels)
-        return out.mean(dim=0)
+        r"""Value projection of :obj:`pooled` :obj:`[H, B, F_in]`, heads
+        concatenated or averaged (see :func:`project_values`)."""
+        return project_values(pooled, weight_sum, self.lin_value.weight,
+                              self.lin_value.bias, self.concat)
 
     def __repr__(self) -> str:
         extra = ''

@@ -227,8 +227,8 @@ def repeat_batch(index: Optional[Tensor], ptr: Optional[Tensor],
 def check_options(in_channels: int, heads: int, dropout: float,
                   temperature: float, residual: Union[str, bool, None],
                   query_init: str, size_scaler: Optional[str],
-                  diversity: float = 0.0, entropy: float = 0.0
-                  ) -> Optional[str]:
+                  rezero: bool = False, diversity: float = 0.0,
+                  entropy: float = 0.0) -> Optional[str]:
     r"""Checks the options of :class:`~sap_graph.SAPAggregation`; returns
     :obj:`residual` with the deprecated :obj:`True`/:obj:`False` mapped to
     :obj:`'mean'`/:obj:`None`."""
@@ -266,6 +266,9 @@ def check_options(in_channels: int, heads: int, dropout: float,
     if size_scaler not in (None, 'log'):
         raise ValueError(f"'size_scaler' must be 'log' or None "
                          f"(got {size_scaler!r})")
+    if rezero and residual is None:
+        raise ValueError("'rezero' scales the attention output next to a "
+                         "residual: set 'residual'")
     if diversity or entropy:
         warnings.warn(
             "SAPAggregation(diversity=..., entropy=...) is deprecated: "
@@ -274,6 +277,47 @@ def check_options(in_channels: int, heads: int, dropout: float,
             "sap_graph.attention_entropy(alpha, index) to the loss",
             FutureWarning, stacklevel=3)
     return residual
+
+
+def kept_batch(x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
+               mask: Optional[Tensor]
+               ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    r"""Returns :obj:`(x, index, ptr)` with int64 :obj:`index` (built from
+    :obj:`ptr` when missing) and :obj:`ptr` (the fused kernels need it;
+    a no-op for int64), and without the nodes a boolean :obj:`mask` drops
+    (:obj:`ptr` recounted: the batch stays sorted)."""
+    if ptr is not None:
+        ptr = ptr.to(torch.long)
+    if index is None:
+        assert ptr is not None
+        index = index_from_ptr(ptr, x.size(0))
+    index = index.to(torch.long)
+    if mask is not None:  # Masked nodes leave the batch altogether.
+        x, index = x[mask], index[mask]
+        if ptr is not None:
+            count = torch.zeros_like(ptr[1:]).index_add_(
+                0, index, torch.ones_like(index))
+            ptr = torch.cat([ptr.new_zeros(1), count.cumsum(0)])
+    return x, index, ptr
+
+
+def project_values(pooled: Tensor, weight_sum: Tensor, weight: Tensor,
+                   bias: Tensor, concat: bool) -> Tensor:
+    r"""The value projection of :class:`~sap_graph.SAPAggregation` applied
+    after pooling (the weights of a set sum to one, so it runs once per set
+    and head): :obj:`pooled` :obj:`[H, B, F_in]` times head :math:`h`'s
+    block of :obj:`weight` :obj:`[H * F_out, F_in]`, plus the bias
+    :obj:`[H * F_out]` weighted by :obj:`weight_sum` :obj:`[H, B]` (zero
+    for an empty set); heads concatenated :obj:`[B, H * F_out]` or averaged
+    :obj:`[B, F_out]`."""
+    heads, dim_size = weight_sum.shape
+    w_value = weight.view(heads, -1, weight.size(-1))
+    out = torch.baddbmm(
+        weight_sum.unsqueeze(-1) * bias.view(heads, 1, -1), pooled,
+        w_value.transpose(1, 2))
+    if concat:
+        return out.transpose(0, 1).reshape(dim_size, -1)
+    return out.mean(dim=0)
 
 
 def check_conv_width(aggr: torch.nn.Module) -> None:
