@@ -36,7 +36,12 @@ from torch import Tensor
 from torch_geometric.nn import aggr as pyg_aggr
 
 sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
-import sap_graph  # noqa: E402
+from render.speed_page import (  # noqa: E402
+    plot_scaling,
+    render_page,
+    scaling_section,
+)
+
 from sap_graph import SAPAggregation  # noqa: E402
 
 RESULTS = osp.join(osp.dirname(osp.realpath(__file__)), 'results')
@@ -276,111 +281,10 @@ def versions(device: torch.device) -> str:
     return text
 
 
-def render(table: Dict[str, Dict[str, Dict[str, float]]],
-           memory: Dict[str, float], x_bytes: int, header: str,
-           args: argparse.Namespace) -> str:
-    names = list(next(iter(table.values())).keys())
-    lines = [
-        '# Readout speed and memory', '',
-        f'{header}', '',
-        f'Command: `python benchmarks/speed.py{args.cmdline}` '
-        f'(device {args.device}, median of {args.repeats} interleaved '
-        f'repeats after {args.warmup} warm-up rounds; forward+backward with '
-        f'`x.requires_grad_()`). Graph sizes are uniform in [n/2, 3n/2]. '
-        f'`sap h=k` is `SAPAggregation(d, heads=k)` with the defaults of '
-        f'sap_graph {sap_graph.__version__} ({SAP_DEFAULTS}).',
-        '', '## Time per forward+backward (ms)', '',
-        '| readout | ' + ' | '.join(
-            f'{s} ({SIZE_BY_NAME[s].graphs}x~{SIZE_BY_NAME[s].nodes}, '
-            f'd={SIZE_BY_NAME[s].channels})' for s in table) + ' |',
-        '|---|' + '---|' * len(table),
-    ]
-    for name in names:
-        cells = []
-        for size_name in table:
-            ms = table[size_name][name]['ms']
-            cells.append('skipped' if math.isnan(ms) else f'{ms:.2f}')
-        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
-    lines += ['', '## Ratios', '',
-              'Time of the row readout divided by time of the column '
-              'readout, per size (lower is better for SAP).', '',
-              '| ratio | ' + ' | '.join(table) + ' |',
-              '|---|' + '---|' * len(table)]
-    pairs = [('sap h=1', 'mean'), ('sap h=4', 'mean'), ('sap h=8', 'mean')]
-    pairs += [(PROJECTION, 'mean')]
-    pairs += [('sap h=4', peer) for peer in names
-              if not peer.startswith('sap') and peer != 'mean']
-    for a, b in pairs:
-        cells = []
-        for size_name in table:
-            ta, tb = table[size_name][a]['ms'], table[size_name][b]['ms']
-            cells.append('–' if math.isnan(ta) or math.isnan(tb) else
-                         f'{ta / tb:.2f}')
-        lines.append(f'| {a} / {b} | ' + ' | '.join(cells) + ' |')
-    cells = []
-    for t in table.values():
-        rest = t['sap h=4']['ms'] - t[PROJECTION]['ms']
-        cells.append(f"{rest / t['mean']['ms']:.2f}")
-    lines.append('| (sap h=4 − its value projection) / mean | ' +
-                 ' | '.join(cells) + ' |')
-    lines += ['', f'`{PROJECTION}` times `SAPAggregation.project` alone on '
-              'pooled features of the same shape: the `B x 4 x d x d` '
-              'multiply-adds of the four per-head value projections '
-              '(forward, and twice in backward), which do not depend on the '
-              'number of nodes. Where it alone takes more than 3x mean '
-              'pooling (d=300), no implementation of this layer can meet '
-              'the 3x target; the last row is the rest of SAP\'s time.']
-    if memory:
-        lines += ['', f'## Extra peak memory of one forward+backward '
-                  f'(N={MEMORY_SIZE.graphs * MEMORY_SIZE.nodes:,}, '
-                  f'd={MEMORY_SIZE.channels}, size of X = '
-                  f'{x_bytes / 2**20:.1f} MiB)', '',
-                  'Peak resident memory above the inputs (CPU: `VmHWM` '
-                  'after resetting it; includes `x.grad`).', '',
-                  '| readout | extra peak (MiB) | / size of X |',
-                  '|---|---|---|']
-        for name, value in memory.items():
-            lines.append(f'| {name} | {value / 2**20:.1f} | '
-                         f'{value / x_bytes:.2f} |')
-    return '\n'.join(lines) + '\n'
-
-
-SIZE_BY_NAME = {s.name: s for s in SIZES}
 # Scaling sweep for the plot: graphs of ~50 nodes, d = 64, growing N.
 SCALING = [Size(f'N~{g * 50:,}', g, 50, 64) for g in (20, 200, 2_000, 20_000)]
 
 
-def plot_scaling(scaling: Dict[str, Dict[str, Dict[str, float]]],
-                 path: str, header: str) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover - optional dependency
-        print('matplotlib not installed: no plot written')
-        return False
-    sizes = [s for s in SCALING if s.name in scaling]
-    nodes = [s.graphs * s.nodes for s in sizes]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name in next(iter(scaling.values())):
-        ms = [scaling[s.name][name]['ms'] for s in sizes]
-        pts = [(n, t) for n, t in zip(nodes, ms, strict=True)
-               if not math.isnan(t) and not math.isinf(t)]
-        if pts:
-            style = '-o' if name.startswith('sap') else '--s'
-            ax.plot(*zip(*pts, strict=True), style, label=name, ms=4)
-    ax.set_xscale('log')
-    ax.set_yscale('log')
-    ax.set_xlabel('nodes per batch N (graphs of ~50 nodes, d=64)')
-    ax.set_ylabel('forward+backward time (ms)')
-    ax.set_title('Readout cost versus batch size', fontsize=10)
-    ax.grid(True, which='both', alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    fig.text(0.01, 0.01, header, fontsize=6)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
 MEMORY_READOUTS = ('mean', 'sap h=1', 'sap h=4', 'sap h=8', 'attention',
                    'set2set')
 
@@ -461,15 +365,9 @@ def main() -> None:
                                             args.warmup,
                                             args.max_dense_gib * 2**30)
 
-    text = render(table, memory, x_bytes, versions(device), args)
-    if scaling:
-        text += ('\n## Scaling\n\n![time versus N](speed.png)\n\n' +
-                 '| readout | ' + ' | '.join(scaling) + ' |\n' + '|---|' +
-                 '---|' * len(scaling) + '\n')
-        for name in next(iter(scaling.values())):
-            text += f'| {name} | ' + ' | '.join(
-                'skipped' if math.isnan(scaling[k][name]['ms']) else
-                f"{scaling[k][name]['ms']:.2f}" for k in scaling) + ' |\n'
+    text = render_page(table, memory, x_bytes, versions(device), args,
+                       SIZES, PROJECTION, MEMORY_SIZE, SAP_DEFAULTS)
+    text += scaling_section(scaling)
     print(text)
     if args.save:
         os.makedirs(RESULTS, exist_ok=True)
@@ -477,7 +375,8 @@ def main() -> None:
         with open(osp.join(RESULTS, f'speed{suffix}.md'), 'w') as f:
             f.write(text)
         if scaling:
-            plot_scaling(scaling, osp.join(RESULTS, f'speed{suffix}.png'),
+            plot_scaling(scaling, SCALING,
+                         osp.join(RESULTS, f'speed{suffix}.png'),
                          versions(device))
         with open(osp.join(RESULTS, f'speed{suffix}.json'), 'w') as f:
             json.dump({'table': table, 'memory': memory, 'scaling': scaling,

@@ -5,7 +5,8 @@
 * :mod:`render.stats`: ranks, paired sign-flip tests, collapsed folds
   (``scipy.stats``);
 * :mod:`render.tables`: the markdown sections and the CSV (``pandas``);
-* :mod:`render.plots`: the two figures (``matplotlib``, optional).
+* :mod:`render.plots`: the two figures (``matplotlib``, optional);
+* :mod:`render.speed_page`: the page and plot of ``benchmarks/speed.py``.
 
 ``benchmarks/render_accuracy.py`` is the command line over these.
 """
