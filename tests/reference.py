@@ -13,6 +13,15 @@ import torch
 from torch import Tensor
 
 
+def pool_set(xb: Tensor, reduce: str) -> Tensor:
+    """Sum, mean or max over the rows of one set :obj:`[n, F]`; an empty
+    set gives zeros (as the layer's residual does)."""
+    if xb.size(0) == 0:
+        return xb.new_zeros(xb.size(1))
+    return {'sum': torch.sum, 'mean': torch.mean,
+            'max': torch.amax}[reduce](xb, 0)
+
+
 def sap_reference(aggr, x: Tensor, index: Tensor, num_graphs: int,
                   mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """Returns ``(out [B, width], alpha [N, heads])`` in float64 (eval-mode
@@ -57,12 +66,10 @@ def sap_reference(aggr, x: Tensor, index: Tensor, num_graphs: int,
             per_head).mean(0)
         if aggr.size_scaler == 'log':
             z = z * math.log(1 + xb.size(0))
-        if getattr(aggr, 'gamma', None) is not None:  # rezero
+        if aggr.gamma is not None:  # rezero
             z = z * aggr.gamma.double()
         if aggr.residual is not None:
-            pool = {'sum': lambda t: t.sum(0), 'mean': lambda t: t.mean(0),
-                    'max': lambda t: t.amax(0)}[aggr.residual]
-            res = pool(xb) if xb.size(0) > 0 else x.new_zeros(x.size(1))
+            res = pool_set(xb, aggr.residual)
             if aggr.lin_residual is not None:
                 res = res @ aggr.lin_residual.weight.double().t()
             z = z + res

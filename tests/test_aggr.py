@@ -558,8 +558,10 @@ def test_gradcheck_rezero():
     with torch.no_grad():
         aggr.gamma.uniform_(-1, 1)
     x = x.double().requires_grad_()
+    # gamma is an input so that gradcheck perturbs it; the layer reads it
+    # as its own parameter.
     assert torch.autograd.gradcheck(
-        lambda x, g: aggr(x, ptr=ptr), (x, aggr.gamma))
+        lambda x, gamma: aggr(x, ptr=ptr), (x, aggr.gamma))
 
 
 def test_option_errors_and_deprecation():

@@ -4,13 +4,12 @@ import pytest
 import torch
 
 from sap_graph.ops.residual import SegmentMax, residual_pool
+from tests.reference import pool_set
 
 
 def per_set(x, index, dim_size, reduce):
-    pool = {'sum': lambda t: t.sum(0), 'mean': lambda t: t.mean(0),
-            'max': lambda t: t.amax(0)}[reduce]
-    return torch.stack([pool(x[index == b]) if (index == b).any() else
-                        x.new_zeros(x.size(1)) for b in range(dim_size)])
+    return torch.stack([pool_set(x[index == b], reduce)
+                        for b in range(dim_size)])
 
 
 @pytest.mark.parametrize('reduce', ['sum', 'mean', 'max'])
