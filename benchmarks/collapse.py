@@ -43,8 +43,8 @@ from sap_graph.experiments.train.loop import _forward  # noqa: E402
 from sap_graph.experiments.train.protocols import (  # noqa: E402
     _subset,
     build_model,
-    stratified_splits,
 )
+from sap_graph.experiments.train.runs import stratified_splits  # noqa: E402
 
 OUT = osp.join(HERE, 'results', 'collapse')
 

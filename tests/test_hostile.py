@@ -16,7 +16,7 @@ from test_data import make_read_only, make_writable, write_tu
 
 import sap_graph.experiments.train as train_mod
 import sap_graph.experiments.train.loop as loop
-import sap_graph.experiments.train.protocols as protocols
+import sap_graph.experiments.train.runs as runs
 import sap_graph.experiments.train.runner as run_mod
 from sap_graph.experiments.checkpoint import CheckpointError, safe_load
 from sap_graph.experiments.cli import main
@@ -254,7 +254,7 @@ def test_unwritable_outputs_fail_before_training(flag, tmp_path, capsys,
     def no_training(*args, **kwargs):
         raise AssertionError('trained before checking the outputs')
 
-    monkeypatch.setattr(protocols, 'fit', no_training)
+    monkeypatch.setattr(runs, 'fit', no_training)
     for target in ('/proc/r.json', str(tmp_path)):  # A folder is no file.
         assert main(['train', *TOY, flag, target]) == 2
         assert target in one_error_line(capsys)

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-import sap_graph.experiments.train.protocols as protocols
+import sap_graph.experiments.train.runs as runs
 import sap_graph.experiments.train.runner as run_mod
 from sap_graph.experiments.checkpoint import (
     CheckpointError,
@@ -183,7 +183,7 @@ def test_cli_resume_after_interrupt(tiny_task, tmp_path, monkeypatch,
                       torch.load(ref_ckpt, weights_only=True)['state_dict'])
 
     # A finished state resumes to the same result without training.
-    monkeypatch.setattr(protocols, 'fit', None)
+    monkeypatch.setattr(runs, 'fit', None)
     assert main(args + ['--resume']) == 0
     assert json.loads(out.read_text())['test_mean'] == ref['test_mean']
 

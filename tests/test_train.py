@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import sap_graph.experiments.train as train_mod
-import sap_graph.experiments.train.protocols as protocols
+import sap_graph.experiments.train.runs as runs
 from sap_graph.experiments.cli import main
 from sap_graph.experiments.data import GraphList, GraphTask
 from sap_graph.experiments.models import load_checkpoint
@@ -68,13 +68,13 @@ def test_selection_never_sees_the_test_fold(small_task, monkeypatch):
     test_ids = set(splits[0]['test'].tolist())
 
     seen = []
-    original_fit = protocols.fit
+    original_fit = runs.fit
 
     def spy(model, train_data, val_data, *args, **kwargs):
         seen.extend(int(d.gid) for d in list(train_data) + list(val_data))
         return original_fit(model, train_data, val_data, *args, **kwargs)
 
-    monkeypatch.setattr(protocols, 'fit', spy)
+    monkeypatch.setattr(runs, 'fit', spy)
     cfg = quick_config(epochs=4)
     clean = cross_validate(task, cfg, splits=splits)
     assert seen and not (set(seen) & test_ids)

@@ -131,13 +131,22 @@ class RegularizedSAP(SAPAggregation):
                 f'entropy={self.entropy_weight})')
 
 
-def _sap(channels: int, **kwargs: Any) -> Tuple[Aggregation, int]:
+def _sap(channels: int, freeze_queries: bool = False,
+         **kwargs: Any) -> Tuple[Aggregation, int]:
     if kwargs.get('diversity') or kwargs.get('entropy'):
         module: SAPAggregation = RegularizedSAP(channels, **kwargs)
     else:
         kwargs.pop('diversity', None)
         kwargs.pop('entropy', None)
         module = SAPAggregation(channels, **kwargs)
+    if not isinstance(freeze_queries, bool):
+        raise TypeError(f"'freeze_queries' must be a bool (got "
+                        f"{freeze_queries!r})")
+    if freeze_queries:
+        # The control of "does the attention pay?": the queries keep their
+        # initial value (zero by default, so the weights stay uniform and
+        # the readout is the mean of the values plus its residual).
+        module.query.requires_grad_(False)
     return module, module.output_channels
 
 
@@ -166,7 +175,7 @@ READOUTS: Dict[str, ReadoutSpec] = {
         frozenset({'heads', 'concat', 'out_channels', 'key_channels',
                    'dropout', 'temperature', 'learn_temperature', 'gated',
                    'residual', 'query_init', 'size_scaler', 'rezero',
-                   'diversity', 'entropy'})),
+                   'diversity', 'entropy', 'freeze_queries'})),
 }
 
 

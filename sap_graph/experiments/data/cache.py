@@ -58,7 +58,8 @@ def default_root(kind: str, root: Optional[str] = None) -> str:
     """
     if root:
         return osp.expanduser(root)
-    sub = {'tu': 'TUDataset', 'ogb': 'ogb'}[kind]
+    from sap_graph.experiments.data.kinds import KINDS
+    sub = KINDS[kind].data_folder
     base = os.environ.get(ENV_DATA) or 'data'
     return osp.join(osp.expanduser(base), sub)
 

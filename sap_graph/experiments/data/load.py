@@ -1,27 +1,16 @@
-r"""Loads a dataset by name: synthetic, OGB or TU.
+r"""Loads a dataset by name, through its kind (:mod:`.kinds`): synthetic,
+OGB, a CSV of molecules or TU.
 """
 from __future__ import annotations
 
-import os.path as osp
 from typing import (
+    List,
     Optional,
 )
 
-from sap_graph.experiments.data.ogb import (
-    load_ogbg,
-)
-from sap_graph.experiments.data.synthetic import (
-    SYNTHETIC,
-    load_synthetic,
-)
-from sap_graph.experiments.data.task import (
-    GraphTask,
-    UnknownDatasetError,
-)
-from sap_graph.experiments.data.tu import (
-    TU_DATASETS,
-    load_tu,
-)
+from sap_graph.experiments.data.kinds import kind_of
+from sap_graph.experiments.data.synthetic import SYNTHETIC
+from sap_graph.experiments.data.task import GraphTask
 from sap_graph.experiments.errors import ConfigError
 
 
@@ -32,12 +21,17 @@ def load_dataset(
     download: bool = True,
     seed: int = 0,
     use_node_attr: bool = False,
+    smiles_column: str = 'smiles',
+    targets: Optional[List[str]] = None,
 ) -> GraphTask:
     r"""Loads a dataset by name: :obj:`'synthetic'`, an OGB name
-    (:obj:`'ogbg-mol*'`) or a TUDataset name.
+    (:obj:`'ogbg-mol*'`), a CSV file of molecules (:obj:`*.csv`,
+    :obj:`*.csv.gz`) or a TUDataset name (see
+    :data:`~sap_graph.experiments.data.kinds.KINDS`).
 
     Args:
-        name (str, optional): Dataset name. (default: :obj:`'synthetic'`)
+        name (str, optional): Dataset name or CSV path.
+            (default: :obj:`'synthetic'`)
         root (str, optional): PyG/OGB root. (default: see
             :func:`default_root`)
         node_features (str, optional): Features for TU datasets without
@@ -48,23 +42,19 @@ def load_dataset(
             (default: :obj:`0`)
         use_node_attr (bool, optional): TU datasets: also use continuous
             node attributes (see :func:`load_tu`). (default: :obj:`False`)
+        smiles_column (str, optional): CSV of molecules: the column of
+            SMILES strings. (default: :obj:`'smiles'`)
+        targets (list of str, optional): CSV of molecules: the target
+            columns (required for a CSV). (default: :obj:`None`)
     """
-    if not name:
-        raise UnknownDatasetError('Empty dataset name')
-    if use_node_attr and (name.lower() == SYNTHETIC or
-                          name.lower().startswith('ogbg-')):
+    kind = kind_of(name)
+    if use_node_attr and kind.name != 'tu':
         raise ConfigError('use_node_attr', f"continuous node attributes "
                           f"are for TU datasets (got '{name}')")
-    if name.lower() == SYNTHETIC:
-        return load_synthetic(seed=seed)
-    if name.lower().startswith('ogbg-'):
-        return load_ogbg(name.lower(), root=root, download=download)
-    if osp.sep in name or name.startswith('.'):
-        raise UnknownDatasetError(
-            f"Invalid dataset name '{name}' (expected '{SYNTHETIC}', an "
-            f"'ogbg-mol*' name or a TU name such as "
-            f"{', '.join(TU_DATASETS)}; pass the folder as root")
-    upper = {k.upper(): k for k in TU_DATASETS}
-    name = upper.get(name.upper(), name)
-    return load_tu(name, root=root, node_features=node_features,
-                   download=download, use_node_attr=use_node_attr)
+    if targets and kind.name != 'molecules':
+        raise ConfigError('targets', f"target columns are for a CSV of "
+                          f"molecules (got '{name}')")
+    return kind.load(name, root=root, node_features=node_features,
+                     download=download, seed=seed,
+                     use_node_attr=use_node_attr,
+                     smiles_column=smiles_column, targets=targets)

@@ -45,7 +45,8 @@ class GraphTask:
         num_classes (int): Output width of a model (classes, or tasks for
             OGB).
         num_edge_features (int): Edge feature width (:obj:`0` if none).
-        kind (str): :obj:`'tu'`, :obj:`'ogb'` or :obj:`'synthetic'`.
+        kind (str): A key of
+            :data:`~sap_graph.experiments.data.kinds.KINDS`.
         metric (str): :obj:`'acc'` or the OGB metric (:obj:`'rocauc'`, ...).
         task_type (str): :obj:`'multiclass'` or the OGB task type.
         split_idx (dict, optional): Official split for OGB.
@@ -88,7 +89,7 @@ class GraphTask:
             avg_nodes=None if num_nodes is None else num_nodes / len(ds),
             avg_directed_edges=num_edges / len(ds), source=self.source,
             notes=list(self.notes))
-        if self.kind != 'ogb':
+        if self.task_type == 'multiclass':
             out['class_counts'] = torch.bincount(
                 self.labels.long(), minlength=self.num_classes).tolist()
         if self.split_idx is not None:

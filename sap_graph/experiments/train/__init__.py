@@ -5,7 +5,6 @@ output files (:mod:`.runner`).
 """
 from sap_graph.experiments.errors import ConfigError
 from sap_graph.experiments.train.config import (
-    DEFAULTS,
     TrainConfig,
     resolve_config,
     resolve_device,
@@ -26,7 +25,6 @@ from sap_graph.experiments.train.protocols import (
     cross_validate,
     holdout,
     run_fold,
-    stratified_splits,
 )
 from sap_graph.experiments.train.provenance import (
     device_info,
@@ -39,6 +37,13 @@ from sap_graph.experiments.train.runner import (
     run,
     save_checkpoint,
 )
+from sap_graph.experiments.train.runs import (
+    Split,
+    kfold_splits,
+    plan_splits,
+    run_split,
+    stratified_splits,
+)
 from sap_graph.experiments.train.state import (
     RESUME_FREE_FIELDS,
     TrainState,
@@ -46,11 +51,12 @@ from sap_graph.experiments.train.state import (
 )
 
 __all__ = [
-    'ConfigError', 'DEFAULTS', 'FitResult', 'RESUME_FREE_FIELDS',
-    'ShardedLoader', 'TrainConfig', 'TrainState', 'build_model',
-    'check_outputs', 'check_resume', 'checkpoint_state', 'compute_loss',
-    'cross_validate', 'device_info', 'evaluate', 'fit', 'holdout', 'predict',
-    'resolve_config', 'resolve_device', 'run', 'run_fold', 'save_checkpoint',
-    'seed_everything', 'source_digest', 'stratified_splits', 'train_epoch',
-    'validate_config', 'versions',
+    'ConfigError', 'FitResult', 'RESUME_FREE_FIELDS', 'ShardedLoader',
+    'Split', 'TrainConfig', 'TrainState', 'build_model', 'check_outputs',
+    'check_resume', 'checkpoint_state', 'compute_loss', 'cross_validate',
+    'device_info', 'evaluate', 'fit', 'holdout', 'kfold_splits',
+    'plan_splits', 'predict', 'resolve_config', 'resolve_device', 'run',
+    'run_fold', 'run_split', 'save_checkpoint', 'seed_everything',
+    'source_digest', 'stratified_splits', 'train_epoch', 'validate_config',
+    'versions',
 ]

@@ -20,60 +20,102 @@ from sap_graph.experiments import distributed
 from sap_graph.experiments.errors import ConfigError
 
 
+def _opt(default: Any, help: str, **cli: Any) -> Any:
+    r"""A :class:`TrainConfig` field with its command-line help (the
+    :obj:`sap-graph` flags are generated from these fields; :obj:`cli`
+    holds :obj:`choices`, :obj:`flag` (another flag name),
+    :obj:`invert` (a :obj:`True` default switched off by the flag) or
+    :obj:`hidden` (no generated flag))."""
+    kwargs: Dict[str, Any] = {'metadata': dict(cli, help=help)}
+    if isinstance(default, (list, dict)):
+        kwargs['default_factory'] = lambda: copy.deepcopy(default)
+    else:
+        kwargs['default'] = default
+    return field(**kwargs)
+
+
+_PER_KIND = ' (default: per dataset kind, see docs/training.md)'
+
+
 @dataclass
 class TrainConfig:
     r"""Everything a training run needs. :obj:`None` fields get a default
-    that depends on the dataset (see :func:`resolve_config`)."""
-    dataset: str = 'synthetic'
-    root: Optional[str] = None
-    readout: str = 'sap'
-    heads: int = 4
-    concat: Optional[bool] = None  # None: the readout's own default.
-    readout_kwargs: Dict[str, Any] = field(default_factory=dict)
-    conv: Optional[str] = None
-    hidden_channels: Optional[int] = None
-    num_layers: Optional[int] = None
-    jk: str = 'last'
-    dropout: Optional[float] = None
-    layer_dropout: Optional[float] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None
-    lr_step: Optional[int] = None
-    lr_gamma: float = 0.5
-    weight_decay: float = 0.0
-    epochs: Optional[int] = None
-    folds: Optional[int] = None
-    val_ratio: float = 0.1
-    seeds: Optional[List[int]] = None
-    seed: int = 0
-    node_features: str = 'auto'
-    use_node_attr: bool = False
-    download: bool = True
-    device: str = 'auto'
-    progress: bool = True
-    verbose: bool = True
-    out: Optional[str] = None
-    checkpoint: Optional[str] = None
-    state: Optional[str] = None
-    resume: bool = False
-
-
-#: Defaults per dataset kind, applied to the :obj:`None` fields.
-DEFAULTS: Dict[str, Dict[str, Any]] = {
-    # Xu et al. (2019) GIN: hidden 64, 5 layers, batch 32, Adam 0.01 halved
-    # every 50 epochs, dropout 0.5 before the last layer.
-    'tu': dict(conv='gin', hidden_channels=64, num_layers=5, dropout=0.5,
-               layer_dropout=0.0, batch_size=32, lr=0.01, lr_step=50,
-               epochs=100, folds=10),
-    'synthetic': dict(conv='gin', hidden_channels=32, num_layers=2,
-                      dropout=0.5, layer_dropout=0.0, batch_size=32,
-                      lr=0.01, lr_step=50, epochs=40, folds=5),
-    # OGB's reference GIN: emb_dim 300, 5 layers, drop_ratio 0.5, batch 32,
-    # Adam 0.001 without decay, 100 epochs.
-    'ogb': dict(conv='gine', hidden_channels=300, num_layers=5, dropout=0.0,
-                layer_dropout=0.5, batch_size=32, lr=0.001, lr_step=0,
-                epochs=100, seeds=[0, 1, 2]),
-}
+    that depends on the dataset's kind (see :func:`resolve_config` and
+    :data:`~sap_graph.experiments.data.kinds.KINDS`). The command line
+    flags of :obj:`sap-graph train` and :obj:`sap-graph compare` are made
+    from these fields and their help texts."""
+    dataset: str = _opt(
+        'synthetic', "'synthetic' (built in), a TUDataset name (MUTAG, "
+        "PROTEINS, NCI1, ...), an ogbg-mol* name, or a CSV file of "
+        "molecules (*.csv, *.csv.gz; with --smiles_column and --target)")
+    root: Optional[str] = _opt(
+        None, 'PyG/OGB data root: DIR/<NAME>/raw for TU, DIR/ogbg_molhiv '
+        'for OGB (default: $SAP_GRAPH_DATA/{TUDataset,ogb}, else '
+        './data/{TUDataset,ogb})')
+    smiles_column: str = _opt(
+        'smiles', 'CSV of molecules: the column of SMILES strings')
+    targets: Optional[List[str]] = _opt(
+        None, 'CSV of molecules: one or more target columns; 0/1 columns '
+        'are binary classification tasks, others regression; missing '
+        'values are masked per task (default: none)', flag='target')
+    readout: str = _opt('sap', 'readout', hidden=True)
+    heads: int = _opt(4, 'attention heads of sap, set_transformer and gmt')
+    concat: Optional[bool] = _opt(None, 'concatenate the heads',
+                                  hidden=True)
+    readout_kwargs: Dict[str, Any] = _opt(
+        {}, 'further readout options as JSON, e.g. \'{"k": 20}\'')
+    conv: Optional[str] = _opt(
+        None, 'message passing layer; gine uses OGB bond encoders on '
+        'molecules' + _PER_KIND, choices=['gin', 'gcn', 'gine'])
+    hidden_channels: Optional[int] = _opt(None, 'hidden width' + _PER_KIND)
+    num_layers: Optional[int] = _opt(None, 'message passing layers'
+                                     + _PER_KIND)
+    jk: str = _opt('last', 'jumping knowledge mode',
+                   choices=['last', 'cat', 'max'])
+    dropout: Optional[float] = _opt(None, 'dropout before the last layer'
+                                    + _PER_KIND)
+    layer_dropout: Optional[float] = _opt(None, 'dropout after each layer'
+                                          + _PER_KIND)
+    batch_size: Optional[int] = _opt(None, 'batch size' + _PER_KIND)
+    lr: Optional[float] = _opt(None, 'Adam learning rate' + _PER_KIND)
+    lr_step: Optional[int] = _opt(None, 'halve the learning rate every N '
+                                  'epochs, 0 = never' + _PER_KIND)
+    lr_gamma: float = _opt(0.5, 'learning rate decay factor', hidden=True)
+    weight_decay: float = _opt(0.0, 'Adam weight decay')
+    epochs: Optional[int] = _opt(None, 'epochs per fold/seed' + _PER_KIND)
+    folds: Optional[int] = _opt(
+        None, 'cross-validation folds (default: 10 TU, 5 synthetic; '
+        'molecules from a CSV: a scaffold split per seed unless given)')
+    val_ratio: float = _opt(0.1, 'share of each training fold used for '
+                            'model selection')
+    seeds: Optional[List[int]] = _opt(
+        None, 'one run per seed on OGB and molecules' + _PER_KIND)
+    seed: int = _opt(0, 'seed of splits, initialisation and shuffling')
+    node_features: str = _opt(
+        'auto', 'features for TU datasets without node features: one-hot '
+        'degree if the max degree <= 1000, else constant',
+        choices=['auto', 'degree', 'constant'])
+    use_node_attr: bool = _opt(
+        False, 'TU datasets: also use the continuous node attributes '
+        '(e.g. the 18 of ENZYMES) next to the node labels')
+    download: bool = _opt(True, 'never try to download a missing dataset',
+                          flag='no_download', invert=True)
+    device: str = _opt('auto', "'cpu', 'cuda', 'cuda:1' or 'auto' = cuda "
+                       "if available")
+    progress: bool = _opt(True, 'no progress bars', flag='no_progress',
+                          invert=True)
+    verbose: bool = _opt(True, 'no per-fold log lines', flag='quiet',
+                         invert=True)
+    out: Optional[str] = _opt(None, 'write the JSON result here')
+    checkpoint: Optional[str] = _opt(
+        None, 'save the selected model (weights + config) here')
+    state: Optional[str] = _opt(
+        None, 'keep the resumable training state here, rewritten '
+        'atomically after every epoch; an existing file is only continued '
+        'with --resume')
+    resume: bool = _opt(
+        False, 'continue the interrupted run of --state PATH to the result '
+        'an uninterrupted run gives; starts afresh if PATH does not exist')
 
 
 #: Lower bounds of the numeric fields: (bound, inclusive).
@@ -108,12 +150,15 @@ def validate_config(cfg: TrainConfig) -> None:
             raise ConfigError(name, f"'{name}' must be < 1 (got {value})")
     if cfg.seeds is not None and not cfg.seeds:
         raise ConfigError('seeds', "'seeds' must not be empty")
+    if cfg.targets is not None and not cfg.targets:
+        raise ConfigError('targets', "'targets' must not be empty")
 
 
 def resolve_config(cfg: TrainConfig, kind: str) -> TrainConfig:
     r"""Returns a copy of :obj:`cfg` with dataset defaults filled in."""
+    from sap_graph.experiments.data.kinds import KINDS
     cfg = copy.deepcopy(cfg)
-    for key, value in DEFAULTS[kind].items():
+    for key, value in KINDS[kind].defaults.items():
         if getattr(cfg, key, None) is None:
             setattr(cfg, key, copy.deepcopy(value))
     if cfg.seeds is None:

@@ -24,15 +24,14 @@ from typing import (
 
 import numpy as np
 import torch
-from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import Tensor
 from torch.nn import Module
 from torch_geometric.data import Data
-from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from sap_graph.experiments import distributed
 from sap_graph.experiments.data import GraphTask
+from sap_graph.experiments.data.kinds import kind_of, protocol_of
 from sap_graph.experiments.errors import one_line
 from sap_graph.experiments.models import GraphClassifier
 from sap_graph.experiments.readouts import (
@@ -44,68 +43,24 @@ from sap_graph.experiments.train.config import (
     ConfigError,
     TrainConfig,
     resolve_device,
-    seed_everything,
-)
-from sap_graph.experiments.train.loop import (
-    _eval_loader,
-    evaluate,
-    fit,
 )
 from sap_graph.experiments.train.provenance import (
     device_info,
     versions,
 )
+from sap_graph.experiments.train.runs import (
+    Split,
+    plan_splits,
+    run_split,
+)
 from sap_graph.experiments.train.state import (
     TrainState,
 )
 
-# Splits ###################################################################
-
-
-def stratified_splits(
-    labels: Tensor,
-    folds: int = 10,
-    val_ratio: float = 0.1,
-    seed: int = 0,
-) -> List[Dict[str, Tensor]]:
-    r"""Returns the :obj:`folds` splits of stratified :math:`k`-fold
-    cross-validation, each a dict of :obj:`'train'`, :obj:`'val'` and
-    :obj:`'test'` index tensors. The test folds partition the dataset; the
-    validation split is a stratified :obj:`val_ratio` share of the
-    training fold, disjoint from its test fold.
-
-    Args:
-        labels (torch.Tensor): Graph labels :obj:`[num_graphs]`.
-        folds (int, optional): Number of folds. (default: :obj:`10`)
-        val_ratio (float, optional): Share of each training fold held out
-            for model selection. (default: :obj:`0.1`)
-        seed (int, optional): Seed of the shuffles. (default: :obj:`0`)
-    """
-    y = labels.view(-1).cpu().numpy()
-    if folds < 2:
-        raise ValueError(f"'folds' must be at least 2 (got {folds})")
-    counts = np.bincount(y.astype(np.int64))
-    if counts[counts > 0].min() < folds:
-        raise ValueError(f"Cannot make {folds} stratified folds: the "
-                         f"smallest class has {counts[counts > 0].min()} "
-                         f"graphs")
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    out = []
-    for fold, (train_val, test) in enumerate(skf.split(np.zeros(len(y)), y)):
-        try:
-            train, val = train_test_split(
-                train_val, test_size=val_ratio, stratify=y[train_val],
-                random_state=seed + fold)
-        except ValueError:  # A class too small to stratify.
-            train, val = train_test_split(
-                train_val, test_size=val_ratio, random_state=seed + fold)
-        out.append({
-            'train': torch.from_numpy(np.sort(train)),
-            'val': torch.from_numpy(np.sort(val)),
-            'test': torch.from_numpy(np.sort(test)),
-        })
-    return out
-
+#: The protocol names written to result files.
+PROTOCOL_NAMES = {'kfold': 'stratified_kfold_cv',
+                  'official': 'ogb_official_split',
+                  'scaffold': 'scaffold_split_per_seed'}
 
 # Protocols ################################################################
 
@@ -151,7 +106,7 @@ def build_model(cfg: TrainConfig, task: GraphTask) -> GraphClassifier:
     kwargs = _readout_options(cfg)
     extra: Dict[str, Any] = {}
     conv = cfg.conv
-    if task.kind == 'ogb':
+    if kind_of(task).encoders:
         extra['node_encoder'] = 'atom'
         if conv in ('gin', 'gine'):
             conv, extra['edge_encoder'] = 'gine', 'bond'
@@ -195,32 +150,13 @@ def run_fold(
     :obj:`state_dict`. With :obj:`state`, every epoch is saved and an
     interrupted fold continues from its last epoch.
     """
-    seed = cfg.seed + fold
-    seed_everything(seed)
-    model = (model_fn or (lambda: build_model(cfg, task)))().to(device)
-    res = fit(model, _subset(task.dataset, split['train']),
-              _subset(task.dataset, split['val']), cfg, device,
-              seed=seed, desc=f'Fold {fold + 1:02d}',
-              resume=None if state is None else state.snapshot(fold),
-              on_epoch=(None if state is None or not state.path else
-                        lambda snap: state.epoch_done(fold, snap)))
-    model.load_state_dict(res.state_dict)
-    test_loader = _eval_loader(_subset(task.dataset, split['test']),
-                               cfg.batch_size)
-    test = evaluate(model, test_loader, device)
-    record = {
-        'fold': fold, 'seed': seed,
-        'train_size': int(split['train'].numel()),
-        'val_size': int(split['val'].numel()),
-        'test_size': int(split['test'].numel()),
-        'best_epoch': res.best_epoch,
-        'val_acc': res.val['acc'], 'val_loss': res.val['loss'],
-        'test_acc': test['acc'], 'test_loss': test['loss'],
-        'epoch_time_mean': statistics.fmean(res.epoch_times),
-        'epoch_time_median': statistics.median(res.epoch_times),
-        'final_train_loss': res.history[-1]['train_loss'],
-    }
-    return record, res.state_dict
+    record, state_dict = run_split(
+        task, cfg, split, cfg.seed + fold, device, model_fn,
+        resume=None if state is None else state.snapshot(fold),
+        on_epoch=(None if state is None or not state.path else
+                  lambda snap: state.epoch_done(fold, snap)),
+        desc=f'Fold {fold + 1:02d}')
+    return {'fold': fold, **record}, state_dict
 
 
 def cross_validate(
@@ -249,8 +185,7 @@ def cross_validate(
     """
     device = resolve_device(cfg.device)
     if splits is None:
-        splits = stratified_splits(task.labels, cfg.folds, cfg.val_ratio,
-                                   cfg.seed)
+        splits = [s.index for s in plan_splits(task, cfg)]
     state = TrainState(cfg, task, 'folds', splits)
     try:
         return _cross_validate(task, cfg, splits, model_fn, state, device)
@@ -263,6 +198,8 @@ def _cross_validate(task: GraphTask, cfg: TrainConfig,
                     model_fn: Optional[Callable[[], Module]],
                     state: TrainState,
                     device: torch.device) -> Dict[str, Any]:
+    metric = task.metric
+    sign = 1.0 if task.higher_is_better else -1.0
     records: List[Dict[str, Any]] = list(state.runs)
     best_state = state.best
     bar = tqdm(splits, desc='Folds', dynamic_ncols=True,
@@ -273,16 +210,16 @@ def _cross_validate(task: GraphTask, cfg: TrainConfig,
         record, state_dict = run_fold(task, cfg, split, fold, device,
                                       model_fn, state)
         records.append(record)
-        key = (record['val_acc'], -record['val_loss'])
+        key = (sign * record[f'val_{metric}'], -record['val_loss'])
         if best_state is None or key > best_state['key']:
             best_state = {'key': key, 'state_dict': state_dict,
                           'record': record}
         state.run_done(record, best_state)
         _log(cfg, f"Fold: {fold + 1:02d}, "
                   f"Best epoch: {record['best_epoch']:03d}, "
-                  f"Val: {record['val_acc']:.4f}, "
-                  f"Test: {record['test_acc']:.4f}")
-    result = _summarise(records, 'acc', best_state, task, cfg, device,
+                  f"Val: {record[f'val_{metric}']:.4f}, "
+                  f"Test: {record[f'test_{metric}']:.4f}")
+    result = _summarise(records, metric, best_state, task, cfg, device,
                         key='folds')
     result['resumed'] = state.resumed
     return result
@@ -294,77 +231,67 @@ def holdout(
     model_fn: Optional[Callable[[], Module]] = None,
     split_idx: Optional[Dict[str, Tensor]] = None,
 ) -> Dict[str, Any]:
-    r"""The OGB protocol: official split, test metric at the best
-    validation epoch, one run per seed in :obj:`cfg.seeds`.
+    r"""The seeded protocols: one run per seed in :obj:`cfg.seeds`, on
+    the official split (OGB) or on a scaffold split drawn with the seed
+    (molecules from a CSV, see
+    :func:`~sap_graph.experiments.train.runs.plan_splits`); the test
+    metric is read at the best validation epoch.
 
     Args:
-        task (GraphTask): An OGB dataset.
+        task (GraphTask): An OGB dataset or molecules.
         cfg (TrainConfig): A resolved configuration.
         model_fn (callable, optional): Returns a fresh model. (default:
             :func:`build_model`)
-        split_idx (dict, optional): Overrides the official split, *e.g.*
-            with subsets for quick checks. (default: :obj:`None`)
+        split_idx (dict, optional): Overrides the split of every seed
+            (keys :obj:`'train'`, :obj:`'valid'` or :obj:`'val'`,
+            :obj:`'test'`), *e.g.* with subsets for quick checks.
+            (default: :obj:`None`)
     """
-    from sap_graph.experiments.data import require_ogb
-    evaluator = require_ogb().Evaluator(task.name)
     device = resolve_device(cfg.device)
-    split = split_idx or task.split_idx
-    assert split is not None
-    train = _subset(task.dataset, split['train'])
-    val = _subset(task.dataset, split['valid'])
-    test_data = _subset(task.dataset, split['test'])
-    test_loader = _eval_loader(test_data, cfg.batch_size)
-    state = TrainState(cfg, task, 'seeds',
-                       [{k: v.view(-1) for k, v in split.items()}])
+    if split_idx is not None:
+        index = {'train': split_idx['train'],
+                 'val': split_idx.get('val', split_idx.get('valid')),
+                 'test': split_idx['test']}
+        splits = [Split(f'seed_{s}', s, {k: v.view(-1) for k, v in
+                                         index.items()})
+                  for s in cfg.seeds or [cfg.seed]]
+    else:
+        splits = plan_splits(task, cfg)
+    state = TrainState(cfg, task, 'seeds', [s.index for s in splits])
     try:
-        return _holdout(task, cfg, model_fn, state, device, evaluator,
-                        train, val, test_data, test_loader)
+        return _holdout(task, cfg, model_fn, state, device, splits)
     finally:
         state.close()
 
 
 def _holdout(task: GraphTask, cfg: TrainConfig,
              model_fn: Optional[Callable[[], Module]], state: TrainState,
-             device: torch.device, evaluator: Any, train: List[Data],
-             val: List[Data], test_data: List[Data],
-             test_loader: DataLoader) -> Dict[str, Any]:
+             device: torch.device, splits: List[Split]) -> Dict[str, Any]:
     metric = task.metric
     sign = 1.0 if task.higher_is_better else -1.0
     records: List[Dict[str, Any]] = list(state.runs)
     best_state = state.best
-    for run_idx, seed in enumerate(tqdm(
-            cfg.seeds, desc='Seeds', dynamic_ncols=True,
+    for run_idx, split in enumerate(tqdm(
+            splits, desc='Seeds', dynamic_ncols=True,
             disable=not cfg.progress or not distributed.is_main())):
         if run_idx < len(records):  # Finished before an interruption.
             continue
-        seed_everything(seed)
-        model = (model_fn or (lambda: build_model(cfg, task)))().to(device)
-        res = fit(model, train, val, cfg, device, task.task_type, metric,
-                  task.higher_is_better, evaluator, seed=seed,
-                  desc=f'Seed {seed}', resume=state.snapshot(run_idx),
-                  on_epoch=(None if not state.path else
-                            lambda snap, i=run_idx: state.epoch_done(i,
-                                                                     snap)))
-        model.load_state_dict(res.state_dict)
-        test = evaluate(model, test_loader, device, task.task_type,
-                        evaluator, metric)
-        records.append({
-            'seed': seed, 'train_size': len(train), 'val_size': len(val),
-            'test_size': len(test_data),
-            'best_epoch': res.best_epoch,
-            f'val_{metric}': res.val[metric], 'val_loss': res.val['loss'],
-            f'test_{metric}': test[metric], 'test_loss': test['loss'],
-            'epoch_time_mean': statistics.fmean(res.epoch_times),
-            'epoch_time_median': statistics.median(res.epoch_times),
-            'final_train_loss': res.history[-1]['train_loss'],
-        })
-        key = (sign * res.val[metric], -res.val['loss'])
+        record, state_dict = run_split(
+            task, cfg, split.index, split.seed, device, model_fn,
+            resume=state.snapshot(run_idx),
+            on_epoch=(None if not state.path else
+                      lambda snap, i=run_idx: state.epoch_done(i, snap)),
+            desc=f'Seed {split.seed}')
+        records.append(record)
+        key = (sign * record[f'val_{metric}'], -record['val_loss'])
         if best_state is None or key > best_state['key']:
-            best_state = {'key': key, 'state_dict': res.state_dict,
-                          'record': records[-1]}
-        state.run_done(records[-1], best_state)
-        _log(cfg, f"Seed: {seed}, Best epoch: {res.best_epoch:03d}, "
-                  f"Val: {res.val[metric]:.4f}, Test: {test[metric]:.4f}")
+            best_state = {'key': key, 'state_dict': state_dict,
+                          'record': record}
+        state.run_done(record, best_state)
+        _log(cfg, f"Seed: {split.seed}, Best epoch: "
+                  f"{record['best_epoch']:03d}, "
+                  f"Val: {record[f'val_{metric}']:.4f}, "
+                  f"Test: {record[f'test_{metric}']:.4f}")
     result = _summarise(records, metric, best_state, task, cfg, device,
                         key='seeds')
     result['resumed'] = state.resumed
@@ -380,8 +307,8 @@ def _summarise(records: List[Dict[str, Any]], metric: str,
     times = [r['epoch_time_mean'] for r in records]
     result: Dict[str, Any] = {
         'config': asdict(cfg),
-        'protocol': ('stratified_kfold_cv' if key == 'folds' else
-                     'ogb_official_split'),
+        'protocol': PROTOCOL_NAMES[protocol_of(task, cfg.folds)
+                                   if key == 'seeds' else 'kfold'],
         'metric': metric,
         key: records,
         'test_mean': float(test.mean()),

@@ -22,6 +22,7 @@ from sap_graph.experiments.checkpoint import (
     atomic_save,
 )
 from sap_graph.experiments.data import GraphTask, check_task, load_dataset
+from sap_graph.experiments.data.kinds import protocol_of
 from sap_graph.experiments.files import (
     ResultRescuedError,
     atomic_write,
@@ -143,9 +144,11 @@ def run(cfg: TrainConfig,
         task = load_dataset(cfg.dataset, root=cfg.root,
                             node_features=cfg.node_features,
                             download=cfg.download, seed=cfg.seed,
-                            use_node_attr=cfg.use_node_attr)
+                            use_node_attr=cfg.use_node_attr,
+                            smiles_column=cfg.smiles_column,
+                            targets=cfg.targets)
     check_task(task)
-    cfg = resolve_config(cfg, 'ogb' if task.kind == 'ogb' else task.kind)
+    cfg = resolve_config(cfg, task.kind)
     if ctx is not None and cfg.batch_size % ctx.world_size:
         raise ConfigError('batch_size', f"'batch_size' {cfg.batch_size} "
                           f"must be a multiple of the {ctx.world_size} "
@@ -153,7 +156,7 @@ def run(cfg: TrainConfig,
                           f"graphs)")
     build_model(cfg, task)  # Fail early on bad model options.
     start = time.perf_counter()
-    if task.kind == 'ogb':
+    if protocol_of(task, cfg.folds) != 'kfold':
         result = holdout(task, cfg)
     else:
         result = cross_validate(task, cfg)

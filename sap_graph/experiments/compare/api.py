@@ -1,0 +1,257 @@
+r""":func:`compare`: which readout for this dataset? The fair protocol of
+the dataset's kind, the same model and budget for every readout, the
+learning rate chosen per fold/seed on validation, paired tests, and a
+report; :obj:`sap-graph compare` is this function.
+"""
+from __future__ import annotations
+
+import math
+import os
+import os.path as osp
+import shlex
+import sys
+from dataclasses import asdict, replace
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from sap_graph.experiments.compare.engine import (
+    Plan,
+    execute,
+    load_finished,
+)
+from sap_graph.experiments.compare.report import (
+    ComparisonResult,
+    summarise,
+)
+from sap_graph.experiments.compare.variants import (
+    DEFAULT_READOUTS,
+    Variant,
+    parse_variants,
+)
+from sap_graph.experiments.data import (
+    DatasetFormatError,
+    GraphTask,
+    check_task,
+    load_dataset,
+)
+from sap_graph.experiments.data.kinds import protocol_of
+from sap_graph.experiments.errors import ConfigError
+from sap_graph.experiments.files import atomic_write, check_writable
+
+#: The learning rates tried per fold/seed unless told otherwise.
+DEFAULT_LRS = (0.01, 0.001)
+
+
+def _check_numbers(lrs: Sequence[float], workers: int, threads: int,
+                   shard: Tuple[int, int]) -> None:
+    if not lrs:
+        raise ConfigError('lrs', "'lrs' must not be empty")
+    for lr in lrs:
+        if not isinstance(lr, (int, float)) or not math.isfinite(lr) or \
+                lr <= 0:
+            raise ConfigError('lrs', f"learning rates must be positive "
+                              f"numbers (got {lr!r})")
+    if len(set(lrs)) != len(lrs):
+        raise ConfigError('lrs', f"learning rates given twice: {list(lrs)}")
+    for name, value in (('workers', workers), ('threads', threads)):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(name, f"'{name}' must be a positive integer "
+                              f"(got {value!r})")
+    i, n = shard
+    if not (isinstance(i, int) and isinstance(n, int) and 0 <= i < n):
+        raise ConfigError('shard', f"'shard' must be i/n with 0 <= i < n "
+                          f"(got {i}/{n})")
+
+
+def _check_out(out: str) -> None:
+    check_writable(osp.join(out, 'report.md'), 'output folder')
+    if osp.exists(out) and not osp.isdir(out):
+        raise ConfigError('out', f"output folder '{out}' is a file")
+
+
+def _check_labels(task: GraphTask) -> None:
+    if task.task_type == 'multiclass':
+        classes = int(task.labels.long().unique().numel())
+        if classes < 2:
+            raise DatasetFormatError(
+                f"Dataset '{task.name}' has one class only: there is "
+                f"nothing to classify")
+
+
+def _load(dataset: Any, base: Any) -> GraphTask:
+    if isinstance(dataset, str):
+        return load_dataset(dataset, root=base.root,
+                            node_features=base.node_features,
+                            download=base.download, seed=base.seed,
+                            use_node_attr=base.use_node_attr,
+                            smiles_column=base.smiles_column,
+                            targets=base.targets)
+    from sap_graph.experiments.data.graphs import task_from_graphs
+    return task_from_graphs(dataset)
+
+
+def prepare(dataset: Any, readouts: Sequence[Union[str, Variant]],
+            lrs: Sequence[float], config: Dict[str, Any],
+            out: str) -> Tuple[GraphTask, Plan, List[Variant]]:
+    r"""Checks everything and builds the plan of a comparison, in this
+    order, so that bad input fails before any data is loaded where it
+    can, and always before any training or output: readouts, options and
+    the output folder; then the data, its labels and the splits; then
+    one model per readout."""
+    from sap_graph.experiments.train.config import (
+        TrainConfig,
+        resolve_config,
+        validate_config,
+    )
+    from sap_graph.experiments.train.protocols import (
+        build_model,
+        check_readout,
+    )
+    from sap_graph.experiments.train.runs import plan_splits
+    variants = [r if isinstance(r, Variant) else None for r in readouts]
+    parsed = parse_variants([r for r in readouts if isinstance(r, str)])
+    it = iter(parsed)
+    variants = [v if v is not None else next(it) for v in variants]
+    unknown = sorted(set(config) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown option(s) "
+                          f"{', '.join(unknown)}")
+    base = TrainConfig(**{**config, 'dataset': dataset
+                          if isinstance(dataset, str) else 'graphs'})
+    validate_config(base)
+    for v in variants:
+        check_readout(replace(base, **v.config()))
+    _check_out(out)
+    task = _load(dataset, base)
+    check_task(task)
+    _check_labels(task)
+    base = resolve_config(base, task.kind)
+    try:
+        splits = plan_splits(task, base)
+    except ValueError as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError('folds', str(e)) from None
+    for s in splits:
+        empty = [k for k in ('train', 'val', 'test') if s.index[k].numel()
+                 == 0]
+        if empty:
+            raise DatasetFormatError(
+                f"Dataset '{task.name}' ({len(task.dataset)} graphs) is too "
+                f"small for its split: {s.unit} has no "
+                f"{' or '.join(empty)} graphs")
+    for v in variants:
+        build_model(replace(base, **v.config()), task)
+    return task, Plan(task, base, variants, lrs, splits), variants
+
+
+def compare(
+    dataset: Any,
+    readouts: Sequence[Union[str, Variant]] = DEFAULT_READOUTS,
+    out: str = 'compare',
+    lrs: Sequence[float] = DEFAULT_LRS,
+    workers: int = 1,
+    threads: int = 1,
+    shard: Tuple[int, int] = (0, 1),
+    train: bool = True,
+    progress: bool = True,
+    command: Optional[str] = None,
+    **config: Any,
+) -> ComparisonResult:
+    r"""Compares readouts on one dataset and writes
+    :obj:`out/report.md`, :obj:`out/results.csv` (one row per run) and
+    :obj:`out/compare.png` (with matplotlib); finished runs are kept in
+    :obj:`out/runs/`, so that calling it again trains only what is
+    missing, and gives the same results.
+
+    Args:
+        dataset (str or Dataset or list of Data): A dataset name or CSV
+            file of molecules (see
+            :func:`~sap_graph.experiments.data.load_dataset`), or graphs
+            with labels (see
+            :func:`~sap_graph.experiments.data.graphs.task_from_graphs`).
+        readouts (list, optional): Variants of
+            :data:`~sap_graph.experiments.compare.variants.VARIANTS`,
+            registered readouts, or readouts with JSON options
+            (:obj:`'sap{"rezero": true}'`).
+            (default: :data:`DEFAULT_READOUTS`)
+        out (str, optional): The output folder. (default: :obj:`'compare'`)
+        lrs (list of float, optional): Learning rates, chosen per
+            fold/seed on validation. (default: :obj:`(0.01, 0.001)`)
+        workers (int, optional): Local worker processes.
+            (default: :obj:`1`)
+        threads (int, optional): Torch threads per worker.
+            (default: :obj:`1`)
+        shard (tuple, optional): :obj:`(i, n)`: train only every
+            :obj:`n`-th run from the :obj:`i`-th (cluster job arrays).
+            (default: :obj:`(0, 1)`)
+        train (bool, optional): :obj:`False` only renders the finished
+            runs. (default: :obj:`True`)
+        progress (bool, optional): Show a progress bar.
+        command (str, optional): The command line, for the report.
+        **config: :class:`~sap_graph.experiments.train.TrainConfig` fields
+            (:obj:`epochs`, :obj:`hidden_channels`, :obj:`seeds`,
+            :obj:`folds`, :obj:`smiles_column`, :obj:`targets`, ...);
+            unset ones take the defaults of the dataset's kind.
+
+    Returns:
+        ComparisonResult: The table, runs and tests (also when partial).
+    """
+    lrs = [float(lr) if isinstance(lr, int) else lr for lr in lrs]
+    _check_numbers(lrs, workers, threads, shard)
+    config.pop('lr', None)
+    task, plan, variants = prepare(dataset, readouts, lrs, config, out)
+    cache = osp.join(out, 'runs')
+    os.makedirs(cache, exist_ok=True)
+    if train:
+        for _ in execute(plan, cache, workers, shard, threads, progress):
+            pass
+    finished = load_finished(plan, cache)
+    records = [finished[r] for r in plan.runs if r in finished]
+    base = asdict(plan.base)
+    base['lrs'] = list(lrs)
+    base['command'] = command or _python_call(dataset, variants, lrs,
+                                              config, out)
+    result = summarise(records, variants, [s.unit for s in plan.splits],
+                       task.stats(), task.metric, task.higher_is_better,
+                       protocol_of(task, plan.base.folds), base,
+                       len(plan.runs))
+    if shard == (0, 1) or not result.missing:
+        write_report(result, out)
+    return result
+
+
+def write_report(result: ComparisonResult, out: str) -> None:
+    r"""Writes :obj:`report.md`, :obj:`results.csv` and (with matplotlib)
+    :obj:`compare.png` into :obj:`out`, each atomically."""
+    text = result.markdown()
+    atomic_write(osp.join(out, 'report.md'), lambda f: f.write(
+        text.encode()))
+    table = result.csv()
+    atomic_write(osp.join(out, 'results.csv'), lambda f: f.write(
+        table.encode()))
+    try:
+        from sap_graph.experiments.compare.render import figure
+        figure(result, osp.join(out, 'compare.png'))
+    except ImportError:
+        print("compare.png skipped: drawing needs matplotlib (pip install "
+              "'sap-graph[plot]')", file=sys.stderr)
+
+
+def _python_call(dataset: Any, variants: Sequence[Variant],
+                 lrs: Sequence[float], config: Dict[str, Any],
+                 out: str) -> str:
+    args = [repr(dataset if isinstance(dataset, str) else '<graphs>'),
+            repr([v.name for v in variants]), f'out={out!r}',
+            f'lrs={list(lrs)!r}']
+    args += [f'{k}={v!r}' for k, v in sorted(config.items())]
+    return ('from sap_graph.experiments.compare import compare\n'
+            f"compare({', '.join(args)})")
+
+
+def command_line(argv: Sequence[str]) -> str:
+    r"""The shell command :obj:`sap-graph` was run with."""
+    return 'sap-graph ' + ' '.join(shlex.quote(a) for a in argv)
+
+
+__all__ = ['DEFAULT_LRS', 'command_line', 'compare', 'prepare',
+           'write_report']

@@ -1,0 +1,247 @@
+r"""The comparison engine: a plan of runs (every fold or seed of the
+dataset's protocol x readout variant x learning rate), each trained by
+:func:`~sap_graph.experiments.train.runs.run_split` and written to the
+cache folder as soon as it finishes, so that an interrupted comparison
+resumes where it stopped, and so that several processes (:obj:`workers`)
+or cluster nodes (:obj:`shard`) share the work through one folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import os.path as osp
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+
+from sap_graph.experiments.compare.variants import Variant
+from sap_graph.experiments.data import GraphTask
+from sap_graph.experiments.errors import ConfigError
+from sap_graph.experiments.files import (
+    LockedError,
+    release,
+    try_lock,
+    write_json,
+)
+from sap_graph.experiments.train.config import TrainConfig, resolve_device
+from sap_graph.experiments.train.runs import Split
+
+#: The :class:`TrainConfig` fields that make two runs different (the
+#: model and training budget); the rest (paths, progress, ...) do not.
+BUDGET_FIELDS = ('heads', 'concat', 'readout_kwargs', 'readout', 'conv',
+                 'hidden_channels', 'num_layers', 'jk', 'dropout',
+                 'layer_dropout', 'batch_size', 'lr', 'lr_step', 'lr_gamma',
+                 'weight_decay', 'epochs', 'val_ratio')
+
+
+@dataclass(frozen=True)
+class Run:
+    r"""One training run of a comparison."""
+    variant: str
+    lr: float
+    unit: str
+    split: int  # Position in the plan's splits.
+    key: str  # Its cache file name (without .json).
+
+
+def task_fingerprint(task: GraphTask) -> Dict[str, Any]:
+    r"""What identifies the data of :obj:`task` in cache keys: its
+    statistics and a digest of its labels and structure."""
+    stats = task.stats()
+    ds = task.dataset
+    digest = hashlib.sha256()
+    for key in ('y', 'edge_index', 'x', 'edge_attr'):
+        value = getattr(getattr(ds, '_data', None), key, None)
+        if value is not None:
+            digest.update(value.detach().cpu().contiguous().numpy()
+                          .tobytes())
+    keep = ('name', 'kind', 'num_graphs', 'num_classes', 'num_features',
+            'num_edge_features', 'metric', 'task_type', 'num_nodes',
+            'num_directed_edges')
+    return {**{k: stats.get(k) for k in keep}, 'digest': digest.hexdigest()}
+
+
+def run_config(base: TrainConfig, variant: Variant, lr: float) -> TrainConfig:
+    r"""The configuration of one run: the resolved :obj:`base`, the
+    variant's readout options and the learning rate."""
+    return replace(base, **variant.config(), lr=lr, out=None,
+                   checkpoint=None, state=None, resume=False,
+                   progress=False, verbose=False)
+
+
+class Plan:
+    r"""Every run of a comparison, in fold/seed-major order (all readouts
+    finish a fold before the next starts, so a partial comparison still
+    pairs).
+
+    Args:
+        task (GraphTask): The dataset.
+        base (TrainConfig): The resolved configuration shared by all runs.
+        variants (list of Variant): The readouts.
+        lrs (list of float): The learning rates, chosen per fold/seed on
+            validation.
+        splits (list of Split): The folds or seeds.
+    """
+
+    def __init__(self, task: GraphTask, base: TrainConfig,
+                 variants: Sequence[Variant], lrs: Sequence[float],
+                 splits: Sequence[Split]) -> None:
+        self.task, self.base = task, base
+        self.variants = {v.name: v for v in variants}
+        self.lrs, self.splits = list(lrs), list(splits)
+        self.fingerprint = task_fingerprint(task)
+        self.runs: List[Run] = []
+        for i, split in enumerate(self.splits):
+            for v in variants:
+                for lr in self.lrs:
+                    self.runs.append(Run(v.name, lr, split.unit, i,
+                                         self._key(v, lr, split)))
+
+    def config(self, run: Run) -> TrainConfig:
+        return run_config(self.base, self.variants[run.variant], run.lr)
+
+    def _key(self, variant: Variant, lr: float, split: Split) -> str:
+        cfg = asdict(run_config(self.base, variant, lr))
+        ident = {
+            'data': self.fingerprint,
+            'config': {k: cfg[k] for k in BUDGET_FIELDS},
+            'unit': split.unit, 'seed': split.seed,
+            'split': [split.index[k].tolist() for k in ('train', 'val',
+                                                        'test')],
+        }
+        text = json.dumps(ident, sort_keys=True, default=str)
+        slug = ''.join(c if c.isalnum() or c in '-_.' else '_'
+                       for c in variant.name)[:40]
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return f'{slug}-lr{lr:g}-{split.unit}-{digest}'
+
+
+# Running ##################################################################
+
+
+def _run_path(cache: str, run: Run) -> str:
+    return osp.join(cache, f'{run.key}.json')
+
+
+def load_finished(plan: Plan, cache: str) -> Dict[Run, Dict[str, Any]]:
+    r"""The records of the runs of :obj:`plan` found in :obj:`cache`."""
+    out = {}
+    for run in plan.runs:
+        path = _run_path(cache, run)
+        if osp.exists(path):
+            with open(path) as f:
+                out[run] = json.load(f)
+    return out
+
+
+#: The dataset and plan of a worker process (set by :func:`_init`).
+_WORKER: Dict[str, Any] = {}
+
+
+def _init(plan: Plan, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _WORKER['plan'] = plan
+
+
+def execute_run(plan: Plan, run: Run) -> Dict[str, Any]:
+    r"""Trains one run and returns its record."""
+    from sap_graph.experiments.train.provenance import versions
+    from sap_graph.experiments.train.runs import run_split
+    cfg = plan.config(run)
+    split = plan.splits[run.split]
+    start = time.perf_counter()
+    record, _ = run_split(plan.task, cfg, split.index, split.seed,
+                          resolve_device(cfg.device))
+    metric = plan.task.metric
+    record.update(
+        readout=run.variant, lr=run.lr, unit=run.unit,
+        val=record[f'val_{metric}'], test=record[f'test_{metric}'],
+        metric=metric, wall_time=time.perf_counter() - start,
+        threads=torch.get_num_threads(), versions=versions(),
+        config={k: getattr(cfg, k) for k in BUDGET_FIELDS})
+    return record
+
+
+def _work(run: Run, path: str) -> Optional[Dict[str, Any]]:
+    r"""Runs :obj:`run` in this process unless another process holds it;
+    writes its record atomically to :obj:`path`."""
+    try:
+        lock = try_lock(osp.join(osp.dirname(path), '.locks',
+                                 osp.basename(path) + '.lock'), 'run')
+    except LockedError:
+        return None  # Another process trains it.
+    try:
+        if osp.exists(path):  # Finished meanwhile.
+            with open(path) as f:
+                return json.load(f)
+        record = execute_run(_WORKER['plan'], run)
+        write_json(path, record, indent=1, sort_keys=True)
+        return record
+    finally:
+        release(lock)
+
+
+def pending(plan: Plan, cache: str,
+            shard: Tuple[int, int] = (0, 1)) -> List[Run]:
+    r"""The runs of shard :obj:`i` of :obj:`n` (every :obj:`n`-th run of
+    the plan, from the :obj:`i`-th) that are not in :obj:`cache` yet."""
+    i, n = shard
+    return [r for k, r in enumerate(plan.runs)
+            if k % n == i and not osp.exists(_run_path(cache, r))]
+
+
+def execute(plan: Plan, cache: str, workers: int = 1,
+            shard: Tuple[int, int] = (0, 1), threads: int = 1,
+            progress: bool = True) -> Iterator[Tuple[Run, Dict[str, Any]]]:
+    r"""Trains the pending runs of :obj:`plan` (see :func:`pending`) in
+    :obj:`workers` processes of :obj:`threads` threads each, writing each
+    record to :obj:`cache` as it finishes; yields :obj:`(run, record)`
+    for each. Runs another process holds (a lock per run) are skipped."""
+    from tqdm.auto import tqdm
+    if workers < 1 or threads < 1:
+        raise ConfigError('workers', "'workers' and 'threads' must be >= 1")
+    todo = pending(plan, cache, shard)
+    if not todo:
+        return
+    os.makedirs(osp.join(cache, '.locks'), exist_ok=True)
+    bar = tqdm(total=len(todo), desc='Runs', unit='run', disable=not
+               progress, dynamic_ncols=True, smoothing=0.05)
+    try:
+        if workers == 1:
+            previous = torch.get_num_threads()
+            _init(plan, threads)
+            try:
+                for run in todo:
+                    record = _work(run, _run_path(cache, run))
+                    bar.update()
+                    if record is not None:
+                        yield run, record
+            finally:
+                torch.set_num_threads(previous)
+            return
+        import multiprocessing
+        ctx = multiprocessing.get_context('spawn')
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init,
+                                 initargs=(plan, threads)) as pool:
+            futures = {pool.submit(_work, run, _run_path(cache, run)): run
+                       for run in todo}
+            try:
+                for future in as_completed(futures):
+                    record = future.result()
+                    bar.update()
+                    if record is not None:
+                        yield futures[future], record
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    finally:
+        bar.close()
+
+
+__all__ = ['BUDGET_FIELDS', 'Plan', 'Run', 'execute', 'execute_run',
+           'load_finished', 'pending', 'run_config', 'task_fingerprint']

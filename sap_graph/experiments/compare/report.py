@@ -1,0 +1,226 @@
+r"""The result of a comparison (:class:`ComparisonResult`): the learning
+rate chosen per fold/seed on validation, the readouts ranked by mean
+validation score, paired tests of each against the best by validation,
+collapsed runs, time per epoch; and its files (:obj:`report.md`,
+:obj:`results.csv`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+from sap_graph.experiments.compare.stats import sign_flip_test
+
+#: A run whose final training loss is at least this share of the loss of
+#: the best constant prediction never trained (collapsed).
+CHANCE_LOSS = 0.98
+
+#: Metrics shown in percent.
+PERCENT = ('acc', 'rocauc', 'prcauc', 'ap')
+
+#: Two paired scores closer than this are a tie.
+TIE = 1e-9
+
+
+def collapsed(record: Dict[str, Any]) -> bool:
+    r"""Whether a run's final training loss stayed at
+    :data:`CHANCE_LOSS` x the loss of a constant prediction or above."""
+    chance = record.get('chance_loss')
+    loss = record.get('final_train_loss')
+    if chance is None or loss is None or not chance > 0:
+        return False
+    return loss >= CHANCE_LOSS * chance
+
+
+@dataclass
+class ReadoutRow:
+    r"""One readout's line of the report (lr chosen per fold/seed)."""
+    readout: str
+    label: str
+    n: int
+    test_mean: float
+    test_std: float
+    val_mean: float
+    lrs: Dict[str, float]
+    epoch_time: float
+    collapsed: int
+    runs: int
+    rank: float = math.nan
+
+
+@dataclass
+class PairedTest:
+    r"""A readout against the best by validation, on shared folds/seeds.
+    :obj:`diffs` are readout minus best (metric units); wins are folds
+    where the readout scored better (by the metric's direction)."""
+    readout: str
+    against: str
+    units: List[str]
+    diffs: List[float]
+    wins: int
+    ties: int
+    losses: int
+    p_value: float
+    p_method: str
+
+    @property
+    def mean_diff(self) -> float:
+        return statistics.fmean(self.diffs) if self.diffs else math.nan
+
+
+@dataclass
+class ComparisonResult:
+    r"""A finished (or partial) comparison.
+
+    Attributes:
+        dataset (dict): The dataset's statistics.
+        metric (str): The test metric; :obj:`higher_is_better` its
+            direction.
+        runs (list of dict): Every finished run's record (all learning
+            rates).
+        rows (list of ReadoutRow): Per readout, in the order given.
+        best (str): The readout with the best mean validation score.
+        tests (list of PairedTest): Every other readout against
+            :obj:`best`.
+        selected (dict): :obj:`(readout, unit)` -> the record chosen on
+            validation among the learning rates.
+    """
+    dataset: Dict[str, Any]
+    metric: str
+    higher_is_better: bool
+    protocol: str
+    config: Dict[str, Any]
+    runs: List[Dict[str, Any]]
+    rows: List[ReadoutRow]
+    best: Optional[str]
+    tests: List[PairedTest]
+    selected: Dict[Any, Dict[str, Any]] = field(repr=False)
+    missing: int = 0
+
+    def row(self, readout: str) -> ReadoutRow:
+        return next(r for r in self.rows if r.readout == readout)
+
+    def to_pandas(self) -> Any:
+        r"""The readout table as a :class:`pandas.DataFrame`."""
+        import pandas as pd
+        return pd.DataFrame([vars(r) for r in self.rows])
+
+    def __str__(self) -> str:
+        return self.markdown()
+
+    def markdown(self) -> str:
+        from sap_graph.experiments.compare.render import markdown
+        return markdown(self)
+
+    def csv(self) -> str:
+        r"""One line per run (all learning rates), :obj:`selected` marks
+        the run chosen on validation for its readout and fold/seed."""
+        out = io.StringIO()
+        columns = ['dataset', 'readout', 'lr', 'unit', 'seed', 'selected',
+                   'val', 'test', 'val_loss', 'test_loss', 'best_epoch',
+                   'epoch_time_mean', 'final_train_loss', 'chance_loss',
+                   'collapsed', 'wall_time', 'train_size', 'val_size',
+                   'test_size']
+        writer = csv.DictWriter(out, columns, extrasaction='ignore',
+                                lineterminator='\n')
+        writer.writeheader()
+        chosen = {id(r) for r in self.selected.values()}
+        for r in self.runs:
+            writer.writerow({**r, 'dataset': self.dataset.get('name'),
+                             'selected': id(r) in chosen,
+                             'collapsed': collapsed(r)})
+        return out.getvalue()
+
+
+def _better(a: float, b: float, higher: bool) -> bool:
+    return a > b if higher else a < b
+
+
+def _key(record: Dict[str, Any], higher: bool) -> tuple:
+    val = record['val']
+    val = -math.inf if val is None or val != val else (val if higher
+                                                       else -val)
+    loss = record.get('val_loss')
+    loss = math.inf if loss is None or loss != loss else loss
+    return (val, -loss, -record['lr'])
+
+
+def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
+              units: Sequence[str], dataset: Dict[str, Any], metric: str,
+              higher_is_better: bool, protocol: str,
+              config: Dict[str, Any], expected_runs: int
+              ) -> ComparisonResult:
+    r"""Chooses the learning rate per readout and fold/seed on validation
+    (ties: lower validation loss, then the smaller rate), ranks the
+    readouts by mean validation score and tests each against the best.
+
+    Args:
+        records (list of dict): Finished runs (:obj:`readout`, :obj:`lr`,
+            :obj:`unit`, :obj:`val`, :obj:`test`, ...).
+        readouts (list of Variant): The readouts, in report order.
+        units (list of str): The folds/seeds of the plan, in order.
+        expected_runs (int): The number of runs of the whole plan.
+    """
+    higher = higher_is_better
+    selected: Dict[Any, Dict[str, Any]] = {}
+    for r in records:
+        k = (r['readout'], r['unit'])
+        if k not in selected or _key(r, higher) > _key(selected[k], higher):
+            selected[k] = r
+    rows = []
+    for v in readouts:
+        mine = [selected[v.name, u] for u in units if (v.name, u) in selected]
+        all_runs = [r for r in records if r['readout'] == v.name]
+        if not mine:
+            continue
+        tests = [r['test'] for r in mine]
+        rows.append(ReadoutRow(
+            readout=v.name, label=v.label, n=len(mine),
+            test_mean=statistics.fmean(tests),
+            test_std=statistics.stdev(tests) if len(tests) > 1 else 0.0,
+            val_mean=statistics.fmean(r['val'] for r in mine),
+            lrs={r['unit']: r['lr'] for r in mine},
+            epoch_time=statistics.fmean(r['epoch_time_mean']
+                                        for r in all_runs),
+            collapsed=sum(collapsed(r) for r in all_runs),
+            runs=len(all_runs)))
+    order = sorted(rows, key=lambda r: -r.val_mean if higher else r.val_mean)
+    for i, row in enumerate(order):
+        row.rank = float(i + 1)
+    best = order[0].readout if order else None
+    tests = []
+    if best is not None:
+        for row in rows:
+            if row.readout != best:
+                tests.append(paired_test(selected, row.readout, best, units,
+                                         higher))
+    return ComparisonResult(
+        dataset=dict(dataset), metric=metric, higher_is_better=higher,
+        protocol=protocol, config=dict(config), runs=list(records),
+        rows=rows, best=best, tests=tests, selected=selected,
+        missing=expected_runs - len(records))
+
+
+def paired_test(selected: Dict[Any, Dict[str, Any]], readout: str,
+                against: str, units: Sequence[str],
+                higher: bool) -> PairedTest:
+    r"""Pairs the chosen runs of two readouts on the folds/seeds both
+    finished; exact sign-flip p-value of the mean difference."""
+    shared = [u for u in units
+              if (readout, u) in selected and (against, u) in selected]
+    diffs = [selected[readout, u]['test'] - selected[against, u]['test']
+             for u in shared]
+    sign = 1.0 if higher else -1.0
+    wins = sum(sign * d > TIE for d in diffs)
+    losses = sum(sign * d < -TIE for d in diffs)
+    p, method = sign_flip_test(diffs)
+    return PairedTest(readout, against, shared, diffs, wins,
+                      len(diffs) - wins - losses, losses, p, method)
+
+
+__all__ = ['CHANCE_LOSS', 'ComparisonResult', 'PairedTest', 'ReadoutRow',
+           'collapsed', 'paired_test', 'summarise']

@@ -1,0 +1,251 @@
+r"""One run of a protocol: the splits of a dataset (:func:`plan_splits`,
+one per fold or seed), and :func:`run_split`, which trains a fresh model
+on one split, selects its epoch on the validation part and scores the
+selected weights once on the test part.
+
+Regression targets are standardised with the mean and standard deviation
+of the training part (as chemprop does); losses are in those units, every
+metric in the units of the data.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from torch import Tensor
+from torch.nn import Module
+from torch_geometric.data import Data
+
+from sap_graph.experiments.data import GraphTask
+from sap_graph.experiments.data.kinds import protocol_of
+from sap_graph.experiments.train.config import TrainConfig, seed_everything
+from sap_graph.experiments.train.loop import _eval_loader, evaluate, fit
+
+# Splits ###################################################################
+
+
+def stratified_splits(
+    labels: Tensor,
+    folds: int = 10,
+    val_ratio: float = 0.1,
+    seed: int = 0,
+) -> List[Dict[str, Tensor]]:
+    r"""Returns the :obj:`folds` splits of stratified :math:`k`-fold
+    cross-validation, each a dict of :obj:`'train'`, :obj:`'val'` and
+    :obj:`'test'` index tensors. The test folds partition the dataset; the
+    validation split is a stratified :obj:`val_ratio` share of the
+    training fold, disjoint from its test fold.
+
+    Args:
+        labels (torch.Tensor): Graph labels :obj:`[num_graphs]`.
+        folds (int, optional): Number of folds. (default: :obj:`10`)
+        val_ratio (float, optional): Share of each training fold held out
+            for model selection. (default: :obj:`0.1`)
+        seed (int, optional): Seed of the shuffles. (default: :obj:`0`)
+    """
+    y = labels.view(-1).cpu().numpy()
+    if folds < 2:
+        raise ValueError(f"'folds' must be at least 2 (got {folds})")
+    counts = np.bincount(y.astype(np.int64))
+    if counts[counts > 0].min() < folds:
+        raise ValueError(f"Cannot make {folds} stratified folds: the "
+                         f"smallest class has {counts[counts > 0].min()} "
+                         f"graphs")
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return _with_val(skf.split(np.zeros(len(y)), y), y, val_ratio, seed)
+
+
+def kfold_splits(num_graphs: int, folds: int = 10, val_ratio: float = 0.1,
+                 seed: int = 0) -> List[Dict[str, Tensor]]:
+    r"""As :func:`stratified_splits`, without stratification (regression
+    and multi-task data)."""
+    if folds < 2:
+        raise ValueError(f"'folds' must be at least 2 (got {folds})")
+    if num_graphs < folds:
+        raise ValueError(f"Cannot make {folds} folds of {num_graphs} "
+                         f"graphs")
+    kf = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    return _with_val(kf.split(np.zeros(num_graphs)), None, val_ratio, seed)
+
+
+def _with_val(folds: Any, y: Optional[np.ndarray], val_ratio: float,
+              seed: int) -> List[Dict[str, Tensor]]:
+    out = []
+    for fold, (train_val, test) in enumerate(folds):
+        try:
+            train, val = train_test_split(
+                train_val, test_size=val_ratio, random_state=seed + fold,
+                stratify=None if y is None else y[train_val])
+        except ValueError:  # A class too small to stratify.
+            train, val = train_test_split(
+                train_val, test_size=val_ratio, random_state=seed + fold)
+        out.append({'train': torch.from_numpy(np.sort(train)),
+                    'val': torch.from_numpy(np.sort(val)),
+                    'test': torch.from_numpy(np.sort(test))})
+    return out
+
+
+@dataclass
+class Split:
+    r"""One fold or seed of a protocol: its name (:obj:`'fold_3'`,
+    :obj:`'seed_0'`), the seed of its model, and its index tensors."""
+    unit: str
+    seed: int
+    index: Dict[str, Tensor]
+
+
+def plan_splits(task: GraphTask, cfg: TrainConfig) -> List[Split]:
+    r"""The folds or seeds of :obj:`task`'s protocol under a resolved
+    :obj:`cfg`: stratified :math:`k`-fold (plain :math:`k`-fold for
+    regression and multi-task data) with model seeds
+    :obj:`cfg.seed + fold`; the official split once per seed in
+    :obj:`cfg.seeds`; or a balanced Bemis-Murcko scaffold split drawn with
+    each seed in :obj:`cfg.seeds` (80/10/10)."""
+    protocol = protocol_of(task, cfg.folds)
+    if protocol == 'kfold':
+        if task.task_type == 'multiclass':
+            index = stratified_splits(task.labels, cfg.folds, cfg.val_ratio,
+                                      cfg.seed)
+        else:
+            index = kfold_splits(len(task.dataset), cfg.folds,
+                                 cfg.val_ratio, cfg.seed)
+        return [Split(f'fold_{k}', cfg.seed + k, s)
+                for k, s in enumerate(index)]
+    seeds = list(cfg.seeds or [cfg.seed])
+    if protocol == 'official':
+        assert task.split_idx is not None
+        index = {'train': task.split_idx['train'],
+                 'val': task.split_idx['valid'],
+                 'test': task.split_idx['test']}
+        return [Split(f'seed_{s}', s, {k: v.view(-1) for k, v in
+                                       index.items()}) for s in seeds]
+    from sap_graph.experiments.data.splits import split_scaffolds
+    return [Split(f'seed_{s}', s, split_scaffolds(task.dataset.scaffolds,
+                                                  seed=s)) for s in seeds]
+
+
+# Scoring ##################################################################
+
+
+def evaluator_of(task: GraphTask) -> Optional[Any]:
+    r"""The evaluator of :obj:`task`'s metric (:obj:`None` for accuracy):
+    OGB's own for OGB datasets, else
+    :class:`~sap_graph.experiments.train.metrics.Evaluator`."""
+    if task.task_type == 'multiclass':
+        return None
+    if task.kind == 'ogb':
+        from sap_graph.experiments.data import require_ogb
+        return require_ogb().Evaluator(task.name)
+    from sap_graph.experiments.train.metrics import Evaluator
+    return Evaluator(task.metric)
+
+
+class _Unscaled:
+    r"""Scores predictions of standardised targets in the data's units."""
+
+    def __init__(self, evaluator: Any, mean: Tensor, std: Tensor) -> None:
+        self.evaluator, self.mean, self.std = evaluator, mean, std
+
+    def eval(self, inputs: Dict[str, Any]) -> Dict[str, float]:
+        mean, std = self.mean.numpy(), self.std.numpy()
+        return self.evaluator.eval({
+            'y_true': inputs['y_true'] * std + mean,
+            'y_pred': inputs['y_pred'] * std + mean})
+
+
+def _scaled(data: List[Data], mean: Tensor, std: Tensor) -> List[Data]:
+    out = []
+    for d in data:
+        d = d.clone()
+        d.y = (d.y.view(1, -1).to(mean.dtype) - mean) / std
+        out.append(d)
+    return out
+
+
+def chance_loss(y: Tensor, task_type: str) -> float:
+    r"""The training loss of the best constant prediction on labels
+    :obj:`y` (cross-entropy of the class frequencies; binary
+    cross-entropy of the per-task rates over the labelled entries; the
+    variance for standardised regression targets). A run whose final
+    training loss stays near it never trained (collapsed)."""
+    if task_type == 'multiclass':
+        p = torch.bincount(y.view(-1).long()).double()
+        p = p[p > 0] / p.sum()
+        return float(-(p * p.log()).sum())
+    y = y.double().view(y.size(0), -1)
+    labelled = y == y
+    if task_type == 'regression':
+        mean = torch.nanmean(y, dim=0)
+        sq = torch.where(labelled, (y - mean) ** 2, torch.zeros_like(y))
+        return float(sq.sum() / labelled.sum().clamp(min=1))
+    n = labelled.sum(0).double()
+    p = (torch.where(labelled, y, torch.zeros_like(y)).sum(0) /
+         n.clamp(min=1)).clamp(1e-12, 1 - 1e-12)
+    h = -(p * p.log() + (1 - p) * (1 - p).log())
+    return float((h * n).sum() / n.sum().clamp(min=1))
+
+
+def run_split(
+    task: GraphTask,
+    cfg: TrainConfig,
+    split: Dict[str, Tensor],
+    seed: int,
+    device: torch.device,
+    model_fn: Optional[Callable[[], Module]] = None,
+    resume: Optional[Dict[str, Any]] = None,
+    on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
+    desc: str = 'Epochs',
+) -> Tuple[Dict[str, Any], Dict[str, Tensor]]:
+    r"""Trains a fresh model seeded with :obj:`seed` on
+    :obj:`split['train']`, selects the epoch on :obj:`split['val']` (the
+    task's metric, ties by loss) and scores only the selected weights on
+    :obj:`split['test']`. Returns the run's record (sizes, best epoch,
+    :obj:`val_<metric>`, :obj:`test_<metric>`, losses, epoch times, final
+    and chance training loss) and the selected :obj:`state_dict`.
+    :obj:`resume` and :obj:`on_epoch` are passed to :func:`fit`.
+    """
+    from sap_graph.experiments.train.protocols import build_model
+    ds = task.dataset
+    parts = {k: [ds[int(i)] for i in v] for k, v in split.items()}
+    evaluator = evaluator_of(task)
+    y_train = torch.cat([d.y.view(1, -1) for d in parts['train']])
+    if task.task_type == 'regression':
+        mean = torch.nanmean(y_train.double(), dim=0).float()
+        std = torch.from_numpy(np.nanstd(y_train.double().numpy(), axis=0))
+        std = torch.where(std > 0, std, torch.ones_like(std)).float()
+        parts = {k: _scaled(v, mean, std) for k, v in parts.items()}
+        evaluator = _Unscaled(evaluator, mean, std)
+        y_train = torch.cat([d.y for d in parts['train']])
+    seed_everything(seed)
+    model = (model_fn or (lambda: build_model(cfg, task)))().to(device)
+    metric = task.metric
+    res = fit(model, parts['train'], parts['val'], cfg, device,
+              task.task_type, metric, task.higher_is_better, evaluator,
+              seed=seed, desc=desc, resume=resume, on_epoch=on_epoch)
+    model.load_state_dict(res.state_dict)
+    test = evaluate(model, _eval_loader(parts['test'], cfg.batch_size),
+                    device, task.task_type, evaluator, metric)
+    record = {
+        'seed': seed,
+        'train_size': len(parts['train']), 'val_size': len(parts['val']),
+        'test_size': len(parts['test']),
+        'best_epoch': res.best_epoch,
+        f'val_{metric}': res.val[metric], 'val_loss': res.val['loss'],
+        f'test_{metric}': test[metric], 'test_loss': test['loss'],
+        'epoch_time_mean': statistics.fmean(res.epoch_times),
+        'epoch_time_median': statistics.median(res.epoch_times),
+        'final_train_loss': res.history[-1]['train_loss'],
+        'chance_loss': chance_loss(y_train, task.task_type),
+    }
+    if not math.isfinite(record['chance_loss']):
+        record['chance_loss'] = None
+    return record, res.state_dict
+
+
+__all__ = ['Split', 'chance_loss', 'evaluator_of', 'kfold_splits',
+           'plan_splits', 'run_split', 'stratified_splits']
