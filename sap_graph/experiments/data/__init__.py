@@ -1,5 +1,6 @@
 r"""Datasets for graph classification: TUDataset (:mod:`.tu`), OGB
-molecules (:mod:`.ogb`) and an embedded synthetic task
+molecules (:mod:`.ogb`), molecules from a CSV (:mod:`.molecules`, with
+scaffold splits in :mod:`.splits`) and an embedded synthetic task
 (:mod:`.synthetic`), loaded by name with :func:`load_dataset`; roots,
 caches and where :obj:`processed/` goes are in :mod:`.cache`.
 """
@@ -13,11 +14,23 @@ from sap_graph.experiments.data.cache import (
     is_writable,
 )
 from sap_graph.experiments.data.load import load_dataset
+from sap_graph.experiments.data.molecules import (
+    MoleculeGraphs,
+    load_molecule_csv,
+    mol_to_graph,
+)
 from sap_graph.experiments.data.ogb import (
     allow_pyg_in_torch_load,
     load_ogbg,
     ogb_meta,
     require_ogb,
+)
+from sap_graph.experiments.data.splits import (
+    murcko_scaffold,
+    murcko_scaffolds,
+    require_rdkit,
+    scaffold_split,
+    split_scaffolds,
 )
 from sap_graph.experiments.data.synthetic import (
     SYNTHETIC,
@@ -42,10 +55,13 @@ from sap_graph.experiments.data.tu import (
 
 __all__ = [
     'DatasetFormatError', 'DatasetNotFoundError', 'ENV_CACHE', 'ENV_DATA',
-    'GraphList', 'GraphTask', 'MAX_ONE_HOT_DEGREE', 'SYNTHETIC',
+    'GraphList', 'GraphTask', 'MAX_ONE_HOT_DEGREE', 'MoleculeGraphs',
+    'SYNTHETIC',
     'TU_CLASS_COUNTS', 'TU_DATASETS', 'UnknownDatasetError',
     'add_node_features', 'allow_pyg_in_torch_load', 'cache_root',
     'cached_copy', 'check_task', 'default_root', 'fingerprint',
-    'is_writable', 'load_dataset', 'load_ogbg', 'load_synthetic', 'load_tu',
-    'ogb_meta', 'require_ogb', 'synthetic_graphs',
+    'is_writable', 'load_dataset', 'load_molecule_csv', 'load_ogbg',
+    'load_synthetic', 'load_tu', 'mol_to_graph', 'murcko_scaffold',
+    'murcko_scaffolds', 'ogb_meta', 'require_ogb', 'require_rdkit',
+    'scaffold_split', 'split_scaffolds', 'synthetic_graphs',
 ]
