@@ -1,0 +1,106 @@
+"""Readouts on MoleculeNet: every set of ``$SAP_GRAPH_DATA/moleculenet``
+through the comparison engine (``sap_graph.experiments.compare``), one
+output folder per set under ``benchmarks/results/molecules/`` (report,
+per-run CSV, figure and the cache of finished runs, so that a rerun
+resumes); ``--render`` writes the summary page ``molecules.md`` from them.
+
+The same model and budget for every readout (the ``molecules`` kind of
+``sap_graph.experiments.data.kinds``, epochs below), balanced scaffold
+splits drawn with seeds 0..4 (the two smallest, FreeSolv and ESOL:
+0..9), learning
+rate chosen per seed on validation among 0.01 and 0.001.
+
+Usage::
+
+    python -m benchmarks.molecules --sets freesolv esol --workers 2
+    python -m benchmarks.molecules --render
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import os.path as osp
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+HERE = osp.dirname(osp.realpath(__file__))
+OUT = osp.join(HERE, 'results', 'molecules')
+
+
+@dataclass(frozen=True)
+class MoleculeSet:
+    name: str
+    path: str  # Under $SAP_GRAPH_DATA/moleculenet.
+    targets: Optional[Tuple[str, ...]]  # None: every column but SMILES/ids.
+    seeds: int = 5
+    drop: Tuple[str, ...] = ()  # Non-task columns.
+
+
+#: The MoleculeNet sets, smallest first.
+SETS = {s.name: s for s in (
+    MoleculeSet('freesolv', 'freesolv/SAMPL.csv', ('expt',), seeds=10),
+    MoleculeSet('esol', 'esol/delaney-processed.csv',
+                ('measured log solubility in mols per litre',), seeds=10),
+    MoleculeSet('clintox', 'clintox/clintox.csv', ('FDA_APPROVED', 'CT_TOX')),
+    MoleculeSet('bbbp', 'bbbp/BBBP.csv', ('p_np',)),
+    MoleculeSet('sider', 'sider/sider.csv', None),
+    MoleculeSet('lipophilicity', 'lipophilicity/Lipophilicity.csv',
+                ('exp',)),
+    MoleculeSet('tox21', 'tox21/tox21.csv', None, drop=('mol_id',)),
+    MoleculeSet('qm8', 'qm8/qm8.csv.gz', tuple(
+        f'{q}-{m}' for m in ('CC2', 'PBE0', 'CAM')
+        for q in ('E1', 'E2', 'f1', 'f2'))),
+)}
+
+#: The readouts: the simple ones, the learned baselines, the SAP default,
+#: its frozen-query control and the SAP candidates.
+CORE = ('sum', 'mean', 'max', 'set2set', 'sap', 'sap_frozen', 'sap_rezero',
+        'sap_sum')
+MORE = ('attention', 'set_transformer', 'sap_log', 'sap_mean')
+
+
+def targets_of(s: MoleculeSet, path: str) -> List[str]:
+    if s.targets is not None:
+        return list(s.targets)
+    opener = gzip.open if path.endswith('.gz') else open
+    with opener(path, 'rt') as f:
+        header = f.readline().strip().split(',')
+    return [c for c in header if c not in ('smiles', *s.drop)]
+
+
+def run(sets: Sequence[str], readouts: Sequence[str], epochs: int,
+        workers: int, data: str) -> None:
+    from sap_graph.experiments.compare import compare
+    for name in sets:
+        s = SETS[name]
+        path = osp.join(data, 'moleculenet', s.path)
+        result = compare(
+            path, readouts, out=osp.join(OUT, name), workers=workers,
+            epochs=epochs, seeds=list(range(s.seeds)),
+            smiles_column='smiles', targets=targets_of(s, path),
+            command=f'python -m benchmarks.molecules --sets {name} '
+                    f'--readouts {" ".join(readouts)} --epochs {epochs}')
+        best = result.row(result.best)
+        print(f'{name}: best by val {result.best} {result.metric} '
+              f'{best.test_mean:.4f} ± {best.test_std:.4f}', flush=True)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--sets', nargs='+', default=list(SETS),
+                        choices=list(SETS))
+    parser.add_argument('--readouts', nargs='+', default=list(CORE))
+    parser.add_argument('--epochs', type=int, default=20)
+    parser.add_argument('--workers', type=int, default=1)
+    parser.add_argument('--data', default=os.environ.get(
+        'SAP_GRAPH_DATA', osp.join(HERE, '..', '..', 'shared', 'data')))
+    parser.add_argument('--render', action='store_true',
+                        help='only write molecules.md from the reports')
+    args = parser.parse_args(argv)
+    if not args.render:
+        run(args.sets, args.readouts, args.epochs, args.workers, args.data)
+
+
+if __name__ == '__main__':
+    main()
