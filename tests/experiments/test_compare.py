@@ -1,0 +1,219 @@
+"""sap-graph compare: the learning rate chosen on validation, the paired
+tests against an exact enumeration, resuming, shards and workers giving
+the same runs, and every bad input as one error line before training."""
+import csv
+import itertools
+import os
+import statistics
+
+import pytest
+
+import sap_graph.experiments.compare.engine as engine
+from sap_graph.experiments.cli import main
+from sap_graph.experiments.compare import compare, parse_variant
+from sap_graph.experiments.data import load_synthetic
+
+TINY = dict(epochs=2, hidden_channels=8, num_layers=1, folds=3,
+            batch_size=16)
+
+
+@pytest.fixture(scope='module')
+def tiny():
+    return load_synthetic(num_graphs=48, min_pairs=2, max_pairs=4)
+
+
+@pytest.fixture(scope='module')
+def full(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp('full')
+    res = compare(tiny, ['sum', 'sap'], out=str(out), lrs=[0.01, 0.001],
+                  progress=False, **TINY)
+    return out, res
+
+
+def _rows(out):
+    with open(os.path.join(out, 'results.csv')) as f:
+        return list(csv.DictReader(f))
+
+
+def _exact_p(diffs):
+    """Two-sided sign-flip p-value by enumerating every sign pattern."""
+    observed = abs(statistics.fmean(diffs))
+    hits = sum(abs(statistics.fmean(s * d for s, d in zip(signs, diffs,
+                                                           strict=True)))
+               >= observed - 1e-12
+               for signs in itertools.product((1, -1), repeat=len(diffs)))
+    return hits / 2 ** len(diffs)
+
+
+def _scores(res):
+    return sorted((r['readout'], r['lr'], r['unit'], r['val'], r['test'])
+                  for r in res.runs)
+
+
+def test_report_files_and_lr_chosen_on_validation(full):
+    out, res = full
+    for name in ('report.md', 'results.csv', 'compare.png'):
+        assert os.path.getsize(out / name) > 0
+    rows = _rows(out)
+    assert len(rows) == 2 * 2 * 3  # readouts x lrs x folds
+    for readout, unit in itertools.product(('sum', 'sap'),
+                                           ('fold_0', 'fold_1', 'fold_2')):
+        mine = [r for r in rows if r['readout'] == readout
+                and r['unit'] == unit]
+        best = max(mine, key=lambda r: (float(r['val']),
+                                        -float(r['val_loss'])))
+        chosen = [r for r in mine if r['selected'] == 'True']
+        assert chosen == [best]
+    for row in res.rows:
+        tests = [float(r['test']) for r in rows if r['readout'] ==
+                 row.readout and r['selected'] == 'True']
+        assert row.test_mean == pytest.approx(statistics.fmean(tests))
+        assert row.test_std == pytest.approx(statistics.stdev(tests))
+    assert res.best == max(res.rows, key=lambda r: r.val_mean).readout
+    text = (out / 'report.md').read_text()
+    assert f'**{res.best}**' in text and 'Paired tests' in text
+
+
+def test_paired_test_is_the_exact_sign_flip(full):
+    out, res = full
+    (test,) = res.tests
+    rows = [r for r in _rows(out) if r['selected'] == 'True']
+    score = {(r['readout'], r['unit']): float(r['test']) for r in rows}
+    diffs = [score[test.readout, u] - score[res.best, u] for u in test.units]
+    assert test.diffs == pytest.approx(diffs)
+    assert test.p_value == pytest.approx(_exact_p(diffs))
+    assert test.wins + test.ties + test.losses == 3
+
+
+def test_rerun_trains_nothing(full, tiny, monkeypatch):
+    out, res = full
+
+    def no_training(*args, **kwargs):
+        raise AssertionError('trained a finished run')
+
+    monkeypatch.setattr(engine, 'execute_run', no_training)
+    again = compare(tiny, ['sum', 'sap'], out=str(out), lrs=[0.01, 0.001],
+                    progress=False, **TINY)
+    assert _scores(again) == _scores(res)
+
+
+def test_interrupted_comparison_resumes_to_the_same_runs(full, tiny,
+                                                         tmp_path,
+                                                         monkeypatch):
+    _, res = full
+    calls = []
+    original = engine.execute_run
+
+    def interrupted(plan, run):
+        calls.append(run)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(plan, run)
+
+    monkeypatch.setattr(engine, 'execute_run', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compare(tiny, ['sum', 'sap'], out=str(tmp_path), lrs=[0.01, 0.001],
+                progress=False, **TINY)
+    assert len(os.listdir(tmp_path / 'runs')) - 1 == 2  # + .locks
+    monkeypatch.setattr(engine, 'execute_run', original)
+    again = compare(tiny, ['sum', 'sap'], out=str(tmp_path),
+                    lrs=[0.01, 0.001], progress=False, **TINY)
+    assert _scores(again) == _scores(res)
+
+
+def test_shards_then_render_equal_one_run(full, tiny, tmp_path):
+    _, res = full
+    kwargs = dict(out=str(tmp_path), lrs=[0.01, 0.001], progress=False,
+                  **TINY)
+    first = compare(tiny, ['sum', 'sap'], shard=(0, 2), **kwargs)
+    assert first.missing == 6 and not (tmp_path / 'report.md').exists()
+    compare(tiny, ['sum', 'sap'], shard=(1, 2), **kwargs)
+    rendered = compare(tiny, ['sum', 'sap'], train=False, **kwargs)
+    assert rendered.missing == 0 and (tmp_path / 'report.md').exists()
+    assert _scores(rendered) == _scores(res)
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_same_runs(full, tiny, tmp_path):
+    _, res = full
+    two = compare(tiny, ['sum', 'sap'], out=str(tmp_path), workers=2,
+                  lrs=[0.01, 0.001], progress=False, **TINY)
+    assert _scores(two) == _scores(res)
+
+
+def test_variant_syntax():
+    v = parse_variant('sap{"residual": "mean", "heads": 2}')
+    assert v.readout == 'sap' and v.options['heads'] == 2
+    assert v.options['readout_kwargs'] == {'residual': 'mean'}
+    assert parse_variant('sap_frozen').options['readout_kwargs'] == {
+        'freeze_queries': True}
+
+
+def test_frozen_queries_attend_uniformly(tiny):
+    import torch
+
+    from sap_graph.experiments.readouts import resolve_readout
+    readout, _ = resolve_readout('sap', 8, freeze_queries=True)
+    x = torch.randn(7, 8)
+    index = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    _, alpha = readout(x, index, dim_size=2, return_attention_weights=True)
+    expected = torch.tensor([1 / 3] * 3 + [1 / 4] * 4)
+    assert torch.allclose(alpha, expected[:, None].expand_as(alpha))
+    assert not readout.query.requires_grad
+
+
+# Bad input: one error line, exit 2, before training, nothing written. ####
+
+MOLECULES = ['CCO', 'c1ccccc1', 'CC(=O)O', 'CCN', 'CCCC', 'OCCO', 'CCOC',
+             'c1ccncc1', 'CC(C)O', 'C1CCCCC1', 'CCCl', 'CC=O']
+
+
+def _csv(path, rows, header='smiles,y'):
+    path.write_text(header + '\n' + ''.join(f'{r}\n' for r in rows))
+    return str(path)
+
+
+def _cases(tmp):
+    good = _csv(tmp / 'good.csv', [f'{s},{i % 2}' for i, s in
+                                   enumerate(MOLECULES)])
+    return {
+        'missing file': ['--dataset', str(tmp / 'nope.csv'),
+                         '--target', 'y'],
+        'missing column': ['--dataset', good, '--target', 'z'],
+        'empty csv': ['--dataset', _csv(tmp / 'empty.csv', []),
+                      '--target', 'y'],
+        'no valid smiles': ['--dataset', _csv(
+            tmp / 'bad.csv', ['xx,1', 'C(C,0']), '--target', 'y'],
+        'non-numeric target': ['--dataset', _csv(
+            tmp / 'text.csv', ['CCO,1', 'CCN,high']), '--target', 'y'],
+        'one class only': ['--dataset', _csv(
+            tmp / 'one.csv', [f'{s},1' for s in MOLECULES]), '--target',
+            'y'],
+        'fewer graphs than folds': ['--dataset', _csv(
+            tmp / 'three.csv', ['CCO,0.5', 'CCN,1.5', 'CCCC,2.5']),
+            '--target', 'y', '--folds', '5'],
+        'unknown readout': ['--dataset', good, '--target', 'y',
+                            '--readouts', 'sum', 'nope'],
+        'unwritable output': ['--dataset', good, '--target', 'y',
+                              '--out', '/proc/sap-graph-out'],
+    }
+
+
+@pytest.mark.parametrize('case', [
+    'missing file', 'missing column', 'empty csv', 'no valid smiles',
+    'non-numeric target', 'one class only', 'fewer graphs than folds',
+    'unknown readout', 'unwritable output'])
+def test_bad_input_is_one_error_line(case, tmp_path, capsys, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError('trained on bad input')
+
+    monkeypatch.setattr(engine, 'execute_run', no_training)
+    argv = _cases(tmp_path)[case]
+    out = tmp_path / 'out'
+    if '--out' not in argv:
+        argv = argv + ['--out', str(out)]
+    assert main(['compare', *argv, '--no_progress']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ') and '\n' not in err, err
+    assert 'Traceback' not in err
+    assert not out.exists()  # Nothing half-written.
