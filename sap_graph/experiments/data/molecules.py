@@ -155,10 +155,11 @@ def _targets(path: str, frame: Any, targets: Sequence[str],
         bad = (text.notna().to_numpy() & np.isnan(values)) | np.isinf(values)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
+            what = 'an infinite' if np.isinf(values[i]) else 'a non-numeric'
             raise DatasetFormatError(
-                f"'{path}': target column '{name}' has a non-numeric value "
+                f"'{path}': target column '{name}' has {what} value "
                 f"{text.iloc[i]!r} on line {int(lines[i])} ({int(bad.sum())} "
-                f"such values)")
+                f"non-numeric or infinite values in all)")
         columns.append(values)
     return torch.from_numpy(np.stack(columns, axis=1)).float()
 
