@@ -138,6 +138,10 @@ def test_targets_nan_and_task_types(csv_path, tmp_path):
     assert forced.metric == 'rmse'
     with pytest.raises(DatasetFormatError, match="'logp' has values other"):
         load(csv_path, ['logp'], cache, task_type='binary classification')
+    assert load(csv_path, ['active'], cache,
+                task_type='classification').metric == 'rocauc'
+    with pytest.raises(ValueError, match="Unknown task_type 'multiclass'"):
+        load(csv_path, ['active'], cache, task_type='multiclass')
 
 
 def test_invalid_smiles_notes_and_warning(csv_path, tmp_path):
@@ -205,9 +209,12 @@ def test_cache_hit_miss_and_env(csv_path, tmp_path, monkeypatch):
         f.write(b'not a torch file')
     with open(csv_path, 'w', newline='') as f:
         f.write(CSV_TEXT)
-    with pytest.warns(UserWarning, match='unreadable molecule cache'):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter('always')
         again = load_molecule_csv(csv_path, targets=['active', 'logp'],
                                   cache=str(cache))
+    assert any('Ignoring unreadable molecule cache' in str(w.message)
+               for w in record)
     assert len(again.dataset) == 4
     assert torch.load(target, weights_only=True)['smiles'] == VALID
     # Without a cache folder: $SAP_GRAPH_CACHE/molecules.

@@ -195,11 +195,6 @@ def _parse(smiles: Sequence[str]) -> Dict[str, Any]:
 
 def _infer_task_type(path: str, y: Tensor, targets: Sequence[str],
                      task_type: str) -> str:
-    if task_type == 'classification':
-        task_type = 'binary classification'
-    if task_type not in ('auto', *TASK_TYPES):
-        raise ValueError(f"Unknown task_type '{task_type}' (expected "
-                         f"'auto', {', '.join(map(repr, TASK_TYPES))})")
     labelled = ~torch.isnan(y)
     is_binary = bool(((y == 0) | (y == 1))[labelled].all())
     if task_type == 'auto':
@@ -312,7 +307,7 @@ def load_molecule_csv(
         task_type (str, optional): :obj:`'binary classification'` (metric
             :obj:`'rocauc'`), :obj:`'regression'` (metric :obj:`'rmse'`)
             or :obj:`'auto'`: binary when every target value is 0 or 1.
-            (default: :obj:`'auto'`)
+            :obj:`'classification'` means binary. (default: :obj:`'auto'`)
         cache (str, optional): Cache folder. (default:
             :obj:`cache_root()/molecules`, see :envvar:`SAP_GRAPH_CACHE`)
         name (str, optional): Dataset name. (default: the file name
@@ -324,6 +319,11 @@ def load_molecule_csv(
             non-numeric target value, a target without any value, or a
             binary target with one class only.
     """
+    if task_type == 'classification':
+        task_type = 'binary classification'
+    if task_type not in ('auto', *TASK_TYPES):
+        raise ValueError(f"Unknown task_type '{task_type}' (expected "
+                         f"'auto', {', '.join(map(repr, TASK_TYPES))})")
     require_rdkit()
     require_ogb()
     path = osp.expanduser(str(path))
