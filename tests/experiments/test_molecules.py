@@ -96,6 +96,7 @@ def test_graphs_match_smiles2graph_and_hand_features(csv_path, tmp_path):
     assert salt.x[:, 3].tolist() == [6, 4]  # Charge +1, -1 (index - 5).
     assert sorted(nitrile.edge_attr[:, 0].tolist()) == [0, 0, 2, 2]
     assert ds.lines == [2, 3, 6, 8]
+    assert ds.scaffolds == ['', 'c1ccccc1', '', '']  # Bemis-Murcko.
     # A batch has OGB's layout, as ogbg-molhiv's.
     from torch_geometric.loader import DataLoader
     batch = next(iter(DataLoader(ds, batch_size=4)))

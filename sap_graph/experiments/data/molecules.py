@@ -3,6 +3,13 @@ each SMILES into a graph with OGB's atom (9) and bond (3) integer features
 (exactly :func:`ogb.utils.smiles2graph`'s), so models use OGB's
 :obj:`AtomEncoder` / :obj:`BondEncoder` as for :obj:`ogbg-molhiv`.
 Processed graphs are cached, keyed by the file's content.
+
+The dataset keeps each molecule's SMILES, Bemis-Murcko scaffold and CSV
+line, so that a scaffold split per seed needs no second parse::
+
+    task = load_molecule_csv('BBBP.csv', targets='p_np')
+    split = split_scaffolds(task.dataset.scaffolds, seed=0)
+    train = task.dataset[split['train']]
 """
 from __future__ import annotations
 
