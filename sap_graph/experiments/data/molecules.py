@@ -3,6 +3,13 @@ each SMILES into a graph with OGB's atom (9) and bond (3) integer features
 (exactly :func:`ogb.utils.smiles2graph`'s), so models use OGB's
 :obj:`AtomEncoder` / :obj:`BondEncoder` as for :obj:`ogbg-molhiv`.
 Processed graphs are cached, keyed by the file's content.
+
+The dataset keeps each molecule's SMILES, Bemis-Murcko scaffold and CSV
+line, so that a scaffold split per seed needs no second parse::
+
+    task = load_molecule_csv('BBBP.csv', targets='p_np')
+    split = split_scaffolds(task.dataset.scaffolds, seed=0)
+    train = task.dataset[split['train']]
 """
 from __future__ import annotations
 
@@ -75,13 +82,19 @@ def _features() -> Any:
 
 
 def _mol_lists(mol: Any, features: Any) -> Any:
-    atoms = [features.atom_to_feature_vector(a) for a in mol.GetAtoms()]
-    edges, feats = [], []
-    for bond in mol.GetBonds():
+    # Flat lists (torch.tensor reads them much faster than nested ones);
+    # indexing atoms and bonds is faster than RDKit's sequence wrappers.
+    atoms: List[int] = []
+    for k in range(mol.GetNumAtoms()):
+        atoms += features.atom_to_feature_vector(mol.GetAtomWithIdx(k))
+    edges: List[int] = []
+    feats: List[int] = []
+    for k in range(mol.GetNumBonds()):
+        bond = mol.GetBondWithIdx(k)
         i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
         f = features.bond_to_feature_vector(bond)
-        edges += [(i, j), (j, i)]
-        feats += [f, f]
+        edges += (i, j, j, i)
+        feats += f + f
     return atoms, edges, feats
 
 
@@ -149,19 +162,20 @@ def _targets(path: str, frame: Any, targets: Sequence[str],
         bad = (text.notna().to_numpy() & np.isnan(values)) | np.isinf(values)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
+            what = 'an infinite' if np.isinf(values[i]) else 'a non-numeric'
             raise DatasetFormatError(
-                f"'{path}': target column '{name}' has a non-numeric value "
+                f"'{path}': target column '{name}' has {what} value "
                 f"{text.iloc[i]!r} on line {int(lines[i])} ({int(bad.sum())} "
-                f"such values)")
+                f"non-numeric or infinite values in all)")
         columns.append(values)
     return torch.from_numpy(np.stack(columns, axis=1)).float()
 
 
 def _parse(smiles: Sequence[str]) -> Dict[str, Any]:
     Chem, features = require_rdkit(), _features()
-    atoms: List[List[int]] = []
-    edges: List[Any] = []
-    bonds: List[List[int]] = []
+    atoms: List[int] = []
+    edges: List[int] = []
+    bonds: List[int] = []
     num_atoms, num_edges, scaffolds, valid = [0], [0], [], []
     for i, s in enumerate(smiles):
         mol = Chem.MolFromSmiles(s) if s else None
@@ -171,8 +185,8 @@ def _parse(smiles: Sequence[str]) -> Dict[str, Any]:
         atoms += a
         edges += e
         bonds += b
-        num_atoms.append(len(a))
-        num_edges.append(len(e))
+        num_atoms.append(len(a) // NUM_ATOM_FEATURES)
+        num_edges.append(len(e) // 2)
         scaffolds.append(murcko_scaffold(mol))
         valid.append(i)
     return dict(
@@ -188,11 +202,6 @@ def _parse(smiles: Sequence[str]) -> Dict[str, Any]:
 
 def _infer_task_type(path: str, y: Tensor, targets: Sequence[str],
                      task_type: str) -> str:
-    if task_type == 'classification':
-        task_type = 'binary classification'
-    if task_type not in ('auto', *TASK_TYPES):
-        raise ValueError(f"Unknown task_type '{task_type}' (expected "
-                         f"'auto', {', '.join(map(repr, TASK_TYPES))})")
     labelled = ~torch.isnan(y)
     is_binary = bool(((y == 0) | (y == 1))[labelled].all())
     if task_type == 'auto':
@@ -305,7 +314,7 @@ def load_molecule_csv(
         task_type (str, optional): :obj:`'binary classification'` (metric
             :obj:`'rocauc'`), :obj:`'regression'` (metric :obj:`'rmse'`)
             or :obj:`'auto'`: binary when every target value is 0 or 1.
-            (default: :obj:`'auto'`)
+            :obj:`'classification'` means binary. (default: :obj:`'auto'`)
         cache (str, optional): Cache folder. (default:
             :obj:`cache_root()/molecules`, see :envvar:`SAP_GRAPH_CACHE`)
         name (str, optional): Dataset name. (default: the file name
@@ -317,6 +326,11 @@ def load_molecule_csv(
             non-numeric target value, a target without any value, or a
             binary target with one class only.
     """
+    if task_type == 'classification':
+        task_type = 'binary classification'
+    if task_type not in ('auto', *TASK_TYPES):
+        raise ValueError(f"Unknown task_type '{task_type}' (expected "
+                         f"'auto', {', '.join(map(repr, TASK_TYPES))})")
     require_rdkit()
     require_ogb()
     path = osp.expanduser(str(path))
