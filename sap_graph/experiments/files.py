@@ -13,16 +13,31 @@ locks and a rescue for results that cannot be written where asked.
   (non-blocking: refuses a second live writer) use :func:`fcntl.flock` on
   a lock file that is kept, never deleted (deleting it would let two
   processes lock two different files of the same name).
+  :func:`lock_outputs` takes :func:`try_lock` on the hidden
+  :obj:`.<name>.lock` next to each output of a run.
+* :func:`json_bytes` writes standard JSON only: non-finite floats
+  (:obj:`nan`, :obj:`inf`) become :obj:`null`, never :obj:`NaN` or
+  :obj:`Infinity`, which strict parsers reject.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import json
+import math
 import os
 import os.path as osp
 import tempfile
-from typing import IO, Any, Callable, Iterator, Optional
+from typing import (
+    IO,
+    Any,
+    Callable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 
 class OutputError(OSError):
@@ -70,11 +85,25 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], Any]) -> None:
         raise
 
 
+def finite(obj: Any) -> Any:
+    r"""Returns :obj:`obj` (dicts, lists and tuples of plain values) with
+    every non-finite float replaced by :obj:`None`."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def json_bytes(obj: Any, indent: int = 2, sort_keys: bool = False,
                newline: bool = True) -> bytes:
-    r"""Returns :obj:`obj` as JSON text (with a final newline unless
+    r"""Returns :obj:`obj` as standard JSON text (non-finite floats as
+    :obj:`null`, see :func:`finite`; with a final newline unless
     :obj:`newline` is :obj:`False`)."""
-    return (json.dumps(obj, indent=indent, sort_keys=sort_keys)
+    return (json.dumps(finite(obj), indent=indent, sort_keys=sort_keys,
+                       allow_nan=False)
             + ('\n' if newline else '')).encode()
 
 
@@ -160,13 +189,48 @@ def try_lock(path: str, what: str) -> int:
     return fd
 
 
-def release(fd: Optional[int]) -> None:
-    r"""Releases a lock taken with :func:`try_lock`."""
-    if fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+def release(*fds: Optional[int]) -> None:
+    r"""Releases locks taken with :func:`try_lock`."""
+    for fd in fds:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def lock_outputs(outputs: Sequence[Tuple[Optional[str], str]]) -> List[int]:
+    r"""Takes :func:`try_lock` on :obj:`.<name>.lock` next to every output
+    file, so that a second live run writing the same file fails before it
+    starts instead of silently replacing the first one's result. Returns
+    the file descriptors (release them with :func:`release`).
+
+    Args:
+        outputs (list): :obj:`(path, what)` pairs; a path named twice is
+            locked once, an empty one (:obj:`None`) not at all.
+
+    Raises:
+        LockedError: If another process holds one of the locks (none is
+            kept then).
+    """
+    fds: List[int] = []
+    seen = set()
+    try:
+        for path, what in outputs:
+            if not path:
+                continue
+            real = osp.realpath(osp.expanduser(path))
+            if real in seen:
+                continue
+            seen.add(real)
+            folder, name = osp.split(real)
+            fds.append(try_lock(osp.join(folder, f'.{name}.lock'),
+                                f"{what} '{path}'"))
+    except BaseException:
+        release(*fds)
+        raise
+    return fds
 
 
 __all__ = ['LockedError', 'OutputError', 'ResultRescuedError',
-           'atomic_write', 'check_writable', 'exclusive_lock', 'json_bytes',
-           'release', 'rescue', 'try_lock', 'umask', 'write_json']
+           'atomic_write', 'check_writable', 'exclusive_lock', 'finite',
+           'json_bytes', 'lock_outputs', 'release', 'rescue', 'try_lock',
+           'umask', 'write_json']

@@ -1,4 +1,5 @@
-r"""Training and evaluation protocols.
+r"""Training and evaluation protocols, and the model of a configuration
+(:func:`build_model`, checked first by :func:`check_readout`).
 
 * TU and synthetic datasets: stratified :math:`k`-fold cross-validation,
   with model selection on a stratified validation split carved from each
@@ -13,18 +14,10 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    List,
-    Optional,
-    Tuple,
-)
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import Tensor
 from torch.nn import Module
 from torch_geometric.data import Data
@@ -38,74 +31,19 @@ from sap_graph.experiments.models import GraphClassifier
 from sap_graph.experiments.readouts import (
     UnknownReadoutError,
     readout_params,
-    resolve_readout,
+    readout_size,
 )
 from sap_graph.experiments.train.config import (
+    DEFAULTS,
     ConfigError,
     TrainConfig,
     resolve_device,
     seed_everything,
 )
-from sap_graph.experiments.train.loop import (
-    _eval_loader,
-    evaluate,
-    fit,
-)
-from sap_graph.experiments.train.provenance import (
-    device_info,
-    versions,
-)
-from sap_graph.experiments.train.state import (
-    TrainState,
-)
-
-# Splits ###################################################################
-
-
-def stratified_splits(
-    labels: Tensor,
-    folds: int = 10,
-    val_ratio: float = 0.1,
-    seed: int = 0,
-) -> List[Dict[str, Tensor]]:
-    r"""Returns the :obj:`folds` splits of stratified :math:`k`-fold
-    cross-validation, each a dict of :obj:`'train'`, :obj:`'val'` and
-    :obj:`'test'` index tensors. The test folds partition the dataset; the
-    validation split is a stratified :obj:`val_ratio` share of the
-    training fold, disjoint from its test fold.
-
-    Args:
-        labels (torch.Tensor): Graph labels :obj:`[num_graphs]`.
-        folds (int, optional): Number of folds. (default: :obj:`10`)
-        val_ratio (float, optional): Share of each training fold held out
-            for model selection. (default: :obj:`0.1`)
-        seed (int, optional): Seed of the shuffles. (default: :obj:`0`)
-    """
-    y = labels.view(-1).cpu().numpy()
-    if folds < 2:
-        raise ValueError(f"'folds' must be at least 2 (got {folds})")
-    counts = np.bincount(y.astype(np.int64))
-    if counts[counts > 0].min() < folds:
-        raise ValueError(f"Cannot make {folds} stratified folds: the "
-                         f"smallest class has {counts[counts > 0].min()} "
-                         f"graphs")
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    out = []
-    for fold, (train_val, test) in enumerate(skf.split(np.zeros(len(y)), y)):
-        try:
-            train, val = train_test_split(
-                train_val, test_size=val_ratio, stratify=y[train_val],
-                random_state=seed + fold)
-        except ValueError:  # A class too small to stratify.
-            train, val = train_test_split(
-                train_val, test_size=val_ratio, random_state=seed + fold)
-        out.append({
-            'train': torch.from_numpy(np.sort(train)),
-            'val': torch.from_numpy(np.sort(val)),
-            'test': torch.from_numpy(np.sort(test)),
-        })
-    return out
-
+from sap_graph.experiments.train.loop import _eval_loader, evaluate, fit
+from sap_graph.experiments.train.provenance import device_info, versions
+from sap_graph.experiments.train.splits import stratified_splits
+from sap_graph.experiments.train.state import TrainState
 
 # Protocols ################################################################
 
@@ -129,21 +67,58 @@ def _invalid_options(cfg: TrainConfig, error: Exception) -> ConfigError:
                        f"{one_line(error)}")
 
 
-def check_readout(cfg: TrainConfig) -> None:
-    r"""Builds the readout alone, before any data is loaded, so that bad
-    readout options fail at once.
+#: The most parameters the readout and the linear layer after it may have
+#: together (4 GiB as float32): more is a typo, not a model.
+MAX_READOUT_PARAMETERS = 2**30
+
+
+def model_widths(cfg: TrainConfig,
+                 kind: Optional[str] = None) -> Tuple[int, int]:
+    r"""Returns the hidden width (:obj:`cfg.hidden_channels`, else the
+    default of the dataset's kind) and the width of the node embeddings
+    the readout pools (the hidden width, times :obj:`cfg.num_layers` with
+    :obj:`jk='cat'`).
+
+    Args:
+        cfg (TrainConfig): The configuration, resolved or not.
+        kind (str, optional): The dataset kind (:obj:`'tu'`,
+            :obj:`'synthetic'` or :obj:`'ogb'`). (default: read from the
+            name :obj:`cfg.dataset`)
+    """
+    if kind is None:
+        name = cfg.dataset.lower()
+        kind = ('synthetic' if name == 'synthetic' else
+                'ogb' if name.startswith('ogbg-') else 'tu')
+    hidden = cfg.hidden_channels or DEFAULTS[kind]['hidden_channels']
+    layers = cfg.num_layers or DEFAULTS[kind]['num_layers']
+    return hidden, layers * hidden if cfg.jk == 'cat' else hidden
+
+
+def check_readout(cfg: TrainConfig, kind: Optional[str] = None) -> None:
+    r"""Builds the readout alone, on the :obj:`meta` device (nothing is
+    allocated) and at the width it will pool (:func:`model_widths`),
+    before any data is loaded, so that bad readout options fail at once.
 
     Raises:
         ConfigError: For options the readout rejects (wrong name, type or
-            value).
+            value, whatever building it raises) and for a readout that,
+            with the linear layer after it, would have more than
+            :obj:`MAX_READOUT_PARAMETERS` parameters.
     """
+    hidden, channels = model_widths(cfg, kind)
     try:
-        resolve_readout(cfg.readout, cfg.hidden_channels or 64,
-                        **_readout_options(cfg))
+        numel, width = readout_size(cfg.readout, channels,
+                                    **_readout_options(cfg))
     except UnknownReadoutError:
         raise
-    except (TypeError, ValueError) as e:
+    except Exception as e:  # RuntimeError, AssertionError, MemoryError...
         raise _invalid_options(cfg, e) from None
+    numel += width * hidden  # GraphClassifier.lin1
+    if numel > MAX_READOUT_PARAMETERS:
+        raise _invalid_options(cfg, ValueError(
+            f"at width {channels}, the readout and the linear layer after "
+            f"it would have {numel:,} parameters (at most "
+            f"{MAX_READOUT_PARAMETERS:,})"))
 
 
 def build_model(cfg: TrainConfig, task: GraphTask) -> GraphClassifier:
