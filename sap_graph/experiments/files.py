@@ -13,8 +13,9 @@ locks and a rescue for results that cannot be written where asked.
   (non-blocking: refuses a second live writer) use :func:`fcntl.flock` on
   a lock file that is kept, never deleted (deleting it would let two
   processes lock two different files of the same name).
-  :func:`lock_outputs` takes :func:`try_lock` on the hidden
-  :obj:`.<name>.lock` next to each output of a run.
+  :func:`lock_outputs` takes :func:`try_lock` for each output file of a
+  run, on a lock file named after its absolute path in a folder of the
+  user's in the temporary folder (nothing is created next to the outputs).
 * :func:`json_bytes` writes standard JSON only: non-finite floats
   (:obj:`nan`, :obj:`inf`) become :obj:`null`, never :obj:`NaN` or
   :obj:`Infinity`, which strict parsers reject.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -197,15 +199,26 @@ def release(*fds: Optional[int]) -> None:
                 os.close(fd)
 
 
+def output_lock(path: str) -> str:
+    r"""Returns the lock file of the output file :obj:`path`: named after
+    the hash of its absolute, symlink-free path, in
+    :obj:`<tmp>/sap-graph-locks-<uid>`, so that every spelling of one
+    output maps to one lock and no file is created next to it."""
+    real = osp.realpath(osp.expanduser(path))
+    digest = hashlib.sha256(real.encode()).hexdigest()[:32]
+    folder = osp.join(tempfile.gettempdir(), f'sap-graph-locks-{os.getuid()}')
+    return osp.join(folder, f'{digest}.lock')
+
+
 def lock_outputs(outputs: Sequence[Tuple[Optional[str], str]]) -> List[int]:
-    r"""Takes :func:`try_lock` on :obj:`.<name>.lock` next to every output
+    r"""Takes :func:`try_lock` on the :func:`output_lock` of every output
     file, so that a second live run writing the same file fails before it
     starts instead of silently replacing the first one's result. Returns
     the file descriptors (release them with :func:`release`).
 
     Args:
-        outputs (list): :obj:`(path, what)` pairs; a path named twice is
-            locked once, an empty one (:obj:`None`) not at all.
+        outputs (list): :obj:`(path, what)` pairs; a file named twice is
+            locked once, an empty path (:obj:`None`) not at all.
 
     Raises:
         LockedError: If another process holds one of the locks (none is
@@ -215,15 +228,10 @@ def lock_outputs(outputs: Sequence[Tuple[Optional[str], str]]) -> List[int]:
     seen = set()
     try:
         for path, what in outputs:
-            if not path:
+            if not path or output_lock(path) in seen:
                 continue
-            real = osp.realpath(osp.expanduser(path))
-            if real in seen:
-                continue
-            seen.add(real)
-            folder, name = osp.split(real)
-            fds.append(try_lock(osp.join(folder, f'.{name}.lock'),
-                                f"{what} '{path}'"))
+            seen.add(output_lock(path))
+            fds.append(try_lock(output_lock(path), f"{what} '{path}'"))
     except BaseException:
         release(*fds)
         raise
@@ -232,5 +240,5 @@ def lock_outputs(outputs: Sequence[Tuple[Optional[str], str]]) -> List[int]:
 
 __all__ = ['LockedError', 'OutputError', 'ResultRescuedError',
            'atomic_write', 'check_writable', 'exclusive_lock', 'finite',
-           'json_bytes', 'lock_outputs', 'release', 'rescue', 'try_lock',
-           'umask', 'write_json']
+           'json_bytes', 'lock_outputs', 'output_lock', 'release', 'rescue',
+           'try_lock', 'umask', 'write_json']
