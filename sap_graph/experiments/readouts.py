@@ -11,6 +11,13 @@ never hard-codes a size:
     readout, width = resolve_readout('sap', 64, heads=4)   # width == 64
     readout, width = resolve_readout('sap', 64, heads=4, concat=True)  # 256
     readout, width = resolve_readout('set2set', 64)        # width == 128
+
+Every option has a type in :obj:`READOUTS` (:func:`size`: a positive
+integer, :func:`flag`: a boolean, :func:`positive`, :func:`probability`,
+...), checked before the readout is built, so that :obj:`{"k": 0}` or
+:obj:`{"rezero": "false"}` is an error, not a readout that means something
+else. :func:`readout_size` counts a readout's parameters without
+allocating them.
 """
 from __future__ import annotations
 
