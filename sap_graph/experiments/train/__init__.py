@@ -1,5 +1,6 @@
 r"""Training and evaluation: the configuration (:mod:`.config`), one model
-(:mod:`.loop`), the protocols (:mod:`.protocols`), the resumable state
+(:mod:`.loop`), the splits (:mod:`.splits`) and the protocols
+(:mod:`.protocols`), the resumable state
 (:mod:`.state`), provenance (:mod:`.provenance`) and a whole run with its
 output files (:mod:`.runner`).
 """
@@ -26,7 +27,6 @@ from sap_graph.experiments.train.protocols import (
     cross_validate,
     holdout,
     run_fold,
-    stratified_splits,
 )
 from sap_graph.experiments.train.provenance import (
     device_info,
@@ -39,6 +39,7 @@ from sap_graph.experiments.train.runner import (
     run,
     save_checkpoint,
 )
+from sap_graph.experiments.train.splits import stratified_splits
 from sap_graph.experiments.train.state import (
     RESUME_FREE_FIELDS,
     TrainState,
