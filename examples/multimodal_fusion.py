@@ -40,6 +40,7 @@ from sap_graph.experiments.seq.fusion import (
     dataset_fingerprints,
 )
 from sap_graph.experiments.seq.loop import markdown_table, mean_std
+from sap_graph.experiments.seq.models import check_heads
 from sap_graph.experiments.seq.multimodal import (
     FusionConfig,
     evaluate_fusion,
@@ -104,6 +105,11 @@ def main() -> None:
                         help='write the attention figure here (default: '
                         'none)')
     args = parser.parse_args()
+    if 'sap' in args.fusions:
+        try:
+            check_heads(args.heads, args.channels)
+        except ValueError as e:
+            parser.exit(2, f'error: --heads: {e}\n')
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
 

@@ -27,10 +27,11 @@ import torch
 
 from sap_graph.experiments.seq.figures import plot_token_attention
 from sap_graph.experiments.seq.loop import markdown_table, mean_std
-from sap_graph.experiments.seq.models import READOUTS
+from sap_graph.experiments.seq.models import READOUTS, check_heads
 from sap_graph.experiments.seq.sequences import (
     SequenceConfig,
     attention_by_class,
+    attention_rows,
     run_sequence,
     split_attention,
     top_actives,
@@ -92,6 +93,11 @@ def main() -> None:
                         'tokens (seed 0, test molecules) here (PNG; '
                         'needs matplotlib; default: none)')
     args = parser.parse_args()
+    if 'sap' in args.readouts:
+        try:
+            check_heads(args.heads, args.hidden_channels)
+        except ValueError as e:
+            parser.exit(2, f'error: --heads: {e}\n')
     torch.set_num_threads(args.threads)
 
     root = args.root or default_root()
@@ -144,11 +150,8 @@ def attention_report(task, model, figure: Optional[str]) -> str:
     molecules); draws the figure when :obj:`figure` is given."""
     ids, alphas, logits = split_attention(model, task, 'test')
     by_class = attention_by_class(task, ids, alphas)
-    rows = [[c, f"{v['count']:,}", f"{v['inactive']:.2f}",
-             f"{v['active']:.2f}"] for c, v in by_class.items()
-            if v['count'] > 0]
     table = markdown_table(['token class', 'test tokens', 'inactive',
-                            'active'], rows)
+                            'active'], attention_rows(by_class))
     if figure:
         os.makedirs(osp.dirname(osp.abspath(figure)), exist_ok=True)
         plot_token_attention(figure, by_class,

@@ -1,7 +1,15 @@
 """The command line: one-line errors with exit status 2, flags named after
-the library's fields, and both flag spellings."""
-import pytest
+the library's fields, and both flag spellings; readout options checked
+before any data, one live run per output file, standard JSON results."""
+import json
+import math
+import os.path as osp
 
+import pytest
+from test_hostile import TOY, one_error_line, tiny  # noqa: F401
+
+import sap_graph.experiments.train.protocols as protocols
+import sap_graph.experiments.train.runner as run_mod
 from sap_graph.experiments.cli import _error, build_parser, main
 from sap_graph.experiments.errors import ConfigError, one_line
 
@@ -43,3 +51,127 @@ def test_one_line():
 def test_resume_without_state_is_a_flag_error(capsys):
     assert main(['train', '--resume', '--no-progress']) == 2
     assert capsys.readouterr().err.startswith('error: --resume: ')
+
+
+# Readout options, concurrent outputs, standard JSON (issue 27) ##########
+
+@pytest.fixture()
+def no_data(monkeypatch):
+    """Fails the test if any data is loaded."""
+    def no_data(*args, **kwargs):
+        raise AssertionError('data loaded before the options were checked')
+    monkeypatch.setattr(run_mod, 'load_dataset', no_data)
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--readout', 'sort', '--readout_kwargs', '{"k": 0}'],
+     "'k' must be a positive integer (got 0)"),
+    (['--readout', 'sort', '--readout_kwargs', '{"k": -3}'],
+     "'k' must be a positive integer (got -3)"),
+    (['--readout', 'set2set', '--readout_kwargs', '{"processing_steps": -1}'],
+     "'processing_steps' must be a positive integer (got -1)"),
+    (['--readout', 'set2set', '--readout_kwargs', '{"processing_steps": 0}'],
+     "'processing_steps' must be a positive integer (got 0)"),
+    (['--readout', 'gmt', '--readout_kwargs', '{"k": 0}'],
+     "'k' must be a positive integer (got 0)"),
+    (['--readout', 'set_transformer', '--readout_kwargs',
+      '{"num_seed_points": 0}'],
+     "'num_seed_points' must be a positive integer (got 0)"),
+    (['--readout_kwargs', '{"rezero": "false"}'],
+     "'rezero' must be a boolean, true or false (got 'false')"),
+    (['--readout_kwargs', '{"concat": "no"}'], "'concat' must be a boolean"),
+    (['--readout_kwargs', '{"out_channels": -2}'],
+     "'out_channels' must be a positive integer (got -2)"),
+    (['--readout_kwargs', '{"temperature": Infinity}'],
+     "'temperature' must be a finite number (got inf)"),
+    # Absurd sizes: counted on the meta device, never allocated.
+    (['--readout_kwargs', '{"heads": 1000000000000}'],
+     'would have 2,112,000,000,001,024 parameters (at most 1,073,741,824)'),
+    (['--readout', 'sort', '--readout_kwargs', '{"k": 100000000}'],
+     'would have 102,400,000,000 parameters'),
+    # At the width the readout pools: 32 (synthetic), 2 * 8 with jk cat.
+    (['--readout', 'set_transformer', '--heads', '3'],
+     "'heads' (3) must divide the width of the node embeddings (32)"),
+    (['--readout', 'gmt', '--heads', '3', '--hidden_channels', '8', '--jk',
+      'cat', '--num_layers', '2'],
+     "'heads' (3) must divide the width of the node embeddings (16)"),
+    (['--dataset', 'ogbg-molhiv', '--readout', 'set_transformer', '--heads',
+      '7'], "'heads' (7) must divide the width of the node embeddings (300)"),
+    (['--dataset', 'MUTAG', '--readout', 'set_transformer', '--heads', '3'],
+     "'heads' (3) must divide the width of the node embeddings (64)"),
+])
+def test_bad_readouts_are_one_line_before_any_data(args, message, capsys,
+                                                   no_data):
+    quick = ['--epochs', '1', '--no-progress', '--quiet']
+    assert main(['train', *quick, *args]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith('error: --readout_kwargs: invalid options for '
+                           'readout'), line
+    assert message in line
+
+
+def test_readouts_are_checked_at_the_width_they_pool(tmp_path, capsys):
+    # 300 channels (OGB), 5 heads: valid, so the error is the missing data.
+    assert main(['train', '--dataset', 'ogbg-molhiv', '--readout',
+                 'set_transformer', '--heads', '5', '--root',
+                 str(tmp_path / 'none'), '--no_download',
+                 '--no-progress']) == 2
+    assert "--root: OGB dataset 'ogbg-molhiv' not found" in one_error_line(
+        capsys)
+
+
+@pytest.mark.usefixtures('tiny')
+def test_jk_cat_readouts_are_checked_at_their_width():
+    # 3 layers of 8 channels = 24, which 3 heads divide.
+    assert main(['train', *TOY, '--readout', 'set_transformer', '--heads',
+                 '3', '--jk', 'cat', '--num_layers', '3']) == 0
+
+
+@pytest.mark.usefixtures('tiny')
+def test_an_output_file_has_one_live_writer(tmp_path, capsys, monkeypatch):
+    out, ckpt = str(tmp_path / 'r.json'), str(tmp_path / 'm.pt')
+    original, calls, second = protocols.fit, [], []
+
+    def fit(*args, **kwargs):  # While the first run trains, start others.
+        calls.append(1)
+        if len(calls) == 1:
+            second.append(main(['train', *TOY, '--out', out]))
+            second.append(main(['train', *TOY, '--checkpoint',  # Spelt
+                                osp.join(tmp_path, '.', 'm.pt')]))  # anew.
+            second.append(capsys.readouterr().err)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(protocols, 'fit', fit)
+    assert main(['train', *TOY, '--out', out, '--checkpoint', ckpt]) == 0
+    assert second[:2] == [2, 2] and len(calls) == 2  # Its 2 folds only.
+    lines = second[2].strip().split('\n')
+    assert len(lines) == 2 and 'Traceback' not in second[2]
+    assert lines[0].startswith(f"error: result file '{out}' is in use by "
+                               f"another running process")
+    assert lines[1].startswith('error: checkpoint ')
+    assert 'is in use by another running process' in lines[1]
+    with open(out) as f:
+        assert json.load(f)['config']['checkpoint'] == ckpt
+    # Finished: the files are free again (and a failed run frees them).
+    assert main(['train', *TOY, '--out', out, '--epochs', '0']) == 2
+    capsys.readouterr()
+    assert main(['train', *TOY, '--out', out, '--checkpoint', ckpt]) == 0
+
+
+@pytest.mark.usefixtures('tiny')
+def test_the_result_file_is_standard_json(tmp_path, monkeypatch):
+    original = protocols.evaluate
+
+    def diverged(*args, **kwargs):  # A test loss that overflowed.
+        return dict(original(*args, **kwargs), loss=math.inf)
+
+    monkeypatch.setattr(protocols, 'evaluate', diverged)
+    out = tmp_path / 'r.json'
+    assert main(['train', *TOY, '--out', str(out)]) == 0
+
+    def strict(name):
+        raise ValueError(f'non-standard JSON constant {name}')
+
+    result = json.loads(out.read_text(), parse_constant=strict)
+    assert [f['test_loss'] for f in result['folds']] == [None, None]
+    assert result['folds'][0]['test_acc'] >= 0

@@ -1,6 +1,9 @@
-"""Output files: writability probes, umask modes, locks."""
+"""Output files: writability probes, umask modes, locks, standard JSON."""
+import json
+import math
 import os
 
+import numpy as np
 import pytest
 
 from sap_graph.experiments.files import (
@@ -8,6 +11,9 @@ from sap_graph.experiments.files import (
     OutputError,
     check_writable,
     exclusive_lock,
+    json_bytes,
+    lock_outputs,
+    output_lock,
     release,
     try_lock,
     write_json,
@@ -47,3 +53,39 @@ def test_locks(tmp_path):
     with exclusive_lock(path):
         with pytest.raises(LockedError):
             try_lock(path, 'x')
+
+
+def test_json_is_standard(tmp_path):
+    obj = {'a': math.nan, 'b': [1.5, math.inf, (-math.inf, 2)],
+           'c': {'d': np.float64('nan'), 'e': np.float64(0.25)}, 'f': 3}
+
+    def strict(name):
+        raise ValueError(f'non-standard JSON constant {name}')
+
+    expected = {'a': None, 'b': [1.5, None, [None, 2]],
+                'c': {'d': None, 'e': 0.25}, 'f': 3}
+    assert json.loads(json_bytes(obj), parse_constant=strict) == expected
+    write_json(str(tmp_path / 'r.json'), obj)
+    text = (tmp_path / 'r.json').read_text()
+    assert json.loads(text, parse_constant=strict) == expected
+
+
+def test_output_locks(tmp_path):
+    out = str(tmp_path / 'r.json')
+    fds = lock_outputs([(out, 'result file'), (None, 'checkpoint'),
+                        (os.path.join(tmp_path, '.', 'r.json'), 'result')])
+    assert len(fds) == 1  # The same file, once; no path, no lock.
+    try:
+        with pytest.raises(LockedError, match=f"result file '{out}' is in "
+                           'use by another running process'):
+            lock_outputs([(str(tmp_path / 'm.pt'), 'checkpoint'),
+                          (out, 'result file')])
+        # The first lock of the failed call was given back.
+        release(*lock_outputs([(str(tmp_path / 'm.pt'), 'checkpoint')]))
+    finally:
+        release(*fds)
+    release(*lock_outputs([(out, 'result file')]))
+    assert not list(tmp_path.iterdir())  # Nothing next to the outputs.
+    assert output_lock(out) == output_lock(os.path.join(tmp_path, 'x', '..',
+                                                        'r.json'))
+    assert output_lock(out) != output_lock(str(tmp_path / 'm.pt'))

@@ -16,8 +16,8 @@ from test_data import make_read_only, make_writable, write_tu
 
 import sap_graph.experiments.train as train_mod
 import sap_graph.experiments.train.loop as loop
-import sap_graph.experiments.train.runs as runs
 import sap_graph.experiments.train.runner as run_mod
+import sap_graph.experiments.train.runs as runs
 from sap_graph.experiments.checkpoint import CheckpointError, safe_load
 from sap_graph.experiments.cli import main
 from sap_graph.experiments.data import (
@@ -297,8 +297,8 @@ def test_input_errors_are_one_line(args, message, capsys, tiny):
 
 
 @pytest.mark.parametrize('options,message', [
-    ('{"dropout": "x"}', "'dropout' must be a number (got 'x')"),
-    ('{"heads": 0}', "'heads' must be positive"),
+    ('{"dropout": "x"}', "'dropout' must be a finite number (got 'x')"),
+    ('{"heads": 0}', "'heads' must be a positive integer (got 0)"),
     ('{"foo": 1}', "does not take ['foo']"),
 ])
 def test_readout_options_fail_before_any_data_is_loaded(

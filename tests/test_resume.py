@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-import sap_graph.experiments.train.runs as runs
 import sap_graph.experiments.train.runner as run_mod
+import sap_graph.experiments.train.runs as runs
 from sap_graph.experiments.checkpoint import (
     CheckpointError,
     get_rng_state,

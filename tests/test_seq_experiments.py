@@ -1,6 +1,10 @@
 """Library pieces of the sequence and fusion examples
 (:mod:`sap_graph.experiments.seq`) on synthetic inputs."""
 import math
+import os
+import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -20,6 +24,7 @@ from sap_graph.experiments.seq.models import (
 )
 from sap_graph.experiments.seq.sequences import (
     attention_by_class,
+    attention_rows,
     split_attention,
     token_class,
     top_actives,
@@ -139,10 +144,18 @@ def test_split_attention_and_classes():
     present = {(token_class(task.vocab.itos[t]), int(task.y[i]))
                for i in range(5)
                for t in task.tokens[i, :int(task.lengths[i])].tolist()}
+    rows = {row[0]: row for row in attention_rows(by_class)}
     for kind, value in by_class.items():
         for y, label in enumerate(('inactive', 'active')):
-            expected = 1.0 if (kind, y) in present else 0.0
-            assert value[label] == pytest.approx(expected), (kind, label)
+            if (kind, y) in present:
+                assert value[label] == pytest.approx(1.0), (kind, label)
+                assert rows[kind][2 + y] == '1.00'
+            else:  # No token of this class: no mean, not 0.
+                assert math.isnan(value[label]), (kind, label)
+                if value['count']:
+                    assert rows[kind][2 + y] == 'n/a'
+        assert (kind in rows) == (value['count'] > 0)
+    assert rows['bond'] == ['bond', '2', '1.00', 'n/a']  # = and #: inactive.
     # The examples: actives (odd ids) by logit, short ones only.
     examples = top_actives(task, ids, alphas, logits, count=1, max_tokens=5)
     assert len(examples) == 1 and examples[0][0] == ['<cls>', 'C', 'N']
@@ -170,6 +183,48 @@ def test_graph_fingerprints_are_permutation_invariant():
     fp2 = graph_fingerprints(x[perm], inv[edge_index], edge_attr, batch, 1,
                              bits=64)
     assert torch.equal(fp, fp2)
+
+
+@pytest.mark.parametrize('channels,heads', [(32, 4), (30, 3), (8, 8)])
+def test_sap_readouts_give_the_width_they_declare(channels, heads):
+    h, mask = torch.randn(2, 5, channels), torch.ones(2, 5, dtype=torch.bool)
+    readout = TokenReadout('sap', channels, heads)
+    assert readout(h, mask).shape == (2, channels) == (
+        2, readout.out_channels)
+    head = FusionHead('sap', [8, 16, 4], channels, heads=heads)
+    emb = [torch.randn(2, c) for c in (8, 16, 4)]
+    assert head.fuse(emb, torch.ones(2, 3, dtype=torch.bool))[0].shape == (
+        2, channels)
+    assert head(emb, torch.ones(2, 3, dtype=torch.bool)).shape == (2, )
+
+
+@pytest.mark.parametrize('channels,heads', [(30, 4), (32, 3), (4, 8)])
+def test_sap_readouts_refuse_heads_that_do_not_divide(channels, heads):
+    match = rf"'heads' \({heads}\) must be a positive integer that divides " \
+        rf'the width {channels}'
+    with pytest.raises(ValueError, match=match):
+        TokenReadout('sap', channels, heads)
+    with pytest.raises(ValueError, match=match):
+        FusionHead('sap', [8, 16, 4], channels, heads=heads)
+    assert TokenReadout('mean', channels, heads).out_channels == channels
+    FusionHead('concat', [8, 16, 4], channels, heads=heads)  # No SAP.
+
+
+@pytest.mark.parametrize('script,args', [
+    ('smiles_sequence.py', ['--hidden_channels', '30']),
+    ('multimodal_fusion.py', ['--heads', '3']),
+])
+def test_examples_refuse_heads_before_loading_data(script, args, tmp_path):
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    proc = subprocess.run(
+        [sys.executable, osp.join(root, 'examples', script), '--root',
+         str(tmp_path / 'none'), *args], env=env, capture_output=True,
+        text=True, timeout=300)
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert err.startswith('error: --heads: ') and '\n' not in err, err
+    assert 'must be a positive integer that divides the width' in err
 
 
 @pytest.mark.parametrize('fusion', ['sap', 'concat', 'mean'])

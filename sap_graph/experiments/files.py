@@ -13,16 +13,33 @@ locks and a rescue for results that cannot be written where asked.
   (non-blocking: refuses a second live writer) use :func:`fcntl.flock` on
   a lock file that is kept, never deleted (deleting it would let two
   processes lock two different files of the same name).
+  :func:`lock_outputs` takes :func:`try_lock` for each output file of a
+  run, on a lock file named after its absolute path in a folder of the
+  user's in the temporary folder (nothing is created next to the outputs).
+* :func:`json_bytes` writes standard JSON only: non-finite floats
+  (:obj:`nan`, :obj:`inf`) become :obj:`null`, never :obj:`NaN` or
+  :obj:`Infinity`, which strict parsers reject.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
+import math
 import os
 import os.path as osp
 import tempfile
-from typing import IO, Any, Callable, Iterator, Optional
+from typing import (
+    IO,
+    Any,
+    Callable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 
 class OutputError(OSError):
@@ -70,11 +87,25 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], Any]) -> None:
         raise
 
 
+def finite(obj: Any) -> Any:
+    r"""Returns :obj:`obj` (dicts, lists and tuples of plain values) with
+    every non-finite float replaced by :obj:`None`."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def json_bytes(obj: Any, indent: int = 2, sort_keys: bool = False,
                newline: bool = True) -> bytes:
-    r"""Returns :obj:`obj` as JSON text (with a final newline unless
+    r"""Returns :obj:`obj` as standard JSON text (non-finite floats as
+    :obj:`null`, see :func:`finite`; with a final newline unless
     :obj:`newline` is :obj:`False`)."""
-    return (json.dumps(obj, indent=indent, sort_keys=sort_keys)
+    return (json.dumps(finite(obj), indent=indent, sort_keys=sort_keys,
+                       allow_nan=False)
             + ('\n' if newline else '')).encode()
 
 
@@ -160,13 +191,54 @@ def try_lock(path: str, what: str) -> int:
     return fd
 
 
-def release(fd: Optional[int]) -> None:
-    r"""Releases a lock taken with :func:`try_lock`."""
-    if fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+def release(*fds: Optional[int]) -> None:
+    r"""Releases locks taken with :func:`try_lock`."""
+    for fd in fds:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def output_lock(path: str) -> str:
+    r"""Returns the lock file of the output file :obj:`path`: named after
+    the hash of its absolute, symlink-free path, in
+    :obj:`<tmp>/sap-graph-locks-<uid>`, so that every spelling of one
+    output maps to one lock and no file is created next to it."""
+    real = osp.realpath(osp.expanduser(path))
+    digest = hashlib.sha256(real.encode()).hexdigest()[:32]
+    folder = osp.join(tempfile.gettempdir(), f'sap-graph-locks-{os.getuid()}')
+    return osp.join(folder, f'{digest}.lock')
+
+
+def lock_outputs(outputs: Sequence[Tuple[Optional[str], str]]) -> List[int]:
+    r"""Takes :func:`try_lock` on the :func:`output_lock` of every output
+    file, so that a second live run writing the same file fails before it
+    starts instead of silently replacing the first one's result. Returns
+    the file descriptors (release them with :func:`release`).
+
+    Args:
+        outputs (list): :obj:`(path, what)` pairs; a file named twice is
+            locked once, an empty path (:obj:`None`) not at all.
+
+    Raises:
+        LockedError: If another process holds one of the locks (none is
+            kept then).
+    """
+    fds: List[int] = []
+    seen = set()
+    try:
+        for path, what in outputs:
+            if not path or output_lock(path) in seen:
+                continue
+            seen.add(output_lock(path))
+            fds.append(try_lock(output_lock(path), f"{what} '{path}'"))
+    except BaseException:
+        release(*fds)
+        raise
+    return fds
 
 
 __all__ = ['LockedError', 'OutputError', 'ResultRescuedError',
-           'atomic_write', 'check_writable', 'exclusive_lock', 'json_bytes',
-           'release', 'rescue', 'try_lock', 'umask', 'write_json']
+           'atomic_write', 'check_writable', 'exclusive_lock', 'finite',
+           'json_bytes', 'lock_outputs', 'output_lock', 'release', 'rescue',
+           'try_lock', 'umask', 'write_json']

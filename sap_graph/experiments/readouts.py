@@ -11,10 +11,20 @@ never hard-codes a size:
     readout, width = resolve_readout('sap', 64, heads=4)   # width == 64
     readout, width = resolve_readout('sap', 64, heads=4, concat=True)  # 256
     readout, width = resolve_readout('set2set', 64)        # width == 128
+
+Every option has a type in :obj:`READOUTS` (:func:`size`: a positive
+integer, :func:`flag`: a boolean, :func:`positive`, :func:`probability`,
+...), checked before the readout is built, so that :obj:`{"k": 0}` or
+:obj:`{"rezero": "false"}` is an error, not a readout that means something
+else. :func:`readout_size` counts a readout's parameters without
+allocating them.
 """
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
 
 import torch
@@ -32,6 +42,72 @@ class UnknownReadoutError(ValueError):
     r"""Raised for a readout name that is not in the registry."""
 
 
+# Option types #############################################################
+# A check takes the option's name and value and raises a ValueError naming
+# both when the value is not of the option's type.
+
+Check = Callable[[str, Any], None]
+
+
+def size(name: str, value: Any) -> None:
+    r"""A positive integer (not a boolean, not :obj:`2.0`)."""
+    if (isinstance(value, bool) or not isinstance(value, Integral)
+            or value < 1):
+        raise ValueError(f"'{name}' must be a positive integer "
+                         f"(got {value!r})")
+
+
+def flag(name: str, value: Any) -> None:
+    r"""A boolean (JSON :obj:`true`/:obj:`false`, not :obj:`"false"`)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"'{name}' must be a boolean, true or false "
+                         f"(got {value!r})")
+
+
+def _finite(name: str, value: Any) -> float:
+    if (isinstance(value, bool) or not isinstance(value, Real)
+            or not math.isfinite(value)):
+        raise ValueError(f"'{name}' must be a finite number "
+                         f"(got {value!r})")
+    return float(value)
+
+
+def number(name: str, value: Any) -> None:
+    r"""A finite number."""
+    _finite(name, value)
+
+
+def positive(name: str, value: Any) -> None:
+    r"""A finite number :math:`> 0`."""
+    if not _finite(name, value) > 0:
+        raise ValueError(f"'{name}' must be positive (got {value!r})")
+
+
+def probability(name: str, value: Any) -> None:
+    r"""A dropout probability in :math:`[0, 1)`."""
+    if not 0 <= _finite(name, value) < 1:
+        raise ValueError(f"'{name}' must be in [0, 1) (got {value!r})")
+
+
+def optional(check: Check) -> Check:
+    r""":obj:`None` or what :obj:`check` accepts."""
+    def optional_check(name: str, value: Any) -> None:
+        if value is not None:
+            check(name, value)
+    return optional_check
+
+
+def one_of(*choices: Any) -> Check:
+    r"""One of :obj:`choices`, of the same type (:obj:`1` is not
+    :obj:`True`)."""
+    def choice(name: str, value: Any) -> None:
+        if not any(type(value) is type(c) and value == c for c in choices):
+            raise ValueError(f"'{name}' must be one of "
+                             f"{', '.join(map(repr, choices))} "
+                             f"(got {value!r})")
+    return choice
+
+
 @dataclass(frozen=True)
 class ReadoutSpec:
     r"""How to build one registered readout.
@@ -39,10 +115,28 @@ class ReadoutSpec:
     Args:
         build (callable): :obj:`build(channels, **kwargs)` returns the
             :class:`Aggregation` and the width of its output.
-        params (frozenset): Keyword arguments :obj:`build` accepts.
+        options (dict): The keyword arguments :obj:`build` accepts, each
+            with its type: a check that raises a :class:`ValueError` for
+            a value of another type (:func:`size`, :func:`flag`, ...).
     """
     build: Callable[..., Tuple[Aggregation, int]]
-    params: FrozenSet[str]
+    options: Dict[str, Check]
+
+    @property
+    def params(self) -> FrozenSet[str]:
+        r"""The names of the options."""
+        return frozenset(self.options)
+
+    def check(self, name: str, kwargs: Dict[str, Any]) -> None:
+        r"""Raises a :class:`ValueError` for an option the readout does
+        not take or a value not of the option's type."""
+        unknown = set(kwargs) - self.params
+        if unknown:
+            allowed = ', '.join(sorted(self.params)) or 'none'
+            raise ValueError(f"Readout '{name}' does not take "
+                             f"{sorted(unknown)} (it takes: {allowed})")
+        for key, value in kwargs.items():
+            self.options[key](key, value)
 
 
 def _simple(cls: type) -> Callable[..., Tuple[Aggregation, int]]:
@@ -64,9 +158,16 @@ def _set2set(channels: int,
     return module, 2 * channels
 
 
+def _divides(heads: int, channels: int) -> None:
+    if channels % heads:
+        raise ValueError(f"'heads' ({heads}) must divide the width of the "
+                         f"node embeddings ({channels})")
+
+
 def _set_transformer(channels: int, heads: int = 1, num_seed_points: int = 1,
                      concat: bool = True, layer_norm: bool = False,
                      dropout: float = 0.0) -> Tuple[Aggregation, int]:
+    _divides(heads, channels)
     module = pyg_aggr.SetTransformerAggregation(
         channels, num_seed_points=num_seed_points, heads=heads, concat=concat,
         layer_norm=layer_norm, dropout=dropout)
@@ -77,6 +178,7 @@ def _set_transformer(channels: int, heads: int = 1, num_seed_points: int = 1,
 def _gmt(channels: int, heads: int = 1, k: int = 4,
          layer_norm: bool = False,
          dropout: float = 0.0) -> Tuple[Aggregation, int]:
+    _divides(heads, channels)
     module = pyg_aggr.GraphMultisetTransformer(
         channels, k=k, heads=heads, layer_norm=layer_norm, dropout=dropout)
     return module, channels
@@ -150,32 +252,35 @@ def _sap(channels: int, freeze_queries: bool = False,
     return module, module.output_channels
 
 
+#: The registered readouts and the type of every option they take.
 READOUTS: Dict[str, ReadoutSpec] = {
     # Sum, mean and element-wise max of the node embeddings.
-    'sum': ReadoutSpec(_simple(pyg_aggr.SumAggregation), frozenset()),
-    'mean': ReadoutSpec(_simple(pyg_aggr.MeanAggregation), frozenset()),
-    'max': ReadoutSpec(_simple(pyg_aggr.MaxAggregation), frozenset()),
+    'sum': ReadoutSpec(_simple(pyg_aggr.SumAggregation), {}),
+    'mean': ReadoutSpec(_simple(pyg_aggr.MeanAggregation), {}),
+    'max': ReadoutSpec(_simple(pyg_aggr.MaxAggregation), {}),
     # PyG AttentionalAggregation (one gate, Li et al. 2016).
-    'attention': ReadoutSpec(_attention, frozenset()),
+    'attention': ReadoutSpec(_attention, {}),
     # PyG Set2Set (LSTM, 2 steps), width 2 * channels.
-    'set2set': ReadoutSpec(_set2set, frozenset({'processing_steps'})),
+    'set2set': ReadoutSpec(_set2set, {'processing_steps': size}),
     # PyG SetTransformerAggregation (Lee et al. 2019).
-    'set_transformer': ReadoutSpec(
-        _set_transformer,
-        frozenset({'heads', 'num_seed_points', 'concat', 'layer_norm',
-                   'dropout'})),
+    'set_transformer': ReadoutSpec(_set_transformer, {
+        'heads': size, 'num_seed_points': size, 'concat': flag,
+        'layer_norm': flag, 'dropout': probability}),
     # PyG GraphMultisetTransformer (Baek et al. 2021).
-    'gmt': ReadoutSpec(
-        _gmt, frozenset({'heads', 'k', 'layer_norm', 'dropout'})),
+    'gmt': ReadoutSpec(_gmt, {
+        'heads': size, 'k': size, 'layer_norm': flag,
+        'dropout': probability}),
     # PyG SortAggregation (DGCNN top-k), width k * channels.
-    'sort': ReadoutSpec(_sort, frozenset({'k'})),
+    'sort': ReadoutSpec(_sort, {'k': size}),
     # sap_graph's SAPAggregation (multi-head self-attention pooling).
-    'sap': ReadoutSpec(
-        _sap,
-        frozenset({'heads', 'concat', 'out_channels', 'key_channels',
-                   'dropout', 'temperature', 'learn_temperature', 'gated',
-                   'residual', 'query_init', 'size_scaler', 'rezero',
-                   'diversity', 'entropy', 'freeze_queries'})),
+    'sap': ReadoutSpec(_sap, {
+        'heads': size, 'concat': flag, 'out_channels': optional(size),
+        'key_channels': optional(size), 'dropout': probability,
+        'temperature': positive, 'learn_temperature': flag, 'gated': flag,
+        'residual': one_of(None, 'sum', 'mean', 'max', True, False),
+        'query_init': one_of('zeros', 'normal'),
+        'size_scaler': one_of(None, 'log'), 'rezero': flag,
+        'diversity': number, 'entropy': number, 'freeze_queries': flag}),
 }
 
 
@@ -191,6 +296,25 @@ def _spec(name: str) -> ReadoutSpec:
             f"Unknown readout '{name}' (expected one of "
             f"{', '.join(READOUTS)}, or an 'Aggregation' instance)")
     return READOUTS[key]
+
+
+def readout_size(readout: str, channels: int,
+                 **kwargs: Any) -> Tuple[int, int]:
+    r"""Returns the number of parameters (buffers included) and the
+    output width of a named readout without allocating it: it is built on
+    the :obj:`meta` device, so that a readout too large for memory is
+    found before it is built for real.
+
+    Args:
+        readout (str): A registered name.
+        channels (int): Width of the node embeddings to pool.
+        **kwargs (optional): Options of the readout, as for
+            :func:`resolve_readout`.
+    """
+    with torch.device('meta'):
+        module, width = resolve_readout(readout, channels, **kwargs)
+    tensors = itertools.chain(module.parameters(), module.buffers())
+    return sum(t.numel() for t in tensors), width
 
 
 def readout_output_channels(module: Aggregation, channels: int) -> int:
@@ -240,7 +364,8 @@ def resolve_readout(
         channels (int): Width of the node embeddings to pool.
         **kwargs (optional): Options of the named readout, *e.g.*
             :obj:`heads` and :obj:`concat` for :obj:`'sap'`. Options the
-            readout does not take raise a :class:`ValueError`.
+            readout does not take, and values not of the option's type
+            (see :obj:`READOUTS`), raise a :class:`ValueError`.
     """
     if isinstance(readout, Aggregation):
         if kwargs:
@@ -252,9 +377,5 @@ def resolve_readout(
             f"Expected a readout name or an 'Aggregation' instance (got "
             f"'{type(readout).__name__}')")
     spec = _spec(readout)
-    unknown = set(kwargs) - spec.params
-    if unknown:
-        allowed = ', '.join(sorted(spec.params)) or 'none'
-        raise ValueError(f"Readout '{readout}' does not take "
-                         f"{sorted(unknown)} (it takes: {allowed})")
+    spec.check(readout, kwargs)
     return spec.build(channels, **kwargs)

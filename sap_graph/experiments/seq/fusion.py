@@ -24,6 +24,7 @@ from torch_geometric.data import Batch
 from torch_geometric.nn import GINEConv, global_mean_pool
 
 from sap_graph import SAPAggregation
+from sap_graph.experiments.seq.models import check_heads
 
 MODALITIES = ('graph', 'sequence', 'fingerprint')
 FUSIONS = ('sap', 'concat', 'mean')
@@ -153,7 +154,9 @@ class FusionHead(torch.nn.Module):
         in_channels (list): Width of every modality embedding (:obj:`M`
             entries).
         channels (int): Fused token width.
-        heads (int, optional): SAP heads. (default: :obj:`1`)
+        heads (int, optional): SAP heads, concatenated, each of width
+            :obj:`channels // heads`: :obj:`heads` must divide
+            :obj:`channels`. (default: :obj:`1`)
         dropout (float, optional): Dropout before the classifier.
             (default: :obj:`0.2`)
     """
@@ -172,6 +175,7 @@ class FusionHead(torch.nn.Module):
         self.sap: Optional[SAPAggregation] = None
         width = channels
         if fusion == 'sap':
+            check_heads(heads, channels)
             self.sap = SAPAggregation(channels, channels // heads,
                                       heads=heads, concat=True, residual=None,
                                       query_init='normal')

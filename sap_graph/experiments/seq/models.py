@@ -20,15 +20,27 @@ from sap_graph.ops.padded import masked_reduce
 READOUTS = ('sap', 'mean', 'max', 'cls')
 
 
+def check_heads(heads: int, channels: int) -> None:
+    r"""Raises a :class:`ValueError` unless :obj:`heads` concatenated heads
+    of width :obj:`channels // heads` make :obj:`channels` (the width the
+    SAP readouts of sequences and modalities declare)."""
+    if (isinstance(heads, bool) or not isinstance(heads, int) or heads < 1
+            or channels % heads):
+        raise ValueError(f"'heads' ({heads!r}) must be a positive integer "
+                         f"that divides the width {channels} (each head "
+                         f"gives channels // heads of it)")
+
+
 class TokenReadout(torch.nn.Module):
     r"""One vector :obj:`[B, channels]` per padded sequence.
 
     Args:
         kind (str): :obj:`'sap'`, :obj:`'mean'`, :obj:`'max'` or
             :obj:`'cls'`.
-        channels (int): Token width.
-        heads (int, optional): SAP heads (concatenated, each of width
-            :obj:`channels // heads`). (default: :obj:`4`)
+        channels (int): Token width, and the width of the output.
+        heads (int, optional): SAP heads, concatenated, each of width
+            :obj:`channels // heads`: :obj:`heads` must divide
+            :obj:`channels`. (default: :obj:`4`)
     """
 
     def __init__(self, kind: str, channels: int, heads: int = 4) -> None:
@@ -40,6 +52,7 @@ class TokenReadout(torch.nn.Module):
         self.out_channels = channels
         self.sap = None
         if kind == 'sap':
+            check_heads(heads, channels)
             self.sap = SAPAggregation(channels, channels // heads,
                                       heads=heads, concat=True,
                                       residual=None)

@@ -3,6 +3,7 @@ tokens and seed, trained by :func:`~.loop.fit` on the official scaffold
 split of ogbg-molhiv."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -110,7 +111,8 @@ def attention_by_class(task: SmilesTask, ids: Tensor,
                        alphas: List[Tensor]) -> Dict[str, Dict[str, Any]]:
     """Mean attention relative to uniform (weight x number of tokens, 1 =
     uniform) per token class (:data:`TOKEN_CLASSES`), separately for
-    inactive and active molecules, with token counts."""
+    inactive and active molecules (:obj:`nan` where the class has no
+    token), with token counts."""
     sums = {(c, y): [0.0, 0] for c in TOKEN_CLASSES for y in (0, 1)}
     for i, alpha in zip(ids.tolist(), alphas, strict=True):
         label = int(task.y[i])
@@ -120,10 +122,25 @@ def attention_by_class(task: SmilesTask, ids: Tensor,
             cell = sums[(token_class(task.vocab.itos[tok]), label)]
             cell[0] += r
             cell[1] += 1
-    return {c: {'inactive': sums[(c, 0)][0] / max(sums[(c, 0)][1], 1),
-                'active': sums[(c, 1)][0] / max(sums[(c, 1)][1], 1),
+    def mean(total: float, count: int) -> float:
+        return total / count if count else math.nan
+
+    return {c: {'inactive': mean(*sums[(c, 0)]),
+                'active': mean(*sums[(c, 1)]),
                 'count': sums[(c, 0)][1] + sums[(c, 1)][1]}
             for c in TOKEN_CLASSES}
+
+
+def attention_rows(by_class: Dict[str, Dict[str, Any]]) -> List[List[str]]:
+    """Rows ``[class, tokens, inactive, active]`` of
+    :func:`attention_by_class`'s result for the classes that occur, with
+    :obj:`n/a` where a class has no token among inactive or active
+    molecules."""
+    def cell(value: float) -> str:
+        return 'n/a' if math.isnan(value) else f'{value:.2f}'
+
+    return [[c, f"{v['count']:,}", cell(v['inactive']), cell(v['active'])]
+            for c, v in by_class.items() if v['count'] > 0]
 
 
 def top_actives(task: SmilesTask, ids: Tensor, alphas: List[Tensor],

@@ -1,5 +1,6 @@
 r"""Training and evaluation: the configuration (:mod:`.config`), one model
-(:mod:`.loop`), the protocols (:mod:`.protocols`), the resumable state
+(:mod:`.loop`), the splits (:mod:`.splits`) and the protocols
+(:mod:`.protocols`), the resumable state
 (:mod:`.state`), provenance (:mod:`.provenance`) and a whole run with its
 output files (:mod:`.runner`).
 """

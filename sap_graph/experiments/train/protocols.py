@@ -1,4 +1,5 @@
-r"""Training and evaluation protocols.
+r"""Training and evaluation protocols, and the model of a configuration
+(:func:`build_model`, checked first by :func:`check_readout`).
 
 * TU and synthetic datasets: stratified :math:`k`-fold cross-validation,
   with model selection on a stratified validation split carved from each
@@ -13,14 +14,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    List,
-    Optional,
-    Tuple,
-)
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -31,13 +25,13 @@ from tqdm.auto import tqdm
 
 from sap_graph.experiments import distributed
 from sap_graph.experiments.data import GraphTask
-from sap_graph.experiments.data.kinds import kind_of, protocol_of
+from sap_graph.experiments.data.kinds import KINDS, kind_of, protocol_of
 from sap_graph.experiments.errors import one_line
 from sap_graph.experiments.models import GraphClassifier
 from sap_graph.experiments.readouts import (
     UnknownReadoutError,
     readout_params,
-    resolve_readout,
+    readout_size,
 )
 from sap_graph.experiments.train.config import (
     ConfigError,
@@ -84,21 +78,55 @@ def _invalid_options(cfg: TrainConfig, error: Exception) -> ConfigError:
                        f"{one_line(error)}")
 
 
-def check_readout(cfg: TrainConfig) -> None:
-    r"""Builds the readout alone, before any data is loaded, so that bad
-    readout options fail at once.
+#: The most parameters the readout and the linear layer after it may have
+#: together (4 GiB as float32): more is a typo, not a model.
+MAX_READOUT_PARAMETERS = 2**30
+
+
+def model_widths(cfg: TrainConfig,
+                 kind: Optional[str] = None) -> Tuple[int, int]:
+    r"""Returns the hidden width (:obj:`cfg.hidden_channels`, else the
+    default of the dataset's kind) and the width of the node embeddings
+    the readout pools (the hidden width, times :obj:`cfg.num_layers` with
+    :obj:`jk='cat'`).
+
+    Args:
+        cfg (TrainConfig): The configuration, resolved or not.
+        kind (str, optional): The dataset kind, a key of
+            :data:`~sap_graph.experiments.data.kinds.KINDS`. (default:
+            read from the name :obj:`cfg.dataset`)
+    """
+    defaults = KINDS[kind or kind_of(cfg.dataset).name].defaults
+    hidden = cfg.hidden_channels or defaults['hidden_channels']
+    layers = cfg.num_layers or defaults['num_layers']
+    return hidden, layers * hidden if cfg.jk == 'cat' else hidden
+
+
+def check_readout(cfg: TrainConfig, kind: Optional[str] = None) -> None:
+    r"""Builds the readout alone, on the :obj:`meta` device (nothing is
+    allocated) and at the width it will pool (:func:`model_widths`),
+    before any data is loaded, so that bad readout options fail at once.
 
     Raises:
         ConfigError: For options the readout rejects (wrong name, type or
-            value).
+            value, whatever building it raises) and for a readout that,
+            with the linear layer after it, would have more than
+            :obj:`MAX_READOUT_PARAMETERS` parameters.
     """
+    hidden, channels = model_widths(cfg, kind)
     try:
-        resolve_readout(cfg.readout, cfg.hidden_channels or 64,
-                        **_readout_options(cfg))
+        numel, width = readout_size(cfg.readout, channels,
+                                    **_readout_options(cfg))
     except UnknownReadoutError:
         raise
-    except (TypeError, ValueError) as e:
+    except Exception as e:  # RuntimeError, AssertionError, MemoryError...
         raise _invalid_options(cfg, e) from None
+    numel += width * hidden  # GraphClassifier.lin1
+    if numel > MAX_READOUT_PARAMETERS:
+        raise _invalid_options(cfg, ValueError(
+            f"at width {channels}, the readout and the linear layer after "
+            f"it would have {numel:,} parameters (at most "
+            f"{MAX_READOUT_PARAMETERS:,})"))
 
 
 def build_model(cfg: TrainConfig, task: GraphTask) -> GraphClassifier:

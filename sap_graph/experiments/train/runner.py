@@ -28,6 +28,8 @@ from sap_graph.experiments.files import (
     atomic_write,
     check_writable,
     json_bytes,
+    lock_outputs,
+    release,
     rescue,
 )
 from sap_graph.experiments.models import GraphClassifier
@@ -137,9 +139,20 @@ def run(cfg: TrainConfig,
     resolve_device(cfg.device)  # Fail early on a bad device.
     check_resume(cfg)
     validate_config(cfg)
-    check_readout(cfg)  # Bad readout options fail before any data.
+    check_readout(cfg, None if task is None else task.kind)  # Before data.
+    locks = []
     if distributed.is_main():
         check_outputs(cfg)
+        locks = lock_outputs([(cfg.out, 'result file'),  # One live run
+                              (cfg.checkpoint, 'checkpoint')])  # per file.
+    try:
+        return _run(cfg, task, ctx)
+    finally:
+        release(*locks)
+
+
+def _run(cfg: TrainConfig, task: Optional[GraphTask],
+         ctx: Optional[distributed.DistContext]) -> Dict[str, Any]:
     if task is None:
         task = load_dataset(cfg.dataset, root=cfg.root,
                             node_features=cfg.node_features,
