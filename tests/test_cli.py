@@ -8,7 +8,7 @@ import os.path as osp
 import pytest
 from test_hostile import TOY, one_error_line, tiny  # noqa: F401
 
-import sap_graph.experiments.train.protocols as protocols
+import sap_graph.experiments.train.runs as runs
 import sap_graph.experiments.train.runner as run_mod
 from sap_graph.experiments.cli import _error, build_parser, main
 from sap_graph.experiments.errors import ConfigError, one_line
@@ -130,7 +130,7 @@ def test_jk_cat_readouts_are_checked_at_their_width():
 @pytest.mark.usefixtures('tiny')
 def test_an_output_file_has_one_live_writer(tmp_path, capsys, monkeypatch):
     out, ckpt = str(tmp_path / 'r.json'), str(tmp_path / 'm.pt')
-    original, calls, second = protocols.fit, [], []
+    original, calls, second = runs.fit, [], []
 
     def fit(*args, **kwargs):  # While the first run trains, start others.
         calls.append(1)
@@ -141,7 +141,7 @@ def test_an_output_file_has_one_live_writer(tmp_path, capsys, monkeypatch):
             second.append(capsys.readouterr().err)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(protocols, 'fit', fit)
+    monkeypatch.setattr(runs, 'fit', fit)
     assert main(['train', *TOY, '--out', out, '--checkpoint', ckpt]) == 0
     assert second[:2] == [2, 2] and len(calls) == 2  # Its 2 folds only.
     lines = second[2].strip().split('\n')
@@ -160,12 +160,12 @@ def test_an_output_file_has_one_live_writer(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.usefixtures('tiny')
 def test_the_result_file_is_standard_json(tmp_path, monkeypatch):
-    original = protocols.evaluate
+    original = runs.evaluate
 
     def diverged(*args, **kwargs):  # A test loss that overflowed.
         return dict(original(*args, **kwargs), loss=math.inf)
 
-    monkeypatch.setattr(protocols, 'evaluate', diverged)
+    monkeypatch.setattr(runs, 'evaluate', diverged)
     out = tmp_path / 'r.json'
     assert main(['train', *TOY, '--out', str(out)]) == 0
 
