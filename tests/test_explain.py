@@ -1,6 +1,9 @@
 import importlib.util
 import math
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -183,6 +186,32 @@ def test_cli_explain_errors(checkpoint, tmp_path, capsys):
     assert main(['explain', '--checkpoint', sum_ckpt, '--out', out]) == 2
     assert "readout 'sap'" in capsys.readouterr().err
     assert not osp.exists(out)
+
+
+def test_cli_explain_without_matplotlib_names_the_plot_extra(
+        checkpoint, tmp_path):
+    # The [train] install has no matplotlib: hide it from a fresh
+    # interpreter (a sitecustomize that blocks the import) and run the CLI.
+    shim = tmp_path / 'shim'
+    shim.mkdir()
+    (shim / 'sitecustomize.py').write_text(
+        "import sys\nsys.modules['matplotlib'] = None\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim), ROOT]),
+               OMP_NUM_THREADS='1')
+    env.pop('SAP_GRAPH_DEBUG', None)
+    blocked = subprocess.run([sys.executable, '-c', 'import matplotlib'],
+                             env=env, capture_output=True, text=True)
+    assert blocked.returncode != 0  # The shim works.
+    out = tmp_path / 'graph.png'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'sap_graph', 'explain', '--checkpoint',
+         checkpoint, '--out', str(out)],
+        env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ')
+    assert "pip install 'sap-graph[plot]'" in lines[0]
+    assert proc.stdout == '' and not out.exists()
 
 
 def load_example(name):

@@ -12,6 +12,7 @@ from sap_graph.experiments.errors import ConfigError
 from sap_graph.experiments.explain.drawing import (
     draw_attention,
     graph_label,
+    require_matplotlib,
 )
 from sap_graph.experiments.explain.statistics import (
     draw_attention_statistics,
@@ -62,6 +63,7 @@ def explain_checkpoint(
     from sap_graph.experiments.data import load_dataset
     from sap_graph.experiments.models import model_from_checkpoint
 
+    require_matplotlib()  # Before the model and the data are loaded.
     state = read_checkpoint(checkpoint)
     config = state['config']
     if config['model'].get('readout') != 'sap':
