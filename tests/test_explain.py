@@ -14,6 +14,7 @@ from sap_graph.experiments.explain import (
     TU_ATOM_SYMBOLS,
     TU_BOND_TYPES,
     atom_symbols_for,
+    attention_sharpness,
     attention_statistics,
     attention_weights,
     draw_attention,
@@ -138,6 +139,9 @@ def test_attention_statistics(graphs, tmp_path):
     assert stats['num_nodes'].tolist() == [d.num_nodes for d in graphs]
     assert bool((stats['entropy'] <= stats['num_nodes'].float().log()
                  .unsqueeze(1) + 1e-4).all())
+    alphas = attention_weights(model, Batch.from_data_list(graphs))
+    assert torch.equal(stats['peak'],
+                       torch.stack([a.amax(dim=0) for a in alphas]))
     mass, share = stats['type_mass'], stats['type_share']
     for c in range(mass.size(0)):
         if stats['class_counts'][c] > 0:  # Each graph's mass sums to 1.
@@ -147,6 +151,34 @@ def test_attention_statistics(graphs, tmp_path):
     out = draw_attention_statistics(stats, str(tmp_path / 'stats.png'),
                                     title='synthetic')
     assert open(out, 'rb').read(8) == PNG
+
+
+def test_attention_sharpness_against_uniform_and_one_node():
+    # Head 1 attends uniformly, head 2 to one node; the one-node graph
+    # (weight 1 in both heads) is left out.
+    sizes = [1, 2, 4, 5]
+    alphas = []
+    for n in sizes:
+        alpha = torch.zeros(n, 2)
+        alpha[:, 0] = 1.0 / n
+        alpha[n - 1, 1] = 1.0
+        alphas.append(alpha)
+    stats = {'num_nodes': torch.tensor(sizes),
+             'entropy': torch.stack([head_entropy(a) for a in alphas]),
+             'peak': torch.stack([a.amax(dim=0) for a in alphas])}
+    uniform, one = attention_sharpness(stats)
+    assert uniform['graphs'] == one['graphs'] == 3
+    assert uniform['nodes'] == pytest.approx(11 / 3)
+    assert uniform['attended'] == pytest.approx(11 / 3, rel=1e-5)
+    assert uniform['entropy_ratio'] == pytest.approx(1.0, rel=1e-5)
+    assert uniform['peak_median'] == pytest.approx(0.25)
+    assert uniform['peak_max'] == pytest.approx(0.5)
+    assert uniform['uniform_median'] == pytest.approx(0.25)
+    assert uniform['sharp_share'] == 0.0
+    assert one['attended'] == pytest.approx(1.0)
+    assert one['entropy_ratio'] == pytest.approx(0.0)
+    assert one['peak_median'] == one['peak_max'] == 1.0
+    assert one['sharp_share'] == 1.0
 
 
 @pytest.fixture(scope='module')
