@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         'train', help='train and evaluate a graph classifier',
         description='Train a GraphClassifier with 10-fold CV (TU, '
         'synthetic) or the official OGB split, and write a JSON result. '
-        "Defaults marked 'per dataset' are listed in the README.")
+        "Defaults marked 'per dataset' are listed in docs/training.md.")
     _add(train, 'dataset', default='synthetic',
          help="'synthetic' (built in), a TUDataset name (MUTAG, PROTEINS, "
          "NCI1, ENZYMES, DD, IMDB-BINARY, ...) or an ogbg-mol* name "
