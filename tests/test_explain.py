@@ -10,6 +10,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from sap_graph.experiments.cli import main
+from sap_graph.experiments.data import load_dataset
 from sap_graph.experiments.explain import (
     TU_ATOM_SYMBOLS,
     TU_BOND_TYPES,
@@ -22,7 +23,7 @@ from sap_graph.experiments.explain import (
     graph_layout,
     head_entropy,
 )
-from sap_graph.experiments.models import GraphClassifier
+from sap_graph.experiments.models import GraphClassifier, load_checkpoint
 from sap_graph.experiments.train import TrainConfig, run
 
 PNG = b'\x89PNG\r\n\x1a\n'
@@ -244,6 +245,26 @@ def test_cli_explain_without_matplotlib_names_the_plot_extra(
     assert len(lines) == 1 and lines[0].startswith('error: ')
     assert "pip install 'sap-graph[plot]'" in lines[0]
     assert proc.stdout == '' and not out.exists()
+
+
+def test_attention_sharpness_script(checkpoint, capsys):
+    # benchmarks/attention_sharpness.py prints attention_sharpness's rows.
+    path = osp.join(ROOT, 'benchmarks', 'attention_sharpness.py')
+    spec = importlib.util.spec_from_file_location('attention_sharpness', path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(['--checkpoint', checkpoint])
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith('| ') and line[2].isdigit()]
+    model = load_checkpoint(checkpoint)
+    task = load_dataset('synthetic')
+    expected = attention_sharpness(attention_statistics(model, task.dataset))
+    assert len(rows) == len(expected) == 2
+    for row, r in zip(rows, expected, strict=True):
+        cells = [c.strip() for c in row.strip('|').split('|')]
+        assert cells[1] == f"{r['attended']:.1f} of {r['nodes']:.1f}"
+        assert float(cells[2]) == pytest.approx(r['entropy_ratio'], abs=1e-3)
+        assert float(cells[4]) == pytest.approx(r['peak_max'], abs=1e-3)
 
 
 def load_example(name):
