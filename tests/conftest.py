@@ -4,6 +4,27 @@ import pytest
 
 from sap_graph.experiments.data import load_synthetic
 
+#: How every test on the real datasets says why it was skipped.
+REAL_DATA = ('real-data test: set SAP_GRAPH_DATA to a folder with '
+             'TUDataset/ and ogb/ (see ../shared/data/README.md)')
+
+
+def real_data_skipped(reports):
+    """The node ids of the skipped reports that are real-data tests."""
+    return [r.nodeid for r in reports
+            if isinstance(r.longrepr, tuple) and REAL_DATA in r.longrepr[2]]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Says, even under ``pytest -q``, which tests were skipped for want
+    of ``$SAP_GRAPH_DATA`` (``-rs`` lists every skip reason)."""
+    skipped = real_data_skipped(terminalreporter.stats.get('skipped', []))
+    if not skipped:
+        return
+    names = ', '.join(sorted(n.split('::', 1)[-1] for n in skipped))
+    terminalreporter.write_line(
+        f'{len(skipped)} skipped: {REAL_DATA}: {names}', yellow=True)
+
 
 @pytest.fixture(scope='session', autouse=True)
 def _cache_dir(tmp_path_factory):

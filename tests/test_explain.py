@@ -1,16 +1,21 @@
 import importlib.util
 import math
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
 from sap_graph.experiments.cli import main
+from sap_graph.experiments.data import load_dataset
 from sap_graph.experiments.explain import (
     TU_ATOM_SYMBOLS,
     TU_BOND_TYPES,
     atom_symbols_for,
+    attention_sharpness,
     attention_statistics,
     attention_weights,
     draw_attention,
@@ -18,7 +23,7 @@ from sap_graph.experiments.explain import (
     graph_layout,
     head_entropy,
 )
-from sap_graph.experiments.models import GraphClassifier
+from sap_graph.experiments.models import GraphClassifier, load_checkpoint
 from sap_graph.experiments.train import TrainConfig, run
 
 PNG = b'\x89PNG\r\n\x1a\n'
@@ -135,6 +140,9 @@ def test_attention_statistics(graphs, tmp_path):
     assert stats['num_nodes'].tolist() == [d.num_nodes for d in graphs]
     assert bool((stats['entropy'] <= stats['num_nodes'].float().log()
                  .unsqueeze(1) + 1e-4).all())
+    alphas = attention_weights(model, Batch.from_data_list(graphs))
+    assert torch.equal(stats['peak'],
+                       torch.stack([a.amax(dim=0) for a in alphas]))
     mass, share = stats['type_mass'], stats['type_share']
     for c in range(mass.size(0)):
         if stats['class_counts'][c] > 0:  # Each graph's mass sums to 1.
@@ -144,6 +152,34 @@ def test_attention_statistics(graphs, tmp_path):
     out = draw_attention_statistics(stats, str(tmp_path / 'stats.png'),
                                     title='synthetic')
     assert open(out, 'rb').read(8) == PNG
+
+
+def test_attention_sharpness_against_uniform_and_one_node():
+    # Head 1 attends uniformly, head 2 to one node; the one-node graph
+    # (weight 1 in both heads) is left out.
+    sizes = [1, 2, 4, 5]
+    alphas = []
+    for n in sizes:
+        alpha = torch.zeros(n, 2)
+        alpha[:, 0] = 1.0 / n
+        alpha[n - 1, 1] = 1.0
+        alphas.append(alpha)
+    stats = {'num_nodes': torch.tensor(sizes),
+             'entropy': torch.stack([head_entropy(a) for a in alphas]),
+             'peak': torch.stack([a.amax(dim=0) for a in alphas])}
+    uniform, one = attention_sharpness(stats)
+    assert uniform['graphs'] == one['graphs'] == 3
+    assert uniform['nodes'] == pytest.approx(11 / 3)
+    assert uniform['attended'] == pytest.approx(11 / 3, rel=1e-5)
+    assert uniform['entropy_ratio'] == pytest.approx(1.0, rel=1e-5)
+    assert uniform['peak_median'] == pytest.approx(0.25)
+    assert uniform['peak_max'] == pytest.approx(0.5)
+    assert uniform['uniform_median'] == pytest.approx(0.25)
+    assert uniform['sharp_share'] == 0.0
+    assert one['attended'] == pytest.approx(1.0)
+    assert one['entropy_ratio'] == pytest.approx(0.0)
+    assert one['peak_median'] == one['peak_max'] == 1.0
+    assert one['sharp_share'] == 1.0
 
 
 @pytest.fixture(scope='module')
@@ -183,6 +219,52 @@ def test_cli_explain_errors(checkpoint, tmp_path, capsys):
     assert main(['explain', '--checkpoint', sum_ckpt, '--out', out]) == 2
     assert "readout 'sap'" in capsys.readouterr().err
     assert not osp.exists(out)
+
+
+def test_cli_explain_without_matplotlib_names_the_plot_extra(
+        checkpoint, tmp_path):
+    # The [train] install has no matplotlib: hide it from a fresh
+    # interpreter (a sitecustomize that blocks the import) and run the CLI.
+    shim = tmp_path / 'shim'
+    shim.mkdir()
+    (shim / 'sitecustomize.py').write_text(
+        "import sys\nsys.modules['matplotlib'] = None\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim), ROOT]),
+               OMP_NUM_THREADS='1')
+    env.pop('SAP_GRAPH_DEBUG', None)
+    blocked = subprocess.run([sys.executable, '-c', 'import matplotlib'],
+                             env=env, capture_output=True, text=True)
+    assert blocked.returncode != 0  # The shim works.
+    out = tmp_path / 'graph.png'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'sap_graph', 'explain', '--checkpoint',
+         checkpoint, '--out', str(out)],
+        env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ')
+    assert "pip install 'sap-graph[plot]'" in lines[0]
+    assert proc.stdout == '' and not out.exists()
+
+
+def test_attention_sharpness_script(checkpoint, capsys):
+    # benchmarks/attention_sharpness.py prints attention_sharpness's rows.
+    path = osp.join(ROOT, 'benchmarks', 'attention_sharpness.py')
+    spec = importlib.util.spec_from_file_location('attention_sharpness', path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(['--checkpoint', checkpoint])
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith('| ') and line[2].isdigit()]
+    model = load_checkpoint(checkpoint)
+    task = load_dataset('synthetic')
+    expected = attention_sharpness(attention_statistics(model, task.dataset))
+    assert len(rows) == len(expected) == 2
+    for row, r in zip(rows, expected, strict=True):
+        cells = [c.strip() for c in row.strip('|').split('|')]
+        assert cells[1] == f"{r['attended']:.1f} of {r['nodes']:.1f}"
+        assert float(cells[2]) == pytest.approx(r['entropy_ratio'], abs=1e-3)
+        assert float(cells[4]) == pytest.approx(r['peak_max'], abs=1e-3)
 
 
 def load_example(name):

@@ -13,6 +13,7 @@ import sys
 import pytest
 import torch
 from test_data import make_read_only, make_writable, write_tu
+from test_realdata import data_root
 
 import sap_graph.experiments.train as train_mod
 import sap_graph.experiments.train.loop as loop
@@ -347,10 +348,7 @@ def test_stale_cached_copy_is_not_used(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_runs_started_together_on_a_fresh_root_all_succeed(tmp_path):
-    data = os.environ.get('SAP_GRAPH_DATA', '')
-    raw = osp.join(data, 'TUDataset', 'MUTAG', 'raw')
-    if not osp.isdir(raw):
-        pytest.skip('MUTAG not in $SAP_GRAPH_DATA')
+    raw = data_root('TUDataset', 'MUTAG', 'raw')
     shutil.copytree(raw, tmp_path / 'MUTAG' / 'raw')
     make_writable(str(tmp_path / 'MUTAG'))  # A fresh, writable root.
     code = ('import sys; from sap_graph.experiments.data import load_tu; '

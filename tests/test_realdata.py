@@ -1,7 +1,8 @@
 """Real datasets from ``$SAP_GRAPH_DATA`` (CI: ``../shared/data``).
 
 Skipped when the variable is unset, unless ``SAP_GRAPH_REQUIRE_DATA=1``:
-then missing data fails the test.
+then missing data fails the test. The skip reason names the variable, and
+``tests/conftest.py`` lists the skipped tests at the end of the run.
 """
 import os
 import os.path as osp
@@ -10,6 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import REAL_DATA
 
 from sap_graph.experiments.data import (
     TU_CLASS_COUNTS,
@@ -33,7 +35,8 @@ def data_root(*parts):
     required = os.environ.get('SAP_GRAPH_REQUIRE_DATA') == '1'
     path = osp.join(root, *parts) if root else None
     if path is None or not osp.isdir(path):
-        msg = (f'real data not found: $SAP_GRAPH_DATA={root!r} has no '
+        msg = (REAL_DATA if root is None else
+               f'{REAL_DATA}; $SAP_GRAPH_DATA={root!r} has no '
                f'{osp.join(*parts)}')
         if required:
             pytest.fail(msg + ' (required: SAP_GRAPH_REQUIRE_DATA=1)')

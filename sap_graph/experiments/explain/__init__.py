@@ -24,7 +24,10 @@ from sap_graph.experiments.explain.drawing import (
     draw_attention,
     graph_layout,
 )
-from sap_graph.experiments.explain.report import explain_checkpoint
+from sap_graph.experiments.explain.report import (
+    explain_checkpoint,
+    load_explained,
+)
 from sap_graph.experiments.explain.statistics import (
     draw_attention_statistics,
 )
@@ -33,6 +36,7 @@ from sap_graph.experiments.explain.weights import (
     TU_BOND_TYPES,
     TU_CLASS_NAMES,
     atom_symbols_for,
+    attention_sharpness,
     attention_statistics,
     attention_weights,
     default_node_types,
@@ -41,7 +45,7 @@ from sap_graph.experiments.explain.weights import (
 
 __all__ = [
     'TU_ATOM_SYMBOLS', 'TU_BOND_TYPES', 'TU_CLASS_NAMES', 'atom_symbols_for',
-    'attention_statistics', 'attention_weights', 'default_node_types',
-    'draw_attention', 'draw_attention_statistics', 'explain_checkpoint',
-    'graph_layout', 'head_entropy',
+    'attention_sharpness', 'attention_statistics', 'attention_weights',
+    'default_node_types', 'draw_attention', 'draw_attention_statistics',
+    'explain_checkpoint', 'graph_layout', 'head_entropy', 'load_explained',
 ]

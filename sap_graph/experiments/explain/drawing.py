@@ -116,14 +116,23 @@ def _rdkit_layout(symbols: Sequence[str],
 # Drawing ##################################################################
 
 
-def _figure(width: float, height: float) -> Any:
+def require_matplotlib() -> None:
+    r"""Raises :class:`ImportError` naming the :obj:`plot` extra when
+    :obj:`matplotlib` cannot be imported (the :obj:`train` extra does not
+    install it)."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401
     except ImportError as e:
         raise ImportError(
-            "Drawing needs the optional 'matplotlib' package: pip install "
-            "'sap-graph[plot]' (or pip install matplotlib)") from e
+            "drawing needs matplotlib, which the 'plot' extra installs: "
+            "pip install 'sap-graph[plot]' (or pip install matplotlib)"
+        ) from e
+
+
+def _figure(width: float, height: float) -> Any:
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
@@ -209,6 +218,7 @@ def draw_attention(
     Returns:
         :obj:`out_path`.
     """
+    require_matplotlib()
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize

@@ -3,7 +3,7 @@ model and dataset and draws what the readout attends to.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch_geometric.data import Batch
@@ -12,6 +12,7 @@ from sap_graph.experiments.errors import ConfigError
 from sap_graph.experiments.explain.drawing import (
     draw_attention,
     graph_label,
+    require_matplotlib,
 )
 from sap_graph.experiments.explain.statistics import (
     draw_attention_statistics,
@@ -30,33 +31,26 @@ from sap_graph.experiments.explain.weights import (
 # Checkpoints ##############################################################
 
 
-def explain_checkpoint(
+def load_explained(
     checkpoint: str,
-    out: str,
-    index: int = 0,
     dataset: Optional[str] = None,
     root: Optional[str] = None,
-    stats_out: Optional[str] = None,
-) -> Dict[str, Any]:
-    r"""Rebuilds the model of a :obj:`sap-graph train --checkpoint` file,
-    loads its dataset the way training did (same root, node features and
-    synthetic seed, from the checkpoint's :obj:`'train'` config), and draws
-    the attention of graph :obj:`index` (and, with :obj:`stats_out`, the
-    statistics over the whole dataset). Used by :obj:`sap-graph explain`.
+) -> Tuple[Any, Any]:
+    r"""Rebuilds the model of a :obj:`sap-graph train --checkpoint` file
+    (its readout must be :obj:`'sap'`) and loads its dataset the way
+    training did (same root, node features and synthetic seed, from the
+    checkpoint's :obj:`'train'` config).
 
     Args:
         checkpoint (str): The checkpoint file.
-        out (str): The image of graph :obj:`index`.
-        index (int, optional): The graph. (default: :obj:`0`)
         dataset (str, optional): Dataset name. (default: :obj:`None`,
             *i.e.* the checkpoint's)
         root (str, optional): Data root. (default: :obj:`None`, *i.e.* the
             checkpoint's, else :func:`~sap_graph.experiments.data.default_root`)
-        stats_out (str, optional): The image of the dataset statistics.
-            (default: :obj:`None`, *i.e.* none)
 
     Returns:
-        A dict describing the explained graph.
+        The model (in evaluation mode) and the
+        :class:`~sap_graph.experiments.data.GraphTask`.
     """
     from sap_graph.experiments.checkpoint import read_checkpoint
     from sap_graph.experiments.data import load_dataset
@@ -89,6 +83,38 @@ def explain_checkpoint(
         raise ValueError(f"{task.name} has {task.num_features} node "
                          f"features but the model of '{checkpoint}' "
                          f"expects {model.in_channels}")
+    return model, task
+
+
+def explain_checkpoint(
+    checkpoint: str,
+    out: str,
+    index: int = 0,
+    dataset: Optional[str] = None,
+    root: Optional[str] = None,
+    stats_out: Optional[str] = None,
+) -> Dict[str, Any]:
+    r"""Draws the attention of graph :obj:`index` of a checkpoint's
+    dataset (and, with :obj:`stats_out`, the statistics over the whole
+    dataset), with model and data from :func:`load_explained`. Used by
+    :obj:`sap-graph explain`.
+
+    Args:
+        checkpoint (str): The checkpoint file.
+        out (str): The image of graph :obj:`index`.
+        index (int, optional): The graph. (default: :obj:`0`)
+        dataset (str, optional): Dataset name. (default: :obj:`None`,
+            *i.e.* the checkpoint's)
+        root (str, optional): Data root. (default: :obj:`None`, *i.e.* the
+            checkpoint's, else :func:`~sap_graph.experiments.data.default_root`)
+        stats_out (str, optional): The image of the dataset statistics.
+            (default: :obj:`None`, *i.e.* none)
+
+    Returns:
+        A dict describing the explained graph.
+    """
+    require_matplotlib()  # Before the model and the data are loaded.
+    model, task = load_explained(checkpoint, dataset, root)
     size = len(task.dataset)
     if not 0 <= index < size:
         raise ConfigError('index', f"graph {index} is out of range: "

@@ -9,7 +9,12 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from sap_graph.experiments.explain.drawing import _class_name, _figure, _save
+from sap_graph.experiments.explain.drawing import (
+    _class_name,
+    _figure,
+    _save,
+    require_matplotlib,
+)
 
 
 def draw_attention_statistics(
@@ -43,6 +48,7 @@ def draw_attention_statistics(
     Returns:
         :obj:`out_path`.
     """
+    require_matplotlib()
     from matplotlib import colormaps
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator

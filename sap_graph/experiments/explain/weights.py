@@ -198,7 +198,8 @@ def attention_statistics(
     Returns:
         A dict of tensors over the :math:`G` graphs: :obj:`'num_nodes'`
         :obj:`[G]`, :obj:`'entropy'` :obj:`[G, heads]` (see
-        :func:`head_entropy`), :obj:`'label'` :obj:`[G]` (:obj:`-1`
+        :func:`head_entropy`), :obj:`'peak'` :obj:`[G, heads]` (the
+        largest weight of each head), :obj:`'label'` :obj:`[G]` (:obj:`-1`
         if unknown), :obj:`'prediction'` :obj:`[G]`, and per class
         :math:`c` and node type :math:`t`: :obj:`'type_mass'`
         :obj:`[C, T, heads]`, the mean attention mass on nodes of type
@@ -238,11 +239,13 @@ def attention_statistics(
     share_sum = torch.zeros(num_classes, num_types, dtype=torch.double)
     counts = torch.zeros(num_classes, dtype=torch.long)
     entropy = torch.zeros(len(graphs), heads)
+    peak = torch.zeros(len(graphs), heads)
     for g, (alpha, t, y) in enumerate(zip(alphas, types, labels.tolist(),
                                           strict=True)):
         if alpha.size(0) == 0:
             continue
         entropy[g] = head_entropy(alpha)
+        peak[g] = alpha.amax(dim=0)
         if y < 0:
             continue
         mass = torch.zeros(num_types, heads, dtype=torch.double)
@@ -254,9 +257,50 @@ def attention_statistics(
     return {
         'num_nodes': torch.tensor([a.size(0) for a in alphas]),
         'entropy': entropy,
+        'peak': peak,
         'label': labels,
         'prediction': torch.cat(preds) if preds else torch.zeros(0).long(),
         'type_mass': (mass_sum / denom.view(-1, 1, 1)).float(),
         'type_share': (share_sum / denom.view(-1, 1)).float(),
         'class_counts': counts,
     }
+
+
+def attention_sharpness(stats: Dict[str, Any]) -> List[Dict[str, float]]:
+    r"""Summarises, per head, how sharp the attention of
+    :func:`attention_statistics` is over the graphs with more than one
+    node.
+
+    Args:
+        stats (dict): The output of :func:`attention_statistics`.
+
+    Returns:
+        One dict per head: :obj:`'graphs'` (how many were counted),
+        :obj:`'nodes'` (their mean size :math:`n`), :obj:`'attended'` (the
+        mean effective number of attended nodes :math:`\exp(H_h)`, which
+        is :math:`n` for uniform attention and 1 for one node),
+        :obj:`'entropy_ratio'` (the mean of :math:`H_h / \log n`: 1 is
+        uniform, 0 one node), :obj:`'peak_median'` and :obj:`'peak_max'`
+        (the median and the largest peak weight, against
+        :obj:`'uniform_median'`, the median of :math:`1/n`) and
+        :obj:`'sharp_share'` (the share of graphs whose peak weight is
+        above 0.5).
+    """
+    n = stats['num_nodes'].double()
+    keep = n > 1
+    n = n[keep]
+    entropy = stats['entropy'][keep].double()
+    peak = stats['peak'][keep].double()
+    out = []
+    for h in range(entropy.size(1)):
+        out.append({
+            'graphs': int(keep.sum()),
+            'nodes': float(n.mean()),
+            'attended': float(entropy[:, h].exp().mean()),
+            'entropy_ratio': float((entropy[:, h] / n.log()).mean()),
+            'peak_median': float(peak[:, h].median()),
+            'peak_max': float(peak[:, h].max()),
+            'uniform_median': float((1 / n).median()),
+            'sharp_share': float((peak[:, h] > 0.5).double().mean()),
+        })
+    return out

@@ -1,0 +1,98 @@
+"""SAPAggregation at PyG's entry points for an aggregation: the resolver,
+convolutions' ``aggr=`` and the ``torch_geometric.nn.models`` GNNs (one
+instance per layer through their ``init_conv`` hook), each against the
+float64 reference. ``'sap'`` is not a string PyG resolves (docs/api.md,
+"Use in convolutions and PyG models", says why)."""
+import pytest
+import torch
+from torch_geometric.nn import GINConv, GraphConv, SAGEConv, models
+from torch_geometric.nn.resolver import aggregation_resolver
+
+import sap_graph  # noqa: F401  (imported as a user would, before PyG)
+from sap_graph import SAPAggregation
+from tests.reference import sap_reference
+
+EDGE_INDEX = torch.tensor([[0, 1, 2, 3, 4, 6, 7, 8, 9, 2],
+                           [1, 1, 2, 3, 3, 4, 4, 4, 0, 0]])
+
+
+def sharp_sap(channels):
+    # Random queries: the zero default attends uniformly, which would not
+    # tell the attention apart from mean pooling.
+    return SAPAggregation(channels, heads=4, query_init='normal')
+
+
+def messages(aggr, x):
+    agg, _ = sap_reference(aggr, x[EDGE_INDEX[0]], EDGE_INDEX[1], x.size(0))
+    return agg.float()
+
+
+def test_aggregation_resolver_takes_an_instance_not_the_string():
+    aggr = sharp_sap(16)
+    assert aggregation_resolver(aggr) is aggr
+    for query in ('sap', 'SAPAggregation'):
+        with pytest.raises(ValueError, match=f"Could not resolve '{query}'"):
+            aggregation_resolver(query, 16)
+    with pytest.raises(ValueError, match="Could not resolve 'sap'"):
+        SAGEConv(16, 32, aggr='sap')
+
+
+@pytest.mark.parametrize('conv_cls', [SAGEConv, GraphConv])
+def test_convolution_aggr_instance(conv_cls):
+    torch.manual_seed(0)
+    aggr = sharp_sap(16)
+    conv = conv_cls(16, 32, aggr=aggr)
+    assert conv.aggr_module is aggr
+    x = torch.randn(10, 16)
+    out = conv(x, EDGE_INDEX)
+    if conv_cls is SAGEConv:
+        expected = conv.lin_l(messages(aggr, x)) + conv.lin_r(x)
+    else:
+        expected = conv.lin_rel(messages(aggr, x)) + conv.lin_root(x)
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_gin_conv_aggr_instance():
+    torch.manual_seed(1)
+    aggr = sharp_sap(16)
+    mlp = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU())
+    conv = GINConv(mlp, aggr=aggr)
+    x = torch.randn(10, 16)
+    expected = mlp(messages(aggr, x) + (1 + conv.eps) * x)
+    assert torch.allclose(conv(x, EDGE_INDEX), expected, atol=1e-5)
+
+
+class SAPGraphSAGE(models.GraphSAGE):
+    # As in docs/api.md: a new SAPAggregation of each layer's input width.
+    def init_conv(self, in_channels, out_channels, **kwargs):
+        return super().init_conv(in_channels, out_channels,
+                                 aggr=sharp_sap(in_channels), **kwargs)
+
+
+class SAPGIN(models.GIN):
+    def init_conv(self, in_channels, out_channels, **kwargs):
+        return super().init_conv(in_channels, out_channels,
+                                 aggr=sharp_sap(in_channels), **kwargs)
+
+
+@pytest.mark.parametrize('model_cls', [SAPGraphSAGE, SAPGIN])
+def test_pyg_models_one_instance_per_layer(model_cls):
+    torch.manual_seed(2)
+    model = model_cls(16, 32, num_layers=3, out_channels=5).eval()
+    aggrs = [conv.aggr_module for conv in model.convs]
+    assert all(isinstance(a, SAPAggregation) for a in aggrs)
+    assert [a.in_channels for a in aggrs] == [16, 32, 32]
+    assert len({id(a) for a in aggrs}) == 3  # Not shared between layers.
+    x = torch.randn(10, 16)
+    out = model(x, EDGE_INDEX)
+    h = x
+    for i, conv in enumerate(model.convs):  # Each layer from the reference.
+        m = messages(conv.aggr_module, h)
+        if isinstance(conv, SAGEConv):
+            h = conv.lin_l(m) + conv.lin_r(h)
+        else:
+            h = conv.nn(m + (1 + conv.eps) * h)
+        if i < 2:
+            h = h.relu()
+    assert out.shape == (10, 5)
+    assert torch.allclose(out, h, atol=1e-4)
