@@ -95,20 +95,21 @@ def test_documented_signature_is_the_constructor():
 def test_help_points_at_the_page_with_the_per_dataset_defaults():
     parser = build_parser()
     train = parser._subparsers._group_actions[0].choices['train']
-    page = re.search(r"'per dataset' are listed in (\S+)\.",
+    page = re.search(r"'per dataset kind' are listed in (\S+)\.",
                      train.description).group(1)
     text = open(osp.join(ROOT, page), encoding='utf-8').read()
-    flags = [a.option_strings[0] for a in train._actions
-             if a.help and 'default per dataset' in a.help]
-    assert flags
-    for flag in flags:  # Each has a row of the page's flag table.
-        assert re.search(rf'^\| [^|]*`{flag}`', text, re.M), flag
+    table = text.split('<!-- kind-defaults -->')[1].strip().splitlines()[0]
+    columns = [c.strip() for c in table.strip('|').split('|')]
+    fields = [a.dest for a in train._actions
+              if a.help and 'per dataset kind' in a.help]
+    assert fields
+    for name in fields:  # Each has a column of the page's defaults table.
+        assert name in columns, name
 
 
 def test_training_page_states_the_heads_default():
-    row = next(line for line in open(osp.join(ROOT, 'docs', 'training.md'))
-               if line.startswith('| `--heads`'))
+    text = open(osp.join(ROOT, 'docs', 'training.md')).read()
     assert TrainConfig().concat is None  # The readout's own default ...
     assert not SAPAggregation(8).concat  # ... which averages for sap.
-    assert '`sap`: averaged' in row and '`4`' in row
-    assert TrainConfig().heads == 4
+    assert '`sap` averages its heads' in ' '.join(text.split())
+    assert TrainConfig().heads == 4 and '`--heads` (default `4`' in text
