@@ -81,3 +81,25 @@ def test_train_on_a_csv_of_molecules(tmp_path):
         # An RMSE in the units of the targets (spread 0..19.5), not of the
         # standardised ones the model is trained on.
         assert record['test_rmse'] > 0.5
+
+
+def test_a_last_batch_of_one_atom_does_not_stop_training(tmp_path):
+    """33 training molecules in batches of 32 leave a last batch of one
+    graph; a one-atom molecule there has one node, on which batch
+    normalisation cannot train: that batch is skipped."""
+    import torch
+    from torch_geometric.data import Data
+    from torch_geometric.loader import DataLoader
+
+    from sap_graph.experiments.data.graphs import task_from_graphs
+    from sap_graph.experiments.models import GraphClassifier
+    from sap_graph.experiments.train import train_epoch
+    graphs = [Data(x=torch.randn(n, 3), edge_index=torch.empty(2, 0).long(),
+                   y=torch.tensor([i % 2])) for i, n in
+              enumerate([3] * 32 + [1])]
+    task = task_from_graphs(graphs)
+    model = GraphClassifier(3, 8, 2, num_layers=1, readout='sum')
+    loader = DataLoader(list(task.dataset), batch_size=32)
+    opt = torch.optim.Adam(model.parameters())
+    loss = train_epoch(model, loader, opt, torch.device('cpu'))
+    assert loss > 0

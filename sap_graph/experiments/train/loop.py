@@ -85,6 +85,10 @@ def train_epoch(model: Module, loader: Any,
     ctx = distributed.context()
     total, count = 0.0, 0
     for batch in loader:
+        if ctx is None and batch.num_nodes < 2:
+            # Batch normalisation cannot train on one node (the last batch
+            # of an epoch can be a single one-atom molecule): skip it.
+            continue
         batch = batch.to(device)
         optimizer.zero_grad()
         out = _forward(model, batch)
