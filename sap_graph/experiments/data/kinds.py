@@ -48,6 +48,9 @@ class DatasetKind:
             by OGB's :class:`AtomEncoder` and :class:`BondEncoder`.
         data_folder (str, optional): Sub-folder of
             :envvar:`SAP_GRAPH_DATA` (and :obj:`./data`) holding the data.
+        evaluator (callable, optional): :obj:`evaluator(task)` returns the
+            kind's own scorer (OGB's :class:`Evaluator`); :obj:`None`
+            scores with :mod:`sap_graph.experiments.train.metrics`.
     """
     name: str
     matches: Callable[[str], bool]
@@ -56,6 +59,7 @@ class DatasetKind:
     protocol: str = 'kfold'
     encoders: bool = False
     data_folder: Optional[str] = None
+    evaluator: Optional[Callable[[GraphTask], Any]] = None
 
 
 def _load_synthetic(name: str, seed: int = 0, **_: Any) -> GraphTask:
@@ -96,6 +100,11 @@ def _no_load(name: str, **_: Any) -> GraphTask:
                               f"passed as objects, not loaded by name")
 
 
+def _ogb_evaluator(task: GraphTask) -> Any:
+    from sap_graph.experiments.data.ogb import require_ogb
+    return require_ogb().Evaluator(task.name)
+
+
 def _is_csv(name: str) -> bool:
     return name.lower().endswith(('.csv', '.csv.gz'))
 
@@ -118,7 +127,8 @@ KINDS: Dict[str, DatasetKind] = {kind.name: kind for kind in (
         dict(conv='gine', hidden_channels=300, num_layers=5, dropout=0.0,
              layer_dropout=0.5, batch_size=32, lr=0.001, lr_step=0,
              epochs=100, seeds=[0, 1, 2]),
-        protocol='official', encoders=True, data_folder='ogb'),
+        protocol='official', encoders=True, data_folder='ogb',
+        evaluator=_ogb_evaluator),
     # SMILES in a CSV: the OGB molecule model at a CPU-sized budget
     # (chemprop's defaults: 3 message passing steps, 30 epochs, 5 seeds
     # of a balanced scaffold split).

@@ -22,7 +22,7 @@ from torch.nn import Module
 from torch_geometric.data import Data
 
 from sap_graph.experiments.data import GraphTask
-from sap_graph.experiments.data.kinds import protocol_of
+from sap_graph.experiments.data.kinds import kind_of, protocol_of
 from sap_graph.experiments.train.config import TrainConfig, seed_everything
 from sap_graph.experiments.train.loop import _eval_loader, evaluate, fit
 
@@ -138,9 +138,9 @@ def evaluator_of(task: GraphTask) -> Optional[Any]:
     :class:`~sap_graph.experiments.train.metrics.Evaluator`."""
     if task.task_type == 'multiclass':
         return None
-    if task.kind == 'ogb':
-        from sap_graph.experiments.data import require_ogb
-        return require_ogb().Evaluator(task.name)
+    own = kind_of(task).evaluator
+    if own is not None:
+        return own(task)
     from sap_graph.experiments.train.metrics import Evaluator
     return Evaluator(task.metric)
 
