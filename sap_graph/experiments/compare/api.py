@@ -107,10 +107,7 @@ def prepare(dataset: Any, readouts: Sequence[Union[str, Variant]],
         check_readout,
     )
     from sap_graph.experiments.train.runs import plan_splits
-    variants = [r if isinstance(r, Variant) else None for r in readouts]
-    parsed = parse_variants([r for r in readouts if isinstance(r, str)])
-    it = iter(parsed)
-    variants = [v if v is not None else next(it) for v in variants]
+    variants = parse_variants(readouts)
     unknown = sorted(set(config) - set(TrainConfig.__dataclass_fields__))
     if unknown:
         raise ConfigError(unknown[0], f"unknown option(s) "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Union
 
 from sap_graph.experiments.errors import ConfigError
 from sap_graph.experiments.readouts import READOUTS, UnknownReadoutError
@@ -114,9 +114,10 @@ def parse_variant(text: str) -> Variant:
     return Variant(text, base, options, text)
 
 
-def parse_variants(texts: Sequence[str]) -> List[Variant]:
-    r"""Parses several variants; names must be distinct."""
-    out = [parse_variant(t) for t in texts]
+def parse_variants(texts: Sequence[Union[str, Variant]]) -> List[Variant]:
+    r"""Parses several variants (strings, or :class:`Variant` objects kept
+    as they are); names must be distinct."""
+    out = [t if isinstance(t, Variant) else parse_variant(t) for t in texts]
     names = [v.name for v in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
