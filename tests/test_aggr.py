@@ -267,7 +267,7 @@ def test_bad_input_raises_value_error():
     ({'dropout': 'x'}, "'dropout' must be a number (got 'x')"),
     ({'dropout': 1.0}, "'dropout' must be in [0, 1) (got 1.0)"),
     ({'temperature': None}, "'temperature' must be a number (got None)"),
-    ({'temperature': -1}, "'temperature' must be positive (got -1)"),
+    ({'temperature': -1}, "'temperature' must be positive and finite (got -1)"),
     ({'residual': 'min'}, "'residual' must be one of"),
     ({'size_scaler': 'sqrt'}, "'size_scaler' must be 'log' or None"),
     ({'query_init': 'ones'}, "'query_init' must be 'zeros' or 'normal'"),
@@ -396,8 +396,8 @@ def test_gradcheck_with_attention_dropout():
     dict(temperature=0.3),
     dict(temperature=2.0, learn_temperature=True),
     dict(gated=True),
-    dict(heads=2, out_channels=4, residual=True),
-    dict(heads=3, concat=False, residual=True, gated=True),
+    dict(heads=2, out_channels=4, residual='mean'),
+    dict(heads=3, concat=False, residual='mean', gated=True),
 ])
 def test_controls_match_reference(kwargs):
     torch.manual_seed(15)
@@ -445,7 +445,7 @@ def test_node_mask():
     x, index, ptr, num_graphs = make_batch(SIZES)
     mask = torch.rand(x.size(0)) > 0.4
     mask[ptr[4]:ptr[5]] = False  # Graph 4 (7 nodes) entirely masked.
-    aggr = SAP(8, heads=2, residual=False)
+    aggr = SAP(8, heads=2, residual=None)
     out, alpha = aggr(x, ptr=ptr, mask=mask, return_attention_weights=True)
     ref, ref_alpha = sap_reference(aggr, x, index, num_graphs, mask=mask)
     assert torch.allclose(out.double(), ref, atol=1e-5)
@@ -564,17 +564,13 @@ def test_gradcheck_rezero():
         lambda x, gamma: aggr(x, ptr=ptr), (x, aggr.gamma))
 
 
-def test_option_errors_and_deprecation():
+def test_option_errors():
     with pytest.raises(ValueError, match="'residual' must be one of"):
         SAPAggregation(8, residual='min')
     with pytest.raises(ValueError, match="'query_init' must be"):
         SAPAggregation(8, query_init='uniform')
     with pytest.raises(ValueError, match="'size_scaler' must be"):
         SAPAggregation(8, size_scaler='sqrt')
-    with pytest.warns(FutureWarning, match="residual='mean'"):
-        aggr = SAPAggregation(8, heads=2, concat=True, residual=True)
-    assert aggr.residual == 'mean' and aggr.lin_residual is not None
-    assert SAPAggregation(8, residual=False).residual is None
 
 
 def test_gradcheck_gated():
@@ -585,27 +581,6 @@ def test_gradcheck_gated():
     assert torch.autograd.gradcheck(
         lambda x: aggr(x, index, dim_size=3, return_attention_weights=True),
         (x, ))
-
-
-def test_aux_loss_in_training_only():
-    from sap_graph import aux_loss, diversity_penalty
-    torch.manual_seed(19)
-    x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAP(8, heads=3, diversity=0.5, entropy=0.1)
-    model = torch.nn.ModuleDict({'readout': aggr})
-    aggr.eval()
-    aggr(x, ptr=ptr)
-    assert aux_loss(model) is None
-    aggr.train()
-    _, alpha = aggr(x, ptr=ptr, return_attention_weights=True)
-    loss = aux_loss(model)
-    from sap_graph import attention_entropy
-    expected = (0.5 * diversity_penalty(alpha, index, num_graphs) +
-                0.1 * attention_entropy(alpha, index, num_graphs))
-    assert torch.allclose(loss, expected)
-    loss.backward()
-    assert aggr.query.grad is not None and aggr.query.grad.abs().sum() > 0
-    assert 'diversity=0.5' in str(aggr)
 
 
 def test_autocast_bfloat16():

@@ -58,7 +58,7 @@ def grads(module, x, out, seed=3):
 @pytest.mark.parametrize('kwargs', [
     dict(heads=1),
     dict(heads=4, concat=True),
-    dict(heads=4, concat=False, residual=True, out_channels=16),
+    dict(heads=4, concat=False, residual='mean', out_channels=16),
     dict(heads=3, gated=True, learn_temperature=True),
     dict(heads=8, key_channels=4, temperature=0.5),
 ])

@@ -224,9 +224,10 @@ def test_diversity_flag_reaches_the_readout_and_the_loss(tmp_path):
 
 
 def test_regularized_sap_adds_the_functions_of_alpha():
-    from sap_graph import SAPAggregation, aux_loss
+    from sap_graph import SAPAggregation
     from sap_graph.experiments.readouts import (
         RegularizedSAP,
+        aux_loss,
         resolve_readout,
     )
 

@@ -91,7 +91,7 @@ class RegularizedSAP(SAPAggregation):
     :math:`\lambda_d \, \mathrm{diversity\_penalty}(\alpha) +
     \lambda_e \, \mathrm{attention\_entropy}(\alpha)` as
     :obj:`aux_loss`, which the training loop adds to the task loss
-    (:func:`sap_graph.aux_loss`): the regularisers are plain functions of
+    (:func:`aux_loss`): the regularisers are plain functions of
     the attention weights (:mod:`sap_graph.regularizers`), added here by
     the harness (``sap-graph train --diversity/--entropy``), not by the
     layer. Parameters and state dict are those of the layer.
@@ -129,6 +129,19 @@ class RegularizedSAP(SAPAggregation):
         return (super().__repr__()[:-1] +
                 f', diversity={self.diversity_weight}, '
                 f'entropy={self.entropy_weight})')
+
+
+def aux_loss(model: torch.nn.Module) -> Optional[Tensor]:
+    r"""Sums the :obj:`aux_loss` tensors that submodules (a
+    :class:`RegularizedSAP`) kept in their last training forward, or
+    :obj:`None` when there are none. The training loop adds it to the task
+    loss."""
+    total: Optional[Tensor] = None
+    for module in model.modules():
+        value = getattr(module, 'aux_loss', None)
+        if isinstance(value, Tensor):
+            total = value if total is None else total + value
+    return total
 
 
 def _sap(channels: int, **kwargs: Any) -> Tuple[Aggregation, int]:

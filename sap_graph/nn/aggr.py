@@ -17,13 +17,13 @@ from sap_graph.nn.functional import (
     check_dtype,
     check_inputs,
     check_options,
+    check_removed,
     kept_batch,
     project_values,
     repeat_batch,
     sap_pool,
     sap_pool_padded,
 )
-from sap_graph.regularizers import weighted_penalty
 
 
 class SAPAggregation(Aggregation):
@@ -108,12 +108,6 @@ class SAPAggregation(Aggregation):
             (ReZero, Bachlechner et al. 2021), so an untrained layer is its
             :obj:`residual` pooling alone; needs a :obj:`residual`.
             (default: :obj:`False`)
-        diversity (float, optional): *Deprecated*: weight of
-            :func:`~sap_graph.diversity_penalty` kept as :obj:`aux_loss`;
-            add the penalty of the returned attention weights to the loss
-            instead. (default: :obj:`0.0`)
-        entropy (float, optional): *Deprecated*, as :obj:`diversity`, for
-            :func:`~sap_graph.attention_entropy`. (default: :obj:`0.0`)
 
     Attributes:
         output_channels (int): Output width (:obj:`heads * out_channels`
@@ -141,13 +135,15 @@ class SAPAggregation(Aggregation):
         query_init: str = 'zeros',
         size_scaler: Optional[str] = None,
         rezero: bool = False,
-        diversity: float = 0.0,
-        entropy: float = 0.0,
+        **removed: float,
     ) -> None:
         super().__init__()
-        residual = check_options(in_channels, heads, dropout, temperature,
-                                 residual, query_init, size_scaler,
-                                 rezero, diversity, entropy)
+        check_removed(removed)
+        check_options(in_channels, out_channels, heads, key_channels,
+                      dropout, temperature, residual, query_init,
+                      size_scaler, dict(concat=concat,
+                                        learn_temperature=learn_temperature,
+                                        gated=gated, rezero=rezero))
 
         self.in_channels = in_channels
         self.out_channels = out_channels or in_channels
@@ -157,7 +153,7 @@ class SAPAggregation(Aggregation):
         self.dropout = dropout
         self.output_channels = (heads * self.out_channels
                                 if concat else self.out_channels)
-        self._width_checked = False  # See check_conv_width.
+        self._width_warned = False  # See check_conv_width.
         self.temperature = temperature
         self.learn_temperature = learn_temperature
         self.gated = gated
@@ -165,9 +161,6 @@ class SAPAggregation(Aggregation):
         self.query_init = query_init
         self.size_scaler = size_scaler
         self.rezero = rezero
-        self.diversity = diversity
-        self.entropy = entropy
-        self.aux_loss: Optional[Tensor] = None
 
         self.lin_key = Linear(in_channels, heads * self.key_channels,
                               bias=False, weight_initializer='glorot')
@@ -221,6 +214,18 @@ class SAPAggregation(Aggregation):
             return w / self.temperature
         return w
 
+    def __call__(self, x: Tensor, index: Optional[Tensor] = None,
+                 ptr: Optional[Tensor] = None,
+                 dim_size: Optional[int] = None, dim: int = -2,
+                 **kwargs) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        if index is None and ptr is None and dim_size is None:
+            # No batch vector: all elements form one set, also when there
+            # are none (one zero row, as for an empty set of a batch). PyG
+            # would infer 'dim_size' from an index of zeros (a sync, and 0
+            # for no element).
+            dim_size = 1
+        return super().__call__(x, index, ptr, dim_size, dim, **kwargs)
+
     def forward(
         self,
         x: Tensor,
@@ -262,10 +267,13 @@ class SAPAggregation(Aggregation):
         """
         assert dim_size is not None  # Set by `Aggregation.__call__`.
         mask = check_inputs(x, self.in_channels, dim, index, mask, lengths)
-        if self.output_channels != self.in_channels and not (
-                self._width_checked or is_compiling()):
-            self._width_checked = True  # Once: the call site stays put.
-            check_conv_width(self)
+        if not is_compiling():
+            check_dtype(x, self.lin_value.weight.dtype)
+            if self.output_channels != self.in_channels and not (
+                    self._width_warned):
+                # Every eager call until it warns: the same layer may be
+                # called outside a convolution first and inside one later.
+                self._width_warned = check_conv_width(self)
         lead, num_nodes = x.shape[:-2], x.size(-2)
 
         if len(lead) > 0 and mask is not None and ptr is None and (
@@ -273,8 +281,8 @@ class SAPAggregation(Aggregation):
             if not is_compiling():
                 check_batch(index, ptr, num_nodes, dim_size)
             out, alpha = self._pool_padded(
-                x.reshape(-1, num_nodes, self.in_channels),
-                mask.reshape(-1, num_nodes),
+                x.reshape(math.prod(lead), num_nodes, self.in_channels),
+                mask.reshape(math.prod(lead), num_nodes),
                 None if lengths is None else lengths.reshape(-1))
             out = out.view(*lead, 1, self.output_channels)
             alpha = alpha.view(*lead, num_nodes, self.heads)
@@ -303,7 +311,6 @@ class SAPAggregation(Aggregation):
         num_nodes = x.size(0)
         if not is_compiling():
             check_batch(index, ptr, num_nodes, dim_size)
-            check_dtype(x, self.lin_value.weight.dtype)
         x, index, ptr = kept_batch(x, index, ptr, mask)
 
         gate = None
@@ -322,8 +329,6 @@ class SAPAggregation(Aggregation):
                 0, index, x.new_ones(index.numel()))
         out = self._combine(pooled, weight_sum, count, res)
 
-        self._set_aux_loss(alpha, index, dim_size)
-
         if mask is not None:
             alpha = alpha.new_zeros(num_nodes, self.heads).index_put(
                 (mask, ), alpha)
@@ -331,7 +336,10 @@ class SAPAggregation(Aggregation):
 
     def _pool_padded(self, x: Tensor, mask: Tensor, lengths: Optional[Tensor]
                      ) -> Tuple[Tensor, Tensor]:
-        # x [B, L, F], mask [B, L] (see sap_graph.ops.padded).
+        # x [B, L, F], mask [B, L] (see sap_graph.ops.padded). Masked
+        # positions take no part, whatever they hold (NaN, inf): zeroed
+        # here, they reach neither the output nor any gradient.
+        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
         gate = None
         if self.lin_gate is not None:
             gate = torch.sigmoid(self.lin_gate(x))
@@ -340,15 +348,6 @@ class SAPAggregation(Aggregation):
             self.training, gate, self.residual)
         count = mask.sum(1)
         out = self._combine(pooled, weight_sum, count, res)
-        self.aux_loss = None
-        if self.training and (self.diversity or self.entropy):
-            # The regularisers see the kept positions only ([N, H], small).
-            batch = mask.size(0)
-            kept = alpha.reshape(-1, self.heads)[mask.reshape(-1)]
-            index = torch.repeat_interleave(
-                torch.arange(batch, device=x.device), count,
-                output_size=kept.size(0))
-            self._set_aux_loss(kept, index, batch)
         return out, alpha
 
     def _combine(self, pooled: Tensor, weight_sum: Tensor,
@@ -366,14 +365,6 @@ class SAPAggregation(Aggregation):
             out = out + res
         return out
 
-    def _set_aux_loss(self, alpha: Tensor, index: Tensor,
-                      dim_size: int) -> None:
-        # Deprecated side channel of the `diversity`/`entropy` weights.
-        self.aux_loss = None
-        if self.training and (self.diversity or self.entropy):
-            self.aux_loss = weighted_penalty(alpha, index, dim_size,
-                                             self.diversity, self.entropy)
-
     def project(self, pooled: Tensor, weight_sum: Tensor) -> Tensor:
         r"""Value projection of :obj:`pooled` :obj:`[H, B, F_in]`, heads
         concatenated or averaged (see :func:`project_values`)."""
@@ -390,8 +381,7 @@ class SAPAggregation(Aggregation):
                               ('learn_temperature', False),
                               ('gated', False), ('residual', 'max'),
                               ('query_init', 'zeros'),
-                              ('size_scaler', None), ('rezero', False),
-                              ('diversity', 0.0), ('entropy', 0.0)):
+                              ('size_scaler', None), ('rezero', False)):
             if getattr(self, name) != default:
                 extra += f', {name}={getattr(self, name)!r}'
         return (f'{self.__class__.__name__}({self.in_channels}, '

@@ -7,10 +7,11 @@ see :mod:`sap_graph.ops`) for one batch.
 """
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from numbers import Integral, Real
-from typing import Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -165,6 +166,15 @@ def check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
                 f"only one of them, or 'ptr' of a sorted 'index'")
 
 
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _describe(value) -> str:
+    if isinstance(value, Tensor):
+        return f'{value.dtype} {list(value.shape)}'
+    return type(value).__name__
+
+
 def check_inputs(x: Tensor, in_channels: int, dim: int,
                  index: Optional[Tensor], mask: Optional[Tensor],
                  lengths: Optional[Tensor]) -> Optional[Tensor]:
@@ -186,17 +196,24 @@ def check_inputs(x: Tensor, in_channels: int, dim: int,
     if index is not None and index.numel() != num_nodes:
         raise ValueError(f"Expected 'index' with {num_nodes} entries, "
                          f"one per node (got {index.numel()})")
+    if mask is not None and lengths is not None:
+        raise ValueError("Pass only one of 'mask' and 'lengths' (got both)")
     if mask is not None:
-        if mask.dtype != torch.bool or mask.shape != x.shape[:-1]:
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool or (
+                mask.shape != x.shape[:-1]):
             raise ValueError(f"Expected a boolean 'mask' of shape "
-                             f"{list(x.shape[:-1])} (got {mask.dtype} "
-                             f"{list(mask.shape)})")
+                             f"{list(x.shape[:-1])} (got {_describe(mask)})")
     if lengths is not None:
-        if mask is not None or lengths.shape != lead:
+        if not isinstance(lengths, Tensor) or lengths.dtype not in _INT_DTYPES:
+            raise ValueError(f"Expected integer 'lengths' (a tensor of "
+                             f"torch.long or another integer dtype) of shape "
+                             f"{list(lead)} (got {_describe(lengths)})")
+        if lengths.shape != lead:
             raise ValueError(f"Expected 'lengths' of shape {list(lead)} "
-                             f"instead of a 'mask' (got "
-                             f"{list(lengths.shape)})")
-        if lengths.device.type == 'cpu' and lengths.numel() > 0 and (
+                             f"(got {list(lengths.shape)})")
+        # Data-dependent: skipped while compiling (no graph break).
+        if lengths.device.type == 'cpu' and lengths.numel() > 0 and not (
+                torch.compiler.is_compiling()) and (
                 lengths.min() < 0 or lengths.max() > num_nodes):
             raise ValueError(f"Expected 'lengths' in [0, {num_nodes}] "
                              f"(got values in [{int(lengths.min())}, "
@@ -224,39 +241,65 @@ def repeat_batch(index: Optional[Tensor], ptr: Optional[Tensor],
     return index, ptr
 
 
-def check_options(in_channels: int, heads: int, dropout: float,
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def check_removed(options: Dict[str, object]) -> None:
+    r"""Raises a :class:`TypeError` for options that
+    :class:`~sap_graph.SAPAggregation` does not take, naming what replaces
+    those removed in 0.3 (:obj:`diversity`, :obj:`entropy`)."""
+    for name in options:
+        if name in ('diversity', 'entropy'):
+            function = ('diversity_penalty' if name == 'diversity' else
+                        'attention_entropy')
+            raise TypeError(
+                f"SAPAggregation({name}=...) was removed in 0.3 (with the "
+                f"layer's 'aux_loss'): get the weights with "
+                f"'out, alpha = aggr(..., return_attention_weights=True)' "
+                f"and add weight * sap_graph.{function}(alpha, index) to "
+                f"the loss")
+        raise TypeError(f"SAPAggregation() got an unexpected keyword "
+                        f"argument '{name}'")
+
+
+def check_options(in_channels: int, out_channels: Optional[int],
+                  heads: int, key_channels: Optional[int], dropout: float,
                   temperature: float, residual: Union[str, bool, None],
                   query_init: str, size_scaler: Optional[str],
-                  rezero: bool = False, diversity: float = 0.0,
-                  entropy: float = 0.0) -> Optional[str]:
-    r"""Checks the options of :class:`~sap_graph.SAPAggregation`; returns
-    :obj:`residual` with the deprecated :obj:`True`/:obj:`False` mapped to
-    :obj:`'mean'`/:obj:`None`."""
-    for name, value, kind, what in (
-            ('in_channels', in_channels, Integral, 'an integer'),
-            ('heads', heads, Integral, 'an integer'),
-            ('dropout', dropout, Real, 'a number'),
-            ('temperature', temperature, Real, 'a number')):
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise ValueError(f"'{name}' must be {what} (got {value!r})")
-    if in_channels <= 0:
-        raise ValueError(f"'in_channels' must be positive "
-                         f"(got {in_channels})")
-    if heads <= 0:
-        raise ValueError(f"'heads' must be positive (got {heads})")
+                  flags: Dict[str, bool]) -> None:
+    r"""Checks the options of :class:`~sap_graph.SAPAggregation`: sizes are
+    positive integers (:obj:`out_channels` and :obj:`key_channels` may be
+    :obj:`None`), :obj:`flags` (:obj:`concat`, :obj:`gated`, ...) real
+    booleans, the temperature finite and positive."""
+    for name, value in (('in_channels', in_channels),
+                        ('out_channels', out_channels), ('heads', heads),
+                        ('key_channels', key_channels)):
+        if value is None and name in ('out_channels', 'key_channels'):
+            continue
+        if not _is_int(value):
+            raise ValueError(f"'{name}' must be an integer (got {value!r})")
+        if value <= 0:
+            raise ValueError(f"'{name}' must be positive (got {value})")
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            # A string such as 'false' would be truthy: no guessing.
+            raise TypeError(f"'{name}' must be True or False "
+                            f"(got {value!r})")
+    for name, value in (('dropout', dropout),
+                        ('temperature', temperature)):
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise ValueError(f"'{name}' must be a number (got {value!r})")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"'dropout' must be in [0, 1) (got {dropout})")
-    if not temperature > 0.0:
-        raise ValueError(f"'temperature' must be positive "
+    if not (temperature > 0.0 and math.isfinite(temperature)):
+        raise ValueError(f"'temperature' must be positive and finite "
                          f"(got {temperature})")
-    if residual is True:
-        warnings.warn(
-            "SAPAggregation(residual=True) is deprecated; it means "
-            "residual='mean' (use residual='mean', 'sum' or 'max')",
-            FutureWarning, stacklevel=3)
-        residual = 'mean'
-    elif residual is False:
-        residual = None
+    if isinstance(residual, bool):
+        raise ValueError(
+            f"'residual' must be one of 'sum', 'mean', 'max' or None (got "
+            f"{residual!r}; residual=True/False was removed in 0.3: use "
+            f"residual='mean' for True and residual=None for False)")
     if residual not in (None, 'sum', 'mean', 'max'):
         raise ValueError(f"'residual' must be one of 'sum', 'mean', "
                          f"'max' or None (got {residual!r})")
@@ -266,17 +309,9 @@ def check_options(in_channels: int, heads: int, dropout: float,
     if size_scaler not in (None, 'log'):
         raise ValueError(f"'size_scaler' must be 'log' or None "
                          f"(got {size_scaler!r})")
-    if rezero and residual is None:
+    if flags.get('rezero') and residual is None:
         raise ValueError("'rezero' scales the attention output next to a "
                          "residual: set 'residual'")
-    if diversity or entropy:
-        warnings.warn(
-            "SAPAggregation(diversity=..., entropy=...) is deprecated: "
-            "get the weights with return_attention_weights=True and add "
-            "sap_graph.diversity_penalty(alpha, index) or "
-            "sap_graph.attention_entropy(alpha, index) to the loss",
-            FutureWarning, stacklevel=3)
-    return residual
 
 
 def kept_batch(x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
@@ -320,40 +355,74 @@ def project_values(pooled: Tensor, weight_sum: Tensor, weight: Tensor,
     return out.mean(dim=0)
 
 
-def check_conv_width(aggr: torch.nn.Module) -> None:
-    r"""Warns when :obj:`aggr` (an output width other than its input's) is
-    the aggregation of a PyG convolution. The convolutions size their
-    layers for an aggregation that keeps :obj:`in_channels`
-    (:class:`~torch_geometric.nn.aggr.MultiAggregation` too), so the
-    forward fails there next with a bare shape error. Looks up to 12 calling
-    frames for a :class:`~torch_geometric.nn.conv.MessagePassing`."""
+def conv_of(aggr: torch.nn.Module) -> Optional[torch.nn.Module]:
+    r"""The PyG :class:`~torch_geometric.nn.conv.MessagePassing` layer whose
+    aggregation step is calling :obj:`aggr` right now, or :obj:`None`.
+
+    Looks through the whole Python stack for a frame of a method named
+    ``aggregate`` (where PyG's convolutions call their
+    :obj:`aggr_module`) whose :obj:`self` is a convolution that holds
+    :obj:`aggr` itself as (or inside, *e.g.* in a
+    :class:`~torch_geometric.nn.aggr.MultiAggregation`) its
+    :obj:`aggr_module`. A readout called from the :obj:`forward` of a
+    model that happens to subclass :class:`MessagePassing` is not a
+    convolution's aggregation, whatever the stack depth."""
     from torch_geometric.nn.conv import MessagePassing
     frame = sys._getframe(1)
-    for _ in range(12):
-        if frame is None:
-            return
-        conv = frame.f_locals.get('self')
-        if isinstance(conv, MessagePassing):
-            warnings.warn(
-                f"{aggr} returns {aggr.output_channels} channels inside "
-                f"'{type(conv).__name__}', whose layers expect an "
-                f"aggregation that keeps in_channels={aggr.in_channels}: "
-                f"use out_channels={aggr.in_channels} with concat=False, "
-                f"or heads * out_channels == {aggr.in_channels} with "
-                f"concat=True (a width-changing SAP belongs in the "
-                f"readout)",
-                UserWarning, stacklevel=2)
-            return
+    while frame is not None:
+        if frame.f_code.co_name == 'aggregate':
+            conv = frame.f_locals.get('self')
+            held = getattr(conv, 'aggr_module', None)
+            if isinstance(conv, MessagePassing) and isinstance(
+                    held, torch.nn.Module) and any(
+                        module is aggr for module in held.modules()):
+                return conv
         frame = frame.f_back
+    return None
+
+
+def check_conv_width(aggr: torch.nn.Module) -> bool:
+    r"""Warns (and returns :obj:`True`) when :obj:`aggr`, whose output width
+    differs from its input's, is running as the aggregation of a PyG
+    convolution (see :func:`conv_of`). The convolutions size their layers
+    for an aggregation that keeps :obj:`in_channels`
+    (:class:`~torch_geometric.nn.aggr.MultiAggregation` too), so the
+    forward fails there next with a bare shape error."""
+    conv = conv_of(aggr)
+    if conv is None:
+        return False
+    warnings.warn(
+        f"{aggr} returns {aggr.output_channels} channels inside "
+        f"'{type(conv).__name__}', whose layers expect an "
+        f"aggregation that keeps in_channels={aggr.in_channels}: "
+        f"use out_channels={aggr.in_channels} with concat=False, "
+        f"or heads * out_channels == {aggr.in_channels} with "
+        f"concat=True (a width-changing SAP belongs in the "
+        f"readout)", UserWarning, stacklevel=4)
+    return True
+
+
+_AUTOCAST_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def check_dtype(x: Tensor, dtype: torch.dtype) -> None:
     r"""Like :class:`torch.nn.Linear`, features and parameters share one
     dtype outside :func:`torch.autocast` (a half-precision batch into a
-    float32 layer would fail deep inside the value projection)."""
-    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+    float32 layer would fail deep inside the value projection); under
+    autocast both must be float32, float16 or bfloat16 (autocast leaves
+    float64 alone)."""
+    if x.dtype == dtype:
+        return
+    if torch.is_autocast_enabled(x.device.type):
+        if x.dtype in _AUTOCAST_DTYPES and dtype in _AUTOCAST_DTYPES:
+            return
         raise ValueError(
             f"'SAPAggregation' got {x.dtype} node features but its "
-            f"parameters are {dtype}: convert one to the other "
-            f"(x.to({dtype}) or aggr.to({x.dtype})), or run the model "
-            f"under torch.autocast")
+            f"parameters are {dtype}; torch.autocast casts float32, float16 "
+            f"and bfloat16 only: convert one to the other (x.to({dtype}) "
+            f"or aggr.to({x.dtype}))")
+    raise ValueError(
+        f"'SAPAggregation' got {x.dtype} node features but its "
+        f"parameters are {dtype}: convert one to the other "
+        f"(x.to({dtype}) or aggr.to({x.dtype})), or run the model "
+        f"under torch.autocast")

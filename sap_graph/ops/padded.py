@@ -1,8 +1,10 @@
 r"""Padded batches for :class:`sap_graph.SAPAggregation`: one set per row
 of :obj:`x` :obj:`[B, L, F]`, with a padding mask :obj:`[B, L]` or lengths
-:obj:`[B]`, pooled without copying the kept rows.
+:obj:`[B]`, pooled without gathering the kept rows.
 
-Two paths, both over all :math:`BL` positions in place:
+The layer zero-fills the masked positions first (one elementwise pass), so
+that whatever they hold (NaN, inf) reaches neither the output nor any
+gradient. Two paths, both over all :math:`BL` positions:
 
 * **runs** (lengths, or a mask whose kept positions form one contiguous run
   per row: right or left padding): row :math:`b` with run
@@ -62,6 +64,8 @@ def mask_runs(mask: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
     boolean :obj:`[B, L]` mask, or :obj:`None` when a row keeps more than
     one run (reads the result back: call it on CPU tensors)."""
     count = mask.sum(1)
+    if mask.size(1) == 0:  # Rows of length zero: empty runs.
+        return count, count
     start = mask.to(torch.uint8).argmax(1)  # First kept position.
     end = start + count
     # One run per row iff the kept positions are exactly [start, end).
