@@ -34,14 +34,42 @@ def make_batch(sizes=SIZES, channels: int = 8, seed: int = 0,
     return x, index, ptr, sizes.numel()
 
 
-def make_core_batch(sizes, channels: int, heads: int,
-                    dtype: torch.dtype = torch.float64, seed: int = 0
-                    ) -> Tuple[Tensor, Tensor, Tensor, Tensor, int]:
+def core_batch(sizes, channels: int, heads: int,
+               dtype: torch.dtype = torch.float64, seed: int = 0):
     """A batch for the SAP core: ``(x, score_weight, index, ptr, B)``."""
-    x, index, ptr, num_graphs = make_batch(sizes, channels, seed, dtype)
-    gen = torch.Generator().manual_seed(seed + 1)
+    gen = torch.Generator().manual_seed(seed)
+    sizes = torch.tensor(sizes)
+    index = torch.arange(sizes.numel()).repeat_interleave(sizes)
+    ptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+    x = torch.randn(int(sizes.sum()), channels, generator=gen, dtype=dtype)
     w = torch.randn(heads, channels, generator=gen, dtype=dtype)
-    return x, w, index, ptr, num_graphs
+    return x, w, index, ptr, sizes.numel()
+
+
+def outputs_and_grads(fn, x: Tensor, w: Tensor, seed: int = 1):
+    """Runs ``fn(x, w) -> (pooled, alpha, weight_sum[, res])`` and
+    back-propagates random cotangents into all outputs (a :obj:`None`
+    residual left out); returns the outputs and the gradients of ``x``
+    and ``w``."""
+    x = x.detach().clone().requires_grad_()
+    w = w.detach().clone().requires_grad_()
+    outs = [o for o in fn(x, w) if o is not None]
+    gen = torch.Generator().manual_seed(seed)
+    loss = sum((o * torch.randn(o.shape, generator=gen, dtype=torch.float64)
+                .to(o.device, o.dtype)).sum() for o in outs)
+    loss.backward()
+    return [o.detach() for o in outs] + [x.grad, w.grad]
+
+
+def core_functions(out: Tensor) -> set:
+    """Names of the SAP core functions in the autograd graph of out."""
+    names, stack = set(), [out.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is not None:
+            names.add(type(fn).__name__)
+            stack.extend(f for f, _ in fn.next_functions)
+    return names & {'SAPNativeFunctionBackward', 'SAPPoolFunctionBackward'}
 
 
 def reference_and_grads(aggr, x: Tensor, index: Tensor, num_graphs: int,

@@ -269,3 +269,8 @@ def test_versions_record_source_digest_and_cpu_core(sap_backend):
     assert core == ('native' if sap_backend == 'native' else
                     'torch (SAP_GRAPH_NATIVE=0)')
     assert versions()['sap_graph_source'] == digest
+    # The path the batch took and the switches behind it.
+    assert sap_backend in versions()['sap_graph_paths'].split(',')
+    switches = versions()['sap_graph_switches']
+    assert switches.endswith(' triton=off')  # The default.
+    assert ('native=off' in switches) == (sap_backend == 'torch')

@@ -24,7 +24,7 @@ from torch_geometric.nn import aggr as pyg_aggr
 from torch_geometric.nn.aggr import Aggregation
 
 from sap_graph.nn.aggr import SAPAggregation
-from sap_graph.ops.segments import index_from_ptr
+from sap_graph.ops.torch import index_from_ptr
 from sap_graph.regularizers import weighted_penalty
 
 

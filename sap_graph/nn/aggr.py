@@ -11,19 +11,16 @@ from torch_geometric import is_compiling
 from torch_geometric.nn.aggr import Aggregation
 from torch_geometric.nn.dense.linear import Linear
 
-from sap_graph.nn.functional import (
+from sap_graph.nn.checks import (
     check_batch,
     check_conv_width,
     check_dtype,
     check_inputs,
     check_options,
     check_removed,
-    kept_batch,
-    project_values,
-    repeat_batch,
-    sap_pool,
-    sap_pool_padded,
 )
+from sap_graph.nn.functional import project_values
+from sap_graph.ops.dispatch import Core, pool
 
 
 class SAPAggregation(Aggregation):
@@ -262,104 +259,52 @@ class SAPAggregation(Aggregation):
                 (default: :obj:`None`)
 
         A padded batch :obj:`[*, L, in_channels]` with :obj:`mask` or
-        :obj:`lengths` and no :obj:`index`/:obj:`ptr` is pooled in place
-        (:mod:`sap_graph.ops.padded`).
+        :obj:`lengths` and no :obj:`index`/:obj:`ptr` is one set per row
+        (output :obj:`[*, 1, output_channels]`); whatever its masked
+        positions hold (NaN, inf) reaches no output and no gradient.
+        Without :obj:`index` and :obj:`ptr`, all elements form one set.
         """
-        assert dim_size is not None  # Set by `Aggregation.__call__`.
+        assert dim_size is not None  # Set by `__call__`.
+        mask = self._check(x, index, ptr, dim_size, dim, mask, lengths)
+        core = pool(x, self.score_weight(), index, ptr, dim_size, mask,
+                    lengths, dropout=self.dropout if self.training else 0.0,
+                    gate=None if self.lin_gate is None else self._gate,
+                    residual=self.residual)
+        out = self._combine(core).view(*core.shape, self.output_channels)
+        if return_attention_weights:
+            return out, core.alpha
+        return out
+
+    def _check(self, x: Tensor, index: Optional[Tensor],
+               ptr: Optional[Tensor], dim_size: int, dim: int,
+               mask: Optional[Tensor], lengths: Optional[Tensor]
+               ) -> Optional[Tensor]:
+        # Shapes always; values, dtype and the conv width in eager mode
+        # (reading values back would break a compiled graph). Returns the
+        # node mask (built from `lengths` when given).
         mask = check_inputs(x, self.in_channels, dim, index, mask, lengths)
         if not is_compiling():
+            check_batch(index, ptr, x.size(-2), dim_size)
             check_dtype(x, self.lin_value.weight.dtype)
             if self.output_channels != self.in_channels and not (
                     self._width_warned):
                 # Every eager call until it warns: the same layer may be
                 # called outside a convolution first and inside one later.
                 self._width_warned = check_conv_width(self)
-        lead, num_nodes = x.shape[:-2], x.size(-2)
+        return mask
 
-        if len(lead) > 0 and mask is not None and ptr is None and (
-                dim_size == 1):  # A padded batch: one set per row.
-            if not is_compiling():
-                check_batch(index, ptr, num_nodes, dim_size)
-            out, alpha = self._pool_padded(
-                x.reshape(math.prod(lead), num_nodes, self.in_channels),
-                mask.reshape(math.prod(lead), num_nodes),
-                None if lengths is None else lengths.reshape(-1))
-            out = out.view(*lead, 1, self.output_channels)
-            alpha = alpha.view(*lead, num_nodes, self.heads)
-            return (out, alpha) if return_attention_weights else out
+    def _gate(self, x: Tensor) -> Tensor:
+        return torch.sigmoid(self.lin_gate(x))
 
-        if mask is not None:
-            mask = mask.reshape(-1)
-        if len(lead) > 0:  # Independent sets per leading position.
-            copies = math.prod(lead)
-            index, ptr = repeat_batch(index, ptr, copies, num_nodes,
-                                      dim_size)
-            x = x.reshape(-1, self.in_channels)
-            out, alpha = self._pool(x, index, ptr, copies * dim_size, mask)
-            out = out.view(*lead, dim_size, self.output_channels)
-            alpha = alpha.view(*lead, num_nodes, self.heads)
-        else:
-            out, alpha = self._pool(x, index, ptr, dim_size, mask)
-
-        if return_attention_weights:
-            return out, alpha
-        return out
-
-    def _pool(self, x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
-              dim_size: int, mask: Optional[Tensor] = None
-              ) -> Tuple[Tensor, Tensor]:
-        num_nodes = x.size(0)
-        if not is_compiling():
-            check_batch(index, ptr, num_nodes, dim_size)
-        x, index, ptr = kept_batch(x, index, ptr, mask)
-
-        gate = None
-        if self.lin_gate is not None:
-            gate = torch.sigmoid(self.lin_gate(x))
-        core = sap_pool(
-            x, self.score_weight(), index, ptr, dim_size, self.heads,
-            dropout=self.dropout if self.training else 0.0, gate=gate,
-            residual=self.residual)
-        pooled, alpha, weight_sum = core[:3]
-        res = core[3] if self.residual is not None else None
-
-        count = None
-        if self.size_scaler is not None:
-            count = x.new_zeros(dim_size).index_add_(
-                0, index, x.new_ones(index.numel()))
-        out = self._combine(pooled, weight_sum, count, res)
-
-        if mask is not None:
-            alpha = alpha.new_zeros(num_nodes, self.heads).index_put(
-                (mask, ), alpha)
-        return out, alpha
-
-    def _pool_padded(self, x: Tensor, mask: Tensor, lengths: Optional[Tensor]
-                     ) -> Tuple[Tensor, Tensor]:
-        # x [B, L, F], mask [B, L] (see sap_graph.ops.padded). Masked
-        # positions take no part, whatever they hold (NaN, inf): zeroed
-        # here, they reach neither the output nor any gradient.
-        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
-        gate = None
-        if self.lin_gate is not None:
-            gate = torch.sigmoid(self.lin_gate(x))
-        pooled, alpha, weight_sum, res = sap_pool_padded(
-            x, self.score_weight(), mask, lengths, self.dropout,
-            self.training, gate, self.residual)
-        count = mask.sum(1)
-        out = self._combine(pooled, weight_sum, count, res)
-        return out, alpha
-
-    def _combine(self, pooled: Tensor, weight_sum: Tensor,
-                 count: Optional[Tensor], res: Optional[Tensor]) -> Tensor:
-        # Value projection, size scaler and residual.
-        out = self.project(pooled, weight_sum)
+    def _combine(self, core: Core) -> Tensor:
+        # Value projection, size scaler, rezero scale and residual.
+        out = self.project(core.pooled, core.weight_sum)
         if self.size_scaler == 'log':
-            assert count is not None
-            out = out * torch.log1p(count.to(out.dtype)).unsqueeze(-1)
+            out = out * torch.log1p(core.count.to(out.dtype)).unsqueeze(-1)
         if self.gamma is not None:
             out = out * self.gamma
-        if res is not None:
+        if core.res is not None:
+            res = core.res
             if self.lin_residual is not None:
                 res = self.lin_residual(res)
             out = out + res

@@ -278,7 +278,7 @@ def fit(
     if device.type == 'cpu' and cfg.readout == 'sap':
         # Build (or load) the fused CPU kernels now, so that compiling
         # them is never counted as epoch time.
-        from sap_graph.ops import cpu as _native
+        from sap_graph.ops import native as _native
         _native.native()
     bar = tqdm(range(first, cfg.epochs + 1), desc=desc, leave=False,
                disable=not cfg.progress or not distributed.is_main(),

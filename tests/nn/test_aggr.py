@@ -1,7 +1,6 @@
 import copy
 import io
 import sys
-from functools import partial
 
 import pytest
 import torch
@@ -9,29 +8,13 @@ from torch_geometric.nn import SAGEConv
 from torch_geometric.utils import scatter
 
 from sap_graph import SAPAggregation
+from tests.helpers import SAP, SIZES, make_batch
 from tests.reference import sap_reference
-
-# Normally initialised queries, so that the attention under test is not
-# uniform (an untrained layer with the default zero queries is mean pooling),
-# and the plain layer (1 head, no residual) unless a test asks otherwise.
-SAP = partial(SAPAggregation, heads=1, concat=True, residual=None,
-              query_init='normal')
 
 # Every test runs on the fused C++ kernels and on the pure-PyTorch path.
 pytestmark = pytest.mark.usefixtures('sap_backend')
 
 
-def make_batch(sizes, channels=8, seed=0):
-    """Sorted batch with the given graph sizes (zeros give empty graphs)."""
-    gen = torch.Generator().manual_seed(seed)
-    sizes = torch.tensor(sizes)
-    index = torch.arange(sizes.numel()).repeat_interleave(sizes)
-    ptr = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])
-    x = torch.randn(int(sizes.sum()), channels, generator=gen)
-    return x, index, ptr, sizes.numel()
-
-
-SIZES = [3, 0, 5, 1, 7, 0]
 
 
 def test_repr_and_widths():

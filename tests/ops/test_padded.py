@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sap_graph import SAPAggregation
-from sap_graph.ops import padded as _padded
+from sap_graph.ops import dispatch as _dispatch
 from sap_graph.ops.padded import lengths_to_mask, mask_runs
 from tests.reference import sap_reference
 
@@ -146,20 +146,20 @@ def test_runs_pool_in_place(monkeypatch):
     the kernels as one [B * L, F] batch, without a per-position index or
     a gather of the kept rows."""
     seen = []
-    original = _padded.sap_pool
+    original = _dispatch._run_segments
 
-    def spy(x, score_weight, seg, *args):
+    def spy(path, x, score_weight, seg, *args):
         seen.append((x.data_ptr(), x.size(0), seg))
-        return original(x, score_weight, seg, *args)
+        return original(path, x, score_weight, seg, *args)
 
-    monkeypatch.setattr(_padded, 'sap_pool', spy)
+    monkeypatch.setattr(_dispatch, '_run_segments', spy)
     aggr = SAPAggregation(8, heads=2).eval()
     x = torch.randn(len(LENGTHS), L, 8)
     aggr(x, lengths=torch.tensor(LENGTHS))
     (_, rows, seg), = seen
     assert rows == x.size(0) * L
     assert seg.ptr.numel() == 3 * len(LENGTHS) + 1
-    from sap_graph.ops import cpu as _native
+    from sap_graph.ops import native as _native
     if _native.native() is not None:  # The fused path reads ptr alone.
         assert 'index' not in vars(seg)
 
