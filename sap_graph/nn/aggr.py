@@ -316,6 +316,16 @@ class SAPAggregation(Aggregation):
         return project_values(pooled, weight_sum, self.lin_value.weight,
                               self.lin_value.bias, self.concat)
 
+    def __prepare_scriptable__(self) -> 'SAPAggregation':
+        # Called by torch.jit.script (also for a model that holds the
+        # layer): fail with what works instead of TorchScript's first
+        # complaint about the Python code of the dispatch.
+        raise RuntimeError(
+            "'SAPAggregation' does not support torch.jit.script (its core "
+            "is dispatched in Python to custom autograd functions): use "
+            "torch.compile or torch.export instead, which trace it into "
+            "plain differentiable ops")
+
     def __repr__(self) -> str:
         extra = ''
         if self.key_channels != self.out_channels:

@@ -88,6 +88,17 @@ def is_padded(x: Tensor, ptr: Optional[Tensor], dim_size: int,
             and dim_size == 1)
 
 
+def _may_hold_nonfinite(x: Tensor) -> bool:
+    # Whether a padded batch must be zero-filled at its masked positions
+    # so that NaN or inf there reaches no output and no gradient: always
+    # on GPUs and under torch.compile (no sync; Inductor fuses the fill);
+    # on the CPU only when the sum of all features is not finite (one
+    # read, where the fill would cost a write of x and its gradient).
+    if torch.compiler.is_compiling() or x.device.type != 'cpu':
+        return True
+    return not bool(torch.isfinite(x.detach().sum()))
+
+
 def _segment_path(x: Tensor, score_weight: Tensor, seg: Segments,
                   dropout: float, gated: bool) -> str:
     if not seg.sorted or dropout > 0.0 or gated:
@@ -225,8 +236,9 @@ def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
         dim_size (int): Number of sets :math:`B` per leading position.
         mask (torch.Tensor, optional): Boolean element mask :obj:`[*, N]`;
             with leading dimensions, no :obj:`ptr` and one set, a padded
-            batch (one set per row; masked positions are zero-filled first,
-            so that whatever they hold reaches no output and no gradient).
+            batch (one set per row; masked positions are zero-filled first
+            where they may hold NaN or inf, so that whatever they hold
+            reaches no output and no gradient).
         lengths (torch.Tensor, optional): The lengths behind :obj:`mask`
             (the kept leading positions), when the caller has them.
         dropout (float, optional): Attention dropout probability (pass
@@ -237,7 +249,7 @@ def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
             :obj:`'max'` pooling of the features to return beside.
     """
     gated = gate is not None
-    if is_padded(x, ptr, dim_size, mask):
+    if is_padded(x, ptr, dim_size, mask) and _may_hold_nonfinite(x):
         x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
     path, seg, layout = _plan(x, score_weight, index, ptr, dim_size, mask,
                               lengths, dropout, gated)

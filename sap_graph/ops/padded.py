@@ -2,9 +2,12 @@ r"""Padded batches for :class:`sap_graph.SAPAggregation`: one set per row
 of :obj:`x` :obj:`[B, L, F]`, with a padding mask :obj:`[B, L]` or lengths
 :obj:`[B]`, pooled without gathering the kept rows.
 
-The layer zero-fills the masked positions first (one elementwise pass), so
-that whatever they hold (NaN, inf) reaches neither the output nor any
-gradient. Two paths, both over all :math:`BL` positions:
+Masked positions take no part whatever they hold:
+:func:`sap_graph.ops.dispatch.pool` zero-fills them first when the batch
+may hold NaN or inf (on GPUs and under :func:`torch.compile` always, on
+the CPU when the sum of the features is not finite), so that they reach
+neither the output nor any gradient. Two paths, both over all :math:`BL`
+positions:
 
 * **runs** (lengths, or a mask whose kept positions form one contiguous run
   per row: right or left padding): row :math:`b` with run

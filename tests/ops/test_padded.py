@@ -142,9 +142,9 @@ def test_padded_max_residual_ties(sap_backend, kind):
 
 
 def test_runs_pool_in_place(monkeypatch):
-    """The runs path hands the whole padded batch (padding zero-filled) to
-    the kernels as one [B * L, F] batch, without a per-position index or
-    a gather of the kept rows."""
+    """The runs path hands the whole padded batch to the kernels as one
+    view, without per-position index or a copy of the kept rows (finite
+    features: nothing to zero-fill at the padding)."""
     seen = []
     original = _dispatch._run_segments
 
@@ -156,8 +156,8 @@ def test_runs_pool_in_place(monkeypatch):
     aggr = SAPAggregation(8, heads=2).eval()
     x = torch.randn(len(LENGTHS), L, 8)
     aggr(x, lengths=torch.tensor(LENGTHS))
-    (_, rows, seg), = seen
-    assert rows == x.size(0) * L
+    (ptr, rows, seg), = seen
+    assert ptr == x.data_ptr() and rows == x.size(0) * L
     assert seg.ptr.numel() == 3 * len(LENGTHS) + 1
     from sap_graph.ops import native as _native
     if _native.native() is not None:  # The fused path reads ptr alone.
