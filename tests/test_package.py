@@ -66,3 +66,21 @@ def test_removed_in_0_3_name_their_replacements():
     aggr = SAPAggregation(8).train()
     aggr(torch.randn(4, 8))
     assert not hasattr(aggr, 'aux_loss')
+
+
+def test_triton_only_where_it_has_wheels():
+    """Every extra that asks for Triton (Linux wheels only) carries an
+    environment marker, so that ``pip install -e '.[test]'`` works on macOS
+    and Windows."""
+    import os.path as osp
+
+    import pytest
+    tomllib = pytest.importorskip('tomllib')
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    with open(osp.join(root, 'pyproject.toml'), 'rb') as f:
+        extras = tomllib.load(f)['project']['optional-dependencies']
+    wanted = [req for reqs in extras.values() for req in reqs
+              if req.replace(' ', '').startswith('triton')]
+    assert wanted and all(
+        req.split(';')[1].strip() == "sys_platform == 'linux'"
+        for req in wanted)
