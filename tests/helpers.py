@@ -22,15 +22,19 @@ SIZES = [3, 0, 5, 1, 7, 0]
 
 
 def make_batch(sizes=SIZES, channels: int = 8, seed: int = 0,
-               dtype: torch.dtype = torch.float32
+               dtype: torch.dtype = torch.float32, shuffle: bool = False
                ) -> Tuple[Tensor, Tensor, Tensor, int]:
     """Sorted batch ``(x, index, ptr, num_graphs)`` with the given graph
-    sizes (zeros give empty graphs)."""
+    sizes (zeros give empty graphs); :obj:`shuffle` permutes the nodes
+    (``ptr`` then describes the sorted batch only)."""
     gen = torch.Generator().manual_seed(seed)
     sizes = torch.tensor(sizes, dtype=torch.long)
     index = torch.arange(sizes.numel()).repeat_interleave(sizes)
     ptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
     x = torch.randn(int(sizes.sum()), channels, generator=gen, dtype=dtype)
+    if shuffle:
+        perm = torch.randperm(index.numel(), generator=gen)
+        index, x = index[perm], x[perm]
     return x, index, ptr, sizes.numel()
 
 

@@ -17,36 +17,21 @@ from functools import partial
 import pytest
 import torch
 
-from sap_graph import SAPAggregation
 from sap_graph.experiments.models import GraphClassifier
 from sap_graph.ops import native as _native
 from sap_graph.ops import torch as _ops
 from sap_graph.ops.compiled import pool_compiled
 from sap_graph.regularizers import attention_entropy, diversity_penalty
+from tests import helpers
+from tests.helpers import SAP
 from tests.reference import sap_reference
 
-# Normally initialised queries, so that the attention under test is not
-# uniform (an untrained layer with the default zero queries is mean pooling),
-# and the plain layer (1 head, no residual) unless a test asks otherwise.
-SAP = partial(SAPAggregation, heads=1, concat=True, residual=None,
-              query_init='normal')
+make_batch = partial(helpers.make_batch, channels=16)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason='needs a CUDA device')
 
 SIZES = [3, 0, 5, 1, 7, 0, 40, 2, 0]
-
-
-def make_batch(sizes, channels=16, seed=0, shuffle=False):
-    gen = torch.Generator().manual_seed(seed)
-    sizes = torch.tensor(sizes)
-    index = torch.arange(sizes.numel()).repeat_interleave(sizes)
-    ptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
-    x = torch.randn(int(sizes.sum()), channels, generator=gen)
-    if shuffle:
-        perm = torch.randperm(index.numel(), generator=gen)
-        index, x = index[perm], x[perm]
-    return x, index, ptr, sizes.numel()
 
 
 def grads(module, x, out, seed=3):
