@@ -65,7 +65,8 @@ class SAPAggregation(Aggregation):
         ``MultiAggregation([...], mode='cat')``) PyG expects an output of
         :obj:`in_channels`: use :obj:`concat=False`, or
         :obj:`heads * out_channels == in_channels`; another width fails in
-        the convolution's linear layer, after a warning that says so.
+        the convolution's linear layer, after a warning that says so (for
+        the convolution that holds this layer, on its first such call).
         Node features must have the parameters' dtype, except under
         :func:`torch.autocast`.
 
@@ -128,11 +129,11 @@ class SAPAggregation(Aggregation):
         temperature: float = 1.0,
         learn_temperature: bool = False,
         gated: bool = False,
-        residual: Union[str, bool, None] = 'max',
+        residual: Optional[str] = 'max',
         query_init: str = 'zeros',
         size_scaler: Optional[str] = None,
         rezero: bool = False,
-        **removed: float,
+        **removed: object,
     ) -> None:
         super().__init__()
         check_removed(removed)
