@@ -19,7 +19,6 @@ from sap_graph.nn.checks import (
     check_options,
     check_removed,
 )
-from sap_graph.nn.functional import project_values
 from sap_graph.ops.dispatch import Core, pool
 
 
@@ -312,10 +311,21 @@ class SAPAggregation(Aggregation):
         return out
 
     def project(self, pooled: Tensor, weight_sum: Tensor) -> Tensor:
-        r"""Value projection of :obj:`pooled` :obj:`[H, B, F_in]`, heads
-        concatenated or averaged (see :func:`project_values`)."""
-        return project_values(pooled, weight_sum, self.lin_value.weight,
-                              self.lin_value.bias, self.concat)
+        r"""The value projection, applied after pooling (the weights of a
+        set sum to one, so it runs once per set and head): :obj:`pooled`
+        :obj:`[H, B, F_in]` times head :math:`h`'s block of
+        :obj:`lin_value`, plus its bias weighted by :obj:`weight_sum`
+        :obj:`[H, B]` (zero for an empty set); heads concatenated
+        :obj:`[B, H * F_out]` or averaged :obj:`[B, F_out]`."""
+        heads, dim_size = weight_sum.shape
+        weight, bias = self.lin_value.weight, self.lin_value.bias
+        w_value = weight.view(heads, -1, weight.size(-1))
+        out = torch.baddbmm(
+            weight_sum.unsqueeze(-1) * bias.view(heads, 1, -1), pooled,
+            w_value.transpose(1, 2))
+        if self.concat:
+            return out.transpose(0, 1).reshape(dim_size, -1)
+        return out.mean(dim=0)
 
     def __prepare_scriptable__(self) -> 'SAPAggregation':
         # Called by torch.jit.script (also for a model that holds the

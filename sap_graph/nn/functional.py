@@ -3,8 +3,8 @@ r"""The functional form of self-attention pooling.
 :func:`sap_pool` runs the SAP core of one batch through the dispatch of
 :mod:`sap_graph.ops.dispatch` (fused C++ kernels on CPU, PyTorch
 otherwise, Triton on CUDA with ``SAP_GRAPH_TRITON=1``, plain differentiable
-ops under :func:`torch.compile`); :func:`project_values` is the value
-projection :class:`~sap_graph.SAPAggregation` applies after it.
+ops under :func:`torch.compile`); :class:`~sap_graph.SAPAggregation`
+applies its value projection after it.
 """
 from __future__ import annotations
 
@@ -75,22 +75,3 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor] = None,
                 residual=residual)
     out = (core.pooled, core.alpha, core.weight_sum)
     return out if residual is None else (*out, core.res)
-
-
-def project_values(pooled: Tensor, weight_sum: Tensor, weight: Tensor,
-                   bias: Tensor, concat: bool) -> Tensor:
-    r"""The value projection of :class:`~sap_graph.SAPAggregation` applied
-    after pooling (the weights of a set sum to one, so it runs once per set
-    and head): :obj:`pooled` :obj:`[H, B, F_in]` times head :math:`h`'s
-    block of :obj:`weight` :obj:`[H * F_out, F_in]`, plus the bias
-    :obj:`[H * F_out]` weighted by :obj:`weight_sum` :obj:`[H, B]` (zero
-    for an empty set); heads concatenated :obj:`[B, H * F_out]` or averaged
-    :obj:`[B, F_out]`."""
-    heads, dim_size = weight_sum.shape
-    w_value = weight.view(heads, -1, weight.size(-1))
-    out = torch.baddbmm(
-        weight_sum.unsqueeze(-1) * bias.view(heads, 1, -1), pooled,
-        w_value.transpose(1, 2))
-    if concat:
-        return out.transpose(0, 1).reshape(dim_size, -1)
-    return out.mean(dim=0)
