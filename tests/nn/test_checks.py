@@ -37,18 +37,29 @@ def padded(bad: float, layout: str):
     clean = x.masked_fill(~mask[..., None], 0.0)
     x = x.masked_fill(~mask[..., None], bad)
     index = torch.arange(4).repeat_interleave(6)
+    mask = mask.view(-1) if layout in ('flat', 'unsorted') else mask
     if layout == 'lengths':
         call = dict(lengths=lengths)
     elif layout == 'flat':  # Flat x, index and node mask.
         x, clean = x.view(-1, 5), clean.view(-1, 5)
-        call = dict(index=index, dim_size=4, mask=mask.view(-1))
+        call = dict(index=index, dim_size=4, mask=mask)
+    elif layout == 'unsorted':  # The same, nodes shuffled.
+        perm = torch.randperm(24, generator=gen)
+        x, clean = x.view(-1, 5)[perm], clean.view(-1, 5)[perm]
+        index, mask = index[perm], mask[perm]
+        call = dict(index=index, dim_size=4, mask=mask)
+    elif layout == 'leading':  # [2, 12, 5]: two copies of two sets.
+        x, clean = x.view(2, 12, 5), clean.view(2, 12, 5)
+        call = dict(index=torch.arange(2).repeat_interleave(6),
+                    dim_size=2, mask=mask.view(2, 12))
     else:
         call = dict(mask=mask)
-    return x, clean, call, (index, 4, mask.view(-1))
+    return x, clean, call, (index, 4, mask.reshape(-1))
 
 
 @pytest.mark.parametrize('options', OPTIONS)
-@pytest.mark.parametrize('layout', ['lengths', 'left', 'scattered', 'flat'])
+@pytest.mark.parametrize('layout', ['lengths', 'left', 'scattered', 'flat',
+                                    'unsorted', 'leading'])
 @pytest.mark.parametrize('bad', [float('nan'), float('inf'),
                                  -float('inf')])
 def test_masked_positions_take_no_part(options, layout, bad):
