@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks of sap_graph, for a machine with a CUDA device.
 #
-# Runs the CUDA tests (tests/test_cuda.py, including the Triton path:
+# Runs the CUDA tests (tests/ops/test_cuda.py, including the Triton path:
 # values and gradients against the PyTorch path, no host sync), the
 # profile (benchmarks/profile_cuda.py: the Triton kernels against the
 # PyTorch path on the SAP core), the speed table and one training epoch,
@@ -21,6 +21,9 @@
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# The Triton path is opt-in until this script has passed on a GPU; here it
+# is what is being checked.
+export SAP_GRAPH_TRITON="${SAP_GRAPH_TRITON:-1}"
 
 card=$(python -c 'import torch; assert torch.cuda.is_available(); print(torch.cuda.get_device_name())') || {
   echo 'gpu_check.sh: no CUDA device' >&2
@@ -55,7 +58,7 @@ run() {  # run NAME COMMAND...: log to $out/NAME.txt, record the exit code
 
 for step in "${steps[@]}"; do
   case "$step" in
-    tests) run test_cuda python -m pytest -v -rs -p no:cacheprovider tests/test_cuda.py ;;
+    tests) run test_cuda python -m pytest -v -rs -p no:cacheprovider tests/ops/test_cuda.py ;;
     profile) run profile_cuda python benchmarks/profile_cuda.py ;;
     speed) run speed_cuda python benchmarks/speed.py --device cuda --no-save ${SPEED_ARGS:-} ;;
     epoch)

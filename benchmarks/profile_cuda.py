@@ -4,12 +4,12 @@ Times ``SAPAggregation(300, heads=4)`` against PyG's
 ``AttentionalAggregation`` on a molhiv-like batch (128 graphs of 15-35
 nodes, d=300), with ``ptr`` and index-only, for both forms of the
 backward's sampled product
-(``sap_graph.ops.segments.GATHER_SAMPLED_ON_GPU``), then
+(``sap_graph.ops.torch.GATHER_SAMPLED_ON_GPU``), then
 prints the CUDA profiler's table for ten SAP steps. Comparing "Self CUDA
 time total" with the wall time per step shows whether the step is bound by
 the GPU or by launching its kernels.
 
-Then times the SAP core alone (``sap_graph.ops.segments.sap_pool``, forward and
+Then times the SAP core alone (``sap_graph.sap_pool``, forward and
 backward) on larger batches with the Triton kernels (both dot precisions)
 against the pure-PyTorch path (``SAP_GRAPH_TRITON=0``).
 
@@ -27,8 +27,8 @@ from torch.profiler import ProfilerActivity, profile
 from torch_geometric.nn.aggr import AttentionalAggregation
 
 sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
-from sap_graph import SAPAggregation  # noqa: E402
-from sap_graph.ops import segments as _ops  # noqa: E402
+from sap_graph import SAPAggregation, sap_pool  # noqa: E402
+from sap_graph.ops import torch as _ops  # noqa: E402
 
 
 def main() -> None:
@@ -99,7 +99,6 @@ def core_timings() -> None:
         x = torch.randn(int(sizes.sum()), channels, device=dev,
                         requires_grad=True)
         w = torch.randn(heads, channels, device=dev, requires_grad=True)
-        seg = _ops.Segments(index, ptr, sizes.numel(), heads)
         row = []
         for label, env, prec in (('torch', '0', 'ieee'),
                                  ('triton ieee', '1', 'ieee'),
@@ -110,7 +109,8 @@ def core_timings() -> None:
             for i in range(23):
                 torch.cuda.synchronize()
                 t = time.perf_counter()
-                _ops.sap_pool(x, w, seg)[0].sum().backward()
+                sap_pool(x, w, index, ptr,
+                         sizes.numel())[0].sum().backward()
                 torch.cuda.synchronize()
                 if i >= 3:
                     times.append(time.perf_counter() - t)

@@ -83,16 +83,3 @@ def weighted_penalty(alpha: Tensor, index: Tensor, dim_size: int,
     :func:`attention_entropy` of the same weights."""
     return (diversity * diversity_penalty(alpha, index, dim_size) +
             entropy * attention_entropy(alpha, index, dim_size))
-
-
-def aux_loss(model: torch.nn.Module) -> Optional[Tensor]:
-    r"""Sums the auxiliary losses (:obj:`aux_loss` attributes set during the
-    last training forward, *e.g.* by a :class:`~sap_graph.SAPAggregation`
-    with :obj:`diversity` or :obj:`entropy`) of all submodules; returns
-    :obj:`None` when there are none. Add it to the task loss."""
-    total: Optional[Tensor] = None
-    for module in model.modules():
-        value = getattr(module, 'aux_loss', None)
-        if isinstance(value, Tensor):
-            total = value if total is None else total + value
-    return total

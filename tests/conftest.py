@@ -47,10 +47,10 @@ def small_task():
 @pytest.fixture(params=['native', 'torch'])
 def sap_backend(request, monkeypatch):
     """Runs a test on both implementations of the SAP core: the fused C++
-    kernels (``sap_graph.ops.cpu``) and the pure-PyTorch path. CI sets
+    kernels (``sap_graph.ops.native``) and the pure-PyTorch path. CI sets
     ``SAP_GRAPH_NATIVE=1``, so a failing build fails the native runs there;
     elsewhere they are skipped when no compiler is available."""
-    from sap_graph.ops import cpu as _native
+    from sap_graph.ops import native as _native
     if request.param == 'torch':
         monkeypatch.setenv('SAP_GRAPH_NATIVE', '0')
     elif _native.native() is None:

@@ -400,7 +400,7 @@ def test_output_files_follow_the_umask(tmp_path, monkeypatch, mask, mode,
 
 
 def test_kernels_are_built_before_the_first_timed_epoch(monkeypatch):
-    from sap_graph.ops import cpu as _native
+    from sap_graph.ops import native as _native
     calls = []
     monkeypatch.setattr(_native, 'native', lambda: calls.append('build'))
     original = loop.train_epoch

@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import torch
+
 HARNESS = {'sklearn', 'tqdm', 'ogb', 'matplotlib'}
 
 
@@ -31,3 +33,54 @@ def test_the_harness_is_what_brings_its_dependencies():
     # The check above can fail: the harness does pull sklearn.
     loaded = _modules_after('import sap_graph.experiments.train')
     assert 'sklearn' in loaded
+
+
+def test_version():
+    import sap_graph
+    assert sap_graph.__version__ == '0.3.0'
+
+
+def test_removed_in_0_3_name_their_replacements():
+    """0.3 removed the deprecated surface (CHANGELOG.md); each removal says
+    what replaces it."""
+    import pytest
+
+    import sap_graph
+    from sap_graph import SAPAggregation
+    for name, function in (('diversity', 'diversity_penalty'),
+                           ('entropy', 'attention_entropy')):
+        with pytest.raises(TypeError, match=rf'(?s)SAPAggregation\({name}='
+                           rf'.*removed in 0.3.*return_attention_weights='
+                           rf'True.*sap_graph.{function}\(alpha, index\)'):
+            SAPAggregation(8, **{name: 0.5})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'foo'"):
+        SAPAggregation(8, foo=1)
+    for value, replacement in ((True, "residual='mean'"),
+                               (False, 'residual=None')):
+        with pytest.raises(ValueError, match=rf'(?s)got {value}; residual='
+                           rf'True/False was removed in 0.3.*{replacement}'):
+            SAPAggregation(8, residual=value)
+    with pytest.raises(AttributeError, match=r'(?s)sap_graph.aux_loss was '
+                       r'removed in 0.3.*diversity_penalty'):
+        getattr(sap_graph, "aux_loss")  # noqa: B009
+    aggr = SAPAggregation(8).train()
+    aggr(torch.randn(4, 8))
+    assert not hasattr(aggr, 'aux_loss')
+
+
+def test_triton_only_where_it_has_wheels():
+    """Every extra that asks for Triton (Linux wheels only) carries an
+    environment marker, so that ``pip install -e '.[test]'`` works on macOS
+    and Windows."""
+    import os.path as osp
+
+    import pytest
+    tomllib = pytest.importorskip('tomllib')
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    with open(osp.join(root, 'pyproject.toml'), 'rb') as f:
+        extras = tomllib.load(f)['project']['optional-dependencies']
+    wanted = [req for reqs in extras.values() for req in reqs
+              if req.replace(' ', '').startswith('triton')]
+    assert wanted and all(
+        req.split(';')[1].strip() == "sys_platform == 'linux'"
+        for req in wanted)

@@ -224,9 +224,10 @@ def test_diversity_flag_reaches_the_readout_and_the_loss(tmp_path):
 
 
 def test_regularized_sap_adds_the_functions_of_alpha():
-    from sap_graph import SAPAggregation, aux_loss
+    from sap_graph import SAPAggregation
     from sap_graph.experiments.readouts import (
         RegularizedSAP,
+        aux_loss,
         resolve_readout,
     )
 
@@ -268,3 +269,8 @@ def test_versions_record_source_digest_and_cpu_core(sap_backend):
     assert core == ('native' if sap_backend == 'native' else
                     'torch (SAP_GRAPH_NATIVE=0)')
     assert versions()['sap_graph_source'] == digest
+    # The path the batch took and the switches behind it.
+    assert sap_backend in versions()['sap_graph_paths'].split(',')
+    switches = versions()['sap_graph_switches']
+    assert switches.endswith(' triton=off')  # The default.
+    assert ('native=off' in switches) == (sap_backend == 'torch')

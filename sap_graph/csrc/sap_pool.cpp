@@ -1,21 +1,17 @@
-// Fused CPU kernels of SAPAggregation's core (autograd in sap_graph/ops/cpu.py).
-//
+// Fused CPU kernels of SAPAggregation's core (autograd in sap_graph/ops/native.py).
 // For a sorted batch (graph b owns rows ptr[b]..ptr[b+1] of x) and a score
 // matrix w [H, F]:
-//
 //   forward:  e_ih = <x_i, w_h>, alpha = softmax of e within each graph,
 //             pooled[h, b] = sum_i alpha_ih x_i, weight_sum[h, b] = sum_i alpha_ih
 //   backward: g_ih = <x_i, dP[h, b]> + dS[h, b] + dalpha_ih,
 //             ds_ih = alpha_ih (g_ih - sum_j alpha_jh g_jh),
 //             dx_i = sum_h alpha_ih dP[h, b] + sum_h ds_ih w_h,
 //             dw_h = sum_i ds_ih x_i
-//
 // With a residual mode (1 sum, 2 mean, 3 max) the same passes also give the
 // residual pooling res[b] = sum / mean / max of the graph's rows of x and
 // add its gradient to dx while those rows are in cache; the max gradient is
 // shared evenly by the rows that attain the maximum, as torch's scatter
 // 'amax' does.
-//
 // Every graph is handled by one thread from start to end, so its rows of x
 // are read from memory once and then served from cache: for graphs that fit
 // in cache the forward reads x once, the backward reads x once and writes
@@ -23,9 +19,7 @@
 // cache is read twice per pass. No [N, H, F] buffer exists; the only
 // [N, H] one is alpha.
 #include <torch/extension.h>
-
 #include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -168,7 +162,6 @@ int64_t grain(int64_t num_graphs, int64_t num_nodes, int64_t channels) {
       std::max<int64_t>(1, num_nodes * channels / std::max<int64_t>(1, num_graphs));
   return std::max<int64_t>(1, 32768 / per_graph);
 }
-
 enum Residual : int64_t { kNone = 0, kSum = 1, kMean = 2, kMax = 3 };
 
 // out[f] = sum, mean or max over the n rows of X (NaN propagates in max).
@@ -239,7 +232,6 @@ void check_inputs(const at::Tensor& x, const at::Tensor& w, const at::Tensor& pt
   TORCH_CHECK(residual >= kNone && residual <= kMax,
               "sap_pool native kernel: residual mode 0-3 expected");
 }
-
 }  // namespace
 
 // Returns (pooled [H, B, F], alpha [N, H], weight_sum [H, B], res [B, F]

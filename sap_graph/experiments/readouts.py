@@ -34,7 +34,7 @@ from torch_geometric.nn import aggr as pyg_aggr
 from torch_geometric.nn.aggr import Aggregation
 
 from sap_graph.nn.aggr import SAPAggregation
-from sap_graph.ops.segments import index_from_ptr
+from sap_graph.ops.torch import index_from_ptr
 from sap_graph.regularizers import weighted_penalty
 
 
@@ -193,7 +193,7 @@ class RegularizedSAP(SAPAggregation):
     :math:`\lambda_d \, \mathrm{diversity\_penalty}(\alpha) +
     \lambda_e \, \mathrm{attention\_entropy}(\alpha)` as
     :obj:`aux_loss`, which the training loop adds to the task loss
-    (:func:`sap_graph.aux_loss`): the regularisers are plain functions of
+    (:func:`aux_loss`): the regularisers are plain functions of
     the attention weights (:mod:`sap_graph.regularizers`), added here by
     the harness (``sap-graph train --diversity/--entropy``), not by the
     layer. Parameters and state dict are those of the layer.
@@ -233,6 +233,19 @@ class RegularizedSAP(SAPAggregation):
                 f'entropy={self.entropy_weight})')
 
 
+def aux_loss(model: torch.nn.Module) -> Optional[Tensor]:
+    r"""Sums the :obj:`aux_loss` tensors that submodules (a
+    :class:`RegularizedSAP`) kept in their last training forward, or
+    :obj:`None` when there are none. The training loop adds it to the task
+    loss."""
+    total: Optional[Tensor] = None
+    for module in model.modules():
+        value = getattr(module, 'aux_loss', None)
+        if isinstance(value, Tensor):
+            total = value if total is None else total + value
+    return total
+
+
 def _sap(channels: int, freeze_queries: bool = False,
          **kwargs: Any) -> Tuple[Aggregation, int]:
     if kwargs.get('diversity') or kwargs.get('entropy'):
@@ -241,9 +254,6 @@ def _sap(channels: int, freeze_queries: bool = False,
         kwargs.pop('diversity', None)
         kwargs.pop('entropy', None)
         module = SAPAggregation(channels, **kwargs)
-    if not isinstance(freeze_queries, bool):
-        raise TypeError(f"'freeze_queries' must be a bool (got "
-                        f"{freeze_queries!r})")
     if freeze_queries:
         # The control of "does the attention pay?": the queries keep their
         # initial value (zero by default, so the weights stay uniform and
@@ -277,7 +287,7 @@ READOUTS: Dict[str, ReadoutSpec] = {
         'heads': size, 'concat': flag, 'out_channels': optional(size),
         'key_channels': optional(size), 'dropout': probability,
         'temperature': positive, 'learn_temperature': flag, 'gated': flag,
-        'residual': one_of(None, 'sum', 'mean', 'max', True, False),
+        'residual': one_of(None, 'sum', 'mean', 'max'),
         'query_init': one_of('zeros', 'normal'),
         'size_scaler': one_of(None, 'log'), 'rezero': flag,
         'diversity': number, 'entropy': number, 'freeze_queries': flag}),

@@ -11,19 +11,15 @@ from torch_geometric import is_compiling
 from torch_geometric.nn.aggr import Aggregation
 from torch_geometric.nn.dense.linear import Linear
 
-from sap_graph.nn.functional import (
+from sap_graph.nn.checks import (
     check_batch,
     check_conv_width,
     check_dtype,
     check_inputs,
     check_options,
-    kept_batch,
-    project_values,
-    repeat_batch,
-    sap_pool,
-    sap_pool_padded,
+    check_removed,
 )
-from sap_graph.regularizers import weighted_penalty
+from sap_graph.ops.dispatch import Core, pool
 
 
 class SAPAggregation(Aggregation):
@@ -68,7 +64,8 @@ class SAPAggregation(Aggregation):
         ``MultiAggregation([...], mode='cat')``) PyG expects an output of
         :obj:`in_channels`: use :obj:`concat=False`, or
         :obj:`heads * out_channels == in_channels`; another width fails in
-        the convolution's linear layer, after a warning that says so.
+        the convolution's linear layer, after a warning that says so (for
+        the convolution that holds this layer, on its first such call).
         Node features must have the parameters' dtype, except under
         :func:`torch.autocast`.
 
@@ -108,12 +105,6 @@ class SAPAggregation(Aggregation):
             (ReZero, Bachlechner et al. 2021), so an untrained layer is its
             :obj:`residual` pooling alone; needs a :obj:`residual`.
             (default: :obj:`False`)
-        diversity (float, optional): *Deprecated*: weight of
-            :func:`~sap_graph.diversity_penalty` kept as :obj:`aux_loss`;
-            add the penalty of the returned attention weights to the loss
-            instead. (default: :obj:`0.0`)
-        entropy (float, optional): *Deprecated*, as :obj:`diversity`, for
-            :func:`~sap_graph.attention_entropy`. (default: :obj:`0.0`)
 
     Attributes:
         output_channels (int): Output width (:obj:`heads * out_channels`
@@ -137,17 +128,19 @@ class SAPAggregation(Aggregation):
         temperature: float = 1.0,
         learn_temperature: bool = False,
         gated: bool = False,
-        residual: Union[str, bool, None] = 'max',
+        residual: Optional[str] = 'max',
         query_init: str = 'zeros',
         size_scaler: Optional[str] = None,
         rezero: bool = False,
-        diversity: float = 0.0,
-        entropy: float = 0.0,
+        **removed: object,
     ) -> None:
         super().__init__()
-        residual = check_options(in_channels, heads, dropout, temperature,
-                                 residual, query_init, size_scaler,
-                                 rezero, diversity, entropy)
+        check_removed(removed)
+        check_options(in_channels, out_channels, heads, key_channels,
+                      dropout, temperature, residual, query_init,
+                      size_scaler, dict(concat=concat,
+                                        learn_temperature=learn_temperature,
+                                        gated=gated, rezero=rezero))
 
         self.in_channels = in_channels
         self.out_channels = out_channels or in_channels
@@ -157,7 +150,7 @@ class SAPAggregation(Aggregation):
         self.dropout = dropout
         self.output_channels = (heads * self.out_channels
                                 if concat else self.out_channels)
-        self._width_checked = False  # See check_conv_width.
+        self._width_warned = False  # See check_conv_width.
         self.temperature = temperature
         self.learn_temperature = learn_temperature
         self.gated = gated
@@ -165,9 +158,6 @@ class SAPAggregation(Aggregation):
         self.query_init = query_init
         self.size_scaler = size_scaler
         self.rezero = rezero
-        self.diversity = diversity
-        self.entropy = entropy
-        self.aux_loss: Optional[Tensor] = None
 
         self.lin_key = Linear(in_channels, heads * self.key_channels,
                               bias=False, weight_initializer='glorot')
@@ -221,6 +211,18 @@ class SAPAggregation(Aggregation):
             return w / self.temperature
         return w
 
+    def __call__(self, x: Tensor, index: Optional[Tensor] = None,
+                 ptr: Optional[Tensor] = None,
+                 dim_size: Optional[int] = None, dim: int = -2,
+                 **kwargs) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        if index is None and ptr is None and dim_size is None:
+            # No batch vector: all elements form one set, also when there
+            # are none (one zero row, as for an empty set of a batch). PyG
+            # would infer 'dim_size' from an index of zeros (a sync, and 0
+            # for no element).
+            dim_size = 1
+        return super().__call__(x, index, ptr, dim_size, dim, **kwargs)
+
     def forward(
         self,
         x: Tensor,
@@ -257,128 +259,83 @@ class SAPAggregation(Aggregation):
                 (default: :obj:`None`)
 
         A padded batch :obj:`[*, L, in_channels]` with :obj:`mask` or
-        :obj:`lengths` and no :obj:`index`/:obj:`ptr` is pooled in place
-        (:mod:`sap_graph.ops.padded`).
+        :obj:`lengths` and no :obj:`index`/:obj:`ptr` is one set per row
+        (output :obj:`[*, 1, output_channels]`); whatever its masked
+        positions hold (NaN, inf) reaches no output and no gradient.
+        Without :obj:`index` and :obj:`ptr`, all elements form one set.
         """
-        assert dim_size is not None  # Set by `Aggregation.__call__`.
-        mask = check_inputs(x, self.in_channels, dim, index, mask, lengths)
-        if self.output_channels != self.in_channels and not (
-                self._width_checked or is_compiling()):
-            self._width_checked = True  # Once: the call site stays put.
-            check_conv_width(self)
-        lead, num_nodes = x.shape[:-2], x.size(-2)
-
-        if len(lead) > 0 and mask is not None and ptr is None and (
-                dim_size == 1):  # A padded batch: one set per row.
-            if not is_compiling():
-                check_batch(index, ptr, num_nodes, dim_size)
-            out, alpha = self._pool_padded(
-                x.reshape(-1, num_nodes, self.in_channels),
-                mask.reshape(-1, num_nodes),
-                None if lengths is None else lengths.reshape(-1))
-            out = out.view(*lead, 1, self.output_channels)
-            alpha = alpha.view(*lead, num_nodes, self.heads)
-            return (out, alpha) if return_attention_weights else out
-
-        if mask is not None:
-            mask = mask.reshape(-1)
-        if len(lead) > 0:  # Independent sets per leading position.
-            copies = math.prod(lead)
-            index, ptr = repeat_batch(index, ptr, copies, num_nodes,
-                                      dim_size)
-            x = x.reshape(-1, self.in_channels)
-            out, alpha = self._pool(x, index, ptr, copies * dim_size, mask)
-            out = out.view(*lead, dim_size, self.output_channels)
-            alpha = alpha.view(*lead, num_nodes, self.heads)
-        else:
-            out, alpha = self._pool(x, index, ptr, dim_size, mask)
-
+        assert dim_size is not None  # Set by `__call__`.
+        mask = self._check(x, index, ptr, dim_size, dim, mask, lengths)
+        core = pool(x, self.score_weight(), index, ptr, dim_size, mask,
+                    lengths, dropout=self.dropout if self.training else 0.0,
+                    gate=None if self.lin_gate is None else self._gate,
+                    residual=self.residual)
+        out = self._combine(core).view(*core.shape, self.output_channels)
         if return_attention_weights:
-            return out, alpha
+            return out, core.alpha
         return out
 
-    def _pool(self, x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
-              dim_size: int, mask: Optional[Tensor] = None
-              ) -> Tuple[Tensor, Tensor]:
-        num_nodes = x.size(0)
+    def _check(self, x: Tensor, index: Optional[Tensor],
+               ptr: Optional[Tensor], dim_size: int, dim: int,
+               mask: Optional[Tensor], lengths: Optional[Tensor]
+               ) -> Optional[Tensor]:
+        # Shapes always; values, dtype and the conv width in eager mode
+        # (reading values back would break a compiled graph). Returns the
+        # node mask (built from `lengths` when given).
+        mask = check_inputs(x, self.in_channels, dim, index, mask, lengths)
         if not is_compiling():
-            check_batch(index, ptr, num_nodes, dim_size)
+            check_batch(index, ptr, x.size(-2), dim_size)
             check_dtype(x, self.lin_value.weight.dtype)
-        x, index, ptr = kept_batch(x, index, ptr, mask)
+            if self.output_channels != self.in_channels and not (
+                    self._width_warned):
+                # Every eager call until it warns: the same layer may be
+                # called outside a convolution first and inside one later.
+                self._width_warned = check_conv_width(self)
+        return mask
 
-        gate = None
-        if self.lin_gate is not None:
-            gate = torch.sigmoid(self.lin_gate(x))
-        core = sap_pool(
-            x, self.score_weight(), index, ptr, dim_size, self.heads,
-            dropout=self.dropout if self.training else 0.0, gate=gate,
-            residual=self.residual)
-        pooled, alpha, weight_sum = core[:3]
-        res = core[3] if self.residual is not None else None
+    def _gate(self, x: Tensor) -> Tensor:
+        return torch.sigmoid(self.lin_gate(x))
 
-        count = None
-        if self.size_scaler is not None:
-            count = x.new_zeros(dim_size).index_add_(
-                0, index, x.new_ones(index.numel()))
-        out = self._combine(pooled, weight_sum, count, res)
-
-        self._set_aux_loss(alpha, index, dim_size)
-
-        if mask is not None:
-            alpha = alpha.new_zeros(num_nodes, self.heads).index_put(
-                (mask, ), alpha)
-        return out, alpha
-
-    def _pool_padded(self, x: Tensor, mask: Tensor, lengths: Optional[Tensor]
-                     ) -> Tuple[Tensor, Tensor]:
-        # x [B, L, F], mask [B, L] (see sap_graph.ops.padded).
-        gate = None
-        if self.lin_gate is not None:
-            gate = torch.sigmoid(self.lin_gate(x))
-        pooled, alpha, weight_sum, res = sap_pool_padded(
-            x, self.score_weight(), mask, lengths, self.dropout,
-            self.training, gate, self.residual)
-        count = mask.sum(1)
-        out = self._combine(pooled, weight_sum, count, res)
-        self.aux_loss = None
-        if self.training and (self.diversity or self.entropy):
-            # The regularisers see the kept positions only ([N, H], small).
-            batch = mask.size(0)
-            kept = alpha.reshape(-1, self.heads)[mask.reshape(-1)]
-            index = torch.repeat_interleave(
-                torch.arange(batch, device=x.device), count,
-                output_size=kept.size(0))
-            self._set_aux_loss(kept, index, batch)
-        return out, alpha
-
-    def _combine(self, pooled: Tensor, weight_sum: Tensor,
-                 count: Optional[Tensor], res: Optional[Tensor]) -> Tensor:
-        # Value projection, size scaler and residual.
-        out = self.project(pooled, weight_sum)
+    def _combine(self, core: Core) -> Tensor:
+        # Value projection, size scaler, rezero scale and residual.
+        out = self.project(core.pooled, core.weight_sum)
         if self.size_scaler == 'log':
-            assert count is not None
-            out = out * torch.log1p(count.to(out.dtype)).unsqueeze(-1)
+            out = out * torch.log1p(core.count.to(out.dtype)).unsqueeze(-1)
         if self.gamma is not None:
             out = out * self.gamma
-        if res is not None:
+        if core.res is not None:
+            res = core.res
             if self.lin_residual is not None:
                 res = self.lin_residual(res)
             out = out + res
         return out
 
-    def _set_aux_loss(self, alpha: Tensor, index: Tensor,
-                      dim_size: int) -> None:
-        # Deprecated side channel of the `diversity`/`entropy` weights.
-        self.aux_loss = None
-        if self.training and (self.diversity or self.entropy):
-            self.aux_loss = weighted_penalty(alpha, index, dim_size,
-                                             self.diversity, self.entropy)
-
     def project(self, pooled: Tensor, weight_sum: Tensor) -> Tensor:
-        r"""Value projection of :obj:`pooled` :obj:`[H, B, F_in]`, heads
-        concatenated or averaged (see :func:`project_values`)."""
-        return project_values(pooled, weight_sum, self.lin_value.weight,
-                              self.lin_value.bias, self.concat)
+        r"""The value projection, applied after pooling (the weights of a
+        set sum to one, so it runs once per set and head): :obj:`pooled`
+        :obj:`[H, B, F_in]` times head :math:`h`'s block of
+        :obj:`lin_value`, plus its bias weighted by :obj:`weight_sum`
+        :obj:`[H, B]` (zero for an empty set); heads concatenated
+        :obj:`[B, H * F_out]` or averaged :obj:`[B, F_out]`."""
+        heads, dim_size = weight_sum.shape
+        weight, bias = self.lin_value.weight, self.lin_value.bias
+        w_value = weight.view(heads, -1, weight.size(-1))
+        out = torch.baddbmm(
+            weight_sum.unsqueeze(-1) * bias.view(heads, 1, -1), pooled,
+            w_value.transpose(1, 2))
+        if self.concat:
+            return out.transpose(0, 1).reshape(dim_size, -1)
+        return out.mean(dim=0)
+
+    def __prepare_scriptable__(self) -> 'SAPAggregation':
+        # Called by torch.jit.script (also for a model that holds the
+        # layer): fail with what works instead of TorchScript's first
+        # complaint about the Python code of the dispatch.
+        raise RuntimeError(
+            "'SAPAggregation' does not support torch.jit.script (its core "
+            "is dispatched in Python to custom autograd functions): use "
+            "torch.compile or torch.export instead, which trace it into "
+            "plain differentiable ops")
 
     def __repr__(self) -> str:
         extra = ''
@@ -390,8 +347,7 @@ class SAPAggregation(Aggregation):
                               ('learn_temperature', False),
                               ('gated', False), ('residual', 'max'),
                               ('query_init', 'zeros'),
-                              ('size_scaler', None), ('rezero', False),
-                              ('diversity', 0.0), ('entropy', 0.0)):
+                              ('size_scaler', None), ('rezero', False)):
             if getattr(self, name) != default:
                 extra += f', {name}={getattr(self, name)!r}'
         return (f'{self.__class__.__name__}({self.in_channels}, '

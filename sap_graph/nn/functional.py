@@ -1,35 +1,23 @@
-r"""The functional form of self-attention pooling and its batch checks.
+r"""The functional form of self-attention pooling.
 
-:func:`sap_pool` is the one entry point to the SAP core: it picks the
-implementation (fused C++ kernels on CPU, Triton kernels on CUDA, pure
-PyTorch otherwise, plain differentiable ops under :func:`torch.compile`;
-see :mod:`sap_graph.ops`) for one batch.
+:func:`sap_pool` runs the SAP core of one batch through the dispatch of
+:mod:`sap_graph.ops.dispatch` (fused C++ kernels on CPU, PyTorch
+otherwise, Triton on CUDA with ``SAP_GRAPH_TRITON=1``, plain differentiable
+ops under :func:`torch.compile`); :class:`~sap_graph.SAPAggregation`
+applies its value projection after it.
 """
 from __future__ import annotations
 
-import sys
-import warnings
-from numbers import Integral, Real
 from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
-from torch_geometric import is_compiling, is_debug_enabled
 
-from sap_graph.ops.padded import (
-    lengths_to_mask,
-    mask_runs,
-    masked_reduce,
-    pool_dense,
-    pool_runs,
-)
-from sap_graph.ops.residual import residual_pool
-from sap_graph.ops.segments import Segments, index_from_ptr, sap_pool_dense
-from sap_graph.ops.segments import sap_pool as _dispatch
+from sap_graph.ops.dispatch import pool
 
 
-def sap_pool(x: Tensor, score_weight: Tensor, index: Tensor,
-             ptr: Optional[Tensor], dim_size: int, heads: int,
+def sap_pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor] = None,
+             ptr: Optional[Tensor] = None, dim_size: Optional[int] = None,
              dropout: float = 0.0, gate: Optional[Tensor] = None,
              residual: Optional[str] = None
              ) -> Union[Tuple[Tensor, Tensor, Tensor],
@@ -42,19 +30,21 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Tensor,
         \mathbf{P}_{hb} = \sum_{i \in b} \alpha_{ih} m_{ih} g_{ih}
         \mathbf{x}_i,
 
-    where :math:`\mathbf{w}_h` is row :math:`h` of :obj:`score_weight`,
+    where :math:`\mathbf{w}_h` is row :math:`h` of :obj:`score_weight`
+    (the number of heads :math:`H` is its number of rows),
     :math:`m` an attention dropout mask and :math:`g` the optional gate.
 
     Args:
         x (torch.Tensor): Node features :obj:`[N, F]`.
         score_weight (torch.Tensor): Score matrix :obj:`[H, F]` (scores are
             ``x @ score_weight.t()``).
-        index (torch.Tensor): Set of each node :obj:`[N]` (int32 or int64),
-            not necessarily sorted.
+        index (torch.Tensor, optional): Set of each node :obj:`[N]` (int32
+            or int64), not necessarily sorted. (default: :obj:`None`, *i.e.*
+            one set, or the sets of :obj:`ptr`)
         ptr (torch.Tensor, optional): CSR pointer :obj:`[B + 1]` of a sorted
-            :obj:`index`; selects the fused kernels.
-        dim_size (int): Number of sets :math:`B`.
-        heads (int): Number of heads :math:`H`.
+            batch; selects the fused kernels. (default: :obj:`None`)
+        dim_size (int, optional): Number of sets :math:`B`. (default: from
+            :obj:`ptr`, else :obj:`index.max() + 1`, else :obj:`1`)
         dropout (float, optional): Attention dropout probability (pass
             :obj:`0.0` in evaluation). (default: :obj:`0.0`)
         gate (torch.Tensor, optional): Value gate :obj:`[N, H]`.
@@ -71,289 +61,17 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Tensor,
         residual pooling ``[B, F]`` when :obj:`residual` is given; all
         differentiable; an empty set gives zero rows.
     """
-    # int32 batch vectors become int64 once, here (no sync, and a no-op for
-    # int64 ones): the fused kernels read an int64 'ptr', and torch 2.13's
-    # CPU gather with an expanded int32 index, behind the backward of
-    # every scatter, returns wrong gradients.
-    index = index.to(torch.long)
-    if is_compiling():
-        out = sap_pool_dense(x, score_weight.to(x.dtype), index, dim_size,
-                             dropout, dropout > 0.0, gate)
-        res = residual_pool(x, index, dim_size, residual)
-    else:
+    if dim_size is None:
         if ptr is not None:
-            ptr = ptr.to(torch.long)
-        seg = Segments(index, ptr, dim_size, heads)
-        *out, res = _dispatch(x, score_weight, seg, dropout, gate, residual)
-    return tuple(out) if residual is None else (*out, res)
-
-
-def sap_pool_padded(x: Tensor, score_weight: Tensor, mask: Tensor,
-                    lengths: Optional[Tensor], dropout: float,
-                    training: bool, gate: Optional[Tensor],
-                    residual: Optional[str]
-                    ) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
-    r""":func:`sap_pool` of a padded batch :obj:`x` :obj:`[B, L, F]` with a
-    boolean :obj:`mask` :obj:`[B, L]` (or :obj:`lengths` :obj:`[B]`), one
-    set per row, without copying the kept rows: runs of kept positions go
-    through the segment kernels, any other mask is pooled densely (see
-    :mod:`sap_graph.ops.padded`). Also returns the :obj:`residual` pooling
-    :obj:`[B, F]` of the kept rows (or :obj:`None`)."""
-    runs = None
-    if not is_compiling():
-        if lengths is not None:
-            runs = (torch.zeros_like(lengths), lengths)
-        elif mask.device.type == 'cpu':
-            runs = mask_runs(mask)
-    if runs is not None:
-        return pool_runs(x, score_weight, *runs,
-                         dropout=dropout if training else 0.0, gate=gate,
-                         residual=residual)
-    pooled, alpha, weight_sum = pool_dense(x, score_weight, mask, dropout,
-                                           training, gate)
-    res = None if residual is None else masked_reduce(x, mask, residual)
-    return pooled, alpha, weight_sum, res
-
-
-def _head(values: Tensor, count: int = 8) -> str:
-    """The first :obj:`count` entries of a 1-D tensor, for messages."""
-    items = ', '.join(str(v) for v in values[:count].tolist())
-    return f"[{items}{', ...' if values.numel() > count else ''}]"
-
-
-def check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
-                 num_nodes: int, dim_size: int) -> None:
-    if ptr is not None and (ptr.dim() != 1 or
-                            ptr.numel() != dim_size + 1):
-        raise ValueError(f"Expected 'ptr' of shape [{dim_size + 1}] "
-                         f"(got {list(ptr.shape)})")
-    device = (ptr if ptr is not None else index).device
-    if device.type != 'cpu' and not is_debug_enabled():
-        # Reading values back would stall the GPU stream once per
-        # forward (PyG's aggregations do not check either); a bad
-        # index then fails in a device-side assert. Under
-        # ``torch_geometric.debug()`` the checks below run everywhere.
-        return
-    if ptr is not None:
-        first, last = ptr[[0, -1]].tolist()
-        if first != 0 or last != num_nodes:
-            raise ValueError(f"Expected 'ptr' to run from 0 to "
-                             f"{num_nodes} (got {first} to {last})")
-        if bool((ptr[1:] < ptr[:-1]).any()):
-            raise ValueError("Expected a non-decreasing 'ptr'")
-    if index is not None and index.numel() > 0:
-        low, high = (int(v) for v in torch.aminmax(index))
-        if low < 0 or high >= dim_size:
-            raise ValueError(f"Encountered invalid 'dim_size' (got "
-                             f"'{dim_size}' but 'index' holds values in "
-                             f"[{low}, {high}], expected values in "
-                             f"[0, {dim_size - 1}])")
-    if index is not None and ptr is not None:
-        # Both given: they must describe the same batch (the fused
-        # kernels follow 'ptr', the other paths mostly 'index').
-        expected = index_from_ptr(ptr, num_nodes)
-        wrong = (index != expected).nonzero()
-        if wrong.numel() > 0:
-            node = int(wrong[0])
-            raise ValueError(
-                f"'index' and 'ptr' disagree: 'ptr' "
-                f"{_head(ptr)} puts node {node} in graph "
-                f"{int(expected[node])} but 'index' holds "
-                f"{int(index[node])} there ({wrong.numel()} of "
-                f"{num_nodes} nodes differ; got 'index' "
-                f"{_head(index)}, expected {_head(expected)}). Pass "
-                f"only one of them, or 'ptr' of a sorted 'index'")
-
-
-def check_inputs(x: Tensor, in_channels: int, dim: int,
-                 index: Optional[Tensor], mask: Optional[Tensor],
-                 lengths: Optional[Tensor]) -> Optional[Tensor]:
-    r"""Checks the shapes of a call of
-    :class:`~sap_graph.SAPAggregation` and returns the node mask (built
-    from :obj:`lengths` when those are given)."""
-    if x.dim() < 2 or dim % x.dim() != x.dim() - 2:
-        raise ValueError(f"'SAPAggregation' pools over the second-to-last "
-                         f"dimension of a [*, N, {in_channels}] "
-                         f"tensor (got dim={dim} for a tensor of shape "
-                         f"{tuple(x.shape)})")
-    if x.size(-1) != in_channels:
-        raise ValueError(f"Expected node features with {in_channels} "
-                         f"channels in the last dimension (got "
-                         f"{x.size(-1)})")
-
-    lead = x.shape[:-2]
-    num_nodes = x.size(-2)
-    if index is not None and index.numel() != num_nodes:
-        raise ValueError(f"Expected 'index' with {num_nodes} entries, "
-                         f"one per node (got {index.numel()})")
-    if mask is not None:
-        if mask.dtype != torch.bool or mask.shape != x.shape[:-1]:
-            raise ValueError(f"Expected a boolean 'mask' of shape "
-                             f"{list(x.shape[:-1])} (got {mask.dtype} "
-                             f"{list(mask.shape)})")
-    if lengths is not None:
-        if mask is not None or lengths.shape != lead:
-            raise ValueError(f"Expected 'lengths' of shape {list(lead)} "
-                             f"instead of a 'mask' (got "
-                             f"{list(lengths.shape)})")
-        if lengths.device.type == 'cpu' and lengths.numel() > 0 and (
-                lengths.min() < 0 or lengths.max() > num_nodes):
-            raise ValueError(f"Expected 'lengths' in [0, {num_nodes}] "
-                             f"(got values in [{int(lengths.min())}, "
-                             f"{int(lengths.max())}])")
-        mask = lengths_to_mask(lengths, num_nodes)
-    return mask
-
-
-def repeat_batch(index: Optional[Tensor], ptr: Optional[Tensor],
-                 copies: int, num_nodes: int, dim_size: int
-                 ) -> Tuple[Tensor, Optional[Tensor]]:
-    r"""The batch of :obj:`copies` leading positions pooled independently:
-    copy :math:`c` of set :math:`b` becomes set :math:`c B + b`."""
-    if index is None:
-        assert ptr is not None
-        index = index_from_ptr(ptr, num_nodes)
-    offset = torch.arange(copies, device=index.device) * dim_size
-    index = (offset.unsqueeze(1) + index.unsqueeze(0)).view(-1)
-    if ptr is not None:
-        ptr = torch.cat([
-            ptr.new_zeros(1),
-            (ptr[1:].unsqueeze(0) + num_nodes * torch.arange(
-                copies, device=ptr.device).unsqueeze(1)).view(-1)
-        ])
-    return index, ptr
-
-
-def check_options(in_channels: int, heads: int, dropout: float,
-                  temperature: float, residual: Union[str, bool, None],
-                  query_init: str, size_scaler: Optional[str],
-                  rezero: bool = False, diversity: float = 0.0,
-                  entropy: float = 0.0) -> Optional[str]:
-    r"""Checks the options of :class:`~sap_graph.SAPAggregation`; returns
-    :obj:`residual` with the deprecated :obj:`True`/:obj:`False` mapped to
-    :obj:`'mean'`/:obj:`None`."""
-    for name, value, kind, what in (
-            ('in_channels', in_channels, Integral, 'an integer'),
-            ('heads', heads, Integral, 'an integer'),
-            ('dropout', dropout, Real, 'a number'),
-            ('temperature', temperature, Real, 'a number')):
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise ValueError(f"'{name}' must be {what} (got {value!r})")
-    if in_channels <= 0:
-        raise ValueError(f"'in_channels' must be positive "
-                         f"(got {in_channels})")
-    if heads <= 0:
-        raise ValueError(f"'heads' must be positive (got {heads})")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"'dropout' must be in [0, 1) (got {dropout})")
-    if not temperature > 0.0:
-        raise ValueError(f"'temperature' must be positive "
-                         f"(got {temperature})")
-    if residual is True:
-        warnings.warn(
-            "SAPAggregation(residual=True) is deprecated; it means "
-            "residual='mean' (use residual='mean', 'sum' or 'max')",
-            FutureWarning, stacklevel=3)
-        residual = 'mean'
-    elif residual is False:
-        residual = None
-    if residual not in (None, 'sum', 'mean', 'max'):
-        raise ValueError(f"'residual' must be one of 'sum', 'mean', "
-                         f"'max' or None (got {residual!r})")
-    if query_init not in ('zeros', 'normal'):
-        raise ValueError(f"'query_init' must be 'zeros' or 'normal' "
-                         f"(got {query_init!r})")
-    if size_scaler not in (None, 'log'):
-        raise ValueError(f"'size_scaler' must be 'log' or None "
-                         f"(got {size_scaler!r})")
-    if rezero and residual is None:
-        raise ValueError("'rezero' scales the attention output next to a "
-                         "residual: set 'residual'")
-    if diversity or entropy:
-        warnings.warn(
-            "SAPAggregation(diversity=..., entropy=...) is deprecated: "
-            "get the weights with return_attention_weights=True and add "
-            "sap_graph.diversity_penalty(alpha, index) or "
-            "sap_graph.attention_entropy(alpha, index) to the loss",
-            FutureWarning, stacklevel=3)
-    return residual
-
-
-def kept_batch(x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
-               mask: Optional[Tensor]
-               ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    r"""Returns :obj:`(x, index, ptr)` with int64 :obj:`index` (built from
-    :obj:`ptr` when missing) and :obj:`ptr` (the fused kernels need it;
-    a no-op for int64), and without the nodes a boolean :obj:`mask` drops
-    (:obj:`ptr` recounted: the batch stays sorted)."""
-    if ptr is not None:
-        ptr = ptr.to(torch.long)
-    if index is None:
-        assert ptr is not None
-        index = index_from_ptr(ptr, x.size(0))
-    index = index.to(torch.long)
-    if mask is not None:  # Masked nodes leave the batch altogether.
-        x, index = x[mask], index[mask]
-        if ptr is not None:
-            count = torch.zeros_like(ptr[1:]).index_add_(
-                0, index, torch.ones_like(index))
-            ptr = torch.cat([ptr.new_zeros(1), count.cumsum(0)])
-    return x, index, ptr
-
-
-def project_values(pooled: Tensor, weight_sum: Tensor, weight: Tensor,
-                   bias: Tensor, concat: bool) -> Tensor:
-    r"""The value projection of :class:`~sap_graph.SAPAggregation` applied
-    after pooling (the weights of a set sum to one, so it runs once per set
-    and head): :obj:`pooled` :obj:`[H, B, F_in]` times head :math:`h`'s
-    block of :obj:`weight` :obj:`[H * F_out, F_in]`, plus the bias
-    :obj:`[H * F_out]` weighted by :obj:`weight_sum` :obj:`[H, B]` (zero
-    for an empty set); heads concatenated :obj:`[B, H * F_out]` or averaged
-    :obj:`[B, F_out]`."""
-    heads, dim_size = weight_sum.shape
-    w_value = weight.view(heads, -1, weight.size(-1))
-    out = torch.baddbmm(
-        weight_sum.unsqueeze(-1) * bias.view(heads, 1, -1), pooled,
-        w_value.transpose(1, 2))
-    if concat:
-        return out.transpose(0, 1).reshape(dim_size, -1)
-    return out.mean(dim=0)
-
-
-def check_conv_width(aggr: torch.nn.Module) -> None:
-    r"""Warns when :obj:`aggr` (an output width other than its input's) is
-    the aggregation of a PyG convolution. The convolutions size their
-    layers for an aggregation that keeps :obj:`in_channels`
-    (:class:`~torch_geometric.nn.aggr.MultiAggregation` too), so the
-    forward fails there next with a bare shape error. Looks up to 12 calling
-    frames for a :class:`~torch_geometric.nn.conv.MessagePassing`."""
-    from torch_geometric.nn.conv import MessagePassing
-    frame = sys._getframe(1)
-    for _ in range(12):
-        if frame is None:
-            return
-        conv = frame.f_locals.get('self')
-        if isinstance(conv, MessagePassing):
-            warnings.warn(
-                f"{aggr} returns {aggr.output_channels} channels inside "
-                f"'{type(conv).__name__}', whose layers expect an "
-                f"aggregation that keeps in_channels={aggr.in_channels}: "
-                f"use out_channels={aggr.in_channels} with concat=False, "
-                f"or heads * out_channels == {aggr.in_channels} with "
-                f"concat=True (a width-changing SAP belongs in the "
-                f"readout)",
-                UserWarning, stacklevel=2)
-            return
-        frame = frame.f_back
-
-
-def check_dtype(x: Tensor, dtype: torch.dtype) -> None:
-    r"""Like :class:`torch.nn.Linear`, features and parameters share one
-    dtype outside :func:`torch.autocast` (a half-precision batch into a
-    float32 layer would fail deep inside the value projection)."""
-    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
-        raise ValueError(
-            f"'SAPAggregation' got {x.dtype} node features but its "
-            f"parameters are {dtype}: convert one to the other "
-            f"(x.to({dtype}) or aggr.to({x.dtype})), or run the model "
-            f"under torch.autocast")
+            dim_size = ptr.numel() - 1
+        elif index is not None:
+            dim_size = int(index.max()) + 1 if index.numel() > 0 else 0
+        else:
+            dim_size = 1
+    if index is None and ptr is None:
+        index = x.new_zeros(x.size(0), dtype=torch.long)
+    core = pool(x, score_weight, index, ptr, dim_size, dropout=dropout,
+                gate=None if gate is None else (lambda kept: gate),
+                residual=residual)
+    out = (core.pooled, core.alpha, core.weight_sum)
+    return out if residual is None else (*out, core.res)

@@ -1,10 +1,20 @@
-"""Implementations of the SAP core behind :func:`sap_graph.nn.sap_pool`:
+"""The SAP core behind :class:`sap_graph.SAPAggregation`, one module per
+role:
 
-* :mod:`~sap_graph.ops.segments`: pure PyTorch (any device; the reference
-  for the others) and the dispatch;
-* :mod:`~sap_graph.ops.cpu`: fused C++ kernels (``csrc/``), built on first
-  use;
+* :mod:`~sap_graph.ops.dispatch`: decides the path for a batch and runs it
+  (:func:`~sap_graph.ops.dispatch.choose_path` names it);
+* :mod:`~sap_graph.ops.env`: the environment switches
+  (``SAP_GRAPH_NATIVE``, ``SAP_GRAPH_TRITON``), read in one place;
+* :mod:`~sap_graph.ops.native`: fused C++ kernels (``csrc/``), built on
+  first use (path ``'native'``);
 * :mod:`~sap_graph.ops.triton`: fused Triton kernels for CUDA tensors,
-  imported only when a CUDA batch arrives;
-* :mod:`~sap_graph.ops.padded`: padded ``[B, L, F]`` batches with masks.
+  imported only when asked for (``SAP_GRAPH_TRITON=1``, path ``'triton'``);
+* :mod:`~sap_graph.ops.torch`: pure PyTorch with a hand-written backward,
+  any device (path ``'torch'``, the reference for the others);
+* :mod:`~sap_graph.ops.padded`: padded ``[B, L, F]`` batches (their run
+  layout, and path ``'dense'`` for other masks);
+* :mod:`~sap_graph.ops.compiled`: plain differentiable ops under
+  :func:`torch.compile` (path ``'compiled'``);
+* :mod:`~sap_graph.ops.residual`: the residual poolings outside the fused
+  kernels.
 """

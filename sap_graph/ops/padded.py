@@ -1,15 +1,20 @@
 r"""Padded batches for :class:`sap_graph.SAPAggregation`: one set per row
 of :obj:`x` :obj:`[B, L, F]`, with a padding mask :obj:`[B, L]` or lengths
-:obj:`[B]`, pooled without copying the kept rows.
+:obj:`[B]`, pooled without gathering the kept rows.
 
-Two paths, both over all :math:`BL` positions in place:
+Masked positions take no part whatever they hold:
+:func:`sap_graph.ops.dispatch.pool` zero-fills them first when the batch
+may hold NaN or inf (on GPUs and under :func:`torch.compile` always, on
+the CPU when the sum of the features is not finite), so that they reach
+neither the output nor any gradient. Two paths, both over all :math:`BL`
+positions:
 
 * **runs** (lengths, or a mask whose kept positions form one contiguous run
   per row: right or left padding): row :math:`b` with run
   :math:`[s_b, e_b)` becomes the three CSR segments
   :math:`[bL, bL + s_b), [bL + s_b, bL + e_b), [bL + e_b, (b + 1)L)` of
   one sorted batch of :math:`3B` sets, pooled by the existing kernels of
-  :mod:`sap_graph.ops.segments` (the fused C++ ones on CPU); the middle segments
+  :mod:`sap_graph.ops.torch` (the fused C++ ones on CPU); the middle segments
   are the result, the padding segments are discarded. No per-position
   index is built on the fused path.
 * **dense** (any other mask, a mask on a GPU, where checking it for runs
@@ -29,11 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sap_graph.ops.segments import Segments, index_from_ptr, sap_pool
+from sap_graph.ops.torch import Segments, index_from_ptr
 
 
 class RunSegments(Segments):
-    r""":class:`~sap_graph.ops.segments.Segments` of a sorted batch given by its
+    r""":class:`~sap_graph.ops.torch.Segments` of a sorted batch given by its
     CSR pointer alone: the per-node :obj:`index` is only built when a path
     that needs it reads it (the fused kernels do not)."""
 
@@ -62,6 +67,8 @@ def mask_runs(mask: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
     boolean :obj:`[B, L]` mask, or :obj:`None` when a row keeps more than
     one run (reads the result back: call it on CPU tensors)."""
     count = mask.sum(1)
+    if mask.size(1) == 0:  # Rows of length zero: empty runs.
+        return count, count
     start = mask.to(torch.uint8).argmax(1)  # First kept position.
     end = start + count
     # One run per row iff the kept positions are exactly [start, end).
@@ -79,37 +86,12 @@ def run_ptr(start: Tensor, end: Tensor, length: int) -> Tensor:
     return torch.cat([bounds, bounds.new_full((1, ), start.numel() * length)])
 
 
-def pool_runs(x: Tensor, score_weight: Tensor, start: Tensor, end: Tensor,
-              dropout: float = 0.0, gate: Optional[Tensor] = None,
-              residual: Optional[str] = None
-              ) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
-    r"""SAP core of the runs path: returns ``(pooled [H, B, F],
-    alpha [B, L, H], weight_sum [H, B], res [B, F])`` for :obj:`x`
-    :obj:`[B, L, F]` and an optional gate :obj:`[B, L, H]`, as
-    :func:`~sap_graph.ops.segments.sap_pool`; :obj:`alpha` is zero at
-    padding, :obj:`res` the :obj:`residual` pooling of the kept rows (or
-    :obj:`None`)."""
-    batch, length, channels = x.shape
-    heads = score_weight.size(0)
-    ptr = run_ptr(start.to(torch.long), end.to(torch.long), length)
-    seg = RunSegments(ptr, batch * length, heads)
-    pooled, alpha, weight_sum, res = sap_pool(
-        x.reshape(batch * length, channels), score_weight, seg, dropout,
-        None if gate is None else gate.reshape(batch * length, heads),
-        residual)
-    kept = lengths_to_mask(end, length) & ~lengths_to_mask(start, length)
-    alpha = alpha.view(batch, length, heads).masked_fill(
-        ~kept.unsqueeze(-1), 0.0)
-    if res is not None:
-        res = res[1::3]
-    return pooled[:, 1::3], alpha, weight_sum[:, 1::3], res
-
-
 def pool_dense(x: Tensor, score_weight: Tensor, mask: Tensor,
                dropout: float = 0.0, training: bool = False,
                gate: Optional[Tensor] = None
                ) -> Tuple[Tensor, Tensor, Tensor]:
-    r"""SAP core of the dense path, from differentiable ops: returns
+    r"""The ``dense`` path: SAP core of a padded batch from differentiable
+    ops (any mask, any device, :func:`torch.compile`); returns
     ``(pooled [H, B, F], alpha [B, L, H], weight_sum [H, B])`` for
     :obj:`x` :obj:`[B, L, F]`, :obj:`mask` :obj:`[B, L]` and an optional
     gate :obj:`[B, L, H]`."""

@@ -30,11 +30,11 @@ from sap_graph.experiments.checkpoint import (
     get_rng_state,
     set_rng_state,
 )
+from sap_graph.experiments.readouts import aux_loss
 from sap_graph.experiments.train.config import (
     ConfigError,
     TrainConfig,
 )
-from sap_graph.regularizers import aux_loss
 
 # One model ################################################################
 
@@ -72,7 +72,8 @@ def train_epoch(model: Module, loader: Any,
                 optimizer: torch.optim.Optimizer, device: torch.device,
                 task_type: str = 'multiclass') -> float:
     r"""Trains one epoch and returns the mean task loss per graph
-    (auxiliary losses of the model, see :func:`sap_graph.aux_loss`, are
+    (auxiliary losses of the model, see
+    :func:`sap_graph.experiments.readouts.aux_loss`, are
     optimised too but not included).
 
     Under :obj:`torchrun` (see :mod:`sap_graph.experiments.distributed`), the
@@ -281,7 +282,7 @@ def fit(
     if device.type == 'cpu' and cfg.readout == 'sap':
         # Build (or load) the fused CPU kernels now, so that compiling
         # them is never counted as epoch time.
-        from sap_graph.ops import cpu as _native
+        from sap_graph.ops import native as _native
         _native.native()
     bar = tqdm(range(first, cfg.epochs + 1), desc=desc, leave=False,
                disable=not cfg.progress or not distributed.is_main(),

@@ -37,9 +37,12 @@ def source_digest() -> str:
 
 def versions() -> Dict[str, Optional[str]]:
     r"""Returns the versions of Python and the main packages, the digest of
-    this package's sources and which SAP core ran on CPU
-    (:func:`sap_graph.ops.cpu.status`)."""
-    from sap_graph.ops import cpu as _native
+    this package's sources, which SAP core ran on CPU
+    (:func:`sap_graph.ops.native.status`), the paths of the SAP core this
+    process has run (:func:`sap_graph.ops.dispatch.paths_used`) and the
+    switches that chose them (:func:`sap_graph.ops.env.switches`)."""
+    from sap_graph.ops import dispatch, env
+    from sap_graph.ops import native as _native
     out: Dict[str, Optional[str]] = {
         'python': platform.python_version(),
         'torch': torch.__version__,
@@ -47,6 +50,9 @@ def versions() -> Dict[str, Optional[str]]:
         'sap_graph': sap_graph.__version__,
         'sap_graph_source': source_digest(),
         'sap_graph_cpu_core': _native.status(),
+        'sap_graph_paths': ','.join(dispatch.paths_used()) or None,
+        'sap_graph_switches': ' '.join(
+            f'{k}={v}' for k, v in env.switches().items()),
         'numpy': np.__version__,
     }
     try:

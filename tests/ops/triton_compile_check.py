@@ -8,7 +8,7 @@ Usage (``TRITON_DUMP_PTXAS_LOG=1`` prints registers and spills)::
 
     python tests/triton_compile_check.py [fp32|bf16 ...]
 
-Run by :func:`tests.test_triton.test_kernels_compile_for_sm90`.
+Run by :func:`tests.ops.test_triton.test_kernels_compile_for_sm90`.
 """
 import os
 import sys

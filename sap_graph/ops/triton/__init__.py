@@ -1,6 +1,6 @@
 r"""Fused Triton kernels of the SAP core on CUDA tensors (issue 15).
 
-Same function as :class:`sap_graph.ops.cpu.SAPNativeFunction` (the
+Same function as :class:`sap_graph.ops.native.SAPNativeFunction` (the
 fused C++ CPU kernels), for a sorted batch given by its CSR pointer
 :math:`\mathrm{ptr}` :obj:`[B + 1]`, node features
 :math:`\mathbf{X} \in \mathbb{R}^{N \times F}` and score matrix
@@ -29,8 +29,8 @@ b} \exp(e_{ih} - m_{bh})`. Backward, for cotangents
     \partial\mathbf{w}_h = \sum_i \partial e_{ih}\mathbf{x}_i.
 
 The work split and the shared building blocks are in
-:mod:`sap_graph.ops.triton_kernels`, the kernels in
-:mod:`~sap_graph.ops.triton_forward` and :mod:`~sap_graph.ops.triton_backward`.
+:mod:`sap_graph.ops.triton.kernels`, the kernels in
+:mod:`~sap_graph.ops.triton.forward` and :mod:`~sap_graph.ops.triton.backward`.
 
 Forward: two launches; backward: two launches and one sum. Accumulation is
 in float32 for float16/bfloat16 inputs; :math:`\alpha` is kept in float32
@@ -38,13 +38,13 @@ for the backward. Products use :func:`triton.language.dot` on float32
 blocks padded to 16, by default with IEEE float32 precision (no TF32; see
 :data:`DOT_PRECISION`).
 
-Not handled here (:func:`sap_graph.ops.segments.sap_pool` keeps the PyTorch
-path, :class:`~sap_graph.ops.segments.SAPPoolFunction`): attention dropout,
+Not handled here (:func:`sap_graph.ops.torch.sap_pool` keeps the PyTorch
+path, :class:`~sap_graph.ops.torch.SAPPoolFunction`): attention dropout,
 the value gate, unsorted batches (index without ``ptr`` on a GPU), float64,
 and :math:`F > 1024` or :math:`H > 64`. GPU speed of this path is not yet
 measured (written and tested in Triton's interpreter on CPU only).
 
-This module imports :mod:`triton`; :mod:`sap_graph.ops.segments` imports it only
+This module imports :mod:`triton`; :mod:`sap_graph.ops.torch` imports it only
 for CUDA tensors, so CPU-only installs never need Triton.
 """
 from __future__ import annotations
@@ -55,8 +55,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from sap_graph.ops.triton_backward import _sap_bwd_long, _sap_bwd_main
-from sap_graph.ops.triton_forward import _sap_fwd_long, _sap_fwd_main
+from sap_graph.ops.triton.backward import _sap_bwd_long, _sap_bwd_main
+from sap_graph.ops.triton.forward import _sap_fwd_long, _sap_fwd_main
 
 #: Input dtypes of the Triton path (all accumulate in float32).
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -220,10 +220,10 @@ def sap_backward(x: Tensor, score_weight: Tensor, index: Tensor,
 
 class SAPTritonFunction(torch.autograd.Function):
     r"""The no-dropout, no-gate case of
-    :class:`~sap_graph.ops.segments.SAPPoolFunction` on a sorted batch, with the
+    :class:`~sap_graph.ops.torch.SAPPoolFunction` on a sorted batch, with the
     Triton kernels above; the outputs of
-    :class:`~sap_graph.ops.cpu.SAPNativeFunction` without the residual
-    (which :func:`~sap_graph.ops.segments.sap_pool` computes beside it,
+    :class:`~sap_graph.ops.native.SAPNativeFunction` without the residual
+    (which :func:`~sap_graph.ops.torch.sap_pool` computes beside it,
     with :mod:`sap_graph.ops.residual`):
     ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B])``, all three
     differentiable. The batch must be sorted (``seg.sorted``): unsorted

@@ -9,10 +9,11 @@ flags and the CPU; a one-line notice goes to stderr while it builds, and
 concurrent processes wait for one build under a file lock).
 A build needs a C++ compiler and ``ninja``; without them, or with
 ``SAP_GRAPH_NATIVE=0``, every batch takes the pure-PyTorch path of
-:mod:`sap_graph.ops.segments`, which computes the same function.
+:mod:`sap_graph.ops.torch`, which computes the same function.
 
-``SAP_GRAPH_NATIVE``: ``auto`` (default: build, fall back with a warning),
-``0`` (never build), ``1`` (build; raise if the build fails).
+``SAP_GRAPH_NATIVE`` (read by :mod:`sap_graph.ops.env`): ``auto``
+(default: build, fall back with a warning), ``0`` (never build), ``1``
+(build; raise if the build fails).
 """
 from __future__ import annotations
 
@@ -32,20 +33,13 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from sap_graph.ops.env import switch
+
 _SOURCE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'csrc',
                    'sap_pool.cpp')
 _lock = threading.Lock()
 _module: Optional[ModuleType] = None
 _failed: Optional[str] = None
-
-
-def _mode() -> str:
-    mode = os.environ.get('SAP_GRAPH_NATIVE', 'auto').strip().lower()
-    if mode in ('0', 'off', 'false', 'no'):
-        return 'off'
-    if mode in ('1', 'on', 'true', 'yes', 'require'):
-        return 'require'
-    return 'auto'
 
 
 _FLAGS = ['-O3', '-fopenmp', '-march=native']
@@ -140,13 +134,13 @@ def native() -> Optional[ModuleType]:
     version and CPU) or loads them; later calls are free. Call it before
     timing anything, so that the build is not counted as training time."""
     global _module, _failed
-    mode = _mode()
+    mode = switch('native')
     if mode == 'off':
         return None
     if _module is not None:
         return _module
     if _failed is not None:
-        if mode == 'require':
+        if mode == 'on':
             raise RuntimeError(f'sap_graph native kernels: {_failed}')
         return None
     with _lock:
@@ -155,7 +149,7 @@ def native() -> Optional[ModuleType]:
                 _module = _build()
             except Exception as exc:  # Compiler, ninja or headers missing.
                 _failed = f'{type(exc).__name__}: {exc}'.splitlines()[0]
-                if mode == 'require':
+                if mode == 'on':
                     raise RuntimeError(
                         f'sap_graph native kernels: {_failed}') from exc
                 warnings.warn(
@@ -175,7 +169,7 @@ def status() -> str:
     """Which SAP core this process has used on CPU so far, without
     building anything: ``'native'``, ``'torch (SAP_GRAPH_NATIVE=0)'``,
     ``'torch (build failed)'`` or ``'not loaded'``."""
-    if _mode() == 'off':
+    if switch('native') == 'off':
         return 'torch (SAP_GRAPH_NATIVE=0)'
     if _module is not None:
         return 'native'

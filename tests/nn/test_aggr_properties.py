@@ -50,11 +50,12 @@ def batches(draw):
     else:
         duplicate = False
     heads = draw(st.integers(1, 3))
-    residual = draw(st.booleans())
-    concat = False if residual else draw(st.booleans())
+    residual = draw(st.sampled_from([None, 'sum', 'mean', 'max']))
+    concat = False if residual is not None else draw(st.booleans())
     options = dict(
         heads=heads, concat=concat, residual=residual,
-        out_channels=IN_CHANNELS if residual else draw(st.integers(1, 5)),
+        out_channels=(IN_CHANNELS if residual is not None else
+                      draw(st.integers(1, 5))),
         key_channels=draw(st.integers(1, 4)),
         gated=draw(st.booleans()),
         temperature=draw(st.sampled_from([0.5, 1.0, 2.0])))

@@ -1,16 +1,16 @@
 """The Triton path of the SAP core (:mod:`sap_graph.ops.triton`) without a
-GPU, and its dispatch.
+GPU (its dispatch: :mod:`tests.ops.test_dispatch`).
 
 The kernels themselves are checked in Triton's interpreter on CPU tensors
-by :mod:`tests.triton_interpreter_cases`. The interpreter is chosen when
+by :mod:`tests.ops.triton_interpreter_cases`. The interpreter is chosen when
 :mod:`triton` is first imported (``TRITON_INTERPRET=1``), which cannot be
 undone inside a process that may already have imported Triton for real
 (:func:`torch.compile` does), so those cases run in a ``python -m pytest``
 subprocess with the variable set; its report is printed here.
-:mod:`tests.triton_compile_check` compiles the kernels for sm_90 on the CPU
+:mod:`tests.ops.triton_compile_check` compiles the kernels for sm_90 on the CPU
 (the compiler rejects some code the interpreter runs). Both are skipped
 when Triton is not installed (``pip install sap-graph[triton]``).
-On a GPU, :mod:`tests.test_cuda` checks the compiled kernels.
+On a GPU, :mod:`tests.ops.test_cuda` checks the compiled kernels.
 """
 import importlib.util
 import os
@@ -18,14 +18,10 @@ import os.path as osp
 import subprocess
 import sys
 import tempfile
-import types
 
 import pytest
-import torch
 
-from sap_graph.ops import segments as _ops
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HAS_TRITON = importlib.util.find_spec('triton') is not None
 
 
@@ -36,7 +32,7 @@ def test_interpreter_cases():
         [ROOT] + [p for p in [env.get('PYTHONPATH')] if p])
     proc = subprocess.run(
         [sys.executable, '-m', 'pytest', '-q', '-rs', '-p',
-         'no:cacheprovider', osp.join('tests',
+         'no:cacheprovider', osp.join('tests', 'ops',
                                       'triton_interpreter_cases.py')],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     print(proc.stdout[-5000:], proc.stderr[-3000:])
@@ -56,7 +52,8 @@ def test_kernels_compile_for_sm90():
     with tempfile.TemporaryDirectory() as cache:
         env['TRITON_CACHE_DIR'] = cache
         proc = subprocess.run(
-            [sys.executable, osp.join('tests', 'triton_compile_check.py')],
+            [sys.executable,
+             osp.join('tests', 'ops', 'triton_compile_check.py')],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert proc.stdout.count('compiled for sm_90') == 4
@@ -82,33 +79,3 @@ def test_cpu_never_imports_triton_path():
     proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-
-
-def fake_cuda_input():
-    # Only the device is read by the dispatch test.
-    return types.SimpleNamespace(device=torch.device('cuda'))
-
-
-def segments(sorted_: bool):
-    index = torch.tensor([0, 0, 1])
-    seg = _ops.Segments(index, torch.tensor([0, 2, 3]), 2, 1)
-    seg.sorted = sorted_
-    return seg
-
-
-def test_dispatch(monkeypatch):
-    """Triton takes sorted CUDA batches without dropout or gate, unless
-    ``SAP_GRAPH_TRITON=0`` or Triton is missing."""
-    monkeypatch.delenv('SAP_GRAPH_TRITON', raising=False)
-    x, seg = fake_cuda_input(), segments(True)
-    assert _ops._use_triton(x, seg, 0.0, None) == HAS_TRITON
-    assert not _ops._use_triton(torch.zeros(3, 2), seg, 0.0, None)
-    assert not _ops._use_triton(x, segments(False), 0.0, None)
-    assert not _ops._use_triton(x, seg, 0.1, None)
-    assert not _ops._use_triton(x, seg, 0.0, torch.ones(3, 1))
-    for off in ('0', 'off', 'false'):
-        monkeypatch.setenv('SAP_GRAPH_TRITON', off)
-        assert not _ops._use_triton(x, seg, 0.0, None)
-    monkeypatch.setenv('SAP_GRAPH_TRITON', '1')
-    monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None)
-    assert not _ops._use_triton(x, seg, 0.0, None)

@@ -1,9 +1,9 @@
 r"""Backward kernels of the Triton path: softmax backward, input and
-score-matrix gradients (work split in :mod:`sap_graph.ops.triton_kernels`)."""
+score-matrix gradients (work split in :mod:`sap_graph.ops.triton.kernels`)."""
 import triton
 import triton.language as tl
 
-from sap_graph.ops.triton_kernels import _load_head_rows, _load_rows, _piece
+from sap_graph.ops.triton.kernels import _load_head_rows, _load_rows, _piece
 
 
 @triton.jit

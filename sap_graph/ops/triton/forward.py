@@ -1,10 +1,10 @@
 r"""Forward kernels of the Triton path: short graphs whole, long graphs in
 chunks combined by :func:`_sap_fwd_long` (work split in
-:mod:`sap_graph.ops.triton_kernels`)."""
+:mod:`sap_graph.ops.triton.kernels`)."""
 import triton
 import triton.language as tl
 
-from sap_graph.ops.triton_kernels import _load_rows, _piece
+from sap_graph.ops.triton.kernels import _load_rows, _piece
 
 
 @triton.jit

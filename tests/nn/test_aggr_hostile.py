@@ -6,23 +6,24 @@ Values are checked against the float64 reference of
 import os.path as osp
 import threading
 import warnings
-from functools import partial
 
 import pytest
 import torch
 import torch.utils.cpp_extension as cpp_extension
 
 from sap_graph import SAPAggregation
-from sap_graph.ops import cpu as _native
-from sap_graph.ops.segments import Segments, sap_pool, sap_pool_dense
+from sap_graph.ops import native as _native
+from sap_graph.ops.compiled import pool_compiled
+from sap_graph.ops.torch import Segments, pool_torch
+from tests.helpers import (
+    SAP,
+    core_batch,
+    core_functions,
+    make_batch,
+    outputs_and_grads,
+    reference_and_grads,
+)
 from tests.reference import sap_reference
-from tests.test_ops import core_functions
-
-# Normally initialised queries, so that the attention under test is not
-# uniform (an untrained layer with the default zero queries is mean pooling),
-# and the plain layer (1 head, no residual) unless a test asks otherwise.
-SAP = partial(SAPAggregation, heads=1, concat=True, residual=None,
-              query_init='normal')
 
 # The fused kernels' build cache ###########################################
 
@@ -113,28 +114,6 @@ def test_concurrent_builds_wait_for_the_lock(fake_load, tmp_path, capfd):
 SIZES = [3, 0, 5, 1, 7, 0, 2]
 
 
-def make_batch(sizes=SIZES, channels=8, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    sizes = torch.tensor(sizes)
-    index = torch.arange(sizes.numel()).repeat_interleave(sizes)
-    ptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
-    x = torch.randn(int(sizes.sum()), channels, generator=gen)
-    return x, index, ptr, sizes.numel()
-
-
-def reference_and_grads(aggr, x, index, num_graphs, cot, mask=None):
-    """The float64 reference's output, attention weights and gradients
-    (autograd through the reference) of ``(out * cot).sum()``."""
-    x = x.detach().clone().requires_grad_()
-    aggr.zero_grad()
-    out, alpha = sap_reference(aggr, x, index, num_graphs, mask=mask)
-    (out * cot).sum().backward()
-    grads = {'x': x.grad.double(), **{n: p.grad.double()
-                                      for n, p in aggr.named_parameters()}}
-    aggr.zero_grad()
-    return out.detach(), alpha.detach(), grads
-
-
 INT32_LAYOUTS = {  # (index, ptr) given to the layer.
     'index': lambda index, ptr: (index.int(), None),
     'ptr': lambda index, ptr: (None, ptr.int()),
@@ -150,7 +129,7 @@ def test_int32_index_and_ptr(sap_backend, layout, masked):
     """A sorted int32 batch (forward and backward) on the fused kernels and
     on the PyTorch path, against the float64 reference."""
     torch.manual_seed(1)
-    x, index, ptr, num_graphs = make_batch()
+    x, index, ptr, num_graphs = make_batch(SIZES)
     aggr = SAP(8, 4, heads=2, query_init='normal',
                residual='mean')
     mask = None
@@ -182,16 +161,15 @@ def test_int32_index_and_ptr(sap_backend, layout, masked):
 
 @pytest.mark.parametrize('with_ptr', [False, True])
 def test_int32_segments_core(sap_backend, with_ptr):
-    """The SAP core (:func:`sap_graph.ops.segments.sap_pool`) on a sorted int32
-    batch, against plain float64 autograd on an int64 one."""
-    from tests.test_ops import batch, outputs_and_grads
-    x, w, index, ptr, num_graphs = batch([3, 0, 5, 1, 7], 6, 2)
+    """The SAP core (:func:`sap_graph.ops.torch.pool_torch`) on a sorted
+    int32 batch, against plain float64 autograd on an int64 one."""
+    x, w, index, ptr, num_graphs = core_batch([3, 0, 5, 1, 7], 6, 2)
     ref = outputs_and_grads(
-        lambda x, w: sap_pool_dense(x, w, index, num_graphs), x, w)
+        lambda x, w: pool_compiled(x, w, index, num_graphs), x, w)
     seg = Segments(index.int(), ptr.int() if with_ptr else None,
                    num_graphs, 2)
     assert seg.sorted and seg.ptr.dtype == torch.long
-    got = outputs_and_grads(lambda x, w: sap_pool(x, w, seg), x, w)
+    got = outputs_and_grads(lambda x, w: pool_torch(x, w, seg), x, w)
     for a, b in zip(got, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
@@ -251,7 +229,7 @@ def test_mixed_dtypes_are_a_clear_error(sap_backend, dtypes, kwargs):
     autocast) are refused up front on both paths, like torch.nn.Linear
     does, with what to do (they failed inside the value projection)."""
     x_dtype, layer_dtype = dtypes
-    x, index, ptr, num_graphs = make_batch()
+    x, index, ptr, num_graphs = make_batch(SIZES)
     aggr = SAP(8, **kwargs).to(layer_dtype)
     for batch in (dict(index=index), dict(ptr=ptr)):
         with pytest.raises(ValueError) as info:
@@ -272,7 +250,7 @@ def test_bfloat16_features_into_float32_layer_under_autocast(sap_backend,
     """Under CPU autocast a bfloat16 batch (the output of an autocast
     linear layer) into a float32 layer works, close to the reference."""
     torch.manual_seed(3)
-    x, index, ptr, num_graphs = make_batch()
+    x, index, ptr, num_graphs = make_batch(SIZES)
     aggr = SAP(8, query_init='normal', **kwargs)
     x = x.to(torch.bfloat16)
     ref, _ = sap_reference(aggr, x.double(), index, num_graphs)
@@ -348,7 +326,7 @@ def test_wider_sap_as_readout_and_its_limit_in_convs(sap_backend):
     from torch_geometric.nn import SAGEConv
     from torch_geometric.nn.aggr import MultiAggregation
     torch.manual_seed(6)
-    x, index, ptr, num_graphs = make_batch(channels=16)
+    x, index, ptr, num_graphs = make_batch(SIZES, channels=16)
     aggr = SAP(16, heads=4, query_init='normal')  # 64 wide.
     multi = MultiAggregation([aggr, 'mean'], mode='cat')
     out = multi(x, index, ptr=ptr, dim_size=num_graphs)

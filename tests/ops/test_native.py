@@ -1,51 +1,18 @@
-"""The two implementations of the SAP core in
-:mod:`sap_graph.ops.segments` (fused C++ kernels and pure PyTorch) against
+"""The fused C++ kernels of the SAP core (:mod:`sap_graph.ops.native`)
+and the pure-PyTorch path (:mod:`sap_graph.ops.torch`) against
 each other and against plain autograd, on all three outputs and their
 gradients, and the fallback when the kernels cannot be built."""
-from functools import partial
 
 import pytest
 import torch
 
-from sap_graph import SAPAggregation
-from sap_graph.ops import cpu as _native
-from sap_graph.ops.cpu import SAPNativeFunction
-from sap_graph.ops.segments import (
-    SAPPoolFunction,
-    Segments,
-    sap_pool_dense,
-)
+from sap_graph.ops import native as _native
+from sap_graph.ops.compiled import pool_compiled
+from sap_graph.ops.native import SAPNativeFunction
+from sap_graph.ops.torch import SAPPoolFunction, Segments
+from tests.helpers import SAP, core_functions, outputs_and_grads
+from tests.helpers import core_batch as batch
 from tests.reference import sap_core_reference
-
-# Normally initialised queries, so that the attention under test is not
-# uniform (an untrained layer with the default zero queries is mean pooling),
-# and the plain layer (1 head, no residual) unless a test asks otherwise.
-SAP = partial(SAPAggregation, heads=1, concat=True, residual=None,
-              query_init='normal')
-
-
-def batch(sizes, channels, heads, dtype=torch.float64, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    sizes = torch.tensor(sizes)
-    index = torch.arange(sizes.numel()).repeat_interleave(sizes)
-    ptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
-    x = torch.randn(int(sizes.sum()), channels, generator=gen, dtype=dtype)
-    w = torch.randn(heads, channels, generator=gen, dtype=dtype)
-    return x, w, index, ptr, sizes.numel()
-
-
-def outputs_and_grads(fn, x, w, seed=1):
-    """Runs ``fn(x, w) -> (pooled, alpha, weight_sum[, res])`` and
-    back-propagates random cotangents into all outputs (a :obj:`None`
-    residual left out)."""
-    x = x.detach().clone().requires_grad_()
-    w = w.detach().clone().requires_grad_()
-    outs = [o for o in fn(x, w) if o is not None]
-    gen = torch.Generator().manual_seed(seed)
-    loss = sum((o * torch.randn(o.shape, generator=gen, dtype=torch.float64)
-                .to(o.device, o.dtype)).sum() for o in outs)
-    loss.backward()
-    return [o.detach() for o in outs] + [x.grad, w.grad]
 
 
 @pytest.mark.parametrize('heads,channels', [(1, 5), (4, 37), (8, 64)])
@@ -61,7 +28,7 @@ def test_native_equals_torch_and_autograd(heads, channels):
     torch_path = outputs_and_grads(
         lambda x, w: SAPPoolFunction.apply(x, w, None, seg, 0.0), x, w)
     autograd = outputs_and_grads(
-        lambda x, w: sap_pool_dense(x, w, index, num_graphs), x, w)
+        lambda x, w: pool_compiled(x, w, index, num_graphs), x, w)
     for a, b, c in zip(native, torch_path, autograd, strict=True):
         torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(b, c, rtol=1e-10, atol=1e-10)
@@ -98,11 +65,11 @@ def test_core_residual_equals_reference(sap_backend, residual, dtype):
         lambda x, w: (*sap_core_reference(x, w, ptr),
                       residual_reference(x, ptr, residual)), x, w)
     got = outputs_and_grads(
-        lambda x, w: sap_pool(x, w, index, ptr, num_graphs, 4,
+        lambda x, w: sap_pool(x, w, index, ptr, num_graphs,
                               residual=residual), x.to(dtype), w.to(dtype))
     if sap_backend == 'native':
         out = sap_pool(x.to(dtype).requires_grad_(), w.to(dtype), index,
-                       ptr, num_graphs, 4, residual=residual)
+                       ptr, num_graphs, residual=residual)
         assert type(out[3].grad_fn).__name__ == 'SAPNativeFunctionBackward'
     tol = 1e-10 if dtype == torch.float64 else 1e-4
     for a, b in zip(got, ref, strict=True):
@@ -117,7 +84,7 @@ def test_native_float32_and_threads():
     x, w, index, ptr, num_graphs = batch(sizes, 48, 4, dtype=torch.float64)
     seg = Segments(index, ptr, num_graphs, 4)
     ref = outputs_and_grads(
-        lambda x, w: sap_pool_dense(x, w, index, num_graphs), x, w)
+        lambda x, w: pool_compiled(x, w, index, num_graphs), x, w)
     threads = torch.get_num_threads()
     try:
         for n in sorted({1, 2, threads}):
@@ -130,17 +97,6 @@ def test_native_float32_and_threads():
                                            atol=1e-4)
     finally:
         torch.set_num_threads(threads)
-
-
-def core_functions(out):
-    """Names of the SAP core functions in the autograd graph of out."""
-    names, stack = set(), [out.grad_fn]
-    while stack:
-        fn = stack.pop()
-        if fn is not None:
-            names.add(type(fn).__name__)
-            stack.extend(f for f, _ in fn.next_functions)
-    return names & {'SAPNativeFunctionBackward', 'SAPPoolFunctionBackward'}
 
 
 def test_sorted_cpu_batches_take_the_native_path(sap_backend):

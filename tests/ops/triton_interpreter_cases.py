@@ -3,7 +3,7 @@ tensors in Triton's interpreter.
 
 ``TRITON_INTERPRET=1`` must be set before :mod:`triton` is first imported,
 so this module is not collected by the main test run (its name does not
-match ``test_*``): :func:`tests.test_triton.test_interpreter_cases` runs it
+match ``test_*``): :func:`tests.ops.test_triton.test_interpreter_cases` runs it
 with ``python -m pytest`` in a subprocess with the variable set. To run it
 by hand::
 
@@ -27,7 +27,7 @@ if os.environ.get('TRITON_INTERPRET') != '1':
 triton = pytest.importorskip('triton')
 
 from sap_graph.ops import triton as _triton  # noqa: E402
-from sap_graph.ops.segments import Segments  # noqa: E402
+from sap_graph.ops.torch import Segments  # noqa: E402
 
 SMALL = dict(BN=16, CH=32, G=3, BC=4)
 # Empty graphs first, in between and last; one-node graphs; graphs of one

@@ -5,8 +5,10 @@ in float64 on the CPU (and against the independent reference of
 Runs only where CUDA is available (CI has no GPU; the README says where
 these were last run). On CUDA the SAP core takes the Triton kernels of
 :mod:`sap_graph.ops.triton` for sorted batches (``ptr`` given) without
-attention dropout or gate when Triton is installed, and the pure-PyTorch
-:class:`~sap_graph.ops.segments.SAPPoolFunction` otherwise (the fused C++
+attention dropout or gate when Triton is installed and
+``SAP_GRAPH_TRITON=1`` (``benchmarks/gpu_check.sh`` sets it), and the
+pure-PyTorch
+:class:`~sap_graph.ops.torch.SAPPoolFunction` otherwise (the fused C++
 kernels are CPU-only). ``benchmarks/gpu_check.sh`` runs this module.
 """
 import copy
@@ -15,35 +17,21 @@ from functools import partial
 import pytest
 import torch
 
-from sap_graph import SAPAggregation
 from sap_graph.experiments.models import GraphClassifier
-from sap_graph.ops import cpu as _native
-from sap_graph.ops import segments as _ops
+from sap_graph.ops import native as _native
+from sap_graph.ops import torch as _ops
+from sap_graph.ops.compiled import pool_compiled
 from sap_graph.regularizers import attention_entropy, diversity_penalty
+from tests import helpers
+from tests.helpers import SAP
 from tests.reference import sap_reference
 
-# Normally initialised queries, so that the attention under test is not
-# uniform (an untrained layer with the default zero queries is mean pooling),
-# and the plain layer (1 head, no residual) unless a test asks otherwise.
-SAP = partial(SAPAggregation, heads=1, concat=True, residual=None,
-              query_init='normal')
+make_batch = partial(helpers.make_batch, channels=16)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason='needs a CUDA device')
 
 SIZES = [3, 0, 5, 1, 7, 0, 40, 2, 0]
-
-
-def make_batch(sizes, channels=16, seed=0, shuffle=False):
-    gen = torch.Generator().manual_seed(seed)
-    sizes = torch.tensor(sizes)
-    index = torch.arange(sizes.numel()).repeat_interleave(sizes)
-    ptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
-    x = torch.randn(int(sizes.sum()), channels, generator=gen)
-    if shuffle:
-        perm = torch.randperm(index.numel(), generator=gen)
-        index, x = index[perm], x[perm]
-    return x, index, ptr, sizes.numel()
 
 
 def grads(module, x, out, seed=3):
@@ -58,7 +46,7 @@ def grads(module, x, out, seed=3):
 @pytest.mark.parametrize('kwargs', [
     dict(heads=1),
     dict(heads=4, concat=True),
-    dict(heads=4, concat=False, residual=True, out_channels=16),
+    dict(heads=4, concat=False, residual='mean', out_channels=16),
     dict(heads=3, gated=True, learn_temperature=True),
     dict(heads=8, key_channels=4, temperature=0.5),
 ])
@@ -98,12 +86,13 @@ def test_forward_backward_match_cpu(kwargs, layout):
 def test_core_matches_autograd(monkeypatch, gather, heads, channels):
     """The hand-written backward of the SAP core on the GPU, with either
     sampled product, against plain autograd on the CPU in float64."""
-    from tests.test_ops import batch, outputs_and_grads
+    from tests.helpers import core_batch as batch
+    from tests.helpers import outputs_and_grads
     monkeypatch.setattr(_ops, 'GATHER_SAMPLED_ON_GPU', gather)
     sizes = [0, 3, 1, 0, 40, 7, 0, 1, 0]
     x, w, index, ptr, num_graphs = batch(sizes, channels, heads)
     ref = outputs_and_grads(
-        lambda x, w: _ops.sap_pool_dense(x, w, index, num_graphs), x, w)
+        lambda x, w: pool_compiled(x, w, index, num_graphs), x, w)
     for sorted_ in (True, False):
         seg = _ops.Segments(index.cuda(), ptr.cuda() if sorted_ else None,
                             num_graphs, heads)
@@ -363,10 +352,11 @@ def test_triton_one_huge_graph():
 
 
 def test_triton_is_dispatched(monkeypatch):
-    """SAPAggregation with ``ptr`` on CUDA takes the Triton path, unless
-    ``SAP_GRAPH_TRITON=0``, dropout or the gate is used or the batch comes
-    without ``ptr``."""
+    """With ``SAP_GRAPH_TRITON=1``, SAPAggregation with ``ptr`` on CUDA
+    takes the Triton path, unless ``SAP_GRAPH_TRITON=0`` (the default),
+    dropout or the gate is used or the batch comes without ``ptr``."""
     tri = triton_module()
+    monkeypatch.setenv('SAP_GRAPH_TRITON', '1')
     calls = []
     apply = tri.SAPTritonFunction.apply
     monkeypatch.setattr(tri.SAPTritonFunction, 'apply',

@@ -1,5 +1,5 @@
 r"""Building blocks shared by the Triton kernels
-(:mod:`~sap_graph.ops.triton_forward`, :mod:`~sap_graph.ops.triton_backward`);
+(:mod:`~sap_graph.ops.triton.forward`, :mod:`~sap_graph.ops.triton.backward`);
 the host side, launch configuration and autograd function are in
 :mod:`sap_graph.ops.triton`, with the math.
 

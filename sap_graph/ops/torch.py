@@ -1,4 +1,5 @@
-r"""Segment kernels behind :class:`sap_graph.SAPAggregation`.
+r"""The ``torch`` path of the SAP core: pure PyTorch, any device; the
+reference for the fused kernels.
 
 For a batch of :math:`N` nodes with features :math:`\mathbf{X}` split into
 :math:`B` graphs and :math:`H` heads with score matrix
@@ -15,16 +16,11 @@ The weighted sum is the sparse-dense product :math:`\mathbf{A}\mathbf{X}`
 :class:`SAPPoolFunction` computes it in PyTorch with a hand-written backward
 (weighted :func:`~torch.nn.functional.embedding_bag` forward; a sampled
 product, the softmax backward and one :math:`[N, F]` gradient buffer
-backward), never allocating an :math:`[N, H, F]` tensor. On CPU, sorted
-batches without attention dropout or gate take
-:class:`sap_graph.ops.cpu.SAPNativeFunction` (the C++ kernels), on CUDA
-:class:`sap_graph.ops.triton.SAPTritonFunction` (imported only for CUDA
-tensors; off with ``SAP_GRAPH_TRITON=0``). :func:`sap_pool` picks the path.
+backward), never allocating an :math:`[N, H, F]` tensor.
+:mod:`sap_graph.ops.dispatch` picks this path or another.
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 import warnings
 from typing import Optional, Tuple
 
@@ -32,9 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
-
-from sap_graph.ops import cpu as _native
-from sap_graph.ops.residual import residual_pool
 
 # We only build CSR tensors with valid, sorted indices ourselves.
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support')
@@ -284,88 +277,19 @@ class SAPPoolFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_gate, None, None
 
 
-def _use_native(x: Tensor, score_weight: Tensor, seg: Segments,
-                dropout: float, gate: Optional[Tensor]) -> bool:
-    # The kernels give each graph to one thread: a batch of a few huge
-    # graphs keeps the (multi-threaded) pure-PyTorch path.
-    return (seg.sorted and dropout == 0.0 and gate is None
-            and (seg.num_nodes < 2**16
-                 or seg.dim_size >= 4 * torch.get_num_threads())
-            and x.device.type == 'cpu' and x.dtype in _KERNEL_DTYPES
-            and score_weight.dtype == x.dtype
-            and _native.native() is not None)
-
-
-def _use_triton(x: Tensor, seg: Segments, dropout: float,
-                gate: Optional[Tensor]) -> bool:
-    # Fused Triton kernels (sap_graph/ops/triton.py) for sorted CUDA batches;
-    # SAP_GRAPH_TRITON=0 turns them off. Triton is imported only here.
-    return (x.device.type == 'cuda' and seg.sorted and dropout == 0.0
-            and gate is None
-            and os.environ.get('SAP_GRAPH_TRITON', '1').strip().lower()
-            not in ('0', 'off', 'false', 'no')
-            and importlib.util.find_spec('triton') is not None)
-
-
-def sap_pool(x: Tensor, score_weight: Tensor, seg: Segments,
-             dropout: float = 0.0, gate: Optional[Tensor] = None,
-             residual: Optional[str] = None
-             ) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
-    r"""Returns ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B],
-    res [B, F])`` for node features :obj:`x` :obj:`[N, F]`, score matrix
-    :obj:`score_weight` :obj:`[H, F]` (scores are ``x @ score_weight.t()``)
-    and an optional value gate :obj:`gate` :obj:`[N, H]` (see
-    :class:`SAPPoolFunction`); :obj:`res` is the :obj:`residual`
-    (:obj:`'sum'`, :obj:`'mean'` or :obj:`'max'`) pooling of :obj:`x`, or
-    :obj:`None`. The fused CPU kernels compute it in the same pass."""
-    if torch.is_autocast_enabled(x.device.type):
-        # Under autocast the core would get half-precision scores next to
-        # full-precision features; it runs in the inputs' own (promoted)
-        # precision instead, like a softmax under autocast.
-        with torch.autocast(x.device.type, enabled=False):
-            return sap_pool(x, score_weight, seg, dropout, gate, residual)
+def pool_torch(x: Tensor, score_weight: Tensor, seg: Segments,
+               dropout: float = 0.0, gate: Optional[Tensor] = None
+               ) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""The ``torch`` path: :class:`SAPPoolFunction` in the inputs' dtype
+    when its kernels have one (float32, float64), else in float32 (or the
+    promoted dtype) and cast back."""
     dtype = x.dtype
-    if _use_native(x, score_weight, seg, dropout, gate):
-        return _native.SAPNativeFunction.apply(x, score_weight, seg.ptr,
-                                               residual)
-    res = residual_pool(x, seg.index, seg.dim_size, residual)
-    if _use_triton(x, seg, dropout, gate):
-        from sap_graph.ops import triton as _triton
-        if _triton.supports(x, score_weight):
-            return (*_triton.SAPTritonFunction.apply(x, score_weight, seg),
-                    res)
     if dtype in _KERNEL_DTYPES and score_weight.dtype == dtype and (
             gate is None or gate.dtype == dtype):
-        return (*SAPPoolFunction.apply(x, score_weight, gate, seg, dropout),
-                res)
+        return SAPPoolFunction.apply(x, score_weight, gate, seg, dropout)
     work = torch.promote_types(torch.promote_types(dtype, score_weight.dtype),
                                torch.float32)
-    pooled, alpha, weight_sum, _ = sap_pool(
-        x.to(work), score_weight.to(work), seg, dropout,
-        None if gate is None else gate.to(work))
-    return pooled.to(dtype), alpha.to(dtype), weight_sum.to(dtype), res
-
-
-def sap_pool_dense(x: Tensor, score_weight: Tensor, index: Tensor,
-                   dim_size: int, dropout: float = 0.0,
-                   training: bool = False, gate: Optional[Tensor] = None
-                   ) -> Tuple[Tensor, Tensor, Tensor]:
-    r"""Same result as :func:`sap_pool` from plain differentiable ops, for
-    :func:`torch.compile`: Inductor fuses the broadcast product into the
-    reduction, so the :math:`[N, H, F]` product is not materialised
-    there."""
-    score = F.linear(x, score_weight)
-    heads = score.size(1)
-    score_max = score.new_full((dim_size, heads), float('-inf')).scatter_reduce(
-        0, index.unsqueeze(1).expand_as(score), score.detach(), 'amax')
-    out = (score - score_max.index_select(0, index)).exp()
-    total = out.new_zeros(dim_size, heads).index_add(0, index, out)
-    alpha = out / total.index_select(0, index)
-    weight = F.dropout(alpha, p=dropout, training=training)
-    if gate is not None:
-        weight = weight * gate
-    src = weight.unsqueeze(-1) * x.unsqueeze(-2)  # [N, H, F]
-    pooled = src.new_zeros(dim_size, heads, x.size(1)).index_add(0, index,
-                                                                 src)
-    weight_sum = weight.new_zeros(dim_size, heads).index_add(0, index, weight)
-    return pooled.transpose(0, 1), alpha, weight_sum.t()
+    pooled, alpha, weight_sum = SAPPoolFunction.apply(
+        x.to(work), score_weight.to(work),
+        None if gate is None else gate.to(work), seg, dropout)
+    return pooled.to(dtype), alpha.to(dtype), weight_sum.to(dtype)

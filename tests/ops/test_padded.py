@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sap_graph import SAPAggregation
-from sap_graph.ops import padded as _padded
+from sap_graph.ops import dispatch as _dispatch
 from sap_graph.ops.padded import lengths_to_mask, mask_runs
 from tests.reference import sap_reference
 
@@ -97,7 +97,7 @@ def test_padded_matches_reference(kind, heads, concat, residual):
 @pytest.mark.parametrize('options', [
     {'residual': 'sum'}, {'residual': 'max'}, {'residual': 'mean'},
     {'gated': True}, {'size_scaler': 'log'},
-    {'heads': 2, 'residual': 'max', 'diversity': 0.5, 'entropy': 0.1},
+    {'heads': 2, 'residual': 'max', 'gated': True},
 ])
 def test_padded_same_as_node_mask_path(kind, options):
     """Identical (float32) to the previous behaviour: the flattened batch
@@ -111,13 +111,10 @@ def test_padded_same_as_node_mask_path(kind, options):
     index = torch.arange(batch).repeat_interleave(L)
 
     out = aggr(x, mask=mask)
-    aux = aggr.aux_loss
     ref = aggr(x_flat.view(-1, 8), index, dim_size=batch,
                mask=mask.view(-1))
     assert torch.allclose(out.squeeze(1), ref, atol=1e-5)
     assert torch.equal(out[1], torch.zeros_like(out[1]))
-    if aux is not None:
-        assert torch.allclose(aux, aggr.aux_loss, atol=1e-5)
     out.sum().backward()
     ref.sum().backward()
     assert torch.isfinite(x.grad).all()
@@ -146,22 +143,23 @@ def test_padded_max_residual_ties(sap_backend, kind):
 
 def test_runs_pool_in_place(monkeypatch):
     """The runs path hands the whole padded batch to the kernels as one
-    view, without per-position index or a copy of the kept rows."""
+    view, without per-position index or a copy of the kept rows (finite
+    features: nothing to zero-fill at the padding)."""
     seen = []
-    original = _padded.sap_pool
+    original = _dispatch._run_segments
 
-    def spy(x, score_weight, seg, *args):
+    def spy(path, x, score_weight, seg, *args):
         seen.append((x.data_ptr(), x.size(0), seg))
-        return original(x, score_weight, seg, *args)
+        return original(path, x, score_weight, seg, *args)
 
-    monkeypatch.setattr(_padded, 'sap_pool', spy)
+    monkeypatch.setattr(_dispatch, '_run_segments', spy)
     aggr = SAPAggregation(8, heads=2).eval()
     x = torch.randn(len(LENGTHS), L, 8)
     aggr(x, lengths=torch.tensor(LENGTHS))
     (ptr, rows, seg), = seen
     assert ptr == x.data_ptr() and rows == x.size(0) * L
     assert seg.ptr.numel() == 3 * len(LENGTHS) + 1
-    from sap_graph.ops import cpu as _native
+    from sap_graph.ops import native as _native
     if _native.native() is not None:  # The fused path reads ptr alone.
         assert 'index' not in vars(seg)
 
@@ -189,7 +187,7 @@ def test_lengths_errors():
     x = torch.randn(3, L, 8)
     with pytest.raises(ValueError, match="'lengths' of shape"):
         aggr(x, lengths=torch.tensor([1, 2]))
-    with pytest.raises(ValueError, match="'lengths' of shape"):
+    with pytest.raises(ValueError, match="only one of 'mask' and 'lengths'"):
         aggr(x, lengths=torch.tensor([1, 2, 3]),
              mask=torch.ones(3, L, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"'lengths' in \[0, 9\]"):

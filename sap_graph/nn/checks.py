@@ -1,0 +1,270 @@
+r"""The checks of :class:`~sap_graph.SAPAggregation`: its options, one
+call's inputs, the batch vectors and the width inside a convolution. Errors
+are the library's own (:class:`ValueError`, :class:`TypeError`), naming the
+option or input and the value given."""
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from numbers import Integral, Real
+from typing import Dict, Optional, Union
+
+import torch
+from torch import Tensor
+from torch_geometric import is_debug_enabled
+
+from sap_graph.ops.padded import lengths_to_mask
+from sap_graph.ops.torch import index_from_ptr
+
+
+def _head(values: Tensor, count: int = 8) -> str:
+    """The first :obj:`count` entries of a 1-D tensor, for messages."""
+    items = ', '.join(str(v) for v in values[:count].tolist())
+    return f"[{items}{', ...' if values.numel() > count else ''}]"
+
+
+def check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
+                 num_nodes: int, dim_size: int) -> None:
+    if ptr is not None and (ptr.dim() != 1 or
+                            ptr.numel() != dim_size + 1):
+        raise ValueError(f"Expected 'ptr' of shape [{dim_size + 1}] "
+                         f"(got {list(ptr.shape)})")
+    device = (ptr if ptr is not None else index).device
+    if device.type != 'cpu' and not is_debug_enabled():
+        # Reading values back would stall the GPU stream once per
+        # forward (PyG's aggregations do not check either); a bad
+        # index then fails in a device-side assert. Under
+        # ``torch_geometric.debug()`` the checks below run everywhere.
+        return
+    if ptr is not None:
+        first, last = ptr[[0, -1]].tolist()
+        if first != 0 or last != num_nodes:
+            raise ValueError(f"Expected 'ptr' to run from 0 to "
+                             f"{num_nodes} (got {first} to {last})")
+        if bool((ptr[1:] < ptr[:-1]).any()):
+            raise ValueError("Expected a non-decreasing 'ptr'")
+    if index is not None and index.numel() > 0:
+        low, high = (int(v) for v in torch.aminmax(index))
+        if low < 0 or high >= dim_size:
+            raise ValueError(f"Encountered invalid 'dim_size' (got "
+                             f"'{dim_size}' but 'index' holds values in "
+                             f"[{low}, {high}], expected values in "
+                             f"[0, {dim_size - 1}])")
+    if index is not None and ptr is not None:
+        # Both given: they must describe the same batch (the fused
+        # kernels follow 'ptr', the other paths mostly 'index').
+        expected = index_from_ptr(ptr, num_nodes)
+        wrong = (index != expected).nonzero()
+        if wrong.numel() > 0:
+            node = int(wrong[0])
+            raise ValueError(
+                f"'index' and 'ptr' disagree: 'ptr' "
+                f"{_head(ptr)} puts node {node} in graph "
+                f"{int(expected[node])} but 'index' holds "
+                f"{int(index[node])} there ({wrong.numel()} of "
+                f"{num_nodes} nodes differ; got 'index' "
+                f"{_head(index)}, expected {_head(expected)}). Pass "
+                f"only one of them, or 'ptr' of a sorted 'index'")
+
+
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _describe(value) -> str:
+    if isinstance(value, Tensor):
+        return f'{value.dtype} {list(value.shape)}'
+    return type(value).__name__
+
+
+def check_inputs(x: Tensor, in_channels: int, dim: int,
+                 index: Optional[Tensor], mask: Optional[Tensor],
+                 lengths: Optional[Tensor]) -> Optional[Tensor]:
+    r"""Checks the shapes of a call of
+    :class:`~sap_graph.SAPAggregation` and returns the node mask (built
+    from :obj:`lengths` when those are given)."""
+    if x.dim() < 2 or dim % x.dim() != x.dim() - 2:
+        raise ValueError(f"'SAPAggregation' pools over the second-to-last "
+                         f"dimension of a [*, N, {in_channels}] "
+                         f"tensor (got dim={dim} for a tensor of shape "
+                         f"{tuple(x.shape)})")
+    if x.size(-1) != in_channels:
+        raise ValueError(f"Expected node features with {in_channels} "
+                         f"channels in the last dimension (got "
+                         f"{x.size(-1)})")
+
+    lead = x.shape[:-2]
+    num_nodes = x.size(-2)
+    if index is not None and index.numel() != num_nodes:
+        raise ValueError(f"Expected 'index' with {num_nodes} entries, "
+                         f"one per node (got {index.numel()})")
+    if mask is not None and lengths is not None:
+        raise ValueError("Pass only one of 'mask' and 'lengths' (got both)")
+    if mask is not None:
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool or (
+                mask.shape != x.shape[:-1]):
+            raise ValueError(f"Expected a boolean 'mask' of shape "
+                             f"{list(x.shape[:-1])} (got {_describe(mask)})")
+    if lengths is not None:
+        if not isinstance(lengths, Tensor) or lengths.dtype not in _INT_DTYPES:
+            raise ValueError(f"Expected integer 'lengths' (a tensor of "
+                             f"torch.long or another integer dtype) of shape "
+                             f"{list(lead)} (got {_describe(lengths)})")
+        if lengths.shape != lead:
+            raise ValueError(f"Expected 'lengths' of shape {list(lead)} "
+                             f"(got {list(lengths.shape)})")
+        # Data-dependent: skipped while compiling (no graph break).
+        if lengths.device.type == 'cpu' and lengths.numel() > 0 and not (
+                torch.compiler.is_compiling()) and (
+                lengths.min() < 0 or lengths.max() > num_nodes):
+            raise ValueError(f"Expected 'lengths' in [0, {num_nodes}] "
+                             f"(got values in [{int(lengths.min())}, "
+                             f"{int(lengths.max())}])")
+        mask = lengths_to_mask(lengths, num_nodes)
+    return mask
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def check_removed(options: Dict[str, object]) -> None:
+    r"""Raises a :class:`TypeError` for options that
+    :class:`~sap_graph.SAPAggregation` does not take, naming what replaces
+    those removed in 0.3 (:obj:`diversity`, :obj:`entropy`)."""
+    for name in options:
+        if name in ('diversity', 'entropy'):
+            function = ('diversity_penalty' if name == 'diversity' else
+                        'attention_entropy')
+            raise TypeError(
+                f"SAPAggregation({name}=...) was removed in 0.3 (with the "
+                f"layer's 'aux_loss'): get the weights with "
+                f"'out, alpha = aggr(..., return_attention_weights=True)' "
+                f"and add weight * sap_graph.{function}(alpha, index) to "
+                f"the loss")
+        raise TypeError(f"SAPAggregation() got an unexpected keyword "
+                        f"argument '{name}'")
+
+
+def check_options(in_channels: int, out_channels: Optional[int],
+                  heads: int, key_channels: Optional[int], dropout: float,
+                  temperature: float, residual: Union[str, bool, None],
+                  query_init: str, size_scaler: Optional[str],
+                  flags: Dict[str, bool]) -> None:
+    r"""Checks the options of :class:`~sap_graph.SAPAggregation`: sizes are
+    positive integers (:obj:`out_channels` and :obj:`key_channels` may be
+    :obj:`None`), :obj:`flags` (:obj:`concat`, :obj:`gated`, ...) real
+    booleans, the temperature finite and positive."""
+    for name, value in (('in_channels', in_channels),
+                        ('out_channels', out_channels), ('heads', heads),
+                        ('key_channels', key_channels)):
+        if value is None and name in ('out_channels', 'key_channels'):
+            continue
+        if not _is_int(value):
+            raise ValueError(f"'{name}' must be an integer (got {value!r})")
+        if value <= 0:
+            raise ValueError(f"'{name}' must be positive (got {value})")
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            # A string such as 'false' would be truthy: no guessing.
+            raise TypeError(f"'{name}' must be True or False "
+                            f"(got {value!r})")
+    for name, value in (('dropout', dropout),
+                        ('temperature', temperature)):
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise ValueError(f"'{name}' must be a number (got {value!r})")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"'dropout' must be in [0, 1) (got {dropout})")
+    if not (temperature > 0.0 and math.isfinite(temperature)):
+        raise ValueError(f"'temperature' must be positive and finite "
+                         f"(got {temperature})")
+    if isinstance(residual, bool):
+        raise ValueError(
+            f"'residual' must be one of 'sum', 'mean', 'max' or None (got "
+            f"{residual!r}; residual=True/False was removed in 0.3: use "
+            f"residual='mean' for True and residual=None for False)")
+    if residual not in (None, 'sum', 'mean', 'max'):
+        raise ValueError(f"'residual' must be one of 'sum', 'mean', "
+                         f"'max' or None (got {residual!r})")
+    if query_init not in ('zeros', 'normal'):
+        raise ValueError(f"'query_init' must be 'zeros' or 'normal' "
+                         f"(got {query_init!r})")
+    if size_scaler not in (None, 'log'):
+        raise ValueError(f"'size_scaler' must be 'log' or None "
+                         f"(got {size_scaler!r})")
+    if flags.get('rezero') and residual is None:
+        raise ValueError("'rezero' scales the attention output next to a "
+                         "residual: set 'residual'")
+
+
+def conv_of(aggr: torch.nn.Module) -> Optional[torch.nn.Module]:
+    r"""The PyG :class:`~torch_geometric.nn.conv.MessagePassing` layer whose
+    aggregation step is calling :obj:`aggr` right now, or :obj:`None`.
+
+    Looks through the whole Python stack for a frame of a method named
+    ``aggregate`` (where PyG's convolutions call their
+    :obj:`aggr_module`) whose :obj:`self` is a convolution that holds
+    :obj:`aggr` itself as (or inside, *e.g.* in a
+    :class:`~torch_geometric.nn.aggr.MultiAggregation`) its
+    :obj:`aggr_module`. A readout called from the :obj:`forward` of a
+    model that happens to subclass :class:`MessagePassing` is not a
+    convolution's aggregation, whatever the stack depth."""
+    from torch_geometric.nn.conv import MessagePassing
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == 'aggregate':
+            conv = frame.f_locals.get('self')
+            held = getattr(conv, 'aggr_module', None)
+            if isinstance(conv, MessagePassing) and isinstance(
+                    held, torch.nn.Module) and any(
+                        module is aggr for module in held.modules()):
+                return conv
+        frame = frame.f_back
+    return None
+
+
+def check_conv_width(aggr: torch.nn.Module) -> bool:
+    r"""Warns (and returns :obj:`True`) when :obj:`aggr`, whose output width
+    differs from its input's, is running as the aggregation of a PyG
+    convolution (see :func:`conv_of`). The convolutions size their layers
+    for an aggregation that keeps :obj:`in_channels`
+    (:class:`~torch_geometric.nn.aggr.MultiAggregation` too), so the
+    forward fails there next with a bare shape error."""
+    conv = conv_of(aggr)
+    if conv is None:
+        return False
+    warnings.warn(
+        f"{aggr} returns {aggr.output_channels} channels inside "
+        f"'{type(conv).__name__}', whose layers expect an "
+        f"aggregation that keeps in_channels={aggr.in_channels}: "
+        f"use out_channels={aggr.in_channels} with concat=False, "
+        f"or heads * out_channels == {aggr.in_channels} with "
+        f"concat=True (a width-changing SAP belongs in the "
+        f"readout)", UserWarning, stacklevel=4)
+    return True
+
+
+_AUTOCAST_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def check_dtype(x: Tensor, dtype: torch.dtype) -> None:
+    r"""Like :class:`torch.nn.Linear`, features and parameters share one
+    dtype outside :func:`torch.autocast` (a half-precision batch into a
+    float32 layer would fail deep inside the value projection); under
+    autocast both must be float32, float16 or bfloat16 (autocast leaves
+    float64 alone)."""
+    if x.dtype == dtype:
+        return
+    if torch.is_autocast_enabled(x.device.type):
+        if x.dtype in _AUTOCAST_DTYPES and dtype in _AUTOCAST_DTYPES:
+            return
+        raise ValueError(
+            f"'SAPAggregation' got {x.dtype} node features but its "
+            f"parameters are {dtype}; torch.autocast casts float32, float16 "
+            f"and bfloat16 only: convert one to the other (x.to({dtype}) "
+            f"or aggr.to({x.dtype}))")
+    raise ValueError(
+        f"'SAPAggregation' got {x.dtype} node features but its "
+        f"parameters are {dtype}: convert one to the other "
+        f"(x.to({dtype}) or aggr.to({x.dtype})), or run the model "
+        f"under torch.autocast")

@@ -1,0 +1,240 @@
+"""What the layer accepts and refuses (issue 27, layer side): masked
+positions holding NaN or inf on every path, integer lengths only, options
+that are what they say, clear errors, empty inputs, and the warning for a
+width-changing SAP inside a convolution. Values and gradients against the
+float64 reference of :mod:`tests.reference`."""
+import sys
+import warnings
+
+import pytest
+import torch
+from torch_geometric.nn import MessagePassing, SAGEConv
+
+from sap_graph import SAPAggregation
+from tests.helpers import SAP, assert_matches_reference, make_batch
+
+# Every test runs on the fused C++ kernels and on the pure-PyTorch path.
+pytestmark = pytest.mark.usefixtures('sap_backend')
+
+OPTIONS = [dict(heads=2, concat=True, residual='max'),
+           dict(heads=3, residual='sum', gated=True, size_scaler='log',
+                rezero=True),
+           dict(heads=1, residual=None, out_channels=5)]
+
+
+def padded(bad: float, layout: str):
+    """``x [4, 6, 5]``, the layer's call and the flat reference batch
+    ``(x, index, B, mask)``; masked positions hold :obj:`bad`."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 6, 5, generator=gen)
+    lengths = torch.tensor([2, 6, 0, 3])
+    mask = torch.arange(6) < lengths[:, None]
+    if layout == 'left':
+        mask = mask.flip(1)
+    elif layout == 'scattered':  # Not one run per row: the dense path.
+        mask = torch.tensor([[1, 0, 1, 0, 1, 0], [1, 1, 1, 1, 1, 1],
+                             [0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 0, 1]]).bool()
+    clean = x.masked_fill(~mask[..., None], 0.0)
+    x = x.masked_fill(~mask[..., None], bad)
+    index = torch.arange(4).repeat_interleave(6)
+    mask = mask.view(-1) if layout in ('flat', 'unsorted') else mask
+    if layout == 'lengths':
+        call = dict(lengths=lengths)
+    elif layout == 'flat':  # Flat x, index and node mask.
+        x, clean = x.view(-1, 5), clean.view(-1, 5)
+        call = dict(index=index, dim_size=4, mask=mask)
+    elif layout == 'unsorted':  # The same, nodes shuffled.
+        perm = torch.randperm(24, generator=gen)
+        x, clean = x.view(-1, 5)[perm], clean.view(-1, 5)[perm]
+        index, mask = index[perm], mask[perm]
+        call = dict(index=index, dim_size=4, mask=mask)
+    elif layout == 'leading':  # [2, 12, 5]: two copies of two sets.
+        x, clean = x.view(2, 12, 5), clean.view(2, 12, 5)
+        call = dict(index=torch.arange(2).repeat_interleave(6),
+                    dim_size=2, mask=mask.view(2, 12))
+    else:
+        call = dict(mask=mask)
+    return x, clean, call, (index, 4, mask.reshape(-1))
+
+
+@pytest.mark.parametrize('options', OPTIONS)
+@pytest.mark.parametrize('layout', ['lengths', 'left', 'scattered', 'flat',
+                                    'unsorted', 'leading'])
+@pytest.mark.parametrize('bad', [float('nan'), float('inf'),
+                                 -float('inf')])
+def test_masked_positions_take_no_part(options, layout, bad):
+    """Whatever masked positions hold, the output, the attention weights
+    and every gradient equal the reference of the kept positions (zero
+    gradient at masked positions)."""
+    torch.manual_seed(1)
+    aggr = SAP(5, **options).train(False)
+    if aggr.gamma is not None:
+        torch.nn.init.normal_(aggr.gamma)
+    x, _, call, (index, num_graphs, mask) = padded(bad, layout)
+    assert_matches_reference(aggr, x, index, num_graphs, mask=mask, call=call)
+
+
+@pytest.mark.compile
+@pytest.mark.skipif(not sys.platform.startswith('linux'),
+                    reason='torch.compile tested on Linux')
+def test_fullgraph_compile_with_lengths_and_mask_and_nan_padding():
+    """``torch.compile(fullgraph=True)`` with :obj:`lengths` or :obj:`mask`
+    and no :obj:`dim_size`: no data-dependent check breaks the graph, and
+    NaN padding stays out of outputs and gradients as in eager mode."""
+    torch.manual_seed(2)
+    aggr = SAP(5, heads=2, residual='max')
+    compiled = torch.compile(aggr, fullgraph=True)
+    for layout in ('lengths', 'scattered'):
+        x, clean, call, _ = padded(float('nan'), layout)
+        outs = []
+        for fn, inp in ((compiled, x), (aggr, clean)):
+            inp = inp.clone().requires_grad_()
+            out = fn(inp, **call)
+            out.sum().backward()
+            outs.append((out.detach(), inp.grad, aggr.query.grad.clone()))
+            aggr.zero_grad()
+        for got, expected in zip(*outs, strict=True):
+            assert torch.isfinite(got).all()
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('lengths,message', [
+    (torch.tensor([2.5, 1.0, 0.0]), 'integer .lengths. .*torch.float32'),
+    (torch.tensor([True, False, True]), 'integer .lengths. .*torch.bool'),
+    ([2, 5, 0], r'integer .lengths. .*\(got list\)'),
+    (torch.tensor([[2, 5, 0]]), r"'lengths' of shape \[3\] \(got \[1, 3\]"),
+    (torch.tensor([2, 6, 0]), r"'lengths' in \[0, 5\]"),
+])
+def test_lengths_must_be_an_integer_tensor(lengths, message):
+    with pytest.raises(ValueError, match=message):
+        SAP(4)(torch.randn(3, 5, 4), lengths=lengths)
+
+
+def test_mask_and_lengths_together_and_bad_masks():
+    x = torch.randn(3, 5, 4)
+    lengths = torch.tensor([2, 5, 0])
+    with pytest.raises(ValueError, match="only one of 'mask' and 'lengths'"):
+        SAP(4)(x, lengths=lengths, mask=torch.ones(3, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"boolean 'mask' .*torch.int64"):
+        SAP(4)(x, mask=torch.ones(3, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"boolean 'mask' .*\(got list\)"):
+        SAP(4)(x, mask=[[True] * 5] * 3)
+
+
+@pytest.mark.parametrize('name', ['concat', 'learn_temperature', 'gated',
+                                  'rezero'])
+@pytest.mark.parametrize('value', ['false', 'no', 1, 0, None])
+def test_flags_must_be_booleans(name, value):
+    """A string such as ``"false"`` would be truthy; an integer is not a
+    flag either."""
+    with pytest.raises(TypeError, match=f"'{name}' must be True or False"):
+        SAPAggregation(4, **{name: value})
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(out_channels=0), "'out_channels' must be positive (got 0)"),
+    (dict(out_channels=-2), "'out_channels' must be positive (got -2)"),
+    (dict(out_channels=2.5), "'out_channels' must be an integer (got 2.5)"),
+    (dict(out_channels='8'), "'out_channels' must be an integer (got '8')"),
+    (dict(key_channels=0), "'key_channels' must be positive (got 0)"),
+    (dict(key_channels=True), "'key_channels' must be an integer"),
+    (dict(heads=0), "'heads' must be positive (got 0)"),
+    (dict(heads=-3), "'heads' must be positive (got -3)"),
+    (dict(temperature=float('inf')), "'temperature' must be positive and "
+     "finite (got inf)"),
+    (dict(temperature=float('nan')), "'temperature' must be positive"),
+    (dict(temperature=0.0), "'temperature' must be positive"),
+])
+def test_sizes_and_temperature(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        SAPAggregation(4, **kwargs)
+    assert message in str(info.value)
+
+
+def test_sizes_none_default_to_in_channels():
+    aggr = SAPAggregation(6, out_channels=None, key_channels=None)
+    assert (aggr.out_channels, aggr.key_channels) == (6, 6)
+    aggr = SAPAggregation(6, out_channels=3, heads=2, concat=True)
+    assert (aggr.key_channels, aggr.output_channels) == (3, 6)
+
+
+def test_float64_features_under_autocast_are_a_clear_error():
+    x, index, _, num_graphs = make_batch()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        with pytest.raises(ValueError, match=r'(?s)torch.float64 node feat.*'
+                           r'parameters are torch.float32.*autocast casts'):
+            SAP(8)(x.double(), index, dim_size=num_graphs)
+        # What autocast handles still runs (bfloat16 into float32).
+        out = SAP(8)(x.bfloat16(), index, dim_size=num_graphs)
+    assert torch.isfinite(out).all()
+
+
+def test_empty_padded_batch_gives_one_zero_row_per_sequence():
+    """``x [3, 0, 4]`` with zero lengths (or an all-False mask): one zero
+    row per sequence, ``[3, 1, 4]``, with finite gradients."""
+    aggr = SAP(4, heads=2, residual='max', gated=True, size_scaler='log')
+    x = torch.randn(3, 0, 4, requires_grad=True)
+    for call in (dict(lengths=torch.zeros(3, dtype=torch.long)),
+                 dict(mask=torch.zeros(3, 0, dtype=torch.bool))):
+        out = aggr(x, **call)
+        assert out.shape == (3, 1, 8) and not out.any()
+        out.sum().backward()
+        assert all(torch.isfinite(p.grad).all() for p in aggr.parameters())
+
+
+def test_no_index_means_one_set_even_without_elements():
+    """No :obj:`index`/:obj:`ptr`: one set, so ``[0, C]`` gives one zero row
+    ``[1, C]`` (as an empty set of a batch does); an explicit
+    :obj:`dim_size` still rules."""
+    aggr = SAP(4, residual='max')
+    assert torch.equal(aggr(torch.randn(0, 4)), torch.zeros(1, 4))
+    assert aggr(torch.randn(0, 4), dim_size=3).shape == (3, 4)
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(
+        aggr(x), aggr(x, torch.zeros(5, dtype=torch.long), dim_size=1))
+
+
+class Model(MessagePassing):
+    """A model that subclasses :class:`MessagePassing` (its own
+    propagation) with a width-changing SAP as its readout."""
+
+    def __init__(self):
+        super().__init__(aggr='add')
+        self.readout = SAP(16, heads=4)  # 64 wide.
+
+    def forward(self, x, edge_index, batch):
+        x = self.propagate(edge_index, x=x)
+        return self.readout(x, batch, dim_size=2)
+
+
+def neighbourhood():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(10, 16, generator=gen)
+    edge_index = torch.randint(0, 10, (2, 30), generator=gen)
+    return x, edge_index, torch.tensor([0] * 4 + [1] * 6)
+
+
+def test_readout_of_a_message_passing_model_is_not_warned():
+    x, edge_index, batch = neighbourhood()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert Model()(x, edge_index, batch).shape == (2, 64)
+
+
+def test_width_warning_also_after_a_first_call_outside_a_conv():
+    """The same wide layer, called as a readout first and then inside a
+    convolution, is warned about there (once)."""
+    x, edge_index, batch = neighbourhood()
+    aggr = SAP(16, heads=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        aggr(x, batch, dim_size=2)
+    conv = SAGEConv(16, 32, aggr=aggr)
+    assert conv.aggr_module is aggr
+    with pytest.warns(UserWarning, match="64 channels inside 'SAGEConv'"):
+        with pytest.raises(RuntimeError, match='cannot be multiplied'):
+            conv(x, edge_index)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        with pytest.raises(RuntimeError, match='cannot be multiplied'):
+            conv(x, edge_index)

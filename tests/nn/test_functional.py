@@ -1,0 +1,43 @@
+"""The functional form :func:`sap_graph.sap_pool`: the number of heads is
+the number of rows of the score matrix, and the batch arguments default as
+in the layer; values and gradients against the float64 reference of the
+SAP core."""
+import inspect
+
+import pytest
+import torch
+
+from sap_graph import sap_pool
+from tests.helpers import core_batch, outputs_and_grads
+from tests.reference import sap_core_reference
+
+pytestmark = pytest.mark.usefixtures('sap_backend')
+
+
+def test_no_heads_argument():
+    assert 'heads' not in inspect.signature(sap_pool).parameters
+
+
+@pytest.mark.parametrize('heads', [1, 3])
+@pytest.mark.parametrize('layout', ['index', 'ptr', 'index and ptr'])
+def test_heads_from_score_weight(heads, layout):
+    x, w, index, ptr, num_graphs = core_batch([2, 0, 5, 1], 6, heads)
+    call = {'index': dict(index=index), 'ptr': dict(ptr=ptr),
+            'index and ptr': dict(index=index, ptr=ptr)}[layout]
+    got = outputs_and_grads(lambda x, w: sap_pool(x, w, **call), x, w)
+    ref = outputs_and_grads(lambda x, w: sap_core_reference(x, w, ptr), x, w)
+    assert got[0].shape == (heads, num_graphs, 6)  # dim_size inferred.
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_no_index_is_one_set_and_residual_and_gate():
+    x, w, _, _, _ = core_batch([5], 4, 2)
+    pooled, alpha, weight_sum, res = sap_pool(x, w, residual='sum')
+    ref = sap_core_reference(x, w, torch.tensor([0, 5]))
+    torch.testing.assert_close(pooled, ref[0])
+    torch.testing.assert_close(res, x.sum(0, keepdim=True))
+    gate = torch.rand(5, 2, dtype=torch.float64)
+    pooled, alpha, weight_sum = sap_pool(x, w, gate=gate)
+    torch.testing.assert_close(weight_sum, (alpha * gate).sum(0)[:, None])
+    torch.testing.assert_close(pooled[:, 0], (alpha * gate).t() @ x)

@@ -1,0 +1,160 @@
+"""The one dispatch of the SAP core (:mod:`sap_graph.ops.dispatch`) and its
+switches (:mod:`sap_graph.ops.env`): which path a batch takes, that the
+path named is the one run, and that a CUDA tensor takes the PyTorch path
+unless ``SAP_GRAPH_TRITON=1`` (a CPU tensor presented as a CUDA one)."""
+import types
+
+import pytest
+import torch
+
+import sap_graph.ops
+from sap_graph.ops import dispatch, env
+from sap_graph.ops.padded import lengths_to_mask
+from tests.helpers import (
+    SAP,
+    assert_matches_reference,
+    core_functions,
+    make_batch,
+)
+
+SIZES = [3, 0, 4, 2]
+
+
+@pytest.mark.parametrize('variable,name', [('SAP_GRAPH_NATIVE', 'native'),
+                                           ('SAP_GRAPH_TRITON', 'triton')])
+def test_one_parser_of_the_switches(monkeypatch, variable, name):
+    monkeypatch.delenv(variable, raising=False)
+    assert env.switch(name) == {'native': 'auto', 'triton': 'off'}[name]
+    for value, state in (('1', 'on'), (' ON ', 'on'), ('true', 'on'),
+                         ('yes', 'on'), ('0', 'off'), ('off', 'off'),
+                         ('False', 'off'), ('no', 'off')):
+        monkeypatch.setenv(variable, value)
+        assert env.switch(name) == state, value
+    monkeypatch.setenv(variable, 'maybe')  # Unrecognised: the default.
+    assert env.switch(name) == {'native': 'auto', 'triton': 'off'}[name]
+    assert set(env.switches()) == {'native', 'triton'}
+
+
+def paths(backend, **kwargs):
+    """The path of each kind of batch, from :func:`choose_path`."""
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    w = torch.randn(2, 8)
+    padded = torch.randn(3, 5, 8)
+    lengths = torch.tensor([2, 5, 0])
+    scattered = torch.tensor([[1, 0, 1, 0, 1]] * 3).bool()
+    return {
+        'index': dispatch.choose_path(x, w, index, None, num_graphs),
+        'ptr': dispatch.choose_path(x, w, None, ptr, num_graphs),
+        'unsorted': dispatch.choose_path(x, w, index.flip(0), None,
+                                         num_graphs),
+        'dropout': dispatch.choose_path(x, w, index, ptr, num_graphs,
+                                        dropout=0.5),
+        'gated': dispatch.choose_path(x, w, index, ptr, num_graphs,
+                                      gated=True),
+        'float64 features': dispatch.choose_path(x.double(), w, index, ptr,
+                                                 num_graphs),
+        'lengths': dispatch.choose_path(
+            padded, w, mask=lengths_to_mask(lengths, 5), lengths=lengths),
+        'scattered mask': dispatch.choose_path(padded, w, mask=scattered),
+    }
+
+
+def test_choose_path_on_cpu(sap_backend):
+    fused = 'native' if sap_backend == 'native' else 'torch'
+    assert paths(sap_backend) == {
+        'index': fused, 'ptr': fused, 'unsorted': 'torch',
+        'dropout': 'torch', 'gated': 'torch',
+        'float64 features': 'torch',  # Parameters float32: mixed dtypes.
+        'lengths': fused, 'scattered mask': 'dense'}
+
+
+def test_choose_path_while_compiling(monkeypatch):
+    monkeypatch.setattr(torch.compiler, 'is_compiling', lambda: True)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    w = torch.randn(2, 8)
+    assert dispatch.choose_path(x, w, index, ptr, num_graphs) == 'compiled'
+    lengths = torch.tensor([2, 5, 0])
+    assert dispatch.choose_path(torch.randn(3, 5, 8), w,
+                                mask=lengths_to_mask(lengths, 5),
+                                lengths=lengths) == 'dense'
+
+
+def test_the_path_named_is_the_path_run(sap_backend):
+    """The autograd graph holds the function of the path named, and the
+    path is recorded for the run's provenance."""
+    aggr = SAP(8, heads=2)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    expected = {'native': 'SAPNativeFunctionBackward',
+                'torch': 'SAPPoolFunctionBackward'}
+    for call in (dict(index=index), dict(ptr=ptr),
+                 dict(index=index.flip(0))):
+        path = dispatch.choose_path(x, aggr.score_weight(),
+                                    dim_size=num_graphs, **call)
+        out = aggr(x.requires_grad_(), dim_size=num_graphs, **call)
+        assert core_functions(out) == {expected[path]}
+        assert path in dispatch.paths_used()
+
+
+def present_as_cuda(monkeypatch, triton_supports=True):
+    """CPU tensors look like CUDA tensors to the dispatch; a stand-in for
+    the Triton module says whether it supports the inputs (no Triton or
+    GPU is needed)."""
+    monkeypatch.setattr(dispatch, 'device_type', lambda x: 'cuda')
+    fake = types.SimpleNamespace(supports=lambda x, w: triton_supports)
+    monkeypatch.setattr(sap_graph.ops, 'triton', fake, raising=False)
+    monkeypatch.setattr(dispatch.importlib.util, 'find_spec',
+                        lambda name: object())
+
+
+def test_cuda_tensor_takes_the_torch_path_without_the_switch(monkeypatch):
+    """A (presented) CUDA batch without ``SAP_GRAPH_TRITON=1`` takes the
+    PyTorch path, and gives the reference's values and gradients."""
+    present_as_cuda(monkeypatch)
+    monkeypatch.delenv('SAP_GRAPH_TRITON', raising=False)
+    torch.manual_seed(3)
+    aggr = SAP(8, heads=2, residual='max')
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    w = aggr.score_weight()
+    assert dispatch.choose_path(x, w, index, ptr, num_graphs) == 'torch'
+    out = aggr(x.requires_grad_(), index, ptr, dim_size=num_graphs)
+    assert core_functions(out) == {'SAPPoolFunctionBackward'}
+    assert_matches_reference(aggr, x, index, num_graphs,
+                             call=dict(index=index, ptr=ptr,
+                                       dim_size=num_graphs))
+    monkeypatch.setenv('SAP_GRAPH_TRITON', '0')
+    assert dispatch.choose_path(x, w, index, ptr, num_graphs) == 'torch'
+
+
+def test_cuda_tensor_takes_triton_only_when_asked(monkeypatch):
+    present_as_cuda(monkeypatch)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    w = torch.randn(2, 8)
+    monkeypatch.setenv('SAP_GRAPH_TRITON', '1')
+    assert dispatch.choose_path(x, w, index, ptr, num_graphs) == 'triton'
+    # Not for unsorted batches (no sync to find out on a GPU: an index
+    # alone counts as unsorted there), dropout, the gate, or inputs the
+    # kernels do not support.
+    monkeypatch.setattr(dispatch.Segments, '__init__', _unsorted_segments)
+    assert dispatch.choose_path(x, w, index, None, num_graphs) == 'torch'
+    monkeypatch.undo()
+    present_as_cuda(monkeypatch, triton_supports=False)
+    monkeypatch.setenv('SAP_GRAPH_TRITON', '1')
+    assert dispatch.choose_path(x, w, index, ptr, num_graphs) == 'torch'
+    present_as_cuda(monkeypatch)
+    assert dispatch.choose_path(x, w, index, ptr, num_graphs,
+                                dropout=0.1) == 'torch'
+    assert dispatch.choose_path(x, w, index, ptr, num_graphs,
+                                gated=True) == 'torch'
+    # Triton not installed: the PyTorch path, whatever the switch.
+    monkeypatch.setattr(dispatch.importlib.util, 'find_spec',
+                        lambda name: None)
+    assert dispatch.choose_path(x, w, index, ptr, num_graphs) == 'torch'
+
+
+_original_init = dispatch.Segments.__init__
+
+
+def _unsorted_segments(self, index, ptr, dim_size, heads):
+    _original_init(self, index, ptr, dim_size, heads)
+    if ptr is None:
+        self.sorted = False  # As on a GPU.
