@@ -8,8 +8,8 @@ import os.path as osp
 import pytest
 from test_hostile import TOY, one_error_line, tiny  # noqa: F401
 
-import sap_graph.experiments.train.runs as runs
 import sap_graph.experiments.train.runner as run_mod
+import sap_graph.experiments.train.runs as runs
 from sap_graph.experiments.cli import _error, build_parser, main
 from sap_graph.experiments.errors import ConfigError, one_line
 
