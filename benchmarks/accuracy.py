@@ -11,120 +11,42 @@ builds ``benchmarks/results/accuracy.md`` and the plots.
 
 Usage::
 
-    python benchmarks/accuracy.py                          # whole grid
-    python benchmarks/accuracy.py --datasets MUTAG PROTEINS --readouts sum sap4
-    python benchmarks/accuracy.py --shard 0/2 &           # two shards
-    python benchmarks/accuracy.py --shard 1/2
-    python benchmarks/accuracy.py --render                 # tables, plots
+    python -m benchmarks.accuracy                          # whole grid
+    python -m benchmarks.accuracy --datasets MUTAG PROTEINS --readouts sum sap4
+    python -m benchmarks.accuracy --shard 0/2 &           # two shards
+    python -m benchmarks.accuracy --shard 1/2
+    python -m benchmarks.accuracy --render                 # tables, plots
+
+The readout variants (name -> training options, display label) are the
+table of ``benchmarks/variants.py``; one cell is trained by
+:func:`sap_graph.experiments.train.run_split`, as in ``sap-graph compare``.
 """
 from __future__ import annotations
 
 import argparse
 import os.path as osp
-import sys
 import time
 from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
-from sap_graph.experiments.data import load_dataset  # noqa: E402
-from sap_graph.experiments.files import write_json  # noqa: E402
-from sap_graph.experiments.train import (  # noqa: E402
+from sap_graph.experiments.data import load_dataset
+from sap_graph.experiments.files import write_json
+from sap_graph.experiments.train import (
     TrainConfig,
     device_info,
+    plan_splits,
     resolve_config,
-    run_fold,
-    stratified_splits,
+    resolve_device,
+    run_split,
     versions,
 )
 
-HERE = osp.dirname(osp.realpath(__file__))
-sys.path.insert(0, HERE)
-from render_accuracy import (  # noqa: E402
-    CACHE,
-    RESULTS,
-    parse_override,
-)
-from render_accuracy import add_arguments as add_render_arguments  # noqa: E402
+from .render_accuracy import CACHE, RESULTS, parse_override, render
+from .render_accuracy import add_arguments as add_render_arguments
+from .variants import DEFAULT_SAP, GRID, VARIANTS
 
-#: Readout variants of the grid: name -> TrainConfig overrides.
-READOUTS: Dict[str, Dict[str, Any]] = {
-    'sum': dict(readout='sum'),
-    'mean': dict(readout='mean'),
-    'max': dict(readout='max'),
-    'attention': dict(readout='attention'),
-    'set2set': dict(readout='set2set'),
-    'set_transformer': dict(readout='set_transformer', heads=4),
-    'gmt': dict(readout='gmt', heads=4),
-    'sap1': dict(readout='sap', heads=1),
-    'sap4': dict(readout='sap', heads=4, concat=True),
-    'sap4_mean': dict(readout='sap', heads=4, concat=False),
-}
-#: Ablations of SAP's attention controls (run into their own cache with
-#: ``--readouts sap4 sap4_div ... --cache .../ablation_cache``).
-ABLATIONS: Dict[str, Dict[str, Any]] = {
-    'sap4_div': dict(readout='sap', heads=4,
-                     readout_kwargs={'diversity': 0.01}),
-    'sap4_gated': dict(readout='sap', heads=4,
-                       readout_kwargs={'gated': True}),
-    'sap4_tau': dict(readout='sap', heads=4,
-                     readout_kwargs={'learn_temperature': True}),
-    'sap4_drop': dict(readout='sap', heads=4, readout_kwargs={'dropout': 0.1}),
-    'sap4_mean_res': dict(readout='sap', heads=4, concat=False,
-                          readout_kwargs={'residual': 'mean'}),
-    # Learning rate: is the grid's lr 0.01 why some folds never train?
-    'sap4_lr1e-3': dict(readout='sap', heads=4, lr=0.001),
-    'sum_lr1e-3': dict(readout='sum', lr=0.001),
-    'mean_lr1e-3': dict(readout='mean', lr=0.001),
-    'max_lr1e-3': dict(readout='max', lr=0.001),
-    'attention_lr1e-3': dict(readout='attention', lr=0.001),
-    'set2set_lr1e-3': dict(readout='set2set', lr=0.001),
-    'sap1_lr1e-3': dict(readout='sap', heads=1, lr=0.001),
-    'sap4_mean_lr1e-3': dict(readout='sap', heads=4, concat=False, lr=0.001),
-    'set_transformer_lr1e-3': dict(readout='set_transformer', heads=4,
-                                   lr=0.001),
-    'gmt_lr1e-3': dict(readout='gmt', heads=4, lr=0.001),
-}
-#: Candidates for the SAP default (issue 14): 4 averaged heads (the output
-#: keeps the input width), queries initialised to zero (an untrained layer
-#: is mean pooling of the values), and a residual to a classic pooling or
-#: a size scaler; each also at lr 0.001 for the validation-selected table.
-_CANDIDATES: Dict[str, Dict[str, Any]] = {
-    'sap_sum': dict(readout='sap', heads=4, concat=False,
-                    readout_kwargs={'residual': 'sum',
-                                    'query_init': 'zeros'}),
-    'sap_max': dict(readout='sap', heads=4, concat=False,
-                    readout_kwargs={'residual': 'max',
-                                    'query_init': 'zeros'}),
-    'sap_log': dict(readout='sap', heads=4, concat=False,
-                    readout_kwargs={'residual': 'mean', 'size_scaler': 'log',
-                                    'query_init': 'zeros'}),
-    # The attention term scaled by a learned per-channel gamma, zero at
-    # first (ReZero): an untrained readout is max pooling.
-    'sap_rezero': dict(readout='sap', heads=4, concat=False,
-                       readout_kwargs={'residual': 'max', 'rezero': True,
-                                       'query_init': 'zeros'}),
-    'sap4_zero': dict(readout='sap', heads=4, concat=True,
-                      readout_kwargs={'query_init': 'zeros'}),
-}
-CANDIDATES: Dict[str, Dict[str, Any]] = {
-    **_CANDIDATES,
-    **{f'{name}_lr1e-3': dict(cfg, lr=0.001)
-       for name, cfg in _CANDIDATES.items()},
-    # ogbg-molhiv's grid rate is 0.001: its lr-0.01 cells for the collapse
-    # check (a TU cell of this name equals the plain one).
-    'sap_max_lr1e-2': dict(_CANDIDATES['sap_max'], lr=0.01),
-}
-# The grid cells before version 0.2 ran the layer as it was then: normally
-# initialised queries, no residual, heads concatenated unless stated.
-for _cfg in (*READOUTS.values(), *ABLATIONS.values()):
-    if _cfg['readout'] == 'sap':
-        _cfg.setdefault('concat', True)
-        _cfg['readout_kwargs'] = {'query_init': 'normal', 'residual': None,
-                                  **_cfg.get('readout_kwargs', {})}
-VARIANTS = {**READOUTS, **ABLATIONS, **CANDIDATES}
 TU_DATASETS = ['MUTAG', 'PROTEINS', 'ENZYMES', 'IMDB-BINARY', 'IMDB-MULTI',
                'NCI1', 'DD', 'REDDIT-BINARY']
 #: Epochs and lr step of a TU fold where the grid's budget differs from 50
@@ -147,7 +69,8 @@ def grid_config(args: argparse.Namespace, dataset: str,
                 readout: str) -> TrainConfig:
     cfg = TrainConfig(dataset=dataset, root=args.root, device=args.device,
                       progress=False, verbose=False, seed=args.seed,
-                      use_node_attr=args.use_node_attr, **VARIANTS[readout])
+                      use_node_attr=args.use_node_attr,
+                      **VARIANTS[readout].config())
     kind = 'ogb' if dataset.startswith('ogbg-') else 'tu'
     cfg = resolve_config(cfg, kind)
     if kind == 'tu':
@@ -169,21 +92,16 @@ def units(dataset: str, args: argparse.Namespace) -> List[str]:
     return [f'fold_{k}' for k in range(args.folds)]
 
 
-def run_unit(task: Any, cfg: TrainConfig, unit: str,
-             splits: Optional[List[Dict[str, torch.Tensor]]]) -> Dict:
-    """Trains one fold (TU) or one seed (OGB) and returns its record."""
+def run_unit(task: Any, cfg: TrainConfig, unit: str) -> Dict:
+    """Trains one fold (TU) or one seed (OGB) of :obj:`cfg`'s protocol
+    (:func:`~sap_graph.experiments.train.plan_splits`) with
+    :func:`~sap_graph.experiments.train.run_split` and returns its
+    record."""
+    split = next(s for s in plan_splits(task, cfg) if s.unit == unit)
+    record, _ = run_split(task, cfg, split.index, split.seed,
+                          resolve_device(cfg.device))
     if unit.startswith('fold_'):
-        fold = int(unit.split('_')[1])
-        assert splits is not None
-        record, _ = run_fold(task, cfg, splits[fold], fold,
-                             torch.device(cfg.device))
-        record['test'] = record['test_acc']
-        record['val'] = record['val_acc']
-        return record
-    from sap_graph.experiments.train import holdout
-    seed = int(unit.split('_')[1])
-    result = holdout(task, replace(cfg, seeds=[seed]))
-    record = result['seeds'][0]
+        record = {'fold': int(unit.split('_')[1]), **record}
     record['test'] = record[f'test_{task.metric}']
     record['val'] = record[f'val_{task.metric}']
     return record
@@ -194,7 +112,6 @@ def run_grid(args: argparse.Namespace) -> None:
     shard, num_shards = args.shard
     for dataset in args.datasets:
         task = None
-        splits = None
         # Fold-major: every readout finishes fold k before any starts k+1,
         # so an interrupted dataset still gives paired folds.
         for unit in units(dataset, args):
@@ -209,12 +126,9 @@ def run_grid(args: argparse.Namespace) -> None:
                 if task is None:
                     task = load_dataset(dataset, root=args.root,
                                         use_node_attr=args.use_node_attr)
-                    splits = (None if task.kind == 'ogb' else
-                              stratified_splits(task.labels, args.folds,
-                                                0.1, args.seed))
                 cfg = grid_config(args, dataset, readout)
                 start = time.perf_counter()
-                record = run_unit(task, cfg, unit, splits)
+                record = run_unit(task, cfg, unit)
                 record.update(
                     dataset=dataset, readout=readout, unit=unit,
                     wall_time=time.perf_counter() - start,
@@ -239,7 +153,6 @@ def render_all(cache: str, out_dir: str,
                select_from: Optional[str] = None,
                overrides: Sequence[Tuple[str, str]] = (),
                default_sap: Optional[str] = None) -> None:
-    from render_accuracy import DEFAULT_SAP, render
     render(cache, out_dir, select_from, overrides,
            default_sap or DEFAULT_SAP)
 
@@ -256,10 +169,11 @@ def main() -> None:
     parser.add_argument('--datasets', nargs='+',
                         default=TU_DATASETS + OGB_DATASETS,
                         help='datasets (default: all TU sets, ogbg-molhiv)')
-    parser.add_argument('--readouts', nargs='+', default=list(READOUTS),
+    parser.add_argument('--readouts', nargs='+', default=list(GRID),
                         choices=list(VARIANTS),
-                        help='readout variants (default: all but the '
-                        'ablations)')
+                        help='readout variants of benchmarks/variants.py '
+                        '(default: the grid readouts, ' + ' '.join(GRID)
+                        + ')')
     parser.add_argument('--epochs', type=int, default=None,
                         help='epochs per TU fold (default: 50, '
                         'REDDIT-BINARY 20)')

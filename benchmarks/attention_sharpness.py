@@ -1,7 +1,7 @@
 """How sharp the attention of a trained SAP readout is, per head, over
 every graph of its dataset (``docs/explain.md``).
 
-    python benchmarks/attention_sharpness.py --checkpoint runs/mutag_sap.pt
+    python -m benchmarks.attention_sharpness --checkpoint runs/mutag_sap.pt
 
 Prints one Markdown row per head: the mean graph size n, the mean effective
 number of attended nodes exp(H) (n for uniform attention, 1 for one node),

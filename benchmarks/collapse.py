@@ -11,7 +11,7 @@ weight, the readout output norm, the query norm and gradient norms.
 
 Usage::
 
-    SAP_GRAPH_DATA=../shared/data python benchmarks/collapse.py \\
+    SAP_GRAPH_DATA=../shared/data python -m benchmarks.collapse \\
         --dataset NCI1 --folds 0 9 --epochs 8
 
 writes ``benchmarks/results/collapse/<DATASET>.json`` and ``.md``.
@@ -24,6 +24,7 @@ import os
 import os.path as osp
 import sys
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any, Dict, List
 
 import torch
@@ -31,21 +32,17 @@ import torch.nn.functional as F
 from torch_geometric.loader import DataLoader
 from torch_geometric.utils import softmax
 
+from sap_graph import SAPAggregation
+from sap_graph.experiments.data import load_dataset
+from sap_graph.experiments.train.config import seed_everything
+from sap_graph.experiments.train.loop import _forward
+from sap_graph.experiments.train.protocols import _subset, build_model
+from sap_graph.experiments.train.runs import stratified_splits
+
+from .accuracy import grid_config
+from .variants import COLLAPSE, VARIANTS
+
 HERE = osp.dirname(osp.realpath(__file__))
-sys.path.insert(0, osp.join(HERE, '..'))
-sys.path.insert(0, HERE)
-from accuracy import VARIANTS, grid_config  # noqa: E402
-
-from sap_graph import SAPAggregation  # noqa: E402
-from sap_graph.experiments.data import load_dataset  # noqa: E402
-from sap_graph.experiments.train.config import seed_everything  # noqa: E402
-from sap_graph.experiments.train.loop import _forward  # noqa: E402
-from sap_graph.experiments.train.protocols import (  # noqa: E402
-    _subset,
-    build_model,
-)
-from sap_graph.experiments.train.runs import stratified_splits  # noqa: E402
-
 OUT = osp.join(HERE, 'results', 'collapse')
 
 
@@ -128,7 +125,7 @@ def run(dataset: str, fold: int, readout: str, epochs: int,
         args: argparse.Namespace) -> List[Dict[str, Any]]:
     task = load_dataset(dataset, root=args.root)
     splits = stratified_splits(task.labels, 10, 0.1, args.seed)
-    cfg = grid_config(args, dataset, readout)
+    cfg = replace(grid_config(args, dataset, readout), lr=args.lr)
     split = splits[fold]
     seed_everything(cfg.seed + fold)
     model = build_model(cfg, task)
@@ -199,11 +196,10 @@ def main() -> None:
     parser.add_argument('--folds', type=int, nargs='+', default=[0, 9],
                         dest='fold_ids',
                         help='folds of the 10-fold grid (default: 0 9)')
-    parser.add_argument('--readouts', nargs='+',
-                        default=['sap4', 'sap4_zero', 'mean', 'sap_sum'],
+    parser.add_argument('--readouts', nargs='+', default=list(COLLAPSE),
                         choices=list(VARIANTS),
-                        help='grid variants (default: sap4 sap4_zero mean '
-                        'sap_sum)')
+                        help='variants of benchmarks/variants.py (default: '
+                        + ' '.join(COLLAPSE) + ')')
     parser.add_argument('--epochs', type=int, default=8,
                         help='epochs (default: 8)')
     parser.add_argument('--lr', type=float, default=0.01,
@@ -222,7 +218,6 @@ def main() -> None:
     runs = {}
     for fold in args.fold_ids:
         for readout in args.readouts:
-            VARIANTS[readout] = dict(VARIANTS[readout], lr=args.lr)
             runs[f'fold {fold}, {readout}, lr {args.lr}'] = run(
                 args.dataset, fold, readout, args.epochs, args)
     os.makedirs(args.out, exist_ok=True)
@@ -230,7 +225,7 @@ def main() -> None:
     stem = osp.join(args.out, f'{args.dataset}_lr{args.lr:g}')
     with open(stem + '.json', 'w') as f:
         json.dump(results, f, indent=1)
-    command = ('python benchmarks/collapse.py ' +
+    command = ('python -m benchmarks.collapse ' +
                ' '.join(sys.argv[1:])).strip()
     render(results, stem + '.md', command)
     print(f'wrote {stem}.md', flush=True)

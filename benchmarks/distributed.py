@@ -8,8 +8,8 @@ pass); the test accuracy column checks that the runs learn the same.
 
 Usage::
 
-    python benchmarks/distributed.py --nproc 1 2 --device cpu
-    python benchmarks/distributed.py --nproc 1 2 4 --device cuda \\
+    python -m benchmarks.distributed --nproc 1 2 --device cpu
+    python -m benchmarks.distributed --nproc 1 2 4 --device cuda \\
         --dataset PROTEINS --batch_size 128
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ and the median over repeats is reported, with ratios to mean pooling.
 
 Usage::
 
-    SAP_GRAPH_DATA=../shared/data python benchmarks/epoch.py --dataset PROTEINS
+    SAP_GRAPH_DATA=../shared/data python -m benchmarks.epoch --dataset PROTEINS
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import os
 import os.path as osp
 import platform
 import statistics
-import sys
 import time
 from typing import Dict, List
 
@@ -23,24 +22,17 @@ import torch
 import torch_geometric
 from torch_geometric.loader import DataLoader
 
-sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
-from sap_graph.experiments.data import load_dataset  # noqa: E402
-from sap_graph.experiments.train import (  # noqa: E402
+from sap_graph.experiments.data import load_dataset
+from sap_graph.experiments.train import (
     TrainConfig,
     build_model,
     resolve_config,
     train_epoch,
 )
 
+from .variants import EPOCH, VARIANTS
+
 RESULTS = osp.join(osp.dirname(osp.realpath(__file__)), 'results')
-VARIANTS = {
-    'mean': dict(readout='mean'),
-    'sum': dict(readout='sum'),
-    'sap h=1': dict(readout='sap', heads=1),
-    'sap h=4': dict(readout='sap', heads=4),
-    'attention': dict(readout='attention'),
-    'set2set': dict(readout='set2set'),
-}
 
 
 def main() -> None:
@@ -60,8 +52,9 @@ def main() -> None:
     task = load_dataset(args.dataset)
     device = torch.device(args.device)
     models, optims = {}, {}
-    for name, kw in VARIANTS.items():
-        cfg = resolve_config(TrainConfig(dataset=args.dataset, **kw), 'tu')
+    for name in EPOCH:
+        cfg = resolve_config(TrainConfig(dataset=args.dataset,
+                                         **VARIANTS[name].config()), 'tu')
         torch.manual_seed(0)
         models[name] = build_model(cfg, task).to(device)
         optims[name] = torch.optim.Adam(models[name].parameters(), lr=0.01)
@@ -88,13 +81,13 @@ def main() -> None:
     lines = [
         f'# One training epoch of GIN + readout on {args.dataset}', '',
         header, '',
-        f'Command: `python benchmarks/epoch.py --dataset {args.dataset}'
+        f'Command: `python -m benchmarks.epoch --dataset {args.dataset}'
         f'{"" if device.type == "cpu" else " --device " + args.device}` '
         f'({len(graphs)} graphs, batch {args.batch_size}, GIN 5 x 64, '
         f'median of {args.repeats} interleaved epochs after one warm-up).',
         '', '| readout | s / epoch | / mean |', '|---|---|---|']
     for name in models:
-        lines.append(f'| {name} | {median[name]:.3f} | '
+        lines.append(f'| {VARIANTS[name].label} | {median[name]:.3f} | '
                      f'{median[name] / median["mean"]:.2f} |')
     text = '\n'.join(lines) + '\n'
     print(text)

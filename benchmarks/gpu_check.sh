@@ -59,11 +59,11 @@ run() {  # run NAME COMMAND...: log to $out/NAME.txt, record the exit code
 for step in "${steps[@]}"; do
   case "$step" in
     tests) run test_cuda python -m pytest -v -rs -p no:cacheprovider tests/ops/test_cuda.py ;;
-    profile) run profile_cuda python benchmarks/profile_cuda.py ;;
-    speed) run speed_cuda python benchmarks/speed.py --device cuda --no-save ${SPEED_ARGS:-} ;;
+    profile) run profile_cuda python -m benchmarks.profile_cuda ;;
+    speed) run speed_cuda python -m benchmarks.speed --device cuda --no-save ${SPEED_ARGS:-} ;;
     epoch)
       run epoch_cuda env SAP_GRAPH_DATA="${SAP_GRAPH_DATA:-$PWD/../shared/data}" \
-        python benchmarks/epoch.py --device cuda --no-save ;;
+        python -m benchmarks.epoch --device cuda --no-save ;;
     *) echo "gpu_check.sh: unknown step $step" >&2; status=1 ;;
   esac
 done

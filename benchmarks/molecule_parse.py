@@ -6,8 +6,8 @@ Wall and CPU seconds are both given, as the machine may be shared.
 
 Usage::
 
-    SAP_GRAPH_DATA=../shared/data python benchmarks/molecule_parse.py
-    SAP_GRAPH_DATA=../shared/data python benchmarks/molecule_parse.py bbbp
+    SAP_GRAPH_DATA=../shared/data python -m benchmarks.molecule_parse
+    SAP_GRAPH_DATA=../shared/data python -m benchmarks.molecule_parse bbbp
 
 Writes ``benchmarks/results/molecule_parse.md`` unless ``--no-save``.
 """
@@ -17,15 +17,13 @@ import argparse
 import os
 import os.path as osp
 import platform
-import sys
 import tempfile
 import time
 import warnings
 
 import pandas as pd
 
-sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
-from sap_graph.experiments.data import load_molecule_csv  # noqa: E402
+from sap_graph.experiments.data import load_molecule_csv
 
 # File (under moleculenet/) -> target columns (None: every column but
 # the SMILES); the task columns of shared/data/README.md.
@@ -92,7 +90,7 @@ def main() -> None:
                        'molecule_parse.md')
         with open(out, 'w') as f:
             f.write('# Parse time of the MoleculeNet CSVs\n\n'
-                    '`python benchmarks/molecule_parse.py` (cold cache, '
+                    '`python -m benchmarks.molecule_parse` (cold cache, '
                     'then cached).\n\n' + '\n'.join(lines) + '\n' + footer)
         print('wrote', out)
 

@@ -15,20 +15,17 @@ against the pure-PyTorch path (``SAP_GRAPH_TRITON=0``).
 
 Usage::
 
-    python benchmarks/profile_cuda.py > benchmarks/results/profile_cuda.txt
+    python -m benchmarks.profile_cuda > benchmarks/results/profile_cuda.txt
 """
 import os
-import os.path as osp
-import sys
 import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 from torch_geometric.nn.aggr import AttentionalAggregation
 
-sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
-from sap_graph import SAPAggregation, sap_pool  # noqa: E402
-from sap_graph.ops import torch as _ops  # noqa: E402
+from sap_graph import SAPAggregation, sap_pool
+from sap_graph.ops import torch as _ops
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ headings moved down to level 3 and its relative links pointed at
 
 Usage::
 
-    python benchmarks/readme_tables.py    # rewrites README.md, docs/*.md
+    python -m benchmarks.readme_tables    # rewrites README.md, docs/*.md
 """
 import os
 import os.path as osp

@@ -15,14 +15,14 @@ Reads every finished cell ``<cache>/<dataset>/<readout>/<unit>.json``
   matplotlib).
 
 The work is done by the modules of ``benchmarks/render/`` (pandas, scipy);
-this file is the command line and keeps the names other scripts import.
+this file is the command line (also ``accuracy.py --render``).
 
 Usage::
 
-    python benchmarks/render_accuracy.py            # default cache/out
-    python benchmarks/render_accuracy.py --cache /tmp/grid --out /tmp/out
+    python -m benchmarks.render_accuracy            # default cache/out
+    python -m benchmarks.render_accuracy --cache /tmp/grid --out /tmp/out
     # learning rate selected on validation; ENZYMES with node attributes
-    python benchmarks/render_accuracy.py \\
+    python -m benchmarks.render_accuracy \\
         --select_lr_from benchmarks/results/ablation_cache \\
         --override ENZYMES=benchmarks/results/enzymes_attr_cache \\
         --out benchmarks/results/lr_selected
@@ -32,82 +32,39 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
-HERE = osp.dirname(osp.realpath(__file__))
-REPO = osp.dirname(HERE)
-#: The default folders of ``accuracy.py`` (``--out`` and ``--cache``).
-RESULTS = osp.join(HERE, 'results')
-CACHE = osp.join(RESULTS, 'accuracy_cache')
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-from render.load import (  # noqa: E402
-    DATASET_ORDER,
+from .render.load import (
     LR_SUFFIX,
-    READOUT_NAMES,
-    Cell,
     Cells,
     apply_overrides,
-    comparable,
-    constant_loss,
-    display,
-    expected_units,
-    is_sap,
     load_cache,
     order_datasets,
     order_readouts,
     override_label,
     parse_override,
     select_learning_rate,
-    unit_key,
 )
-from render.plots import write_plots  # noqa: E402
-from render.protocol import (  # noqa: E402
-    protocol_lines,
-    time_lines,
-    training_lines,
-)
-from render.references import REFERENCES, Reference  # noqa: E402
-from render.stats import (  # noqa: E402
-    CHANCE_LOSS,
-    DEFAULT_SAP,
-    EXACT_MAX,
-    PairedResult,
-    RankResult,
-    average_ranks,
-    average_ranks_complete,
-    by_validation,
-    paired_result,
-    paired_tests,
-    rank_descending,
-    sign_flip_test,
-)
-from render.tables import (  # noqa: E402
-    best_readouts,
+from .render.plots import write_plots
+from .render.protocol import protocol_lines, time_lines, training_lines
+from .render.stats import average_ranks, average_ranks_complete, paired_tests
+from .render.tables import (
     chosen_lr_lines,
     collapse_lines,
-    format_cell,
     paired_lines,
     results_lines,
-    summary_frame,
     write_csv,
 )
+from .variants import DEFAULT_SAP
 
-__all__ = [
-    'CACHE', 'RESULTS', 'DATASET_ORDER', 'LR_SUFFIX', 'READOUT_NAMES',
-    'Cell', 'Cells', 'apply_overrides', 'comparable', 'constant_loss',
-    'display', 'expected_units', 'is_sap', 'load_cache', 'order_datasets',
-    'order_readouts', 'parse_override', 'select_learning_rate', 'unit_key',
-    'write_plots', 'protocol_lines', 'time_lines', 'training_lines',
-    'REFERENCES', 'Reference', 'CHANCE_LOSS', 'DEFAULT_SAP', 'EXACT_MAX',
-    'PairedResult', 'RankResult', 'average_ranks', 'average_ranks_complete',
-    'by_validation', 'paired_result', 'paired_tests', 'rank_descending',
-    'sign_flip_test', 'best_readouts', 'chosen_lr_lines', 'collapse_lines',
-    'format_cell', 'paired_lines', 'results_lines', 'summary_frame',
-    'write_csv', 'render', 'render_command', 'render_markdown', 'main',
-]
+HERE = osp.dirname(osp.realpath(__file__))
+REPO = osp.dirname(HERE)
+#: The default folders of ``accuracy.py`` (``--out`` and ``--cache``).
+RESULTS = osp.join(HERE, 'results')
+CACHE = osp.join(RESULTS, 'accuracy_cache')
+
+__all__ = ['CACHE', 'RESULTS', 'add_arguments', 'main', 'parse_override',
+           'render', 'render_command', 'render_markdown']
 
 Override = Tuple[str, str]
 
@@ -124,7 +81,7 @@ def render_command(cache: str, out_dir: Optional[str] = None,
                    default_sap: str = DEFAULT_SAP) -> str:
     """The command that rerenders a folder, naming every non-default
     path and option."""
-    words = ['python', 'benchmarks/accuracy.py', '--render']
+    words = ['python', '-m', 'benchmarks.accuracy', '--render']
     if osp.abspath(cache) != osp.abspath(CACHE):
         words += ['--cache', _shown(cache)]
     if select_from is not None:

@@ -8,9 +8,9 @@ before anything is timed.
 
 Usage::
 
-    python benchmarks/speed.py                      # full table
-    python benchmarks/speed.py --quick              # small sizes only
-    python benchmarks/speed.py --device cuda        # on a GPU
+    python -m benchmarks.speed                      # full table
+    python -m benchmarks.speed --quick              # small sizes only
+    python -m benchmarks.speed --device cuda        # on a GPU
 
 Writes ``benchmarks/results/speed.md`` (and ``speed.json``) unless
 ``--no-save`` is given.
@@ -35,14 +35,9 @@ import torch_geometric
 from torch import Tensor
 from torch_geometric.nn import aggr as pyg_aggr
 
-sys.path.insert(0, osp.join(osp.dirname(osp.realpath(__file__)), '..'))
-from render.speed_page import (  # noqa: E402
-    plot_scaling,
-    render_page,
-    scaling_section,
-)
+from sap_graph import SAPAggregation
 
-from sap_graph import SAPAggregation  # noqa: E402
+from .render.speed_page import plot_scaling, render_page, scaling_section
 
 RESULTS = osp.join(osp.dirname(osp.realpath(__file__)), 'results')
 
@@ -306,9 +301,9 @@ def memory_child(name: str, device_name: str) -> None:
 def memory_in_subprocess(name: str, device_name: str) -> float:
     import subprocess
     out = subprocess.run(
-        [sys.executable, osp.realpath(__file__), '--memory_child', name,
+        [sys.executable, '-m', 'benchmarks.speed', '--memory_child', name,
          '--device', device_name], check=True, capture_output=True,
-        text=True)
+        text=True, cwd=osp.dirname(osp.dirname(osp.realpath(__file__))))
     return float(out.stdout.strip().splitlines()[-1])
 
 

@@ -1,7 +1,6 @@
 """The accuracy grid: resumable cell cache and the renderer."""
 import argparse
 import csv
-import itertools
 import json
 import math
 import os
@@ -12,16 +11,10 @@ from typing import List, Optional
 import pytest
 import torch
 
+from benchmarks import accuracy, choose_default, readme_tables, variants
+from benchmarks import render_accuracy as ra
+from benchmarks.render import load, protocol, stats, tables
 from sap_graph.experiments.data import load_synthetic
-
-BENCH = osp.join(osp.dirname(osp.dirname(osp.realpath(__file__))),
-                 'benchmarks')
-if BENCH not in sys.path:
-    sys.path.insert(0, BENCH)
-
-import accuracy  # noqa: E402
-import render_accuracy as ra  # noqa: E402
-from render import load, protocol, stats, tables  # noqa: E402
 
 
 def write_cell(cache, dataset: str, readout: str, unit: str, test: float,
@@ -88,43 +81,6 @@ def table_row(text: str, name: str) -> List[str]:
     line = next(ln for ln in text.splitlines()
                 if ln.startswith(f'| {name} |'))
     return [c.strip() for c in line.strip('|').split('|')]
-
-
-def brute_force_sign_flip(diffs: List[float]) -> float:
-    """The share of the 2^n sign patterns whose |sum| reaches the
-    observed one, enumerated here without scipy."""
-    observed = abs(sum(diffs))
-    hits = sum(abs(sum(s * d for s, d in zip(signs, diffs, strict=True)))
-               >= observed - 1e-9
-               for signs in itertools.product((1, -1), repeat=len(diffs)))
-    return hits / 2 ** len(diffs)
-
-
-def test_sign_flip_exact_values():
-    # d = (1, 2, 3): only (+, +, +) and (-, -, -) reach |sum| = 6 -> 2/8.
-    assert stats.sign_flip_test([1, 2, 3]) == (pytest.approx(0.25), 'exact')
-    # Sum 3 of five unit steps: |sum| >= 3 for 0, 1, 4 or 5 plus signs,
-    # (1 + 5 + 5 + 1) / 32.
-    assert stats.sign_flip_test([1, 1, 1, 1, -1])[0] == pytest.approx(0.375)
-    assert stats.sign_flip_test([0.0, 0.0])[0] == 1.0
-    assert stats.sign_flip_test([3.0]) == (1.0, 'exact')
-    p, method = stats.sign_flip_test([1.0] * 10)
-    assert method == 'exact' and p == pytest.approx(2 / 1024)
-    p, method = stats.sign_flip_test([1.0] * 20, samples=2000)
-    assert method == 'Monte Carlo' and 0 < p < 0.01
-    assert math.isnan(stats.sign_flip_test([])[0])
-
-
-@pytest.mark.parametrize('seed', range(5))
-def test_sign_flip_matches_enumeration(seed):
-    # Fold-like differences (multiples of 1/n_test in pp, ties, zeros).
-    rng = torch.Generator().manual_seed(seed)
-    n = 6 + seed
-    diffs = ((torch.randint(-4, 5, (n,), generator=rng) * 100 / 19)
-             .tolist())
-    p, method = stats.sign_flip_test(diffs)
-    assert method == 'exact'
-    assert p == pytest.approx(brute_force_sign_flip(diffs), abs=1e-12)
 
 
 def test_rank_ties():
@@ -211,7 +167,7 @@ def test_paired_tests(fake_cache, tmp_path):
     assert '| 3/0/1 | 0.25 |' in text
     # The module default is not in this cache: said so, best SAP tested.
     text = ra.render(str(fake_cache), str(tmp_path / 'out'))
-    assert f'`{stats.DEFAULT_SAP}` has no result' in text
+    assert f'`{variants.DEFAULT_SAP}` has no result' in text
     assert '+15.0, +15.0, +15.0, -5.0' not in text
     assert '+10.0, +0.0, +20.0, -10.0' in text
 
@@ -387,9 +343,9 @@ def test_grid_resumes(tmp_path, monkeypatch):
     calls = []
     run_unit = accuracy.run_unit
 
-    def counting_run_unit(task, cfg, unit, splits):
+    def counting_run_unit(task, cfg, unit):
         calls.append((cfg.readout, cfg.heads, unit))
-        return run_unit(task, cfg, unit, splits)
+        return run_unit(task, cfg, unit)
 
     monkeypatch.setattr(accuracy, 'run_unit', counting_run_unit)
     cache = tmp_path / 'cache'
@@ -427,6 +383,27 @@ def test_grid_resumes(tmp_path, monkeypatch):
     accuracy.render_all(str(cache), str(out))
     text = (out / 'accuracy.md').read_text()
     assert '| sap (1 head) |' in text and 'synthetic (accuracy)' in text
+
+
+def test_grid_cell_is_a_compare_run(tmp_path):
+    """A grid cell trains through the code of ``sap-graph compare``: the
+    same fold, seed and record as the comparison engine's run of the
+    same variant and configuration."""
+    from sap_graph.experiments.compare import engine
+    from sap_graph.experiments.train import plan_splits
+    torch.set_num_threads(1)
+    task = load_synthetic(num_graphs=60, min_pairs=3, max_pairs=6)
+    cfg = accuracy.grid_config(grid_args(tmp_path), 'synthetic', 'sap1')
+    plan = engine.Plan(task, cfg, [variants.VARIANTS['sap1']], [cfg.lr],
+                       plan_splits(task, cfg))
+    (run,) = [r for r in plan.runs if r.unit == 'fold_1']
+    theirs = engine.execute_run(plan, run)
+    ours = accuracy.run_unit(task, cfg, 'fold_1')
+    assert ours['fold'] == 1 and ours['seed'] == theirs['seed'] == 1
+    for key in ('test', 'val', 'test_acc', 'val_acc', 'best_epoch',
+                'final_train_loss', 'chance_loss', 'train_size',
+                'test_size'):
+        assert ours[key] == theirs[key], key
 
 
 def test_training_diagnostics(tmp_path):
@@ -479,26 +456,25 @@ def test_training_diagnostics_imbalanced_classes(tmp_path):
 def test_render_command_names_non_default_paths(tmp_path):
     # The header of every rendering must be a command that rerenders it.
     assert ra.render_command(accuracy.CACHE, accuracy.RESULTS) == \
-        'python benchmarks/accuracy.py --render'
+        'python -m benchmarks.accuracy --render'
     ablation = osp.join(accuracy.RESULTS, 'ablation_cache')
     out = osp.join(accuracy.RESULTS, 'ablation')
     assert ra.render_command(ablation, out) == (
-        'python benchmarks/accuracy.py --render --cache '
+        'python -m benchmarks.accuracy --render --cache '
         'benchmarks/results/ablation_cache --out benchmarks/results/ablation')
     assert ra.render_command(accuracy.CACHE, None, ablation) == (
-        'python benchmarks/accuracy.py --render --select_lr_from '
+        'python -m benchmarks.accuracy --render --select_lr_from '
         'benchmarks/results/ablation_cache --out <folder>')
     cache = tmp_path / 'cache'
     write_cell(cache, 'MUTAG', 'sum', 'fold_0', .8, .8, folds=1)
     ra.render(str(cache), str(tmp_path / 'out'))
     with open(tmp_path / 'out' / 'accuracy.md') as f:
         text = f.read()
-    assert (f'`python benchmarks/accuracy.py --render --cache {cache} '
+    assert (f'`python -m benchmarks.accuracy --render --cache {cache} '
             f'--out {tmp_path / "out"}` refreshes it') in text
 
 
 def test_choose_default_on_validation_with_census(tmp_path, monkeypatch):
-    import choose_default
     main, low = tmp_path / 'main', tmp_path / 'low'
     loss = dict(extra={'final_train_loss': 0.3})
     dead = dict(extra={'final_train_loss': 0.69})
@@ -544,7 +520,6 @@ def test_choose_default_on_validation_with_census(tmp_path, monkeypatch):
 
 
 def test_readme_tables_copies_pages(tmp_path, monkeypatch):
-    import readme_tables
     results = tmp_path / 'benchmarks' / 'results'
     results.mkdir(parents=True)
     (results / 'speed.md').write_text(

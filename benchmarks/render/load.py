@@ -11,56 +11,20 @@ import math
 import os
 import os.path as osp
 import re
-import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
-HERE = osp.dirname(osp.dirname(osp.realpath(__file__)))  # benchmarks/
-REPO = osp.dirname(HERE)
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-from sap_graph.experiments.data import TU_CLASS_COUNTS, TU_DATASETS  # noqa: E402
+from sap_graph.experiments.data import TU_CLASS_COUNTS, TU_DATASETS
 
-#: Suffix of the learning-rate variants (``sum_lr1e-3``: ``sum`` at lr
-#: 0.001) among which :func:`select_learning_rate` chooses.
-LR_SUFFIX = '_lr1e-3'
+from ..variants import LR_SUFFIX, VARIANTS
 
-_BASE_NAMES: Dict[str, str] = {
-    'sum': 'sum',
-    'mean': 'mean',
-    'max': 'max',
-    'attention': 'attention (PyG AttentionalAggregation)',
-    'set2set': 'set2set',
-    'set_transformer': 'set_transformer',
-    'gmt': 'gmt',
-    'sap1': 'sap (1 head)',
-    'sap4': 'sap (4 heads, concat)',
-    'sap4_mean': 'sap (4 heads, mean)',
-    # Candidates for the new SAP default (issue 14), zero-initialised
-    # queries: an untrained layer is mean pooling of the values.
-    'sap_sum': 'sap (4 heads avg, residual sum)',
-    'sap_max': 'sap (4 heads avg, residual max)',
-    'sap_log': 'sap (4 heads avg, log size scaler)',
-    'sap_rezero': 'sap (4 heads avg, residual max, rezero)',
-    'sap4_zero': 'sap (4 heads concat, zero queries)',
-    'sap4_div': 'sap4 + diversity penalty 0.01',
-    'sap4_gated': 'sap4 + value gate',
-    'sap4_tau': 'sap4 + learnable temperature',
-    'sap4_drop': 'sap4 + attention dropout 0.1',
-    'sap4_mean_res': 'sap (4 heads, mean) + residual to mean pooling',
-}
-#: Readout keys of ``accuracy.VARIANTS`` -> display names, in table order
-#: (the ``*_lr1e-3`` twins after all base readouts).
-READOUT_NAMES: Dict[str, str] = {
-    **_BASE_NAMES,
-    'sap4' + LR_SUFFIX: 'sap4 with lr 0.001 (grid: 0.01)',
-    'sap_max_lr1e-2': 'sap (4 heads avg, residual max) with lr 0.01',
-    **{r + LR_SUFFIX: f'{name} with lr 0.001'
-       for r, name in _BASE_NAMES.items() if r != 'sap4'},
-}
+#: Readout names -> display labels, in table order (the labels and order
+#: of :data:`benchmarks.variants.VARIANTS`).
+READOUT_NAMES: Dict[str, str] = {name: v.label
+                                 for name, v in VARIANTS.items()}
 
 #: Column order (``accuracy.TU_DATASETS + OGB_DATASETS``); datasets not
 #: listed here follow in alphabetical order.
@@ -195,10 +159,6 @@ def base_readout(readout: str) -> str:
     """``'sap_max_lr1e-2'`` -> ``'sap_max'``: the readout without its
     learning-rate suffix (the rate itself is in each record's config)."""
     return re.sub(r'_lr\d+e-\d+$', '', readout)
-
-
-def is_sap(readout: str) -> bool:
-    return readout.startswith('sap')
 
 
 def select_learning_rate(cells: Cells, suffix: str = LR_SUFFIX) -> Cells:

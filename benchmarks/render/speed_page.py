@@ -1,4 +1,5 @@
-"""The page (``speed.md``) and the scaling plot of ``benchmarks/speed.py``."""
+"""The page (``speed.md``) and the scaling plot of ``benchmarks/speed.py``
+(``python -m benchmarks.speed``)."""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ def render_page(table: Table, memory: Dict[str, float], x_bytes: int,
     lines = [
         '# Readout speed and memory', '',
         f'{header}', '',
-        f'Command: `python benchmarks/speed.py{args.cmdline}` '
+        f'Command: `python -m benchmarks.speed{args.cmdline}` '
         f'(device {args.device}, median of {args.repeats} interleaved '
         f'repeats after {args.warmup} warm-up rounds; forward+backward with '
         f'`x.requires_grad_()`). Graph sizes are uniform in [n/2, 3n/2]. '

@@ -1,14 +1,20 @@
-"""Ranks, paired sign-flip tests and collapsed folds (``scipy.stats``)."""
+"""Ranks, paired sign-flip tests and collapsed folds (``scipy.stats``).
+
+The sign-flip test is the one of ``sap-graph compare``
+(:func:`sap_graph.experiments.compare.stats.sign_flip_test`)."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import permutation_test, rankdata
+from scipy.stats import rankdata
 
+from sap_graph.experiments.compare.stats import sign_flip_test
+
+from ..variants import DEFAULT_SAP, is_sap
 from .load import (
     Cell,
     Cells,
@@ -17,18 +23,9 @@ from .load import (
     comparable,
     constant_loss,
     expected_units,
-    is_sap,
     order_readouts,
     unit_key,
 )
-
-#: The SAP variant that every dataset's paired test is about (the library
-#: default; ``--default_sap`` overrides it).
-DEFAULT_SAP = 'sap_max'
-
-#: Largest number of paired folds/seeds for which the sign-flip test
-#: enumerates all 2^n sign patterns; above it, random sign patterns.
-EXACT_MAX = 16
 
 #: A fold whose final training loss is at least this fraction of the loss
 #: of a constant prediction never trained (collapsed).
@@ -84,7 +81,7 @@ def average_ranks_complete(cells: Cells, datasets: Sequence[str],
                            readouts: Sequence[str]) -> RankResult:
     """The other way round: keeps every dataset and leaves out the
     readouts that lack, on some dataset, a cell with the folds/seeds of
-    all its folds/seeds (:func:`~render.load.expected_units`) on some
+    all its folds/seeds (:func:`~benchmarks.render.load.expected_units`) on some
     dataset; ``excluded`` maps each left-out readout to those datasets."""
     expected = {d: expected_units([c for (dd, rr), c in cells.items()
                                    if dd == d and rr in readouts])
@@ -102,34 +99,6 @@ def average_ranks_complete(cells: Cells, datasets: Sequence[str],
     per_dataset = _mean_ranks(cells, datasets, keep)
     average = pd.DataFrame(per_dataset).mean(axis=1).to_dict()
     return RankResult(average, per_dataset, list(datasets), excluded)
-
-
-def sign_flip_test(diffs: Sequence[float], exact_max: int = EXACT_MAX,
-                   samples: int = 20000, seed: int = 0,
-                   ) -> Tuple[float, str]:
-    """Two-sided paired sign-flip permutation test of a zero mean.
-
-    ``scipy.stats.permutation_test`` with ``permutation_type='samples'``
-    on the one sample of paired differences flips their signs: under the
-    null each difference is as likely to have either sign. Exact (all
-    :math:`2^n` patterns) up to :obj:`exact_max` differences, else
-    :obj:`samples` random patterns, ``p = (hits + 1) / (samples + 1)``.
-
-    Returns:
-        The p-value and ``'exact'`` or ``'Monte Carlo'``.
-    """
-    data = np.asarray(diffs, dtype=float)
-    if data.size == 0:
-        return math.nan, 'exact'
-    if data.size == 1:  # scipy needs two; both signs reach |d|.
-        return 1.0, 'exact'
-    exact = data.size <= exact_max
-    res = permutation_test(
-        (data,), lambda x, axis: np.mean(x, axis=axis),
-        permutation_type='samples', vectorized=True,
-        n_resamples=2 ** data.size if exact else samples,
-        alternative='two-sided', rng=np.random.default_rng(seed))
-    return float(min(1.0, res.pvalue)), 'exact' if exact else 'Monte Carlo'
 
 
 @dataclass
@@ -206,7 +175,8 @@ def collapsed_folds(cells: Cells) -> pd.DataFrame:
     ``readout`` (without the learning-rate suffix), ``lr`` (from the
     config), ``n`` folds/seeds with a loss and ``collapsed``: those whose
     final training loss is at least :data:`CHANCE_LOSS` x the loss of
-    the best constant prediction (:func:`~render.load.constant_loss`)."""
+    the best constant prediction
+    (:func:`~benchmarks.render.load.constant_loss`)."""
     rows = []
     for (d, r), cell in cells.items():
         chance = constant_loss(d)

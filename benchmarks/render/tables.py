@@ -6,8 +6,10 @@ from typing import List, Mapping, Optional, Sequence, Set
 
 import pandas as pd
 
+from sap_graph.experiments.compare.stats import EXACT_MAX
+
+from ..variants import LR_SUFFIX
 from .load import (
-    LR_SUFFIX,
     Cell,
     Cells,
     comparable,
@@ -20,7 +22,6 @@ from .markdown import column_name, label, md_table, rows_table
 from .references import REFERENCES
 from .stats import (
     CHANCE_LOSS,
-    EXACT_MAX,
     PairedResult,
     RankResult,
     collapsed_folds,
@@ -233,7 +234,7 @@ def collapse_lines(cells: Cells, readouts: Optional[Sequence[str]] = None,
                    datasets: Optional[Sequence[str]] = None,
                    labels: Optional[Mapping[str, str]] = None) -> List[str]:
     """Per learning rate, a readouts x datasets table of the folds that
-    collapsed (see :func:`~render.stats.collapsed_folds`) before any
+    collapsed (see :func:`~benchmarks.render.stats.collapsed_folds`) before any
     selection; :obj:`readouts` (base names) and :obj:`datasets` restrict
     the rows and columns."""
     frame = collapsed_folds(cells)
