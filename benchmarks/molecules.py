@@ -56,6 +56,8 @@ SETS = {s.name: s for s in (
 #: The readouts: the simple ones, the learned baselines, the SAP default,
 #: its frozen-query control and the SAP candidates.
 CORE = ('sum', 'mean', 'max', 'set2set', 'sap', 'sap_frozen', 'sap_rezero')
+#: Epochs per run (every readout, every set).
+EPOCHS = 20
 MORE = ('attention', 'set_transformer', 'sap_sum', 'sap_log', 'sap_mean')
 
 
@@ -85,11 +87,13 @@ def run(sets: Sequence[str], readouts: Sequence[str], epochs: int,
               f'{best.test_mean:.4f} ± {best.test_std:.4f}', flush=True)
 
 
-def render(sets: Sequence[str], epochs: int, data: str) -> None:
+def render_results(sets: Sequence[str], data: str,
+                   epochs: int = EPOCHS) -> dict:
+    """The :class:`ComparisonResult` of every set with finished runs
+    (nothing is trained; each folder's report is rewritten)."""
     from sap_graph.experiments.compare import compare
-    from sap_graph.experiments.files import atomic_write
 
-    from .molecules_page import page, readouts_in
+    from .molecules_page import readouts_in
     results = {}
     for name in sets:
         folder = osp.join(OUT, name)
@@ -104,6 +108,14 @@ def render(sets: Sequence[str], epochs: int, data: str) -> None:
             smiles_column='smiles', targets=targets_of(s, path),
             command=f'python -m benchmarks.molecules --sets {name} '
                     f'--readouts {" ".join(readouts)} --epochs {epochs}')
+    return results
+
+
+def render(sets: Sequence[str], epochs: int, data: str) -> None:
+    from sap_graph.experiments.files import atomic_write
+
+    from .molecules_page import page
+    results = render_results(sets, data, epochs)
     first = next(iter(results.values()))
     cfg = first.config
     budget = (f"Budget, equal for every readout: {cfg['conv']} with OGB "
@@ -129,7 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--sets', nargs='+', default=list(SETS),
                         choices=list(SETS))
     parser.add_argument('--readouts', nargs='+', default=list(CORE))
-    parser.add_argument('--epochs', type=int, default=20)
+    parser.add_argument('--epochs', type=int, default=EPOCHS)
     parser.add_argument('--workers', type=int, default=1)
     parser.add_argument('--data', default=os.environ.get(
         'SAP_GRAPH_DATA', osp.join(HERE, '..', '..', 'shared', 'data')))
