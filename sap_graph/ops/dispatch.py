@@ -29,6 +29,7 @@ lists the paths this process has run (eager calls), for run provenance.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from typing import Callable, List, NamedTuple, Optional
 
@@ -172,12 +173,13 @@ def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
         implementation = TritonPath
     else:
         implementation = IMPLEMENTATIONS[plan.path]
+    # Under autocast the kernels would get half-precision scores next to
+    # full-precision features; they run in the inputs' own (promoted)
+    # precision instead, like a softmax under autocast.
     device = x.device.type
-    if plan.path in FUSED and torch.is_autocast_enabled(device):
-        # Under autocast the kernels would get half-precision scores next
-        # to full-precision features; they run in the inputs' own
-        # (promoted) precision instead, like a softmax under autocast.
-        with torch.autocast(device, enabled=False):
-            return implementation.run(plan.layout, score_weight, dropout,
-                                      residual)
-    return implementation.run(plan.layout, score_weight, dropout, residual)
+    precision = (torch.autocast(device, enabled=False)
+                 if plan.path in FUSED and torch.is_autocast_enabled(device)
+                 else contextlib.nullcontext())
+    with precision:
+        return implementation.run(plan.layout, score_weight, dropout,
+                                  residual)
