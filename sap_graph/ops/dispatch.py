@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-from typing import Callable, List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 import torch
 from torch import Tensor
@@ -39,7 +39,13 @@ from torch import Tensor
 from sap_graph.ops import native as _native
 from sap_graph.ops.compiled import CompiledPath
 from sap_graph.ops.env import switch
-from sap_graph.ops.layout import Core, Layout, Segments, lay_out_flat
+from sap_graph.ops.layout import (
+    Core,
+    Gate,
+    Layout,
+    Segments,
+    lay_out_flat,
+)
 from sap_graph.ops.padded import DensePath, lay_out_padded
 from sap_graph.ops.torch import TorchPath
 
@@ -51,7 +57,6 @@ FUSED = ('native', 'triton', 'torch')
 
 _used: set = set()
 
-Gate = Optional[Callable[[Tensor], Tensor]]
 
 
 class Plan(NamedTuple):

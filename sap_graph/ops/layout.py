@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import NamedTuple, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,9 @@ from torch import Tensor
 
 # We only build CSR tensors with valid, sorted indices ourselves.
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support')
+
+#: A value gate: maps rows of features :obj:`[*, F]` to :obj:`[*, H]`.
+Gate = Optional[Callable[[Tensor], Tensor]]
 
 
 def index_from_ptr(ptr: Tensor, num_nodes: int) -> Tensor:
@@ -258,7 +261,7 @@ def _flat_batch(x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
 
 def lay_out_flat(x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
                  dim_size: int, mask: Optional[Tensor], heads: int,
-                 gate=None) -> Layout:
+                 gate: Gate = None) -> Layout:
     r"""The ``'flat'`` :class:`Layout` of :obj:`x` :obj:`[*, N, F]` with
     :obj:`index` or :obj:`ptr` (one of them given), :obj:`dim_size` sets per
     leading position and an optional node :obj:`mask` :obj:`[*, N]`; under

@@ -37,7 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sap_graph.ops.layout import Core, Layout, Segments, index_from_ptr
+from sap_graph.ops.layout import (
+    Core,
+    Gate,
+    Layout,
+    Segments,
+    index_from_ptr,
+)
 
 
 class RunSegments(Segments):
@@ -114,7 +120,7 @@ def _runs(mask: Tensor, lengths: Optional[Tensor]
 
 
 def lay_out_padded(x: Tensor, mask: Tensor, lengths: Optional[Tensor],
-                   heads: int, gate=None) -> Layout:
+                   heads: int, gate: Gate = None) -> Layout:
     r"""The :class:`~sap_graph.ops.layout.Layout` of a padded batch
     :obj:`x` :obj:`[*, L, F]` with its :obj:`mask` :obj:`[*, L]` (and the
     :obj:`lengths` :obj:`[*]` behind it, when the caller has them): one
