@@ -32,7 +32,7 @@ from sap_graph.ops.layout import (
     Core,
     Layout,
     Segments,
-    index_from_ptr,  # noqa: F401 (kept here)
+    index_from_ptr,  # noqa: F401 (imported from here by experiments)
 )
 from sap_graph.ops.residual import residual_pool
 
