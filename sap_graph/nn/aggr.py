@@ -19,7 +19,8 @@ from sap_graph.nn.checks import (
     check_options,
     check_removed,
 )
-from sap_graph.ops.dispatch import Core, pool
+from sap_graph.ops.dispatch import pool
+from sap_graph.ops.layout import Core
 
 
 class SAPAggregation(Aggregation):

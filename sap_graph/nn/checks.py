@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 from torch_geometric import is_debug_enabled
 
+from sap_graph.ops.layout import index_from_ptr
 from sap_graph.ops.padded import lengths_to_mask
-from sap_graph.ops.torch import index_from_ptr
 
 
 def _head(values: Tensor, count: int = 8) -> str:
@@ -54,7 +54,7 @@ def check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
     if index is not None and ptr is not None:
         # Both given: they must describe the same batch (the fused
         # kernels follow 'ptr', the other paths mostly 'index').
-        expected = index_from_ptr(ptr, num_nodes)
+        expected = index_from_ptr(ptr, index.numel())
         wrong = (index != expected).nonzero()
         if wrong.numel() > 0:
             node = int(wrong[0])

@@ -1,8 +1,13 @@
 """The SAP core behind :class:`sap_graph.SAPAggregation`, one module per
 role:
 
-* :mod:`~sap_graph.ops.dispatch`: decides the path for a batch and runs it
-  (:func:`~sap_graph.ops.dispatch.choose_path` names it);
+* :mod:`~sap_graph.ops.dispatch`: lays a batch out, decides its path and
+  hands it to that path's ``run``
+  (:func:`~sap_graph.ops.dispatch.choose_path` names the path);
+* :mod:`~sap_graph.ops.layout`: a batch as the paths read it
+  (:class:`~sap_graph.ops.layout.Layout`, its
+  :class:`~sap_graph.ops.layout.Segments`) and what they return
+  (:class:`~sap_graph.ops.layout.Core`);
 * :mod:`~sap_graph.ops.env`: the environment switches
   (``SAP_GRAPH_NATIVE``, ``SAP_GRAPH_TRITON``), read in one place;
 * :mod:`~sap_graph.ops.native`: fused C++ kernels (``csrc/``), built on
@@ -11,8 +16,8 @@ role:
   imported only when asked for (``SAP_GRAPH_TRITON=1``, path ``'triton'``);
 * :mod:`~sap_graph.ops.torch`: pure PyTorch with a hand-written backward,
   any device (path ``'torch'``, the reference for the others);
-* :mod:`~sap_graph.ops.padded`: padded ``[B, L, F]`` batches (their run
-  layout, and path ``'dense'`` for other masks);
+* :mod:`~sap_graph.ops.padded`: padded ``[B, L, F]`` batches (their
+  layout, and path ``'dense'`` for masks that are not one run per row);
 * :mod:`~sap_graph.ops.compiled`: plain differentiable ops under
   :func:`torch.compile` (path ``'compiled'``);
 * :mod:`~sap_graph.ops.residual`: the residual poolings outside the fused

@@ -10,6 +10,9 @@ from typing import Optional, Tuple
 import torch.nn.functional as F
 from torch import Tensor
 
+from sap_graph.ops.layout import Core, Layout
+from sap_graph.ops.residual import residual_pool
+
 
 def pool_compiled(x: Tensor, score_weight: Tensor, index: Tensor,
                   dim_size: int, dropout: float = 0.0,
@@ -35,3 +38,22 @@ def pool_compiled(x: Tensor, score_weight: Tensor, index: Tensor,
                                                                  src)
     weight_sum = weight.new_zeros(dim_size, heads).index_add(0, index, weight)
     return pooled.transpose(0, 1), alpha, weight_sum.t()
+
+
+class CompiledPath:
+    r"""The ``compiled`` path of :mod:`sap_graph.ops.dispatch`."""
+
+    @staticmethod
+    def run(layout: Layout, score_weight: Tensor, dropout: float = 0.0,
+            residual: Optional[str] = None) -> Core:
+        r"""The :class:`~sap_graph.ops.layout.Core` of a ``'flat'``
+        :class:`~sap_graph.ops.layout.Layout` laid out under
+        :func:`torch.compile`: :func:`pool_compiled` and the
+        :obj:`residual` pooling
+        (:func:`~sap_graph.ops.residual.residual_pool`)."""
+        x, index = layout.x, layout.index
+        pooled, alpha, weight_sum = pool_compiled(
+            x, score_weight.to(x.dtype), index, layout.sets, dropout,
+            dropout > 0.0, layout.gate)
+        res = residual_pool(x, index, layout.sets, residual)
+        return layout.core(pooled, alpha, weight_sum, res)

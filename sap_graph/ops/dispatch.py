@@ -1,72 +1,69 @@
 r"""The one dispatch of the SAP core: which implementation pools a batch.
 
-:func:`pool` lays the batch out (padded rows, leading dimensions, a node
-mask), decides the path with :func:`choose_path` and runs it. The paths,
-each a sibling module:
+:func:`pool` lays the batch out (:mod:`sap_graph.ops.layout`), decides the
+path from the layout and the switches (:func:`choose_path` names it) and
+hands the layout to that path's implementation (its ``run``), which pools
+it, adds its residual pooling and returns the
+:class:`~sap_graph.ops.layout.Core`. The paths, each in a sibling module:
 
-* ``'native'`` (:mod:`sap_graph.ops.native`): fused C++ kernels, for
-  sorted CPU batches (``ptr``, a sorted ``index``, or padded rows with
-  lengths) without attention dropout or gate, float32/float64; unless
-  ``SAP_GRAPH_NATIVE=0`` or the kernels cannot be built, and except for a
-  few huge graphs (the kernels give each graph to one thread).
-* ``'triton'`` (:mod:`sap_graph.ops.triton`): fused Triton kernels, for
-  sorted CUDA batches (``ptr`` given) without dropout or gate, **only with
-  ``SAP_GRAPH_TRITON=1``**: no GPU has run them yet, so a CUDA tensor takes
-  the ``'torch'`` path by default.
-* ``'torch'`` (:mod:`sap_graph.ops.torch`): PyTorch ops with a hand-written
-  backward; any device, any batch; the reference for the others.
-* ``'dense'`` (:func:`sap_graph.ops.padded.pool_dense`): a padded
+* ``'native'`` (:class:`sap_graph.ops.native.NativePath`): fused C++
+  kernels, for sorted CPU batches (``ptr``, a sorted ``index``, or padded
+  rows with lengths) without attention dropout or gate, float32/float64;
+  unless ``SAP_GRAPH_NATIVE=0`` or the kernels cannot be built, and except
+  for a few huge graphs (the kernels give each graph to one thread).
+* ``'triton'`` (:class:`sap_graph.ops.triton.TritonPath`): fused Triton
+  kernels, for sorted CUDA batches (``ptr`` given) without dropout or gate,
+  **only with ``SAP_GRAPH_TRITON=1``**: no GPU has run them yet, so a CUDA
+  tensor takes the ``'torch'`` path by default.
+* ``'torch'`` (:class:`sap_graph.ops.torch.TorchPath`): PyTorch ops with a
+  hand-written backward; any device, any batch; the reference for the
+  others.
+* ``'dense'`` (:class:`sap_graph.ops.padded.DensePath`): a padded
   ``[B, L, F]`` batch whose mask is not one run per row (or any mask on a
   GPU, or under :func:`torch.compile`), from differentiable ops.
-* ``'compiled'`` (:mod:`sap_graph.ops.compiled`): a flat batch under
-  :func:`torch.compile`, from differentiable ops.
+* ``'compiled'`` (:class:`sap_graph.ops.compiled.CompiledPath`): a flat
+  batch under :func:`torch.compile`, from differentiable ops.
 
 The switches are read by :mod:`sap_graph.ops.env`. :func:`paths_used`
 lists the paths this process has run (eager calls), for run provenance.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-import math
-from typing import Callable, List, NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional
 
 import torch
 from torch import Tensor
 
 from sap_graph.ops import native as _native
-from sap_graph.ops.compiled import pool_compiled
+from sap_graph.ops.compiled import CompiledPath
 from sap_graph.ops.env import switch
-from sap_graph.ops.padded import (
-    RunSegments,
-    mask_runs,
-    masked_reduce,
-    pool_dense,
-    run_ptr,
+from sap_graph.ops.layout import (
+    Core,
+    Gate,
+    Layout,
+    Segments,
+    lay_out_flat,
 )
-from sap_graph.ops.residual import residual_pool
-from sap_graph.ops.torch import Segments, index_from_ptr, pool_torch
+from sap_graph.ops.padded import DensePath, lay_out_padded
+from sap_graph.ops.torch import TorchPath
 
 #: Every path name :func:`choose_path` can return.
 PATHS = ('native', 'triton', 'torch', 'dense', 'compiled')
 
+#: The paths that run kernels on :class:`~sap_graph.ops.layout.Segments`.
+FUSED = ('native', 'triton', 'torch')
+
 _used: set = set()
 
-Gate = Optional[Callable[[Tensor], Tensor]]
 
 
-class Core(NamedTuple):
-    r"""What :func:`pool` returns for :math:`S` sets (all differentiable):
-    :obj:`pooled` :obj:`[H, S, F]` (attention-weighted sums of the
-    features), :obj:`alpha` :obj:`[*, N, H]` (zero at masked positions),
-    :obj:`weight_sum` :obj:`[H, S]`, :obj:`res` :obj:`[S, F]` (the residual
-    pooling, or :obj:`None`), :obj:`count` :obj:`[S]` (elements per set)
-    and :obj:`shape`, the leading shape of the :math:`S` output rows."""
-    pooled: Tensor
-    alpha: Tensor
-    weight_sum: Tensor
-    res: Optional[Tensor]
-    count: Tensor
-    shape: Tuple[int, ...]
+class Plan(NamedTuple):
+    r"""What :func:`pool` runs: the :obj:`path` (one of :data:`PATHS`) and
+    the :obj:`layout` it pools."""
+    path: str
+    layout: Layout
 
 
 def device_type(x: Tensor) -> str:
@@ -86,17 +83,6 @@ def is_padded(x: Tensor, ptr: Optional[Tensor], dim_size: int,
     row (leading dimensions, a mask, no :obj:`ptr`, one set)."""
     return (x.dim() > 2 and mask is not None and ptr is None
             and dim_size == 1)
-
-
-def _may_hold_nonfinite(x: Tensor) -> bool:
-    # Whether a padded batch must be zero-filled at its masked positions
-    # so that NaN or inf there reaches no output and no gradient: always
-    # on GPUs and under torch.compile (no sync; Inductor fuses the fill);
-    # on the CPU only when the sum of all features is not finite (one
-    # read, where the fill would cost a write of x and its gradient).
-    if torch.compiler.is_compiling() or x.device.type != 'cpu':
-        return True
-    return not bool(torch.isfinite(x.detach().sum()))
 
 
 def _segment_path(x: Tensor, score_weight: Tensor, seg: Segments,
@@ -121,49 +107,19 @@ def _segment_path(x: Tensor, score_weight: Tensor, seg: Segments,
     return 'torch'
 
 
-def _runs(mask: Tensor, lengths: Optional[Tensor]
-          ) -> Optional[Tuple[Tensor, Tensor]]:
-    # One kept run per row: from lengths, or read off a CPU mask (on a GPU
-    # that would wait for the device).
-    if torch.compiler.is_compiling():
-        return None
-    if lengths is not None:
-        return torch.zeros_like(lengths), lengths
-    if mask.device.type == 'cpu':
-        return mask_runs(mask)
-    return None
-
-
-def _flat_batch(x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
-                dim_size: int, mask: Optional[Tensor]
-                ) -> Tuple[Tensor, Tensor, Optional[Tensor], int]:
-    """The flat batch ``(x [N', F], index, ptr, sets)``: leading positions
-    as independent copies of the sets, masked nodes dropped, int64
-    :obj:`index` and :obj:`ptr`."""
-    lead, num_nodes = x.shape[:-2], x.size(-2)
-    if ptr is not None:
-        ptr = ptr.to(torch.long)
-    if index is None:
-        index = index_from_ptr(ptr, num_nodes)
-    index = index.to(torch.long)
-    copies = math.prod(lead)
-    if len(lead) > 0:  # Copy c of set b becomes set c * dim_size + b.
-        offset = torch.arange(copies, device=index.device) * dim_size
-        index = (offset.unsqueeze(1) + index.unsqueeze(0)).view(-1)
-        if ptr is not None:
-            steps = num_nodes * torch.arange(copies, device=ptr.device)
-            ptr = torch.cat([ptr.new_zeros(1), (
-                ptr[1:].unsqueeze(0) + steps.unsqueeze(1)).view(-1)])
-        x = x.reshape(-1, x.size(-1))
-    sets = copies * dim_size
-    if mask is not None:  # Masked nodes leave the batch altogether.
-        mask = mask.reshape(-1)
-        x, index = x[mask], index[mask]
-        if ptr is not None:  # Still sorted: recount.
-            count = torch.zeros_like(ptr[1:]).index_add_(
-                0, index, torch.ones_like(index))
-            ptr = torch.cat([ptr.new_zeros(1), count.cumsum(0)])
-    return x, index, ptr, sets
+def _plan(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
+          ptr: Optional[Tensor], dim_size: int, mask: Optional[Tensor],
+          lengths: Optional[Tensor], dropout: float, gate: Gate,
+          gated: bool) -> Plan:
+    heads = score_weight.size(0)
+    if is_padded(x, ptr, dim_size, mask):
+        layout = lay_out_padded(x, mask, lengths, heads, gate)
+    else:
+        layout = lay_out_flat(x, index, ptr, dim_size, mask, heads, gate)
+    if layout.seg is None:  # Rows of a padded batch, or compiling.
+        return Plan('dense' if layout.kind == 'rows' else 'compiled', layout)
+    return Plan(_segment_path(layout.x, score_weight, layout.seg, dropout,
+                              gated), layout)
 
 
 def choose_path(x: Tensor, score_weight: Tensor,
@@ -174,49 +130,14 @@ def choose_path(x: Tensor, score_weight: Tensor,
     r"""The path (one of :data:`PATHS`) that :func:`pool` takes for these
     inputs and the current switches, without running it."""
     return _plan(x, score_weight, index, ptr, dim_size, mask, lengths,
-                 dropout, gated)[0]
+                 dropout, None, gated).path
 
 
-def _plan(x, score_weight, index, ptr, dim_size, mask, lengths, dropout,
-          gated):
-    heads = score_weight.size(0)
-    if is_padded(x, ptr, dim_size, mask):
-        length = x.size(-2)
-        mask = mask.reshape(math.prod(x.shape[:-2]), length)
-        runs = _runs(mask, None if lengths is None else lengths.reshape(-1))
-        if runs is None:
-            return 'dense', None, mask
-        seg = RunSegments(run_ptr(runs[0].to(torch.long),
-                                  runs[1].to(torch.long), length),
-                          mask.numel(), heads)
-        xs = x.reshape(-1, x.size(-1))
-        return _segment_path(xs, score_weight, seg, dropout, gated), seg, mask
-    if torch.compiler.is_compiling():
-        return 'compiled', None, None
-    xs, index, ptr, sets = _flat_batch(x, index, ptr, dim_size, mask)
-    seg = Segments(index, ptr, sets, heads)
-    return (_segment_path(xs, score_weight, seg, dropout, gated), seg,
-            (xs, index))
-
-
-def _run_segments(path: str, x: Tensor, score_weight: Tensor, seg: Segments,
-                  dropout: float, gate: Optional[Tensor],
-                  residual: Optional[str]):
-    if torch.is_autocast_enabled(x.device.type):
-        # Under autocast the core would get half-precision scores next to
-        # full-precision features; it runs in the inputs' own (promoted)
-        # precision instead, like a softmax under autocast.
-        with torch.autocast(x.device.type, enabled=False):
-            return _run_segments(path, x, score_weight, seg, dropout, gate,
-                                 residual)
-    if path == 'native':
-        return _native.SAPNativeFunction.apply(x, score_weight, seg.ptr,
-                                               residual)
-    res = residual_pool(x, seg.index, seg.dim_size, residual)
-    if path == 'triton':
-        from sap_graph.ops import triton as _triton
-        return (*_triton.SAPTritonFunction.apply(x, score_weight, seg), res)
-    return (*pool_torch(x, score_weight, seg, dropout, gate), res)
+#: The implementation of each path but ``'triton'`` (imported when asked
+#: for): its ``run(layout, score_weight, dropout, residual)`` returns the
+#: :class:`~sap_graph.ops.layout.Core`.
+IMPLEMENTATIONS = {'native': _native.NativePath, 'torch': TorchPath,
+                   'dense': DensePath, 'compiled': CompiledPath}
 
 
 def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
@@ -248,59 +169,22 @@ def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
         residual (str, optional): :obj:`'sum'`, :obj:`'mean'` or
             :obj:`'max'` pooling of the features to return beside.
     """
-    gated = gate is not None
-    if is_padded(x, ptr, dim_size, mask) and _may_hold_nonfinite(x):
-        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
-    path, seg, layout = _plan(x, score_weight, index, ptr, dim_size, mask,
-                              lengths, dropout, gated)
+    plan = _plan(x, score_weight, index, ptr, dim_size, mask, lengths,
+                 dropout, gate, gate is not None)
     if not torch.compiler.is_compiling():
-        _used.add(path)
-    heads = score_weight.size(0)
-    lead, num_nodes, channels = x.shape[:-2], x.size(-2), x.size(-1)
-
-    if is_padded(x, ptr, dim_size, mask):
-        mask = layout
-        batch = mask.size(0)
-        x = x.reshape(batch, num_nodes, channels)
-        g = None if gate is None else gate(x)
-        count = mask.sum(1)
-        if path == 'dense':
-            training = dropout > 0.0
-            pooled, alpha, weight_sum = pool_dense(x, score_weight, mask,
-                                                   dropout, training, g)
-            res = (None if residual is None else
-                   masked_reduce(x, mask, residual))
-        else:
-            pooled, alpha, weight_sum, res = _run_segments(
-                path, x.reshape(batch * num_nodes, channels), score_weight,
-                seg, dropout, None if g is None else g.reshape(-1, heads),
-                residual)
-            alpha = alpha.view(batch, num_nodes, heads).masked_fill(
-                ~mask.unsqueeze(-1), 0.0)
-            # Sets 3b + 1 are the rows; the padding sets are discarded.
-            pooled, weight_sum = pooled[:, 1::3], weight_sum[:, 1::3]
-            res = None if res is None else res[1::3]
-        return Core(pooled, alpha.view(*lead, num_nodes, heads), weight_sum,
-                    res, count, (*lead, 1))
-
-    if path == 'compiled':
-        xs, index, _, sets = _flat_batch(x, index, ptr, dim_size, mask)
-        g = None if gate is None else gate(xs)
-        pooled, alpha, weight_sum = pool_compiled(
-            xs, score_weight.to(xs.dtype), index, sets, dropout,
-            dropout > 0.0, g)
-        res = residual_pool(xs, index, sets, residual)
-        count = torch.zeros(sets, dtype=torch.long,
-                            device=xs.device).index_add(
-                                0, index, torch.ones_like(index))
+        _used.add(plan.path)
+    if plan.path == 'triton':
+        from sap_graph.ops.triton import TritonPath  # Imports Triton.
+        implementation = TritonPath
     else:
-        xs, index = layout
-        g = None if gate is None else gate(xs)
-        pooled, alpha, weight_sum, res = _run_segments(
-            path, xs, score_weight, seg, dropout, g, residual)
-        count = seg.count
-    if mask is not None:  # Zero weight at masked positions.
-        alpha = alpha.new_zeros(mask.numel(), heads).index_put(
-            (mask.reshape(-1), ), alpha)
-    return Core(pooled, alpha.view(*lead, num_nodes, heads), weight_sum, res,
-                count, (*lead, dim_size))
+        implementation = IMPLEMENTATIONS[plan.path]
+    # Under autocast the kernels would get half-precision scores next to
+    # full-precision features; they run in the inputs' own (promoted)
+    # precision instead, like a softmax under autocast.
+    device = x.device.type
+    precision = (torch.autocast(device, enabled=False)
+                 if plan.path in FUSED and torch.is_autocast_enabled(device)
+                 else contextlib.nullcontext())
+    with precision:
+        return implementation.run(plan.layout, score_weight, dropout,
+                                  residual)

@@ -34,6 +34,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from sap_graph.ops.env import switch
+from sap_graph.ops.layout import Core, Layout
 
 _SOURCE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'csrc',
                    'sap_pool.cpp')
@@ -218,3 +219,17 @@ class SAPNativeFunction(torch.autograd.Function):
             grad_weight_sum, ctx.mode, res, grad_res,
             ctx.needs_input_grad[0], ctx.needs_input_grad[1])
         return grad_x, grad_w, None, None
+
+
+class NativePath:
+    r"""The ``native`` path of :mod:`sap_graph.ops.dispatch`."""
+
+    @staticmethod
+    def run(layout: Layout, score_weight: Tensor, dropout: float = 0.0,
+            residual: Optional[str] = None) -> Core:
+        r"""The :class:`~sap_graph.ops.layout.Core` of a sorted ``'flat'``
+        or ``'runs'`` :class:`~sap_graph.ops.layout.Layout` (no dropout, no
+        gate): :class:`SAPNativeFunction`, with the :obj:`residual` pooling
+        in the same pass."""
+        return layout.core(*SAPNativeFunction.apply(
+            layout.x, score_weight, layout.seg.ptr, residual))

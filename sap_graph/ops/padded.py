@@ -2,31 +2,34 @@ r"""Padded batches for :class:`sap_graph.SAPAggregation`: one set per row
 of :obj:`x` :obj:`[B, L, F]`, with a padding mask :obj:`[B, L]` or lengths
 :obj:`[B]`, pooled without gathering the kept rows.
 
-Masked positions take no part whatever they hold:
-:func:`sap_graph.ops.dispatch.pool` zero-fills them first when the batch
-may hold NaN or inf (on GPUs and under :func:`torch.compile` always, on
-the CPU when the sum of the features is not finite), so that they reach
-neither the output nor any gradient. Two paths, both over all :math:`BL`
-positions:
+Masked positions take no part whatever they hold: :func:`lay_out_padded`
+zero-fills them first when the batch may hold NaN or inf (on GPUs and
+under :func:`torch.compile` always, on the CPU when the sum of the
+features is not finite), so that they reach neither the output nor any
+gradient. Two layouts, both over all :math:`BL` positions:
 
 * **runs** (lengths, or a mask whose kept positions form one contiguous run
   per row: right or left padding): row :math:`b` with run
   :math:`[s_b, e_b)` becomes the three CSR segments
   :math:`[bL, bL + s_b), [bL + s_b, bL + e_b), [bL + e_b, (b + 1)L)` of
-  one sorted batch of :math:`3B` sets, pooled by the existing kernels of
-  :mod:`sap_graph.ops.torch` (the fused C++ ones on CPU); the middle segments
-  are the result, the padding segments are discarded. No per-position
-  index is built on the fused path.
-* **dense** (any other mask, a mask on a GPU, where checking it for runs
-  would wait for the device, and :func:`torch.compile`): scores for all
-  positions, :math:`-\infty` at masked ones, a softmax over :math:`L` and
-  one batched product :math:`\boldsymbol{\alpha}^{\top}\mathbf{X}`.
+  one sorted batch of :math:`3B` sets (a ``'runs'``
+  :class:`~sap_graph.ops.layout.Layout`), pooled by the kernels of the
+  ``native``, ``triton`` or ``torch`` path; the middle segments are the
+  result, the padding segments are discarded. No per-position index is
+  built on the fused path.
+* **dense** (a ``'rows'`` layout: any other mask, a mask on a GPU, where
+  checking it for runs would wait for the device, and
+  :func:`torch.compile`; the ``dense`` path, :class:`DensePath`): scores
+  for all positions, :math:`-\infty` at masked ones, a softmax over
+  :math:`L` and one batched product
+  :math:`\boldsymbol{\alpha}^{\top}\mathbf{X}`.
 
 A row without kept positions pools to exactly zero, with finite
 gradients.
 """
 from __future__ import annotations
 
+import math
 from functools import cached_property
 from typing import Optional, Tuple
 
@@ -34,11 +37,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sap_graph.ops.torch import Segments, index_from_ptr
+from sap_graph.ops.layout import (
+    Core,
+    Gate,
+    Layout,
+    Segments,
+    index_from_ptr,
+)
 
 
 class RunSegments(Segments):
-    r""":class:`~sap_graph.ops.torch.Segments` of a sorted batch given by its
+    r""":class:`~sap_graph.ops.layout.Segments` of a sorted batch given by its
     CSR pointer alone: the per-node :obj:`index` is only built when a path
     that needs it reads it (the fused kernels do not)."""
 
@@ -86,6 +95,60 @@ def run_ptr(start: Tensor, end: Tensor, length: int) -> Tensor:
     return torch.cat([bounds, bounds.new_full((1, ), start.numel() * length)])
 
 
+def _may_hold_nonfinite(x: Tensor) -> bool:
+    # Whether a padded batch must be zero-filled at its masked positions
+    # so that NaN or inf there reaches no output and no gradient: always
+    # on GPUs and under torch.compile (no sync; Inductor fuses the fill);
+    # on the CPU only when the sum of all features is not finite (one
+    # read, where the fill would cost a write of x and its gradient).
+    if torch.compiler.is_compiling() or x.device.type != 'cpu':
+        return True
+    return not bool(torch.isfinite(x.detach().sum()))
+
+
+def _runs(mask: Tensor, lengths: Optional[Tensor]
+          ) -> Optional[Tuple[Tensor, Tensor]]:
+    # One kept run per row: from lengths, or read off a CPU mask (on a GPU
+    # that would wait for the device).
+    if torch.compiler.is_compiling():
+        return None
+    if lengths is not None:
+        return torch.zeros_like(lengths), lengths
+    if mask.device.type == 'cpu':
+        return mask_runs(mask)
+    return None
+
+
+def lay_out_padded(x: Tensor, mask: Tensor, lengths: Optional[Tensor],
+                   heads: int, gate: Gate = None) -> Layout:
+    r"""The :class:`~sap_graph.ops.layout.Layout` of a padded batch
+    :obj:`x` :obj:`[*, L, F]` with its :obj:`mask` :obj:`[*, L]` (and the
+    :obj:`lengths` :obj:`[*]` behind it, when the caller has them): one
+    set per row, ``'runs'`` where the kept positions form one run per row
+    (known without waiting for a GPU), ``'rows'`` otherwise; masked
+    positions zero-filled where they may hold NaN or inf. :obj:`gate` (a
+    callable, optional) maps :obj:`[B, L, F]` to the gate :obj:`[B, L, H]`.
+    """
+    if _may_hold_nonfinite(x):
+        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
+    lead, length, channels = x.shape[:-2], x.size(-2), x.size(-1)
+    batch = math.prod(lead)
+    mask = mask.reshape(batch, length)
+    runs = _runs(mask, None if lengths is None else lengths.reshape(-1))
+    x = x.reshape(batch, length, channels)
+    g = None if gate is None else gate(x)
+    shapes = ((*lead, 1), (*lead, length, heads))
+    if runs is None:
+        return Layout('rows', x, g, None, None, batch, mask, mask.sum(1),
+                      *shapes)
+    seg = RunSegments(run_ptr(runs[0].to(torch.long),
+                              runs[1].to(torch.long), length),
+                      mask.numel(), heads)
+    return Layout('runs', x.reshape(batch * length, channels),
+                  None if g is None else g.reshape(-1, heads), seg, None,
+                  seg.dim_size, mask, mask.sum(1), *shapes)
+
+
 def pool_dense(x: Tensor, score_weight: Tensor, mask: Tensor,
                dropout: float = 0.0, training: bool = False,
                gate: Optional[Tensor] = None
@@ -122,3 +185,19 @@ def masked_reduce(x: Tensor, mask: Tensor, reduce: str) -> Tensor:
     if reduce == 'mean':
         out = out / weight.sum(1, keepdim=True).clamp_min(1.0)
     return out
+
+
+class DensePath:
+    r"""The ``dense`` path of :mod:`sap_graph.ops.dispatch`."""
+
+    @staticmethod
+    def run(layout: Layout, score_weight: Tensor, dropout: float = 0.0,
+            residual: Optional[str] = None) -> Core:
+        r"""The :class:`~sap_graph.ops.layout.Core` of a ``'rows'``
+        :class:`~sap_graph.ops.layout.Layout`: :func:`pool_dense` and the
+        :obj:`residual` pooling (:func:`masked_reduce`)."""
+        x, mask = layout.x, layout.mask
+        pooled, alpha, weight_sum = pool_dense(
+            x, score_weight, mask, dropout, dropout > 0.0, layout.gate)
+        res = None if residual is None else masked_reduce(x, mask, residual)
+        return layout.core(pooled, alpha, weight_sum, res)

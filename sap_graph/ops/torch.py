@@ -21,7 +21,6 @@ backward), never allocating an :math:`[N, H, F]` tensor.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Optional, Tuple
 
 import torch
@@ -29,162 +28,33 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-# We only build CSR tensors with valid, sorted indices ourselves.
-warnings.filterwarnings('ignore', message='Sparse CSR tensor support')
+from sap_graph.ops.layout import (
+    Core,
+    Layout,
+    Segments,
+    index_from_ptr,  # noqa: F401 (imported from here by experiments)
+)
+from sap_graph.ops.residual import residual_pool
 
 # The sampled product has CPU kernels for float32 and float64 only; lower
 # precisions are computed in float32.
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
 #: Whether the backward's sampled product runs as one gather per head on
-#: GPUs (:meth:`Segments.sampled_gather`) instead of cuSPARSE's SDDMM.
+#: GPUs (:meth:`~sap_graph.ops.layout.Segments.sampled_gather`) instead of
+#: cuSPARSE's SDDMM.
 GATHER_SAMPLED_ON_GPU = True
 
 
-def index_from_ptr(ptr: Tensor, num_nodes: int) -> Tensor:
-    """Expands a CSR pointer :obj:`[B + 1]` into a sorted batch vector."""
-    count = ptr[1:] - ptr[:-1]
-    return torch.repeat_interleave(
-        torch.arange(count.numel(), device=ptr.device), count,
-        output_size=num_nodes)
-
-
-class Segments:
-    r"""Index structures of one batch, built once per forward in
-    :math:`O(N H)` and shared by the forward and backward passes.
-
-    Args:
-        index (torch.Tensor): Graph of each node :obj:`[N]`, entries in
-            :obj:`[0, dim_size)`.
-        ptr (torch.Tensor, optional): CSR pointer :obj:`[B + 1]`. When given,
-            :obj:`index` is sorted and consistent with it; when :obj:`None`,
-            :obj:`index` may be unsorted.
-        dim_size (int): Number of graphs :math:`B`.
-        heads (int): Number of heads :math:`H`.
-    """
-
-    def __init__(self, index: Tensor, ptr: Optional[Tensor], dim_size: int,
-                 heads: int) -> None:
-        self.index = index
-        self.dim_size = dim_size
-        self.heads = heads
-        self.num_nodes = index.numel()
-        self.sorted = ptr is not None
-        if ptr is not None:
-            self.ptr = ptr.to(torch.long)
-            self.count = self.ptr[1:] - self.ptr[:-1]
-        else:
-            # No host-device sync here (``bincount`` would wait for the GPU).
-            # The pointer is int64 whatever the index (an int32 one as
-            # well): the fused kernels and ``segment_reduce`` read it so.
-            self.count = torch.zeros(
-                dim_size, dtype=torch.long, device=index.device).index_add_(
-                    0, index, torch.ones_like(index, dtype=torch.long))
-            self.ptr = self.count.new_zeros(dim_size + 1)
-            torch.cumsum(self.count, 0, out=self.ptr[1:])
-            # A sorted index (as PyG's loaders produce) takes the CSR paths
-            # and the fused kernels. Finding out needs a sync, which is free
-            # on the CPU; on a GPU the index-only batch takes the paths that
-            # work for any order instead.
-            self.sorted = (index.device.type == 'cpu' and
-                           bool((index[1:] >= index[:-1]).all()))
-
-    def softmax(self, score: Tensor) -> Tensor:
-        """Softmax of :obj:`score` :obj:`[N, H]` within every graph,
-        computed in place (:obj:`score` is overwritten)."""
-        if self.sorted:
-            score_max = torch.segment_reduce(score, 'max', offsets=self.ptr)
-        else:
-            score_max = score.new_full((self.dim_size, self.heads),
-                                       float('-inf')).scatter_reduce_(
-                                           0, self._expanded(score), score,
-                                           'amax')
-        out = score.sub_(score_max.index_select(0, self.index)).exp_()
-        total = self.sum(out)
-        return out.div_(total.index_select(0, self.index))
-
-    def _expanded(self, src: Tensor) -> Tensor:
-        return self.index.unsqueeze(1).expand_as(src)  # A view, no copy.
-
-    def sum(self, src: Tensor) -> Tensor:
-        """Per-graph sums :obj:`[B, H]` of :obj:`src` :obj:`[N, H]`."""
-        out = src.new_zeros(self.dim_size, src.size(1))
-        return out.index_add_(0, self.index, src)
-
-    def pool(self, weight: Tensor, x: Tensor) -> Tensor:
-        r""":math:`\mathbf{P} = \mathbf{A}\mathbf{X}`, head-major
-        :obj:`[H, B, F]`, as one weighted
-        :func:`~torch.nn.functional.embedding_bag` over :math:`\mathbf{X}`.
-
-        With the weights laid out head-major (:obj:`[H, N]`), the nodes of
-        graph :math:`b` under head :math:`h` form the contiguous bag
-        starting at :math:`hN + \mathrm{ptr}_b`: the bag layout needs no
-        index arithmetic beyond an :obj:`arange`.
-        """
-        num_nodes, heads = weight.shape
-        device = x.device
-        dtype = (torch.int32 if num_nodes * heads < 2**31 - 1 else
-                 torch.long)
-        if self.sorted:
-            nodes = torch.arange(num_nodes, device=device, dtype=dtype)
-            values = weight.t().contiguous()
-        else:
-            nodes = torch.argsort(self.index, stable=True).to(dtype)
-            values = weight.t()[:, nodes]
-        if heads > 1:
-            nodes = nodes.repeat(heads)
-        offsets = (torch.arange(heads, device=device).unsqueeze(1) *
-                   num_nodes + self.ptr[:-1]).view(-1).to(dtype)
-        out = F.embedding_bag(nodes, x, offsets, mode='sum',
-                              per_sample_weights=values.view(-1))
-        return out.view(heads, self.dim_size, x.size(1))
-
-    def node_bags(self) -> Tensor:
-        r"""Rows :math:`hB + b(i)` of the head-major :math:`[HB, F]`
-        gradient that node :math:`i` reads, :obj:`[N, H]` (the columns of
-        :math:`\mathbf{A}^{\top}`, ascending in every row)."""
-        heads, index = self.heads, self.index
-        dtype = (torch.int32 if max(self.num_nodes, self.dim_size) * heads <
-                 2**31 - 1 else torch.long)
-        return (index.to(dtype).unsqueeze(1) + self.dim_size * torch.arange(
-            heads, device=index.device, dtype=dtype))
-
-    def sampled(self, grad: Tensor, x: Tensor, cols: Tensor,
-                finite: Tensor) -> Tensor:
-        r""":math:`\langle\mathbf{x}_i, \partial\mathbf{P}_{h,b(i)}\rangle`
-        as :obj:`[N, H]`, for :obj:`grad` :obj:`[H * B, F]`: a sampled
-        sparse product on the CPU, a gather per head on other devices (see
-        :meth:`sampled_sparse` and :meth:`sampled_gather`)."""
-        if x.device.type == 'cpu' or not GATHER_SAMPLED_ON_GPU:
-            return self.sampled_sparse(grad, x, cols, finite)
-        return self.sampled_gather(grad, x, cols)
-
-    @staticmethod
-    def sampled_gather(grad: Tensor, x: Tensor, cols: Tensor) -> Tensor:
-        r"""Same as :meth:`sampled_sparse` with one row gather, product and
-        row sum per head: an :math:`[N, F]` temporary, no sparse library
-        call."""
-        out = x.new_empty(cols.shape)
-        for h in range(cols.size(1)):
-            out[:, h] = torch.linalg.vecdot(
-                x, grad.index_select(0, cols[:, h]))
-        return out
-
-    def sampled_sparse(self, grad: Tensor, x: Tensor, cols: Tensor,
-                       finite: Tensor) -> Tensor:
-        r""":math:`\langle\mathbf{x}_i, \partial\mathbf{P}_{h,b(i)}\rangle`
-        as :obj:`[N, H]`, for :obj:`grad` :obj:`[H * B, F]`. :obj:`finite`
-        is any finite :obj:`[N, H]` tensor (the sampled product scales the
-        pattern's values by zero, and ``0 * nan`` would leak uninitialised
-        memory)."""
-        num_nodes, heads = cols.shape
-        pattern = torch.sparse_csr_tensor(
-            torch.arange(0, num_nodes * heads + 1, heads,
-                         device=cols.device, dtype=cols.dtype),
-            cols.view(-1), finite.reshape(-1),
-            (num_nodes, grad.size(0)), check_invariants=False)
-        out = torch.sparse.sampled_addmm(pattern, x, grad.t(), beta=0.0)
-        return out.values().view(num_nodes, heads)
+def _sampled(seg: Segments, grad: Tensor, x: Tensor, cols: Tensor,
+            finite: Tensor) -> Tensor:
+    r""":math:`\langle\mathbf{x}_i, \partial\mathbf{P}_{h,b(i)}\rangle`
+    as :obj:`[N, H]`, for :obj:`grad` :obj:`[H * B, F]`: a sampled sparse
+    product on the CPU, a gather per head on other devices (see
+    :meth:`Segments.sampled_sparse` and :meth:`Segments.sampled_gather`)."""
+    if x.device.type == 'cpu' or not GATHER_SAMPLED_ON_GPU:
+        return seg.sampled_sparse(grad, x, cols, finite)
+    return seg.sampled_gather(grad, x, cols)
 
 
 class SAPPoolFunction(torch.autograd.Function):
@@ -233,7 +103,7 @@ class SAPPoolFunction(torch.autograd.Function):
         grad_weight: Optional[Tensor] = None
         if grad_pooled is not None:
             grad_pooled = grad_pooled.reshape(-1, channels).contiguous()
-            grad_weight = seg.sampled(grad_pooled, x, cols, alpha)
+            grad_weight = _sampled(seg, grad_pooled, x, cols, alpha)
         if grad_weight_sum is not None:
             spread = grad_weight_sum.t().index_select(0, seg.index)
             grad_weight = (spread if grad_weight is None else
@@ -293,3 +163,20 @@ def pool_torch(x: Tensor, score_weight: Tensor, seg: Segments,
         x.to(work), score_weight.to(work),
         None if gate is None else gate.to(work), seg, dropout)
     return pooled.to(dtype), alpha.to(dtype), weight_sum.to(dtype)
+
+
+class TorchPath:
+    r"""The ``torch`` path of :mod:`sap_graph.ops.dispatch`."""
+
+    @staticmethod
+    def run(layout: Layout, score_weight: Tensor, dropout: float = 0.0,
+            residual: Optional[str] = None) -> Core:
+        r"""The :class:`~sap_graph.ops.layout.Core` of a ``'flat'`` or
+        ``'runs'`` :class:`~sap_graph.ops.layout.Layout`:
+        :func:`pool_torch` with the layout's gate, and the :obj:`residual`
+        pooling (:func:`~sap_graph.ops.residual.residual_pool`)."""
+        seg = layout.seg
+        pooled, alpha, weight_sum = pool_torch(layout.x, score_weight, seg,
+                                               dropout, layout.gate)
+        res = residual_pool(layout.x, seg.index, layout.sets, residual)
+        return layout.core(pooled, alpha, weight_sum, res)

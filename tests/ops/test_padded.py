@@ -146,13 +146,15 @@ def test_runs_pool_in_place(monkeypatch):
     view, without per-position index or a copy of the kept rows (finite
     features: nothing to zero-fill at the padding)."""
     seen = []
-    original = _dispatch._run_segments
+    original = _dispatch._plan
 
-    def spy(path, x, score_weight, seg, *args):
-        seen.append((x.data_ptr(), x.size(0), seg))
-        return original(path, x, score_weight, seg, *args)
+    def spy(*args):
+        plan = original(*args)
+        seen.append((plan.layout.x.data_ptr(), plan.layout.x.size(0),
+                     plan.layout.seg))
+        return plan
 
-    monkeypatch.setattr(_dispatch, '_run_segments', spy)
+    monkeypatch.setattr(_dispatch, '_plan', spy)
     aggr = SAPAggregation(8, heads=2).eval()
     x = torch.randn(len(LENGTHS), L, 8)
     aggr(x, lengths=torch.tensor(LENGTHS))

@@ -38,14 +38,15 @@ for the backward. Products use :func:`triton.language.dot` on float32
 blocks padded to 16, by default with IEEE float32 precision (no TF32; see
 :data:`DOT_PRECISION`).
 
-Not handled here (:func:`sap_graph.ops.torch.sap_pool` keeps the PyTorch
+Not handled here (:mod:`sap_graph.ops.dispatch` keeps the PyTorch
 path, :class:`~sap_graph.ops.torch.SAPPoolFunction`): attention dropout,
 the value gate, unsorted batches (index without ``ptr`` on a GPU), float64,
 and :math:`F > 1024` or :math:`H > 64`. GPU speed of this path is not yet
 measured (written and tested in Triton's interpreter on CPU only).
 
-This module imports :mod:`triton`; :mod:`sap_graph.ops.torch` imports it only
-for CUDA tensors, so CPU-only installs never need Triton.
+This module imports :mod:`triton`; :mod:`sap_graph.ops.dispatch` imports it
+only for CUDA tensors with ``SAP_GRAPH_TRITON=1``, so CPU-only installs
+never need Triton.
 """
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from sap_graph.ops.layout import Core, Layout
+from sap_graph.ops.residual import residual_pool
 from sap_graph.ops.triton.backward import _sap_bwd_long, _sap_bwd_main
 from sap_graph.ops.triton.forward import _sap_fwd_long, _sap_fwd_main
 
@@ -223,8 +226,8 @@ class SAPTritonFunction(torch.autograd.Function):
     :class:`~sap_graph.ops.torch.SAPPoolFunction` on a sorted batch, with the
     Triton kernels above; the outputs of
     :class:`~sap_graph.ops.native.SAPNativeFunction` without the residual
-    (which :func:`~sap_graph.ops.torch.sap_pool` computes beside it,
-    with :mod:`sap_graph.ops.residual`):
+    (which :meth:`TritonPath.run` computes beside it, with
+    :mod:`sap_graph.ops.residual`):
     ``(pooled [H, B, F], alpha [N, H], weight_sum [H, B])``, all three
     differentiable. The batch must be sorted (``seg.sorted``): unsorted
     batches keep the PyTorch path."""
@@ -253,3 +256,21 @@ class SAPTritonFunction(torch.autograd.Function):
             alpha32, grad_pooled, grad_alpha, grad_weight_sum,
             ctx.needs_input_grad[0], ctx.needs_input_grad[1])
         return grad_x, grad_w, None
+
+
+class TritonPath:
+    r"""The ``triton`` path of :mod:`sap_graph.ops.dispatch`."""
+
+    @staticmethod
+    def run(layout: Layout, score_weight: Tensor, dropout: float = 0.0,
+            residual: Optional[str] = None) -> Core:
+        r"""The :class:`~sap_graph.ops.layout.Core` of a sorted ``'flat'``
+        or ``'runs'`` :class:`~sap_graph.ops.layout.Layout` on a CUDA
+        device (no dropout, no gate): :class:`SAPTritonFunction` and the
+        :obj:`residual` pooling
+        (:func:`~sap_graph.ops.residual.residual_pool`)."""
+        seg = layout.seg
+        pooled, alpha, weight_sum = SAPTritonFunction.apply(
+            layout.x, score_weight, seg)
+        res = residual_pool(layout.x, seg.index, layout.sets, residual)
+        return layout.core(pooled, alpha, weight_sum, res)
