@@ -44,8 +44,8 @@ from sap_graph.experiments.seq.models import check_heads
 from sap_graph.experiments.seq.multimodal import (
     FusionConfig,
     evaluate_fusion,
-    murcko_scaffolds,
     run_fusion,
+    scaffold_groups,
     train_encoders,
 )
 from sap_graph.experiments.seq.smiles import load_smiles_task
@@ -181,7 +181,7 @@ def main() -> None:
                 [e[used] for e in emb],
                 torch.ones(used.numel(), len(emb), dtype=torch.bool))
         smiles = [task.smiles[i] for i in used.tolist()]
-        groups = murcko_scaffolds(smiles)
+        groups = scaffold_groups(smiles)
         group_name = 'scaffolds (all molecules)'
         if groups is None:  # No RDKit: molecule sizes instead.
             groups = size_groups(task.lengths[used])

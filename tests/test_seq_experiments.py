@@ -16,7 +16,11 @@ from sap_graph.experiments.seq.fusion import (
     graph_fingerprints,
     modality_dropout,
 )
-from sap_graph.experiments.seq.loop import fit, markdown_table, mean_std
+from sap_graph.experiments.seq.loop import (
+    fit_sequences,
+    markdown_table,
+    mean_std,
+)
 from sap_graph.experiments.seq.models import (
     READOUTS,
     SequenceClassifier,
@@ -277,7 +281,7 @@ def test_gin_encoder_and_fit_on_a_toy_task():
     def batches(rows):
         return lambda: [((x[r], ), y[r]) for r in rows.split(16)]
 
-    result = fit(model, batches(torch.arange(48)),
+    result = fit_sequences(model, batches(torch.arange(48)),
                  {'valid': batches(torch.arange(48, 56)),
                   'test': batches(torch.arange(56, 64))}, epochs=3,
                  lr=0.05, log=False)

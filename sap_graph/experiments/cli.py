@@ -186,7 +186,8 @@ class Command:
 #: Every subcommand of :obj:`sap-graph`.
 COMMANDS: Dict[str, Command] = {
     'train': Command(_add_train, lambda args, argv: _run_train(args)),
-    'compare': Command(compare_command.add_parser, compare_command.run),
+    'compare': Command(compare_command.add_compare_parser,
+                       compare_command.run_compare),
     'explain': Command(_add_explain, lambda args, argv: _run_explain(args)),
 }
 

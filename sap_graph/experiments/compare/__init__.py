@@ -10,7 +10,7 @@ from sap_graph.experiments.compare.api import (
     compare,
     write_report,
 )
-from sap_graph.experiments.compare.engine import Plan, Run
+from sap_graph.experiments.compare.engine import Run, RunPlan
 from sap_graph.experiments.compare.report import (
     ComparisonResult,
     PairedTest,
@@ -26,6 +26,6 @@ from sap_graph.experiments.compare.variants import (
 
 __all__ = [
     'ComparisonResult', 'DEFAULT_LRS', 'DEFAULT_READOUTS', 'PairedTest',
-    'Plan', 'ReadoutRow', 'Run', 'VARIANTS', 'Variant', 'compare',
+    'RunPlan', 'ReadoutRow', 'Run', 'VARIANTS', 'Variant', 'compare',
     'parse_variant', 'sign_flip_test', 'write_report',
 ]

@@ -14,7 +14,7 @@ from dataclasses import asdict, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from sap_graph.experiments.compare.engine import (
-    Plan,
+    RunPlan,
     execute,
     load_finished,
 )
@@ -91,7 +91,7 @@ def _load(dataset: Any, base: Any) -> GraphTask:
 
 def prepare(dataset: Any, readouts: Sequence[Union[str, Variant]],
             lrs: Sequence[float], config: Dict[str, Any],
-            out: str) -> Tuple[GraphTask, Plan, List[Variant]]:
+            out: str) -> Tuple[GraphTask, RunPlan, List[Variant]]:
     r"""Checks everything and builds the plan of a comparison, in this
     order, so that bad input fails before any data is loaded where it
     can, and always before any training or output: readouts, options and
@@ -138,7 +138,7 @@ def prepare(dataset: Any, readouts: Sequence[Union[str, Variant]],
                 f"{' or '.join(empty)} graphs")
     for v in variants:
         build_model(replace(base, **v.config()), task)
-    return task, Plan(task, base, variants, lrs, splits), variants
+    return task, RunPlan(task, base, variants, lrs, splits), variants
 
 
 def compare(

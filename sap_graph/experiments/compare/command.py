@@ -31,7 +31,7 @@ def _shard(text: str) -> tuple:
     return i, n
 
 
-def add_parser(sub: Any) -> None:
+def add_compare_parser(sub: Any) -> None:
     from sap_graph.experiments.compare.variants import (
         DEFAULT_READOUTS,
         VARIANTS,
@@ -68,7 +68,7 @@ def add_parser(sub: Any) -> None:
     add_config_arguments(compare, exclude=_COMPARE_OWN)
 
 
-def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def run_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from sap_graph.experiments.cli import USER_ERRORS, sigterm_as_interrupt
     from sap_graph.experiments.compare.api import command_line, compare
     cfg = config_from_args(args)
@@ -108,4 +108,4 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 
-__all__ = ['add_parser', 'run']
+__all__ = ['add_compare_parser', 'run_compare']

@@ -73,7 +73,7 @@ def run_config(base: TrainConfig, variant: Variant, lr: float) -> TrainConfig:
                    progress=False, verbose=False)
 
 
-class Plan:
+class RunPlan:
     r"""Every run of a comparison, in fold/seed-major order (all readouts
     finish a fold before the next starts, so a partial comparison still
     pairs).
@@ -127,7 +127,7 @@ def _run_path(cache: str, run: Run) -> str:
     return osp.join(cache, f'{run.key}.json')
 
 
-def load_finished(plan: Plan, cache: str) -> Dict[Run, Dict[str, Any]]:
+def load_finished(plan: RunPlan, cache: str) -> Dict[Run, Dict[str, Any]]:
     r"""The records of the runs of :obj:`plan` found in :obj:`cache`."""
     out = {}
     for run in plan.runs:
@@ -142,12 +142,12 @@ def load_finished(plan: Plan, cache: str) -> Dict[Run, Dict[str, Any]]:
 _WORKER: Dict[str, Any] = {}
 
 
-def _init(plan: Plan, threads: int) -> None:
+def _init(plan: RunPlan, threads: int) -> None:
     torch.set_num_threads(threads)
     _WORKER['plan'] = plan
 
 
-def execute_run(plan: Plan, run: Run) -> Dict[str, Any]:
+def execute_run(plan: RunPlan, run: Run) -> Dict[str, Any]:
     r"""Trains one run and returns its record."""
     from sap_graph.experiments.train.provenance import versions
     from sap_graph.experiments.train.runs import run_split
@@ -185,7 +185,7 @@ def _work(run: Run, path: str) -> Optional[Dict[str, Any]]:
         release(lock)
 
 
-def pending(plan: Plan, cache: str,
+def pending(plan: RunPlan, cache: str,
             shard: Tuple[int, int] = (0, 1)) -> List[Run]:
     r"""The runs of shard :obj:`i` of :obj:`n` (every :obj:`n`-th run of
     the plan, from the :obj:`i`-th) that are not in :obj:`cache` yet."""
@@ -194,7 +194,7 @@ def pending(plan: Plan, cache: str,
             if k % n == i and not osp.exists(_run_path(cache, r))]
 
 
-def execute(plan: Plan, cache: str, workers: int = 1,
+def execute(plan: RunPlan, cache: str, workers: int = 1,
             shard: Tuple[int, int] = (0, 1), threads: int = 1,
             progress: bool = True) -> Iterator[Tuple[Run, Dict[str, Any]]]:
     r"""Trains the pending runs of :obj:`plan` (see :func:`pending`) in
@@ -243,5 +243,5 @@ def execute(plan: Plan, cache: str, workers: int = 1,
         bar.close()
 
 
-__all__ = ['BUDGET_FIELDS', 'Plan', 'Run', 'execute', 'execute_run',
+__all__ = ['BUDGET_FIELDS', 'RunPlan', 'Run', 'execute', 'execute_run',
            'load_finished', 'pending', 'run_config', 'task_fingerprint']

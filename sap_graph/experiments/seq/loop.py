@@ -31,7 +31,7 @@ def rocauc(y_true: Tensor, y_pred: Tensor,
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module,
+def predict_sequences(model: torch.nn.Module,
             batches: Iterable[Batch]) -> Tuple[Tensor, Tensor]:
     """Logits and labels of every batch, concatenated."""
     model.eval()
@@ -42,7 +42,7 @@ def predict(model: torch.nn.Module,
     return torch.cat(preds), torch.cat(ys)
 
 
-def fit(model: torch.nn.Module, train: Callable[[], Iterable[Batch]],
+def fit_sequences(model: torch.nn.Module, train: Callable[[], Iterable[Batch]],
         evals: Dict[str, Callable[[], Iterable[Batch]]], epochs: int,
         lr: float = 1e-3, weight_decay: float = 0.0,
         log: bool = True) -> Dict[str, Any]:
@@ -87,7 +87,7 @@ def fit(model: torch.nn.Module, train: Callable[[], Iterable[Batch]],
             total += float(loss.detach()) * y.numel()
             count += y.numel()
         times.append(time.perf_counter() - start)
-        scores = {k: rocauc(*reversed(predict(model, f())))
+        scores = {k: rocauc(*reversed(predict_sequences(model, f())))
                   for k, f in evals.items()}
         history.append({'epoch': epoch, 'loss': total / max(count, 1),
                         **scores})

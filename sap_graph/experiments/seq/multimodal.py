@@ -30,7 +30,12 @@ from sap_graph.experiments.seq.fusion import (
     graph_batches,
     modality_dropout,
 )
-from sap_graph.experiments.seq.loop import Batch, fit, predict, rocauc
+from sap_graph.experiments.seq.loop import (
+    Batch,
+    fit_sequences,
+    predict_sequences,
+    rocauc,
+)
 from sap_graph.experiments.seq.models import SequenceEncoder, TokenReadout
 from sap_graph.experiments.seq.sequences import sequence_batches
 from sap_graph.experiments.seq.smiles import SmilesTask
@@ -138,7 +143,7 @@ def train_encoders(dataset, task: SmilesTask, fp: Tensor,
         if log:
             print(f'Encoder: {name}')
         probe = Probe(encoders[name], widths[name])
-        result = fit(
+        result = fit_sequences(
             probe, lambda n=name: batches(n, split['train'], True,
                                           cfg.batch_size),
             {s: (lambda s=s, n=name: batches(n, split[s], False, 512))
@@ -173,12 +178,12 @@ def run_fusion(embeddings: Sequence[Tensor], task: SmilesTask, fusion: str,
                cfg: FusionConfig, seed: int,
                log: bool = False) -> Dict[str, Any]:
     """Trains one :class:`~.fusion.FusionHead` on the frozen embeddings
-    (stage 2); returns :func:`~.loop.fit`'s result with the model."""
+    (stage 2); returns :func:`~.loop.fit_sequences`'s result with the model."""
     seed_everything(seed)
     y, split = task.y, task.split_idx
     model = FusionHead(fusion, [e.size(1) for e in embeddings],
                        cfg.channels, cfg.heads)
-    result = fit(
+    result = fit_sequences(
         model, lambda: _fusion_batches(embeddings, y, split['train'],
                                        cfg.fusion_batch_size,
                                        cfg.modality_dropout),
@@ -200,7 +205,7 @@ def evaluate_fusion(model: FusionHead, embeddings: Sequence[Tensor],
     cases: List[Optional[str]] = [None, *MODALITIES]
     for dropped in cases:
         present = torch.tensor([m != dropped for m in MODALITIES])
-        pred, y = predict(model, _fusion_batches(
+        pred, y = predict_sequences(model, _fusion_batches(
             embeddings, task.y, index, 1024, 0.0, present))
         model.eval()
         emb = [e[index] for e in embeddings]
@@ -209,7 +214,7 @@ def evaluate_fusion(model: FusionHead, embeddings: Sequence[Tensor],
     return out
 
 
-def murcko_scaffolds(smiles: Sequence[str]) -> Optional[List[str]]:
+def scaffold_groups(smiles: Sequence[str]) -> Optional[List[str]]:
     """Bemis-Murcko scaffold SMILES (RDKit), or :obj:`None` without
     RDKit."""
     try:

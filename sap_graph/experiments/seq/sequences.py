@@ -1,6 +1,6 @@
 r"""The SMILES sequence experiment: one classifier per readout over
-tokens and seed, trained by :func:`~.loop.fit` on the official scaffold
-split of ogbg-molhiv."""
+tokens and seed, trained by :func:`~.loop.fit_sequences` on the official
+scaffold split of ogbg-molhiv."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch_geometric import seed_everything
 
-from sap_graph.experiments.seq.loop import Batch, fit
+from sap_graph.experiments.seq.loop import Batch, fit_sequences
 from sap_graph.experiments.seq.models import SequenceClassifier
 from sap_graph.experiments.seq.smiles import CLS, SmilesTask, length_batches
 from sap_graph.ops.padded import lengths_to_mask
@@ -49,12 +49,13 @@ def sequence_batches(task: SmilesTask, split: str, batch_size: int,
 def run_sequence(task: SmilesTask, cfg: SequenceConfig, seed: int,
                  log: bool = True) -> Dict[str, Any]:
     """Trains one :class:`~.models.SequenceClassifier`; returns
-    :func:`~.loop.fit`'s result with the model under :obj:`'model'`."""
+    :func:`~.loop.fit_sequences`'s result with the model under
+    :obj:`'model'`."""
     seed_everything(seed)
     model = SequenceClassifier(len(task.vocab), cfg.hidden_channels,
                                cfg.readout, cfg.num_layers, cfg.encoder,
                                cfg.max_length, cfg.dropout, cfg.heads)
-    result = fit(
+    result = fit_sequences(
         model, lambda: sequence_batches(task, 'train', cfg.batch_size, True),
         {split: (lambda s=split: sequence_batches(task, s, 512, False))
          for split in ('valid', 'test')}, cfg.epochs, cfg.lr, log=log)
