@@ -200,12 +200,14 @@ def dataset_section(name: str, cmp: Dict[str, Any],
     else:
         h0 = sharp['heads'][0]
         sel = sharp['selected']
+        unit = sel.get('unit') or (None if sel.get('fold') is None
+                                   else f"fold_{sel['fold']}")
         out += [f"Attention of one trained `{SAP}` model over all "
                 f"{h0['graphs']} graphs with more than one node (mean size "
                 f"{h0['nodes']:.1f} nodes; uniform attention: exp(H) = n, "
                 f"H / log n = 1, peak weight 1/n, median "
                 f"{h0['uniform_median']:.3f}). The model is the fold chosen "
-                f"on validation ({sel.get('unit')}, epoch "
+                f"on validation ({unit}, epoch "
                 f"{sel.get('best_epoch')}) of", '', '```bash',
                 _train_command(sharp), '```', '',
                 '| head | attended exp(H) | H / log n | peak weight, median |'

@@ -164,3 +164,4 @@ def test_sharpness_is_rendered(tmp_path, checkpoints):
         assert (f"| {h} | {row['attended']:.1f} of {row['nodes']:.1f} | "
                 f"{row['entropy_ratio']:.3f} |") in text
     assert '--readout sap --epochs 2' in text
+    assert 'chosen on validation (fold_' in text
