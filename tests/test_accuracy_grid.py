@@ -394,7 +394,7 @@ def test_grid_cell_is_a_compare_run(tmp_path):
     torch.set_num_threads(1)
     task = load_synthetic(num_graphs=60, min_pairs=3, max_pairs=6)
     cfg = accuracy.grid_config(grid_args(tmp_path), 'synthetic', 'sap1')
-    plan = engine.Plan(task, cfg, [variants.VARIANTS['sap1']], [cfg.lr],
+    plan = engine.RunPlan(task, cfg, [variants.VARIANTS['sap1']], [cfg.lr],
                        plan_splits(task, cfg))
     (run,) = [r for r in plan.runs if r.unit == 'fold_1']
     theirs = engine.execute_run(plan, run)
