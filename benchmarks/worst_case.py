@@ -68,12 +68,15 @@ def molecule_scores(folder: str, data: str) -> Scores:
     for name, res in render_results(list(SETS), data).items():
         sign = 1.0 if res.higher_is_better else -1.0
         scale = 100.0 if res.metric in ('acc', 'rocauc') else 1.0
-        units = sorted({u for (_, u) in res.selected})
-        out[name] = {}
-        for r in {r.readout for r in res.rows}:
-            if all((r, u) in res.selected for u in units):
-                out[name][r] = [sign * scale * res.selected[r, u]['val']
-                                for u in units]
+        names = {r.readout for r in res.rows}
+        # The seeds every readout finished (at least two, for a spread).
+        units = sorted(set.intersection(*(
+            {u for (rr, u) in res.selected if rr == r} for r in names)))
+        if len(units) < 2:
+            out[name] = {}  # Listed as left out.
+            continue
+        out[name] = {r: [sign * scale * res.selected[r, u]['val']
+                         for u in units] for r in names}
     return out
 
 
