@@ -16,7 +16,6 @@ from test_data import make_read_only, make_writable, write_tu
 from test_realdata import data_root
 
 import sap_graph.experiments.train as train_mod
-import sap_graph.experiments.train.loop as loop
 import sap_graph.experiments.train.runner as run_mod
 import sap_graph.experiments.train.runs as runs
 from sap_graph.experiments.checkpoint import CheckpointError, safe_load
@@ -397,25 +396,3 @@ def test_output_files_follow_the_umask(tmp_path, monkeypatch, mask, mode,
     assert os.stat(out).st_mode & 0o777 == mode
     assert os.stat(ckpt).st_mode & 0o777 == mode
     assert seen['state'] == mode
-
-
-def test_kernels_are_built_before_the_first_timed_epoch(monkeypatch):
-    from sap_graph.ops import native as _native
-    calls = []
-    monkeypatch.setattr(_native, 'native', lambda: calls.append('build'))
-    original = loop.train_epoch
-
-    def train_epoch(*args, **kwargs):
-        calls.append('epoch')
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(loop, 'train_epoch', train_epoch)
-    task = load_synthetic(num_graphs=40, min_pairs=2, max_pairs=3)
-    cfg = train_mod.resolve_config(TrainConfig(
-        readout='sap', heads=2, hidden_channels=8, epochs=2, device='cpu',
-        progress=False, verbose=False), 'synthetic')
-    model = train_mod.build_model(cfg, task)
-    data = [task.dataset[i] for i in range(len(task.dataset))]
-    train_mod.fit(model, data[:30], data[30:], cfg, torch.device('cpu'))
-    # The layer asks again in its forward (then it is loaded: no cost).
-    assert calls[0] == 'build' and calls.count('epoch') == 2

@@ -274,3 +274,27 @@ def test_versions_record_source_digest_and_cpu_core(sap_backend):
     switches = versions()['sap_graph_switches']
     assert switches.endswith(' triton=off')  # The default.
     assert ('native=off' in switches) == (sap_backend == 'torch')
+
+
+def test_kernels_are_built_before_the_first_timed_epoch(monkeypatch):
+    from sap_graph.experiments.data import load_synthetic
+    from sap_graph.experiments.train import loop
+    from sap_graph.ops import native as _native
+    calls = []
+    monkeypatch.setattr(_native, 'native', lambda: calls.append('build'))
+    original = loop.train_epoch
+
+    def train_epoch(*args, **kwargs):
+        calls.append('epoch')
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(loop, 'train_epoch', train_epoch)
+    task = load_synthetic(num_graphs=40, min_pairs=2, max_pairs=3)
+    cfg = train_mod.resolve_config(TrainConfig(
+        readout='sap', heads=2, hidden_channels=8, epochs=2, device='cpu',
+        progress=False, verbose=False), 'synthetic')
+    model = train_mod.build_model(cfg, task)
+    data = [task.dataset[i] for i in range(len(task.dataset))]
+    train_mod.fit(model, data[:30], data[30:], cfg, torch.device('cpu'))
+    # The layer asks again in its forward (then it is loaded: no cost).
+    assert calls[0] == 'build' and calls.count('epoch') == 2
