@@ -197,6 +197,10 @@ def check_options(in_channels: int, out_channels: Optional[int],
                          "residual: set 'residual'")
 
 
+#: How many frames above the layer's check :func:`conv_of` reads.
+CONV_FRAMES = 16
+
+
 def conv_of(aggr: torch.nn.Module) -> Optional[torch.nn.Module]:
     r"""The PyG :class:`~torch_geometric.nn.conv.MessagePassing` layer whose
     aggregation step is calling :obj:`aggr` right now, or :obj:`None`.
@@ -208,10 +212,16 @@ def conv_of(aggr: torch.nn.Module) -> Optional[torch.nn.Module]:
     :class:`~torch_geometric.nn.aggr.MultiAggregation`) its
     :obj:`aggr_module`. A readout called from the :obj:`forward` of a
     model that happens to subclass :class:`MessagePassing` is not a
-    convolution's aggregation, whatever the stack depth."""
+    convolution's aggregation, whatever the stack depth. Only the
+    :data:`CONV_FRAMES` innermost frames are read: PyG's ``aggregate``
+    calls the layer a few frames up (through ``Aggregation.__call__`` and
+    :class:`~torch.nn.Module`'s call), so the cost per eager call does not
+    grow with the caller's stack."""
     from torch_geometric.nn.conv import MessagePassing
     frame = sys._getframe(1)
-    while frame is not None:
+    for _ in range(CONV_FRAMES):
+        if frame is None:
+            break
         if frame.f_code.co_name == 'aggregate':
             conv = frame.f_locals.get('self')
             held = getattr(conv, 'aggr_module', None)
