@@ -227,7 +227,6 @@ def _cross_validate(task: GraphTask, cfg: TrainConfig,
                     state: TrainState,
                     device: torch.device) -> Dict[str, Any]:
     metric = task.metric
-    sign = 1.0 if task.higher_is_better else -1.0
     records: List[Dict[str, Any]] = list(state.runs)
     best_state = state.best
     bar = tqdm(splits, desc='Folds', dynamic_ncols=True,
@@ -238,10 +237,7 @@ def _cross_validate(task: GraphTask, cfg: TrainConfig,
         record, state_dict = run_fold(task, cfg, split, fold, device,
                                       model_fn, state)
         records.append(record)
-        key = (sign * record[f'val_{metric}'], -record['val_loss'])
-        if best_state is None or key > best_state['key']:
-            best_state = {'key': key, 'state_dict': state_dict,
-                          'record': record}
+        best_state = _keep_best(best_state, record, state_dict, task)
         state.run_done(record, best_state)
         _log(cfg, f"Fold: {fold + 1:02d}, "
                   f"Best epoch: {record['best_epoch']:03d}, "
@@ -296,7 +292,6 @@ def _holdout(task: GraphTask, cfg: TrainConfig,
              model_fn: Optional[Callable[[], Module]], state: TrainState,
              device: torch.device, splits: List[Split]) -> Dict[str, Any]:
     metric = task.metric
-    sign = 1.0 if task.higher_is_better else -1.0
     records: List[Dict[str, Any]] = list(state.runs)
     best_state = state.best
     for run_idx, split in enumerate(tqdm(
@@ -311,10 +306,7 @@ def _holdout(task: GraphTask, cfg: TrainConfig,
                       lambda snap, i=run_idx: state.epoch_done(i, snap)),
             desc=f'Seed {split.seed}')
         records.append(record)
-        key = (sign * record[f'val_{metric}'], -record['val_loss'])
-        if best_state is None or key > best_state['key']:
-            best_state = {'key': key, 'state_dict': state_dict,
-                          'record': record}
+        best_state = _keep_best(best_state, record, state_dict, task)
         state.run_done(record, best_state)
         _log(cfg, f"Seed: {split.seed}, Best epoch: "
                   f"{record['best_epoch']:03d}, "
@@ -324,6 +316,18 @@ def _holdout(task: GraphTask, cfg: TrainConfig,
                         key='seeds')
     result['resumed'] = state.resumed
     return result
+
+
+def _keep_best(best: Optional[Dict[str, Any]], record: Dict[str, Any],
+               state_dict: Dict[str, Tensor],
+               task: GraphTask) -> Optional[Dict[str, Any]]:
+    r"""The better of :obj:`best` and a finished run, by the validation
+    metric (ties: lower validation loss): the model a checkpoint keeps."""
+    sign = 1.0 if task.higher_is_better else -1.0
+    key = (sign * record[f'val_{task.metric}'], -record['val_loss'])
+    if best is None or key > best['key']:
+        return {'key': key, 'state_dict': state_dict, 'record': record}
+    return best
 
 
 def _summarise(records: List[Dict[str, Any]], metric: str,
