@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import csv
 import gzip
 import os
 import os.path as osp
@@ -65,8 +66,8 @@ def targets_of(s: MoleculeSet, path: str) -> List[str]:
     if s.targets is not None:
         return list(s.targets)
     opener = gzip.open if path.endswith('.gz') else open
-    with opener(path, 'rt') as f:
-        header = f.readline().strip().split(',')
+    with opener(path, 'rt', newline='') as f:
+        header = next(csv.reader(f))  # Quoted names hold commas (SIDER).
     return [c for c in header if c not in ('smiles', *s.drop)]
 
 
