@@ -162,6 +162,23 @@ def test_frozen_queries_attend_uniformly(tiny):
     assert not readout.query.requires_grad
 
 
+def test_sharp_variant_scales_the_scores_by_ten():
+    import torch
+
+    from sap_graph.experiments.readouts import resolve_readout
+    v = parse_variant('sap_sharp')
+    torch.manual_seed(0)
+    sharp, _ = resolve_readout('sap', 8, **v.options['readout_kwargs'])
+    torch.manual_seed(0)
+    default, _ = resolve_readout('sap', 8)
+    # Same keys (same seed); the same non-zero queries.
+    torch.nn.init.normal_(default.query)
+    sharp.query.data.copy_(default.query.data)
+    x = torch.randn(5, 8)
+    assert torch.allclose(x @ sharp.score_weight().t(),
+                          10 * (x @ default.score_weight().t()), atol=1e-5)
+
+
 # Bad input: one error line, exit 2, before training, nothing written. ####
 
 MOLECULES = ['CCO', 'c1ccccc1', 'CC(=O)O', 'CCN', 'CCCC', 'OCCO', 'CCOC',

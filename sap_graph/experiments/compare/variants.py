@@ -60,6 +60,10 @@ VARIANTS: Dict[str, Variant] = {v.name: v for v in (
        'SAP default with its queries frozen at zero: uniform attention, '
        'i.e. mean of the values + max pooling (control)',
        readout_kwargs={'freeze_queries': True}),
+    _v('sap_sharp', 'sap',
+       'SAP default with its scores scaled by 10 (temperature 0.1): the '
+       'queries move the weights 10 times faster',
+       readout_kwargs={'temperature': 0.1}),
     _v('sap_mean', 'sap', 'SAP, residual mean pooling',
        readout_kwargs={'residual': 'mean'}),
     _v('sap_sum', 'sap', 'SAP, residual sum pooling',
