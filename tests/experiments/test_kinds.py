@@ -83,6 +83,29 @@ def test_train_on_a_csv_of_molecules(tmp_path):
         assert record['test_rmse'] > 0.5
 
 
+@pytest.mark.filterwarnings('ignore:mols. skipped')
+def test_explain_a_model_trained_on_a_csv(tmp_path):
+    """The checkpoint of a CSV run names its SMILES and target columns,
+    so explaining it reloads the same molecules without asking again."""
+    from sap_graph.experiments.explain import (
+        attention_statistics,
+        load_explained,
+    )
+    from sap_graph.experiments.train import run
+    rows = [f'{s},{i * 0.5 - 3},{i}' for i, s in enumerate(RINGS)]
+    path = tmp_path / 'mols.csv'
+    path.write_text('mol,logS,other\n' + '\n'.join(rows) + '\n')
+    run(TrainConfig(
+        dataset=str(path), smiles_column='mol', targets=['logS'], epochs=1,
+        seeds=[0], readout='sap', hidden_channels=8, num_layers=1,
+        progress=False, verbose=False, checkpoint=str(tmp_path / 'm.pt')))
+    model, task = load_explained(str(tmp_path / 'm.pt'))
+    assert len(task.dataset) == 20 and task.metric == 'rmse'
+    assert task.dataset.smiles[3] == 'C1CCCC1'
+    stats = attention_statistics(model, task.dataset)
+    assert stats['entropy'].shape[0] == 20
+
+
 def test_a_last_batch_of_one_atom_does_not_stop_training(tmp_path):
     """33 training molecules in batches of 32 leave a last batch of one
     graph; a one-atom molecule there has one node, on which batch

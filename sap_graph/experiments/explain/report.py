@@ -77,7 +77,9 @@ def load_explained(
         name, root=root or (train.get('root') if same else None),
         node_features=train.get('node_features', 'auto'),
         download=train.get('download', True), seed=train.get('seed', 0),
-        use_node_attr=train.get('use_node_attr', False))
+        use_node_attr=train.get('use_node_attr', False),
+        **({'smiles_column': train.get('smiles_column', 'smiles'),
+            'targets': train.get('targets')} if same else {}))
     if (model.node_encoder is None
             and task.num_features != model.in_channels):
         raise ValueError(f"{task.name} has {task.num_features} node "
