@@ -1,27 +1,33 @@
-"""Does the attention of the SAP default pay? The SAP default against its
+"""Does SAP's attention pay? Each attention design against its
 frozen-query control (``sap_frozen``: the same layer with its queries
 frozen at zero, so uniform attention, i.e. the mean of the values plus max
 pooling), from the output folders of ``sap-graph compare``, and the
-sharpness of a trained default's attention (issue 25, item 2).
+sharpness of a trained model's attention (issue 25, item 2).
 
-For every dataset folder (``benchmarks/results/attention/<DATASET>/``, a
-``sap-graph compare`` output with ``sap`` and ``sap_frozen`` among its
-readouts), the runs chosen on validation (the learning rate per fold, by
-:func:`sap_graph.experiments.compare.report.summarise`) are paired fold by
-fold with :func:`~sap_graph.experiments.compare.report.paired_test`, first
+The designs (:data:`DESIGNS`) are the SAP variants whose frozen-query
+control is ``sap_frozen`` (zero-initialised queries, residual max): the
+default ``sap`` and ``sap_sharp`` (scores scaled by 10, so the queries
+move the weights ten times faster). For every dataset folder (a ``sap-graph
+compare`` output with ``sap_frozen`` and a design among its readouts, by
+default every folder under ``benchmarks/results/attention/`` (TU, k-fold)
+and ``benchmarks/results/molecules/`` (scaffold splits, seeds)), the runs
+chosen on validation (the learning rate per fold or seed, by
+:func:`sap_graph.experiments.compare.report.summarise`) are paired unit by
+unit with :func:`~sap_graph.experiments.compare.report.paired_test`, first
 on their validation scores, then on their test scores: mean difference
-(sap minus control), W/T/L and the exact two-sided sign-flip p-value.
+(design minus control), W/T/L and the exact two-sided sign-flip p-value.
 
 The sharpness comes from one ``sap-graph train --checkpoint`` model per
-dataset: ``--checkpoint DATASET=PATH`` reads its attention over the whole
-dataset (:func:`~sap_graph.experiments.explain.attention_statistics`) and
-keeps the per-head summary in ``<DATASET>/sharpness.json`` (checkpoints are
+dataset and design: ``--checkpoint DATASET=PATH`` reads its attention over
+the whole dataset (:func:`~sap_graph.experiments.explain.attention_statistics`)
+and keeps the per-head summary in ``<DATASET>/sharpness-<design>.json``
+(the design is read from the checkpoint's readout options; checkpoints are
 not committed), which later renders read.
 
 Usage::
 
     python -m benchmarks.attention_control \\
-        --checkpoint MUTAG=runs/attn_mutag.pt PROTEINS=runs/attn_proteins.pt
+        --checkpoint MUTAG=runs/mutag_sap.pt MUTAG=runs/mutag_sharp.pt
     python -m benchmarks.attention_control          # render only
 
 writes ``benchmarks/results/attention/attention_control.md``.
@@ -40,7 +46,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 HERE = osp.dirname(osp.realpath(__file__))
 RESULTS = osp.join(HERE, 'results', 'attention')
+MOLECULES = osp.join(HERE, 'results', 'molecules')
 SAP, CONTROL = 'sap', 'sap_frozen'
+#: The attention designs whose frozen-query control is :data:`CONTROL`.
+DESIGNS = ('sap', 'sap_sharp')
 
 
 def load_records(folder: str) -> List[Dict[str, Any]]:
@@ -116,25 +125,42 @@ def control_comparison(records: Sequence[Dict[str, Any]], name: str,
 def checkpoint_sharpness(checkpoint: str) -> Dict[str, Any]:
     """Per head, how sharp the attention of a ``sap-graph train
     --checkpoint`` model is over every graph of its dataset, with the
-    model's training budget."""
+    model's training budget and its design (:data:`DESIGNS`)."""
     from sap_graph.experiments.checkpoint import read_checkpoint
     from sap_graph.experiments.explain import (
         attention_sharpness,
         attention_statistics,
         load_explained,
     )
-    model, task = load_explained(checkpoint)
-    rows = attention_sharpness(attention_statistics(model, task.dataset))
     state = read_checkpoint(checkpoint)
     train = state['config'].get('train') or {}
+    design = design_of(train)
+    model, task = load_explained(checkpoint)
+    rows = attention_sharpness(attention_statistics(model, task.dataset))
     selected = state['config'].get('selected') or {}
     keep = ('dataset', 'readout', 'heads', 'readout_kwargs', 'epochs', 'lr',
-            'lr_step', 'folds', 'seed', 'hidden_channels', 'num_layers')
-    return {'dataset': task.name, 'heads': rows,
+            'lr_step', 'folds', 'seeds', 'seed', 'hidden_channels',
+            'num_layers', 'smiles_column', 'targets')
+    return {'dataset': task.name, 'design': design, 'heads': rows,
             'train': {k: train.get(k) for k in keep},
             'selected': {k: selected.get(k) for k in (
                 'fold', 'unit', 'best_epoch', f'val_{task.metric}',
                 f'test_{task.metric}')}}
+
+
+def design_of(train: Dict[str, Any]) -> str:
+    """The design (:data:`DESIGNS`, or the control) a checkpoint's
+    training options are."""
+    from sap_graph.experiments.compare import parse_variant
+    kwargs = train.get('readout_kwargs') or {}
+    for design in (*DESIGNS, CONTROL):
+        variant = parse_variant(design).config()
+        if (train.get('readout') == variant['readout']
+                and kwargs == variant['readout_kwargs']):
+            return design
+    raise ValueError(f"a checkpoint of readout {train.get('readout')!r} "
+                     f"with options {kwargs} is none of the designs "
+                     f"{', '.join(DESIGNS)}")
 
 
 def _pct(x: float, metric: str) -> str:
@@ -157,126 +183,224 @@ def _report_command(folder: str) -> Optional[str]:
 def _train_command(s: Dict[str, Any]) -> str:
     t = s['train']
     args = ['sap-graph', 'train', '--dataset', t['dataset'], '--readout',
-            t['readout'], '--epochs', t['epochs'], '--lr', t['lr'],
-            '--lr_step', t['lr_step'], '--folds', t['folds'],
-            '--checkpoint', f"<{s['dataset']}.pt>"]
+            t['readout']]
     if t.get('readout_kwargs'):
-        args[5:5] = ['--readout_kwargs', json.dumps(t['readout_kwargs'])]
+        args += ['--readout_kwargs', json.dumps(t['readout_kwargs'])]
+    if t.get('targets'):
+        args += ['--smiles_column', t.get('smiles_column') or 'smiles',
+                 '--target', *t['targets']]
+    args += ['--epochs', t['epochs'], '--lr', t['lr']]
+    if t.get('lr_step'):
+        args += ['--lr_step', t['lr_step']]
+    if t.get('targets'):
+        args += ['--seeds', *(t.get('seeds') or [t.get('seed', 0)])]
+    else:
+        args += ['--folds', t['folds']]
+    args += ['--checkpoint', f"<{s['dataset']}-{s['design']}.pt>"]
     return ' '.join(shlex.quote(str(a)) for a in args)
 
 
-def dataset_section(name: str, cmp: Dict[str, Any],
-                    sharp: Optional[Dict[str, Any]],
+def _units_word(units: Sequence[str]) -> str:
+    return 'seeds' if units and units[0].startswith('seed') else 'folds'
+
+
+def read_sharpness(folder: str) -> Dict[str, Dict[str, Any]]:
+    """The measured sharpness of each design in a dataset folder."""
+    out = {}
+    for design in DESIGNS:
+        path = osp.join(folder, f'sharpness-{design}.json')
+        if osp.exists(path):
+            with open(path) as f:
+                out[design] = json.load(f)
+    return out
+
+
+def _mean_head(sharp: Dict[str, Any], key: str) -> float:
+    return sum(r[key] for r in sharp['heads']) / len(sharp['heads'])
+
+
+def _sharpness_table(sharp: Dict[str, Any]) -> List[str]:
+    h0 = sharp['heads'][0]
+    sel = sharp['selected']
+    unit = sel.get('unit') or (None if sel.get('fold') is None
+                               else f"fold_{sel['fold']}")
+    design = sharp['design']
+    out = [f"Attention of one trained `{design}` model over all "
+           f"{h0['graphs']} graphs with more than one node (mean size "
+           f"{h0['nodes']:.1f} nodes; uniform attention: exp(H) = n, "
+           f"H / log n = 1, peak weight 1/n, median "
+           f"{h0['uniform_median']:.3f}). The model is the "
+           f"{'fold' if 'fold' in str(unit) else 'seed'} chosen on "
+           f"validation ({unit}, epoch {sel.get('best_epoch')}) of", '',
+           '```bash', _train_command(sharp), '```', '',
+           '| head | attended exp(H) | H / log n | peak weight, median |'
+           ' peak weight, max | graphs with peak > 0.5 |',
+           '| --- | --- | --- | --- | --- | --- |']
+    for h, r in enumerate(sharp['heads'], 1):
+        out.append(f"| {h} | {r['attended']:.1f} of {r['nodes']:.1f} | "
+                   f"{r['entropy_ratio']:.3f} | {r['peak_median']:.3f} | "
+                   f"{r['peak_max']:.3f} | {100 * r['sharp_share']:.0f}% |")
+    return out + ['']
+
+
+def dataset_section(name: str, cmps: Dict[str, Dict[str, Any]],
+                    sharp: Dict[str, Dict[str, Any]],
                     command: Optional[str]) -> List[str]:
-    res = cmp['result']
+    """The page section of one dataset: its readouts, each design against
+    the control (:obj:`cmps`, by design) and the measured sharpness."""
+    res = next(iter(cmps.values()))['result']
     m = res.metric
+    word = _units_word(next(iter(cmps.values()))['val'].units)
     out = [f'## {name}', '',
-           f'Runs chosen on validation (learning rate per fold); metric '
-           f'{m}{" (%)" if m in ("acc", "rocauc") else ""}.', '',
-           '| readout | folds | val mean | test mean ± std | lr chosen '
-           '(folds) |', '| --- | --- | --- | --- | --- |']
+           f'Runs chosen on validation (learning rate per '
+           f'{word[:-1]}); metric {m}'
+           f'{" (%)" if m in ("acc", "rocauc") else ""}.', '',
+           f'| readout | {word} | val mean | test mean ± std | lr chosen '
+           f'({word}) |', '| --- | --- | --- | --- | --- |']
     for row in res.rows:
         lrs = Counter(row.lrs.values())
         chosen = ', '.join(f'{lr:g}: {k}' for lr, k in sorted(lrs.items()))
         out.append(f'| {row.readout} | {row.n} | {_pct(row.val_mean, m)} | '
                    f'{_pct(row.test_mean, m)} ± {_pct(row.test_std, m)} | '
                    f'{chosen} |')
-    if cmp['unfinished']:
+    unfinished = next(iter(cmps.values()))['unfinished']
+    if unfinished:
         out += ['', f"Left out, not finished by every readout at every "
-                f"learning rate: {', '.join(cmp['unfinished'])}."]
-    out += ['', f'**{SAP} minus {CONTROL}**, paired by fold (W/T/L: folds '
-            f'where {SAP} is better / equal / worse; p: exact two-sided '
-            f'sign-flip test):', '',
-            '| scores | folds | mean difference | W/T/L | p |',
-            '| --- | --- | --- | --- | --- |']
-    for label in ('val', 'test'):
-        t = cmp[label]
-        out.append(f'| {"validation" if label == "val" else "test"} | '
-                   f'{len(t.units)} | {_signed(t.mean_diff, m)} | '
-                   f'{t.wins}/{t.ties}/{t.losses} | {t.p_value:.4f} |')
+                f"learning rate: {', '.join(unfinished)}."]
+    out += ['', f'**Each design minus {CONTROL}**, paired by '
+            f'{word[:-1]} (W/T/L: {word} where the design is better / '
+            f'equal / worse; p: exact two-sided sign-flip test):', '',
+            f'| design | scores | {word} | mean difference | W/T/L | p |',
+            '| --- | --- | --- | --- | --- | --- |']
+    for design, cmp in cmps.items():
+        for label in ('val', 'test'):
+            t = cmp[label]
+            out.append(f'| {design} | '
+                       f'{"validation" if label == "val" else "test"} | '
+                       f'{len(t.units)} | {_signed(t.mean_diff, m)} | '
+                       f'{t.wins}/{t.ties}/{t.losses} | {t.p_value:.4f} |')
     out.append('')
-    if sharp is None:
-        out += ['Attention sharpness: no checkpoint measured.', '']
-    else:
-        h0 = sharp['heads'][0]
-        sel = sharp['selected']
-        unit = sel.get('unit') or (None if sel.get('fold') is None
-                                   else f"fold_{sel['fold']}")
-        out += [f"Attention of one trained `{SAP}` model over all "
-                f"{h0['graphs']} graphs with more than one node (mean size "
-                f"{h0['nodes']:.1f} nodes; uniform attention: exp(H) = n, "
-                f"H / log n = 1, peak weight 1/n, median "
-                f"{h0['uniform_median']:.3f}). The model is the fold chosen "
-                f"on validation ({unit}, epoch "
-                f"{sel.get('best_epoch')}) of", '', '```bash',
-                _train_command(sharp), '```', '',
-                '| head | attended exp(H) | H / log n | peak weight, median |'
-                ' peak weight, max | graphs with peak > 0.5 |',
-                '| --- | --- | --- | --- | --- | --- |']
-        for h, r in enumerate(sharp['heads'], 1):
-            out.append(f"| {h} | {r['attended']:.1f} of {r['nodes']:.1f} | "
-                       f"{r['entropy_ratio']:.3f} | {r['peak_median']:.3f} | "
-                       f"{r['peak_max']:.3f} | {100 * r['sharp_share']:.0f}% "
-                       f"|")
-        out.append('')
+    for design in cmps:
+        if design in sharp:
+            out += _sharpness_table(sharp[design])
+        else:
+            out += [f'Attention sharpness of `{design}`: no checkpoint '
+                    f'measured.', '']
     if command:
         out += ['Comparison:', '', '```bash', command, '```', '']
     return out
 
 
-def render(root: str, datasets: Sequence[str]) -> str:
-    lines = ['# Does the attention of the SAP default pay?', '',
-             f'`{SAP}` (the SAP default) against `{CONTROL}` (the same layer '
-             f'with its queries frozen at zero: uniform attention, i.e. the '
-             f'mean of the values plus max pooling), same model, budget and '
-             f'folds. Generated by `python -m benchmarks.attention_control` '
-             f'from the `sap-graph compare` folders under '
-             f'`benchmarks/results/attention/`.', '']
-    measured = []
-    for name in datasets:
-        folder = osp.join(root, name)
-        cmp = control_comparison(load_records(folder), name)
-        path = osp.join(folder, 'sharpness.json')
-        sharp = None
-        if osp.exists(path):
-            with open(path) as f:
-                sharp = json.load(f)
-            measured.append(name)
-        lines += dataset_section(name, cmp, sharp, _report_command(folder))
-    args = ' '.join(f'{n}=<{n}.pt>' for n in measured)
+def _summary(rows: List[List[str]]) -> List[str]:
+    return ['## Summary', '',
+            'Per dataset and design: the design minus the control on '
+            'validation (the choice) and on test (read after it), '
+            'mean difference (W/T/L, p); and the sharpness of one trained '
+            'model, averaged over its heads (uniform: H / log n = 1 and '
+            'every node attended).', '',
+            '| dataset | metric | design | validation | test | attended '
+            'exp(H) of n | H / log n |',
+            '| --- | --- | --- | --- | --- | --- | --- |',
+            *('| ' + ' | '.join(r) + ' |' for r in rows), '']
+
+
+def _cell(t: Any, m: str) -> str:
+    return (f'{_signed(t.mean_diff, m)} ({t.wins}/{t.ties}/{t.losses}, '
+            f'p {t.p_value:.3f})')
+
+
+def render(folders: Sequence[str]) -> str:
+    """The page for the dataset folders :obj:`folders` (each a ``sap-graph
+    compare`` output folder named after its dataset)."""
+    sections, summary, measured = [], [], []
+    for folder in folders:
+        name = osp.basename(osp.normpath(folder))
+        records = load_records(folder)
+        present = {r['readout'] for r in records}
+        cmps = {d: control_comparison(records, name, sap=d)
+                for d in DESIGNS if d in present}
+        if not cmps:
+            raise ValueError(f"{name}: none of the designs "
+                             f"{', '.join(DESIGNS)} among its readouts")
+        sharp = read_sharpness(folder)
+        measured += [(name, d) for d in cmps if d in sharp]
+        sections += dataset_section(name, cmps, sharp,
+                                    _report_command(folder))
+        for design, cmp in cmps.items():
+            m = cmp['result'].metric
+            s = sharp.get(design)
+            higher = cmp['result'].higher_is_better
+            summary.append([
+                name, f"{m} {'↑' if higher else '↓'}", f'`{design}`',
+                _cell(cmp['val'], m), _cell(cmp['test'], m),
+                '' if s is None else (f"{_mean_head(s, 'attended'):.1f} of "
+                                      f"{s['heads'][0]['nodes']:.1f}"),
+                '' if s is None else f"{_mean_head(s, 'entropy_ratio'):.3f}"])
+    lines = ['# Does the attention of SAP pay?', '',
+             f'Each attention design ({", ".join(f"`{d}`" for d in DESIGNS)}'
+             f') against `{CONTROL}` (the same layer with its queries frozen '
+             f'at zero: uniform attention, i.e. the mean of the values plus '
+             f'max pooling), same model, budget and folds or seeds. '
+             f'Generated by `python -m benchmarks.attention_control` from '
+             f'`sap-graph compare` folders (TU sets: '
+             f'`benchmarks/results/attention/`; MoleculeNet: '
+             f'`benchmarks/results/molecules/`).', '', *_summary(summary),
+             *sections]
+    args = ' '.join(f'{n}=<{n}-{d}.pt>' for n, d in measured)
     lines += ['## This page', '', '```bash',
               'python -m benchmarks.attention_control' +
               (f' --checkpoint {args}' if args else ''), '```', '']
     return '\n'.join(lines).rstrip() + '\n'
 
 
+def dataset_folders(roots: Sequence[str]) -> List[str]:
+    """Every compare folder under :obj:`roots` with the control's runs."""
+    out = []
+    for root in roots:
+        if not osp.isdir(root):
+            continue
+        for d in sorted(os.listdir(root)):
+            runs = osp.join(root, d, 'runs')
+            if osp.isdir(runs) and glob.glob(
+                    osp.join(runs, f'*{CONTROL}*.json')):
+                out.append(osp.join(root, d))
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--root', default=RESULTS,
-                        help='folder of the compare folders (default: '
-                        'benchmarks/results/attention)')
+    parser.add_argument('--root', nargs='+', default=[RESULTS, MOLECULES],
+                        help='folders of the compare folders (default: '
+                        'benchmarks/results/attention and '
+                        'benchmarks/results/molecules)')
     parser.add_argument('--datasets', nargs='+', default=None,
                         help='compare folders to read (default: every '
-                        'subfolder with a runs/ folder)')
+                        'subfolder with runs of the control)')
     parser.add_argument('--checkpoint', nargs='+', default=[],
                         metavar='DATASET=PATH',
                         help='measure the attention of these checkpoints '
-                        'into <DATASET>/sharpness.json first')
+                        'into <DATASET>/sharpness-<design>.json first')
+    parser.add_argument('--out', default=None, help='the page (default: '
+                        'attention_control.md in the first root)')
     args = parser.parse_args(argv)
+    folders = dataset_folders(args.root)
+    if args.datasets:
+        folders = [f for f in folders
+                   if osp.basename(f) in set(args.datasets)]
+    by_name = {osp.basename(f): f for f in folders}
     for item in args.checkpoint:
         name, sep, path = item.partition('=')
         if not sep:
             parser.error(f"--checkpoint takes DATASET=PATH (got '{item}')")
         sharp = checkpoint_sharpness(path)
-        os.makedirs(osp.join(args.root, name), exist_ok=True)
-        with open(osp.join(args.root, name, 'sharpness.json'), 'w') as f:
+        folder = by_name.get(name, osp.join(args.root[0], name))
+        os.makedirs(folder, exist_ok=True)
+        with open(osp.join(folder, f"sharpness-{sharp['design']}.json"),
+                  'w') as f:
             json.dump(sharp, f, indent=1, sort_keys=True)
             f.write('\n')
-    datasets = args.datasets or sorted(
-        d for d in os.listdir(args.root)
-        if osp.isdir(osp.join(args.root, d, 'runs')))
-    text = render(args.root, datasets)
-    out = osp.join(args.root, 'attention_control.md')
+    text = render(folders)
+    out = args.out or osp.join(args.root[0], 'attention_control.md')
     with open(out, 'w') as f:
         f.write(text)
     print(f'wrote {out}')
