@@ -196,7 +196,8 @@ def _train_command(s: Dict[str, Any]) -> str:
         args += ['--seeds', *(t.get('seeds') or [t.get('seed', 0)])]
     else:
         args += ['--folds', t['folds']]
-    args += ['--checkpoint', f"<{s['dataset']}-{s['design']}.pt>"]
+    args += ['--checkpoint', f"<{s.get('name', s['dataset'])}-"
+                             f"{s['design']}.pt>"]
     return ' '.join(shlex.quote(str(a)) for a in args)
 
 
@@ -392,7 +393,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         name, sep, path = item.partition('=')
         if not sep:
             parser.error(f"--checkpoint takes DATASET=PATH (got '{item}')")
-        sharp = checkpoint_sharpness(path)
+        sharp = {**checkpoint_sharpness(path), 'name': name}
         folder = by_name.get(name, osp.join(args.root[0], name))
         os.makedirs(folder, exist_ok=True)
         with open(osp.join(folder, f"sharpness-{sharp['design']}.json"),
