@@ -38,7 +38,8 @@ RESULTS = osp.join(osp.dirname(osp.realpath(__file__)), 'results')
 SIMPLE = ('sum', 'mean', 'max')
 #: Candidate -> (its grid cell name, its comparison-engine name).
 CANDIDATES = {'sap (default: max residual)': ('sap_max', 'sap'),
-              'sap_rezero': ('sap_rezero', 'sap_rezero')}
+              'sap_rezero': ('sap_rezero', 'sap_rezero'),
+              'sap_log': ('sap_log', 'sap_log')}
 FAIR = ('MUTAG', 'PROTEINS', 'ENZYMES', 'IMDB-BINARY', 'IMDB-MULTI', 'NCI1')
 ONE_RATE = ('DD', 'REDDIT-BINARY', 'ogbg-molhiv')
 
@@ -83,37 +84,50 @@ def molecule_scores(folder: str, data: str) -> Scores:
 def deficits(scores: Scores, names: Dict[str, str]
              ) -> Tuple[Dict[Tuple[str, str], float], Dict[str, str],
                         Dict[Tuple[str, str], float]]:
-    """Per (candidate, dataset): the deficit in std units, the best simple
-    readout per dataset, and the candidate's validation rank among all
-    candidates and simple readouts."""
+    """Per (candidate, dataset) where the candidate and sum / mean / max
+    have results: the deficit in std units, the best simple readout per
+    dataset, and the candidate's validation rank among the candidates
+    present there and the simple readouts."""
     out, best, ranks = {}, {}, {}
     for d, by in scores.items():
-        if not all(r in by for r in SIMPLE) or not all(
-                names[c] in by for c in names):
+        present = {c: r for c, r in names.items() if r in by}
+        if not all(r in by for r in SIMPLE) or not present:
             continue
         b = max(SIMPLE, key=lambda r: statistics.fmean(by[r]))
         best[d] = b
         sd = statistics.stdev(by[b]) if len(by[b]) > 1 else math.nan
         means = {r: statistics.fmean(by[r]) for r in (*SIMPLE,
-                                                      *names.values())}
+                                                      *present.values())}
         order = sorted(means, key=lambda r: -means[r])
-        for c, r in names.items():
+        for c, r in present.items():
             gap = means[b] - means[r]
             out[c, d] = gap / sd if sd > 0 else math.nan
             ranks[c, d] = float(order.index(r) + 1)
     return out, best, ranks
 
 
+def common(deficit: Dict[Tuple[str, str], float],
+           candidates: Sequence[str] = tuple(CANDIDATES)) -> List[str]:
+    """The datasets where every candidate has a deficit, in order."""
+    sets = list(dict.fromkeys(d for _, d in deficit))
+    return [d for d in sets if all((c, d) in deficit for c in candidates)]
+
+
 def choose(deficit: Dict[Tuple[str, str], float],
-           ranks: Dict[Tuple[str, str], float]) -> Tuple[str, Dict, Dict]:
+           ranks: Dict[Tuple[str, str], float],
+           candidates: Sequence[str] = tuple(CANDIDATES)
+           ) -> Tuple[str, Dict, Dict]:
+    """The candidate with the smallest worst deficit over the datasets
+    where every candidate has results (ties: average validation rank)."""
+    sets = set(common(deficit, candidates))
     worst: Dict[str, float] = {}
     avg: Dict[str, float] = {}
-    for c in CANDIDATES:
-        mine = [v for (cc, _), v in deficit.items() if cc == c]
-        worst[c] = max(mine)
-        avg[c] = statistics.fmean(v for (cc, _), v in ranks.items()
-                                  if cc == c)
-    pick = min(CANDIDATES, key=lambda c: (round(worst[c], 6), avg[c]))
+    for c in candidates:
+        worst[c] = max(v for (cc, d), v in deficit.items()
+                       if cc == c and d in sets)
+        avg[c] = statistics.fmean(v for (cc, d), v in ranks.items()
+                                  if cc == c and d in sets)
+    pick = min(candidates, key=lambda c: (round(worst[c], 6), avg[c]))
     return pick, worst, avg
 
 
@@ -135,6 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     deficit, best, ranks = ({**d_grid, **d_mol}, {**best_g, **best_m},
                             {**rank_g, **rank_m})
     pick, worst, avg = choose(deficit, ranks)
+    chosen_on = common(deficit)
     sets = list(best)
     left = [d for d in (*grid, *mol) if d not in best]
     lines = [
@@ -147,22 +162,33 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         'max on that dataset (the one with the best mean validation '
         'score, named in the second row), in standard deviations of that '
         "readout's validation score over folds/seeds; negative: the "
-        'candidate is ahead. Learning rate chosen per fold/seed on '
-        'validation (DD, REDDIT-BINARY, ogbg-molhiv: one rate for every '
-        'readout). Test scores are not read.', '',
-        '| candidate | ' + ' | '.join(sets) + ' | worst | avg. val rank |',
-        '|---|' + '--:|' * (len(sets) + 2),
-        '| best simple | ' + ' | '.join(best[d] for d in sets) + ' | | |']
+        'candidate is ahead; blank: no result. Learning rate chosen per '
+        'fold/seed on validation (DD, REDDIT-BINARY, ogbg-molhiv: one rate '
+        'for every readout). Test scores are not read. The choice reads '
+        'the datasets where every candidate has results (*worst*); '
+        '*worst anywhere* is over every dataset the candidate has.', '',
+        '| candidate | ' + ' | '.join(sets) +
+        ' | worst | avg. val rank | worst anywhere |',
+        '|---|' + '--:|' * (len(sets) + 3),
+        '| best simple | ' + ' | '.join(best[d] for d in sets) + ' | | | |']
     for c in CANDIDATES:
-        row = [f'{deficit[c, d]:+.2f}' for d in sets]
+        row = [f'{deficit[c, d]:+.2f}' if (c, d) in deficit else ''
+               for d in sets]
+        mine = {d: deficit[c, d] for d in sets if (c, d) in deficit}
+        at = max(mine, key=lambda d: mine[d])
         lines.append(f'| `{c}` | ' + ' | '.join(row) +
-                     f' | {worst[c]:+.2f} | {avg[c]:.2f} |')
-    lines += ['', f'Chosen: `{pick}` (smallest worst deficit; ties: average '
-              f'validation rank among the candidates and sum / mean / max).',
-              '']
+                     f' | {worst[c]:+.2f} | {avg[c]:.2f} | '
+                     f'{mine[at]:+.2f} ({at}) |')
+    lines += ['', f'Chosen: `{pick}` (smallest worst deficit over '
+              f'{", ".join(chosen_on)}; ties: average validation rank '
+              f'among the candidates and sum / mean / max).', '']
+    missing = [d for d in sets if d not in chosen_on]
+    if missing:
+        lines += ['Not in the choice (some candidate has no result '
+                  'there): ' + ', '.join(missing) + '.', '']
     if left:
-        lines += ['Left out (a candidate or a simple readout has no '
-                  'complete result there): ' + ', '.join(left) + '.', '']
+        lines += ['Left out (no complete result of sum / mean / max and '
+                  'a candidate): ' + ', '.join(left) + '.', '']
     text = '\n'.join(lines)
     with open(args.out, 'w') as f:
         f.write(text)

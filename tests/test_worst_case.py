@@ -2,11 +2,11 @@
 deviations, and the choice by the smallest worst deficit (hand-computed)."""
 import pytest
 
-from benchmarks.worst_case import CANDIDATES, choose, deficits
+from benchmarks.worst_case import CANDIDATES, choose, common, deficits
 
 
 def test_deficits_and_choice_by_hand():
-    a, b = CANDIDATES  # Two candidates, named as the grid names them.
+    a, b = list(CANDIDATES)[:2]
     names = {a: 'A', b: 'B'}
     scores = {
         # max is the best simple readout (mean 80, sample std 2).
@@ -15,10 +15,14 @@ def test_deficits_and_choice_by_hand():
         # mean is best (mean 60, sample std 4).
         'd2': {'sum': [50, 50], 'mean': [56, 64], 'max': [55, 57],
                'A': [58, 60], 'B': [50, 54]},
-        'partial': {'sum': [1], 'mean': [1], 'max': [1], 'A': [1]},
+        # B has no result: A's deficit is kept, the choice ignores it.
+        'partial': {'sum': [1, 3], 'mean': [1, 1], 'max': [9, 11],
+                    'A': [0, 2]},
     }
     deficit, best, ranks = deficits(scores, names)
-    assert best == {'d1': 'max', 'd2': 'mean'}
+    assert best == {'d1': 'max', 'd2': 'mean', 'partial': 'max'}
+    assert deficit[a, 'partial'] == pytest.approx(9 / 2 ** 0.5)
+    assert (b, 'partial') not in deficit
     s1, s2 = 2 ** 0.5 * 2, 2 ** 0.5 * 4  # stdev of [78, 82] and [56, 64]
     assert deficit[a, 'd1'] == pytest.approx((80 - 78) / s1)
     assert deficit[b, 'd1'] == pytest.approx((80 - 82) / s1)
@@ -26,6 +30,7 @@ def test_deficits_and_choice_by_hand():
     assert deficit[b, 'd2'] == pytest.approx((60 - 52) / s2)
     # Ranks among sum, mean, max, A, B by mean validation score.
     assert ranks[a, 'd1'] == 3 and ranks[b, 'd1'] == 1
-    pick, worst, _ = choose(deficit, ranks)
+    assert common(deficit, names) == ['d1', 'd2']
+    pick, worst, _ = choose(deficit, ranks, names)
     assert worst[a] == pytest.approx(max((80 - 78) / s1, (60 - 59) / s2))
     assert pick == a  # B's worst (d2) is larger.
