@@ -21,6 +21,7 @@ allocating them.
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 from dataclasses import dataclass
@@ -121,6 +122,9 @@ class ReadoutSpec:
     """
     build: Callable[..., Tuple[Aggregation, int]]
     options: Dict[str, Check]
+    #: Callables whose signatures give the defaults of options that
+    #: :obj:`build` passes on (the layer's, for :obj:`'sap'`).
+    defaults_from: Tuple[Callable[..., Any], ...] = ()
 
     @property
     def params(self) -> FrozenSet[str]:
@@ -290,7 +294,8 @@ READOUTS: Dict[str, ReadoutSpec] = {
         'residual': one_of(None, 'sum', 'mean', 'max'),
         'query_init': one_of('zeros', 'normal'),
         'size_scaler': one_of(None, 'log'), 'rezero': flag,
-        'diversity': number, 'entropy': number, 'freeze_queries': flag}),
+        'diversity': number, 'entropy': number, 'freeze_queries': flag},
+        (SAPAggregation.__init__, RegularizedSAP.__init__)),
 }
 
 
@@ -306,6 +311,28 @@ def _spec(name: str) -> ReadoutSpec:
             f"Unknown readout '{name}' (expected one of "
             f"{', '.join(READOUTS)}, or an 'Aggregation' instance)")
     return READOUTS[key]
+
+
+def readout_options(readout: str, **kwargs: Any) -> Dict[str, Any]:
+    r"""Every option of the registered readout :obj:`readout` with the
+    value it gets: :obj:`kwargs`, and the current default of each option
+    not given. Two configurations that build the same readout give the
+    same options, and a changed default changes them (the comparison
+    engine keys its cache of finished runs on them).
+
+    Raises:
+        ValueError: For an option the readout does not take or a value not
+            of the option's type.
+    """
+    spec = _spec(readout)
+    spec.check(readout, kwargs)
+    out: Dict[str, Any] = {}
+    for fn in (spec.build, *spec.defaults_from):
+        for p in inspect.signature(fn).parameters.values():
+            if p.name in spec.options and p.default is not p.empty:
+                out.setdefault(p.name, p.default)
+    out.update(kwargs)
+    return dict(sorted(out.items()))
 
 
 def readout_size(readout: str, channels: int,

@@ -149,6 +149,38 @@ def test_variant_syntax():
         'freeze_queries': True}
 
 
+def test_run_keys_follow_the_readout_a_run_builds(tiny, tmp_path,
+                                                  monkeypatch):
+    """The cache key holds the readout's options with the defaults filled
+    in: spelling out a default is the same run; changing the layer's
+    default is a different one (a cached run of the old default is not
+    reused for the new)."""
+    import inspect
+
+    from sap_graph import SAPAggregation
+    from sap_graph.experiments.compare.api import prepare
+
+    def digests():
+        _, plan, _ = prepare(tiny, ['sap', 'sap{"residual": "max"}',
+                                    'sap{"residual": "mean"}'], [0.01],
+                             dict(TINY), str(tmp_path / 'out'))
+        return {r.variant: r.key.rsplit('-', 1)[1] for r in plan.runs
+                if r.unit == 'fold_0'}
+
+    before = digests()
+    assert before['sap'] == before['sap{"residual": "max"}']
+    assert before['sap'] != before['sap{"residual": "mean"}']
+    init = SAPAggregation.__init__
+    params = [p for p in inspect.signature(init).parameters.values()
+              if p.default is not p.empty]
+    monkeypatch.setattr(init, '__defaults__', tuple(
+        'mean' if p.name == 'residual' else p.default for p in params))
+    after = digests()
+    assert after['sap'] == after['sap{"residual": "mean"}'] == before[
+        'sap{"residual": "mean"}']
+    assert after['sap'] != before['sap']
+
+
 def test_frozen_queries_attend_uniformly(tiny):
     import torch
 

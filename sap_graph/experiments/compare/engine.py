@@ -27,7 +27,9 @@ from sap_graph.experiments.files import (
     try_lock,
     write_json,
 )
+from sap_graph.experiments.readouts import readout_options
 from sap_graph.experiments.train.config import TrainConfig, resolve_device
+from sap_graph.experiments.train.protocols import readout_arguments
 from sap_graph.experiments.train.runs import Split
 
 #: The :class:`TrainConfig` fields that make two runs different (the
@@ -105,10 +107,17 @@ class RunPlan:
         return run_config(self.base, self.variants[run.variant], run.lr)
 
     def _key(self, variant: Variant, lr: float, split: Split) -> str:
-        cfg = asdict(run_config(self.base, variant, lr))
+        config = run_config(self.base, variant, lr)
+        cfg = asdict(config)
         ident = {
             'data': self.fingerprint,
-            'config': {k: cfg[k] for k in BUDGET_FIELDS},
+            'config': {k: cfg[k] for k in BUDGET_FIELDS
+                       if k not in ('heads', 'concat', 'readout_kwargs')},
+            # The options the readout gets, defaults filled in: spelling a
+            # default out is the same run; a run of the layer's old
+            # default is not a run of its new one.
+            'readout': readout_options(config.readout,
+                                       **readout_arguments(config)),
             'unit': split.unit, 'seed': split.seed,
             'split': [split.index[k].tolist() for k in ('train', 'val',
                                                         'test')],

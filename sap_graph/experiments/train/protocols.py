@@ -59,7 +59,7 @@ PROTOCOL_NAMES = {'kfold': 'stratified_kfold_cv',
 # Protocols ################################################################
 
 
-def _readout_options(cfg: TrainConfig) -> Dict[str, Any]:
+def readout_arguments(cfg: TrainConfig) -> Dict[str, Any]:
     r"""The readout's keyword arguments: :obj:`heads` and :obj:`concat`
     where the readout takes them, then :obj:`cfg.readout_kwargs`."""
     params = readout_params(cfg.readout)
@@ -116,7 +116,7 @@ def check_readout(cfg: TrainConfig, kind: Optional[str] = None) -> None:
     hidden, channels = model_widths(cfg, kind)
     try:
         numel, width = readout_size(cfg.readout, channels,
-                                    **_readout_options(cfg))
+                                    **readout_arguments(cfg))
     except UnknownReadoutError:
         raise
     except Exception as e:  # RuntimeError, AssertionError, MemoryError...
@@ -131,7 +131,7 @@ def check_readout(cfg: TrainConfig, kind: Optional[str] = None) -> None:
 
 def build_model(cfg: TrainConfig, task: GraphTask) -> GraphClassifier:
     r"""Builds the :class:`GraphClassifier` of a resolved config."""
-    kwargs = _readout_options(cfg)
+    kwargs = readout_arguments(cfg)
     extra: Dict[str, Any] = {}
     conv = cfg.conv
     if kind_of(task).encoders:
