@@ -1,14 +1,14 @@
 """Does SAP's attention pay? Each attention design against its
-frozen-query control (``sap_frozen``: the same layer with its queries
-frozen at zero, so uniform attention, i.e. the mean of the values plus max
-pooling), from the output folders of ``sap-graph compare``, and the
-sharpness of a trained model's attention (issue 25, item 2).
+frozen-query control (the same layer with its queries frozen at zero, so
+uniform attention), from the output folders of ``sap-graph compare``, and
+the sharpness of a trained model's attention (issue 25, item 2).
 
-The designs (:data:`DESIGNS`) are the SAP variants whose frozen-query
-control is ``sap_frozen`` (zero-initialised queries, residual max): the
-default ``sap`` and ``sap_sharp`` (scores scaled by 10, so the queries
-move the weights ten times faster). For every dataset folder (a ``sap-graph
-compare`` output with ``sap_frozen`` and a design among its readouts, by
+The designs and their controls (:data:`DESIGNS`): the default ``sap``
+(residual mean, log-size scaler) against ``sap_frozen``; ``sap_max`` (the
+default of 0.2 and 0.3, residual max) and ``sap_max_sharp`` (its scores
+scaled by 10, so the queries move the weights ten times faster) against
+``sap_max_frozen``. For every dataset folder (a ``sap-graph
+compare`` output with a design and its control among its readouts, by
 default every folder under ``benchmarks/results/attention/`` (TU, k-fold)
 and ``benchmarks/results/molecules/`` (scaffold splits, seeds)), the runs
 chosen on validation (the learning rate per fold or seed, by
@@ -47,9 +47,10 @@ from typing import Any, Dict, List, Optional, Sequence
 HERE = osp.dirname(osp.realpath(__file__))
 RESULTS = osp.join(HERE, 'results', 'attention')
 MOLECULES = osp.join(HERE, 'results', 'molecules')
-SAP, CONTROL = 'sap', 'sap_frozen'
-#: The attention designs whose frozen-query control is :data:`CONTROL`.
-DESIGNS = ('sap', 'sap_sharp')
+#: Each attention design and its frozen-query control.
+DESIGNS: Dict[str, str] = {'sap': 'sap_frozen',
+                           'sap_max': 'sap_max_frozen',
+                           'sap_max_sharp': 'sap_max_frozen'}
 
 
 def load_records(folder: str) -> List[Dict[str, Any]]:
@@ -69,7 +70,7 @@ def _unit_order(unit: str) -> tuple:
 
 
 def control_comparison(records: Sequence[Dict[str, Any]], name: str,
-                       sap: str = SAP, control: str = CONTROL
+                       sap: str = 'sap', control: str = 'sap_frozen'
                        ) -> Dict[str, Any]:
     """Chooses the learning rate per readout and fold on validation and
     pairs :obj:`sap` with :obj:`control` on the folds both finished.
@@ -149,15 +150,17 @@ def checkpoint_sharpness(checkpoint: str) -> Dict[str, Any]:
 
 
 def design_of(train: Dict[str, Any]) -> str:
-    """The design (:data:`DESIGNS`, or the control) a checkpoint's
-    training options are."""
+    """The design (:data:`DESIGNS`, or a control) a checkpoint's training
+    options build (compared with the defaults filled in)."""
     from sap_graph.experiments.compare import parse_variant
+    from sap_graph.experiments.readouts import readout_options
     kwargs = train.get('readout_kwargs') or {}
-    for design in (*DESIGNS, CONTROL):
-        variant = parse_variant(design).config()
-        if (train.get('readout') == variant['readout']
-                and kwargs == variant['readout_kwargs']):
-            return design
+    if train.get('readout') == 'sap':
+        mine = readout_options('sap', **kwargs)
+        for design in dict.fromkeys((*DESIGNS, *DESIGNS.values())):
+            variant = parse_variant(design).config()
+            if mine == readout_options('sap', **variant['readout_kwargs']):
+                return design
     raise ValueError(f"a checkpoint of readout {train.get('readout')!r} "
                      f"with options {kwargs} is none of the designs "
                      f"{', '.join(DESIGNS)}")
@@ -208,7 +211,7 @@ def _units_word(units: Sequence[str]) -> str:
 def read_sharpness(folder: str) -> Dict[str, Dict[str, Any]]:
     """The measured sharpness of each design in a dataset folder."""
     out = {}
-    for design in DESIGNS:
+    for design in (*DESIGNS, *DESIGNS.values()):
         path = osp.join(folder, f'sharpness-{design}.json')
         if osp.exists(path):
             with open(path) as f:
@@ -268,15 +271,15 @@ def dataset_section(name: str, cmps: Dict[str, Dict[str, Any]],
     if unfinished:
         out += ['', f"Left out, not finished by every readout at every "
                 f"learning rate: {', '.join(unfinished)}."]
-    out += ['', f'**Each design minus {CONTROL}**, paired by '
+    out += ['', '**Each design minus its control**, paired by '
             f'{word[:-1]} (W/T/L: {word} where the design is better / '
             f'equal / worse; p: exact two-sided sign-flip test):', '',
-            f'| design | scores | {word} | mean difference | W/T/L | p |',
-            '| --- | --- | --- | --- | --- | --- |']
+            f'| design | control | scores | {word} | mean difference | '
+            f'W/T/L | p |', '| --- | --- | --- | --- | --- | --- | --- |']
     for design, cmp in cmps.items():
         for label in ('val', 'test'):
             t = cmp[label]
-            out.append(f'| {design} | '
+            out.append(f'| {design} | {DESIGNS[design]} | '
                        f'{"validation" if label == "val" else "test"} | '
                        f'{len(t.units)} | {_signed(t.mean_diff, m)} | '
                        f'{t.wins}/{t.ties}/{t.losses} | {t.p_value:.4f} |')
@@ -299,7 +302,8 @@ def _summary(rows: List[List[str]]) -> List[str]:
             'mean difference (W/T/L, p); and the sharpness of one trained '
             'model, averaged over its heads (uniform: H / log n = 1 and '
             'every node attended).', '',
-            '| dataset | metric | design | validation | test | attended '
+            '| dataset | metric | design - control | validation | test | '
+            'attended '
             'exp(H) of n | H / log n |',
             '| --- | --- | --- | --- | --- | --- | --- |',
             *('| ' + ' | '.join(r) + ' |' for r in rows), '']
@@ -318,11 +322,11 @@ def render(folders: Sequence[str]) -> str:
         name = osp.basename(osp.normpath(folder))
         records = load_records(folder)
         present = {r['readout'] for r in records}
-        cmps = {d: control_comparison(records, name, sap=d)
-                for d in DESIGNS if d in present}
+        cmps = {d: control_comparison(records, name, sap=d, control=c)
+                for d, c in DESIGNS.items() if {d, c} <= present}
         if not cmps:
-            raise ValueError(f"{name}: none of the designs "
-                             f"{', '.join(DESIGNS)} among its readouts")
+            raise ValueError(f"{name}: no design with its control among "
+                             f"its readouts")
         sharp = read_sharpness(folder)
         measured += [(name, d) for d in cmps if d in sharp]
         sections += dataset_section(name, cmps, sharp,
@@ -332,17 +336,21 @@ def render(folders: Sequence[str]) -> str:
             s = sharp.get(design)
             higher = cmp['result'].higher_is_better
             summary.append([
-                name, f"{m} {'↑' if higher else '↓'}", f'`{design}`',
+                name, f"{m} {'↑' if higher else '↓'}",
+                f'`{design}` - `{DESIGNS[design]}`',
                 _cell(cmp['val'], m), _cell(cmp['test'], m),
                 '' if s is None else (f"{_mean_head(s, 'attended'):.1f} of "
                                       f"{s['heads'][0]['nodes']:.1f}"),
                 '' if s is None else f"{_mean_head(s, 'entropy_ratio'):.3f}"])
+    pairs = '; '.join(f'`{d}` against `{c}`' for d, c in DESIGNS.items())
     lines = ['# Does the attention of SAP pay?', '',
-             f'Each attention design ({", ".join(f"`{d}`" for d in DESIGNS)}'
-             f') against `{CONTROL}` (the same layer with its queries frozen '
-             f'at zero: uniform attention, i.e. the mean of the values plus '
-             f'max pooling), same model, budget and folds or seeds. '
-             f'Generated by `python -m benchmarks.attention_control` from '
+             f'Each attention design against its control, the same layer '
+             f'with its queries frozen at zero (uniform attention: '
+             f'`sap_frozen` is log(1 + n) x the mean of the values plus '
+             f'mean pooling, `sap_max_frozen` the mean of the values plus '
+             f'max pooling): {pairs}; same model, budget and folds or '
+             f'seeds. Generated by `python -m benchmarks.attention_control` '
+             f'from '
              f'`sap-graph compare` folders (TU sets: '
              f'`benchmarks/results/attention/`; MoleculeNet: '
              f'`benchmarks/results/molecules/`).', '', *_summary(summary),
@@ -362,8 +370,9 @@ def dataset_folders(roots: Sequence[str]) -> List[str]:
             continue
         for d in sorted(os.listdir(root)):
             runs = osp.join(root, d, 'runs')
-            if osp.isdir(runs) and glob.glob(
-                    osp.join(runs, f'*{CONTROL}*.json')):
+            if osp.isdir(runs) and any(glob.glob(
+                    osp.join(runs, f'{c}-*.json'))
+                    for c in set(DESIGNS.values())):
                 out.append(osp.join(root, d))
     return out
 

@@ -23,8 +23,10 @@ from sap_graph.experiments.compare.report import (
 )
 
 #: The frozen-query control: never "the best SAP variant".
-CONTROL = 'sap_frozen'
 DEFAULT = 'sap'
+#: The SAP default and the default of 0.2 and 0.3, each with its
+#: frozen-query control.
+CONTROLS = {'sap': 'sap_frozen', 'sap_max': 'sap_max_frozen'}
 
 
 def readouts_in(folder: str) -> List[str]:
@@ -50,9 +52,10 @@ def _by_val(result: ComparisonResult, names: Sequence[str]) -> Optional[str]:
 
 def tests_of(result: ComparisonResult) -> List[tuple]:
     """(what, test) rows: default and best SAP by validation against the
-    best non-SAP readout by validation; default against its control."""
+    best non-SAP readout by validation; each default against its control."""
     names = [r.readout for r in result.rows]
-    sap = [n for n in names if n.startswith('sap') and n != CONTROL]
+    sap = [n for n in names
+           if n.startswith('sap') and n not in CONTROLS.values()]
     other = [n for n in names if not n.startswith('sap')]
     base, best_sap = _by_val(result, other), _by_val(result, sap)
     units = sorted({u for (_, u) in result.selected})
@@ -64,10 +67,12 @@ def tests_of(result: ComparisonResult) -> List[tuple]:
         out.append(('best SAP vs best non-SAP', paired_test(
             result.selected, best_sap, base, units,
             result.higher_is_better)))
-    if DEFAULT in names and CONTROL in names:
-        out.append(('default vs frozen control', paired_test(
-            result.selected, DEFAULT, CONTROL, units,
-            result.higher_is_better)))
+    for design, control in CONTROLS.items():
+        if design in names and control in names:
+            what = 'default' if design == DEFAULT else design
+            out.append((f'{what} vs frozen control', paired_test(
+                result.selected, design, control, units,
+                result.higher_is_better)))
     return out
 
 

@@ -36,7 +36,8 @@ from sap_graph.experiments.compare.variants import Variant
 
 #: The layer's defaults before version 0.2, with which the grid readouts
 #: and ablations ran.
-PRE_0_2: Dict[str, Any] = {'query_init': 'normal', 'residual': None}
+PRE_0_2: Dict[str, Any] = {'query_init': 'normal', 'residual': None,
+                           'size_scaler': None}
 
 #: Suffix of the learning-rate twins (``sum_lr1e-3``: ``sum`` at lr
 #: 0.001), among which the renderer selects on validation.
@@ -56,9 +57,12 @@ def _pre(name: str, label: str, heads: int, concat: bool = True,
 
 def _cand(name: str, label: str, concat: bool = False,
           **kwargs: Any) -> Variant:
-    """An issue-14 candidate: 4 heads, zero-initialised queries."""
+    """An issue-14 candidate: 4 heads, zero-initialised queries, no
+    residual or size scaler unless given (spelled out: the layer's
+    defaults have changed since)."""
     return _v(name, 'sap', label, heads=4, concat=concat,
-              readout_kwargs={**kwargs, 'query_init': 'zeros'})
+              readout_kwargs={'residual': None, 'size_scaler': None,
+                              **kwargs, 'query_init': 'zeros'})
 
 
 def _at(variant: Variant, lr: float, suffix: str, label: str) -> Variant:

@@ -37,9 +37,10 @@ from .render.load import (
 RESULTS = osp.join(osp.dirname(osp.realpath(__file__)), 'results')
 SIMPLE = ('sum', 'mean', 'max')
 #: Candidate -> (its grid cell name, its comparison-engine name).
-CANDIDATES = {'sap (default: max residual)': ('sap_max', 'sap'),
+CANDIDATES = {'sap_max (default of 0.2 and 0.3)': ('sap_max', 'sap_max'),
               'sap_rezero': ('sap_rezero', 'sap_rezero'),
-              'sap_log': ('sap_log', 'sap_log')}
+              'sap (default since 0.4: residual mean, log size scaler)':
+                  ('sap_log', 'sap')}
 FAIR = ('MUTAG', 'PROTEINS', 'ENZYMES', 'IMDB-BINARY', 'IMDB-MULTI', 'NCI1')
 ONE_RATE = ('DD', 'REDDIT-BINARY', 'ogbg-molhiv')
 

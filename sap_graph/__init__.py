@@ -5,7 +5,7 @@ from sap_graph.regularizers import (
     diversity_penalty,
 )
 
-__version__ = '0.3.0'
+__version__ = '0.4.0'
 
 __all__ = [
     'SAPAggregation',

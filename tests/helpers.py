@@ -13,9 +13,10 @@ from tests.reference import sap_reference
 
 # Normally initialised queries, so that the attention under test is not
 # uniform (an untrained layer with the default zero queries is mean pooling),
-# and the plain layer (1 head, no residual) unless a test asks otherwise.
+# and the plain layer (1 head, no residual, no size scaler) unless a test
+# asks otherwise.
 SAP = partial(SAPAggregation, heads=1, concat=True, residual=None,
-              query_init='normal')
+              size_scaler=None, query_init='normal')
 
 #: Graph sizes with empty graphs inside and at the end.
 SIZES = [3, 0, 5, 1, 7, 0]

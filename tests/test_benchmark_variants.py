@@ -18,17 +18,22 @@ RESULTS = osp.join(osp.dirname(osp.dirname(osp.realpath(__file__))),
 CACHES = ('accuracy_cache', 'ablation_cache', 'enzymes_attr_cache')
 
 #: The layer's defaults in the versions the committed cells ran with
-#: (0.1: normally initialised queries, no residual; 0.2: zero queries and
-#: a residual to max pooling), written out here independently of the table.
+#: (0.1: normally initialised queries, no residual; 0.2 and 0.3: zero
+#: queries and a residual to max pooling; 0.4: residual mean pooling and
+#: the log-size scaler), written out here independently of the table.
 LAYER_DEFAULTS = {
-    '0.1.0': {'query_init': 'normal', 'residual': None},
-    '0.2.0': {'query_init': 'zeros', 'residual': 'max'},
+    '0.1.0': {'query_init': 'normal', 'residual': None, 'size_scaler': None},
+    '0.2.0': {'query_init': 'zeros', 'residual': 'max', 'size_scaler': None},
+    '0.3.0': {'query_init': 'zeros', 'residual': 'max', 'size_scaler': None},
+    '0.4.0': {'query_init': 'zeros', 'residual': 'mean',
+              'size_scaler': 'log'},
 }
 
 
 def _now_defaults():
     params = inspect.signature(SAPAggregation.__init__).parameters
-    return {k: params[k].default for k in ('query_init', 'residual')}
+    return {k: params[k].default
+            for k in ('query_init', 'residual', 'size_scaler')}
 
 
 def _effective(kwargs, defaults):

@@ -37,7 +37,7 @@ def test_the_harness_is_what_brings_its_dependencies():
 
 def test_version():
     import sap_graph
-    assert sap_graph.__version__ == '0.3.0'
+    assert sap_graph.__version__ == '0.4.0'
 
 
 def test_removed_in_0_3_name_their_replacements():

@@ -161,23 +161,23 @@ def test_run_keys_follow_the_readout_a_run_builds(tiny, tmp_path,
     from sap_graph.experiments.compare.api import prepare
 
     def digests():
-        _, plan, _ = prepare(tiny, ['sap', 'sap{"residual": "max"}',
-                                    'sap{"residual": "mean"}'], [0.01],
+        _, plan, _ = prepare(tiny, ['sap', 'sap{"residual": "mean"}',
+                                    'sap{"residual": "max"}'], [0.01],
                              dict(TINY), str(tmp_path / 'out'))
         return {r.variant: r.key.rsplit('-', 1)[1] for r in plan.runs
                 if r.unit == 'fold_0'}
 
     before = digests()
-    assert before['sap'] == before['sap{"residual": "max"}']
-    assert before['sap'] != before['sap{"residual": "mean"}']
+    assert before['sap'] == before['sap{"residual": "mean"}']
+    assert before['sap'] != before['sap{"residual": "max"}']
     init = SAPAggregation.__init__
     params = [p for p in inspect.signature(init).parameters.values()
               if p.default is not p.empty]
     monkeypatch.setattr(init, '__defaults__', tuple(
-        'mean' if p.name == 'residual' else p.default for p in params))
+        'max' if p.name == 'residual' else p.default for p in params))
     after = digests()
-    assert after['sap'] == after['sap{"residual": "mean"}'] == before[
-        'sap{"residual": "mean"}']
+    assert after['sap'] == after['sap{"residual": "max"}'] == before[
+        'sap{"residual": "max"}']
     assert after['sap'] != before['sap']
 
 
@@ -198,17 +198,19 @@ def test_sharp_variant_scales_the_scores_by_ten():
     import torch
 
     from sap_graph.experiments.readouts import resolve_readout
-    v = parse_variant('sap_sharp')
     torch.manual_seed(0)
-    sharp, _ = resolve_readout('sap', 8, **v.options['readout_kwargs'])
+    sharp, _ = resolve_readout('sap', 8, **parse_variant(
+        'sap_max_sharp').options['readout_kwargs'])
     torch.manual_seed(0)
-    default, _ = resolve_readout('sap', 8)
+    plain, _ = resolve_readout('sap', 8, **parse_variant(
+        'sap_max').options['readout_kwargs'])
+    assert (sharp.residual, sharp.size_scaler) == ('max', None)
     # Same keys (same seed); the same non-zero queries.
-    torch.nn.init.normal_(default.query)
-    sharp.query.data.copy_(default.query.data)
+    torch.nn.init.normal_(plain.query)
+    sharp.query.data.copy_(plain.query.data)
     x = torch.randn(5, 8)
     assert torch.allclose(x @ sharp.score_weight().t(),
-                          10 * (x @ default.score_weight().t()), atol=1e-5)
+                          10 * (x @ plain.score_weight().t()), atol=1e-5)
 
 
 # Bad input: one error line, exit 2, before training, nothing written. ####

@@ -119,7 +119,7 @@ def test_untrained_layer_is_mean_pooling_of_the_values():
     # output is the value projection of the mean; the queries still learn.
     torch.manual_seed(19)
     x, index, ptr, num_graphs = make_batch(SIZES)
-    aggr = SAPAggregation(8, residual=None)  # 4 averaged heads.
+    aggr = SAPAggregation(8, residual=None, size_scaler=None)  # 4 heads.
     out, alpha = aggr(x, ptr=ptr, return_attention_weights=True)
     count = torch.bincount(index, minlength=num_graphs)
     assert torch.allclose(alpha, (1.0 / count[index]).unsqueeze(1).expand(
@@ -170,7 +170,7 @@ def test_size_scaler_matches_reference():
     # apart, a plain softmax average does not.
     x2 = torch.cat([x[:3], x[:3], x[:3]])
     index2 = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 1])
-    plain = SAP(8, heads=4, concat=False)
+    plain = SAP(8, heads=4, concat=False, residual='mean', size_scaler=None)
     same = plain(x2, index2, dim_size=2)
     assert torch.allclose(same[0], same[1], atol=1e-6)
     scaled = aggr(x2, index2, dim_size=2)

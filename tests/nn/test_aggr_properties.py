@@ -17,9 +17,10 @@ from tests.reference import backend, sap_reference
 
 # Normally initialised queries, so that the attention under test is not
 # uniform (an untrained layer with the default zero queries is mean pooling),
-# and the plain layer (1 head, no residual) unless a test asks otherwise.
+# and the plain layer (1 head, no residual, no size scaler) unless a test
+# asks otherwise.
 SAP = partial(SAPAggregation, heads=1, concat=True, residual=None,
-              query_init='normal')
+              size_scaler=None, query_init='normal')
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)
 
