@@ -212,8 +212,11 @@ def check_correctness(device: torch.device) -> None:
             heads = [torch.softmax(xb @ w_k[h].t() @ q[h] / math.sqrt(8), 0)
                      @ (xb @ w_v[h].t() + b_v[h]) for h in range(4)]
             ref = torch.cat(heads) if concat else torch.stack(heads).mean(0)
-            if aggr.residual == 'max':  # The default residual, projected.
-                res = xb.max(0).values
+            if aggr.size_scaler == 'log':
+                ref = ref * math.log1p(xb.size(0))
+            if aggr.residual is not None:  # Projected when widths differ.
+                res = {'sum': lambda t: t.sum(0), 'mean': lambda t: t.mean(0),
+                       'max': lambda t: t.max(0).values}[aggr.residual](xb)
                 if aggr.lin_residual is not None:
                     res = res @ aggr.lin_residual.weight.double().t()
                 ref = ref + res
