@@ -44,6 +44,7 @@ RESULTS = osp.join(osp.dirname(osp.realpath(__file__)), 'results')
 _default = SAPAggregation(8)
 #: What the ``sap h=k`` rows are: the layer's defaults, read from it.
 SAP_DEFAULTS = (f'concat={_default.concat}, residual={_default.residual!r}, '
+                f'size_scaler={_default.size_scaler!r}, '
                 f'query_init={_default.query_init!r}')
 
 
