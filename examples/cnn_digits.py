@@ -50,7 +50,7 @@ class DigitsCNN(Module):
         self.conv1 = Conv2d(1, channels, 3, padding=1)
         self.conv2 = Conv2d(channels, channels, 3, padding=1)
         self.readout = (SAPAggregation(channels, heads=heads, concat=True,
-                                       residual=None)
+                                       residual=None, size_scaler=None)
                         if pool == 'sap' else None)
         width = self.readout.output_channels if self.readout else channels
         self.lin = Linear(width, num_classes)

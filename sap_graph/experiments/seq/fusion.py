@@ -178,7 +178,7 @@ class FusionHead(torch.nn.Module):
             check_heads(heads, channels)
             self.sap = SAPAggregation(channels, channels // heads,
                                       heads=heads, concat=True, residual=None,
-                                      query_init='normal')
+                                      size_scaler=None, query_init='normal')
         elif fusion == 'concat':
             width = num_modalities * channels
         self.classifier = torch.nn.Sequential(

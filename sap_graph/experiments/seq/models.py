@@ -55,7 +55,7 @@ class TokenReadout(torch.nn.Module):
             check_heads(heads, channels)
             self.sap = SAPAggregation(channels, channels // heads,
                                       heads=heads, concat=True,
-                                      residual=None)
+                                      residual=None, size_scaler=None)
 
     def forward(self, h: Tensor, mask: Tensor,
                 return_attention_weights: bool = False):
