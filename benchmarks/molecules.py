@@ -56,11 +56,11 @@ SETS = {s.name: s for s in (
 
 #: The readouts: the simple ones, the learned baselines, the SAP default,
 #: its frozen-query control and the SAP candidates.
-CORE = ('sum', 'mean', 'max', 'set2set', 'sap', 'sap_frozen', 'sap_max',
-        'sap_max_frozen', 'sap_rezero')
+CORE = ('sum', 'mean', 'max', 'set2set', 'sap', 'sap_frozen', 'sap_log',
+        'sap_log_frozen', 'sap_rezero')
 #: Epochs per run (every readout, every set).
 EPOCHS = 20
-MORE = ('attention', 'set_transformer', 'sap_sum', 'sap_max_sharp',
+MORE = ('attention', 'set_transformer', 'sap_sum', 'sap_sharp',
         'sap_mean')
 
 

@@ -24,9 +24,9 @@ from sap_graph.experiments.compare.report import (
 
 #: The frozen-query control: never "the best SAP variant".
 DEFAULT = 'sap'
-#: The SAP default and the default of 0.2 and 0.3, each with its
+#: The SAP default and the size-aware candidate, each with its
 #: frozen-query control.
-CONTROLS = {'sap': 'sap_frozen', 'sap_max': 'sap_max_frozen'}
+CONTROLS = {'sap': 'sap_frozen', 'sap_log': 'sap_log_frozen'}
 
 
 def readouts_in(folder: str) -> List[str]:

@@ -19,14 +19,13 @@ CACHES = ('accuracy_cache', 'ablation_cache', 'enzymes_attr_cache')
 
 #: The layer's defaults in the versions the committed cells ran with
 #: (0.1: normally initialised queries, no residual; 0.2 and 0.3: zero
-#: queries and a residual to max pooling; 0.4: residual mean pooling and
-#: the log-size scaler), written out here independently of the table.
+#: queries and a residual to max pooling, kept in 0.4), written out here
+#: independently of the table.
 LAYER_DEFAULTS = {
     '0.1.0': {'query_init': 'normal', 'residual': None, 'size_scaler': None},
     '0.2.0': {'query_init': 'zeros', 'residual': 'max', 'size_scaler': None},
     '0.3.0': {'query_init': 'zeros', 'residual': 'max', 'size_scaler': None},
-    '0.4.0': {'query_init': 'zeros', 'residual': 'mean',
-              'size_scaler': 'log'},
+    '0.4.0': {'query_init': 'zeros', 'residual': 'max', 'size_scaler': None},
 }
 
 

@@ -95,13 +95,13 @@ class SAPAggregation(Aggregation):
         residual (str, optional): Adds :obj:`'sum'`, :obj:`'mean'` or
             :obj:`'max'` pooling of the node features (projected when
             :obj:`output_channels != in_channels`), or nothing (:obj:`None`);
-            :obj:`'sum'` makes the readout size-aware. (default: :obj:`'mean'`)
+            :obj:`'sum'` makes the readout size-aware. (default: :obj:`'max'`)
         query_init (str, optional): :obj:`'zeros'` (an untrained layer is
             mean pooling of the values) or :obj:`'normal'` (before 0.2).
             (default: :obj:`'zeros'`)
         size_scaler (str, optional): :obj:`'log'` scales the attention
             output by :math:`\log(1 + n_b)`, so that the readout counts
-            nodes; :obj:`None` keeps a weighted mean. (default: :obj:`'log'`)
+            nodes; :obj:`None` keeps a weighted mean. (default: :obj:`None`)
         rezero (bool, optional): Scales the attention output by a learned
             per-channel :math:`\boldsymbol{\gamma}` initialised to zero
             (ReZero, Bachlechner et al. 2021), so an untrained layer is its
@@ -130,9 +130,9 @@ class SAPAggregation(Aggregation):
         temperature: float = 1.0,
         learn_temperature: bool = False,
         gated: bool = False,
-        residual: Optional[str] = 'mean',
+        residual: Optional[str] = 'max',
         query_init: str = 'zeros',
-        size_scaler: Optional[str] = 'log',
+        size_scaler: Optional[str] = None,
         rezero: bool = False,
         **removed: object,
     ) -> None:
@@ -347,9 +347,9 @@ class SAPAggregation(Aggregation):
             extra += f', dropout={self.dropout}'
         for name, default in (('temperature', 1.0),
                               ('learn_temperature', False),
-                              ('gated', False), ('residual', 'mean'),
+                              ('gated', False), ('residual', 'max'),
                               ('query_init', 'zeros'),
-                              ('size_scaler', 'log'), ('rezero', False)):
+                              ('size_scaler', None), ('rezero', False)):
             if getattr(self, name) != default:
                 extra += f', {name}={getattr(self, name)!r}'
         return (f'{self.__class__.__name__}({self.in_channels}, '

@@ -18,7 +18,8 @@ from sap_graph.experiments.explain import attention_weights
 from sap_graph.experiments.models import load_checkpoint
 from sap_graph.experiments.train import TrainConfig, run
 
-READOUTS = ('max', 'sap', 'sap_frozen', 'sap_max_sharp', 'sap_max_frozen')
+READOUTS = ('max', 'sap', 'sap_frozen', 'sap_sharp', 'sap_log',
+            'sap_log_frozen')
 LRS = (0.01, 0.001)
 FOLDS = 7
 
@@ -94,7 +95,7 @@ def test_render_writes_both_datasets(tmp_path):
     for name, records, higher in (('A', acc, True), ('B', rmse, False)):
         section = text.split(f'## {name}\n')[1].split('\n## ')[0]
         for (design, control), (score, label) in itertools.product(
-                (('sap', 'sap_frozen'), ('sap_max_sharp', 'sap_max_frozen')),
+                (('sap', 'sap_frozen'), ('sap_log', 'sap_log_frozen')),
                 (('val', 'validation'), ('test', 'test'))):
             d, w, t, losses, p = _expected(records, higher, design,
                                            control)[score]
@@ -114,8 +115,7 @@ def checkpoints(tmp_path_factory):
     out = {}
     for name, kwargs in (('learned', {}), ('frozen', {'freeze_queries':
                                                       True}),
-                         ('sharp', {'residual': 'max', 'size_scaler': None,
-                                    'temperature': 0.1})):
+                         ('sharp', {'temperature': 0.1})):
         path = tmp_path_factory.mktemp(name) / 'sap.pt'
         run(TrainConfig(dataset='synthetic', readout='sap', heads=2,
                         readout_kwargs=kwargs, hidden_channels=8,
@@ -155,7 +155,7 @@ def test_sharpness_against_weights_graph_by_graph(checkpoints):
                 assert row['attended'] == pytest.approx(row['nodes'],
                                                         rel=1e-5)
         assert s['design'] == {'learned': 'sap', 'frozen': 'sap_frozen',
-                               'sharp': 'sap_max_sharp'}[name]
+                               'sharp': 'sap_sharp'}[name]
     learned = ac.checkpoint_sharpness(checkpoints['learned'])
     # Two epochs move the learned queries off uniform, a little.
     assert any(r['entropy_ratio'] < 1 - 2e-5 for r in learned['heads'])
@@ -166,8 +166,8 @@ def test_sharpness_is_rendered(tmp_path, checkpoints):
     ac.main(['--root', str(tmp_path), '--checkpoint',
              f"A={checkpoints['learned']}", f"A={checkpoints['sharp']}"])
     text = (tmp_path / 'attention_control.md').read_text()
-    assert 'no checkpoint measured' not in text
-    for design in ('sap', 'sap_max_sharp'):
+    for design in ('sap', 'sap_sharp'):
+        assert f'`{design}`: no checkpoint measured' not in text
         saved = json.loads(
             (tmp_path / 'A' / f'sharpness-{design}.json').read_text())
         section = text.split(f'trained `{design}` model')[1]
@@ -178,6 +178,6 @@ def test_sharpness_is_rendered(tmp_path, checkpoints):
         mean = statistics.fmean(r['entropy_ratio'] for r in saved['heads'])
         assert f'| `{design}` - `' in text and f'| {mean:.3f} |' in text
     assert '--readout sap --epochs 2' in text
-    assert ("--readout sap --readout_kwargs '{\"residual\": \"max\", "
-            "\"size_scaler\": null, \"temperature\": 0.1}' --epochs 2") in text
+    assert ("--readout sap --readout_kwargs '{\"temperature\": 0.1}' "
+            "--epochs 2") in text
     assert 'chosen on validation (fold_' in text

@@ -161,23 +161,23 @@ def test_run_keys_follow_the_readout_a_run_builds(tiny, tmp_path,
     from sap_graph.experiments.compare.api import prepare
 
     def digests():
-        _, plan, _ = prepare(tiny, ['sap', 'sap{"residual": "mean"}',
-                                    'sap{"residual": "max"}'], [0.01],
+        _, plan, _ = prepare(tiny, ['sap', 'sap{"residual": "max"}',
+                                    'sap{"residual": "mean"}'], [0.01],
                              dict(TINY), str(tmp_path / 'out'))
         return {r.variant: r.key.rsplit('-', 1)[1] for r in plan.runs
                 if r.unit == 'fold_0'}
 
     before = digests()
-    assert before['sap'] == before['sap{"residual": "mean"}']
-    assert before['sap'] != before['sap{"residual": "max"}']
+    assert before['sap'] == before['sap{"residual": "max"}']
+    assert before['sap'] != before['sap{"residual": "mean"}']
     init = SAPAggregation.__init__
     params = [p for p in inspect.signature(init).parameters.values()
               if p.default is not p.empty]
     monkeypatch.setattr(init, '__defaults__', tuple(
-        'max' if p.name == 'residual' else p.default for p in params))
+        'mean' if p.name == 'residual' else p.default for p in params))
     after = digests()
-    assert after['sap'] == after['sap{"residual": "max"}'] == before[
-        'sap{"residual": "max"}']
+    assert after['sap'] == after['sap{"residual": "mean"}'] == before[
+        'sap{"residual": "mean"}']
     assert after['sap'] != before['sap']
 
 
@@ -200,11 +200,10 @@ def test_sharp_variant_scales_the_scores_by_ten():
     from sap_graph.experiments.readouts import resolve_readout
     torch.manual_seed(0)
     sharp, _ = resolve_readout('sap', 8, **parse_variant(
-        'sap_max_sharp').options['readout_kwargs'])
+        'sap_sharp').options['readout_kwargs'])
     torch.manual_seed(0)
-    plain, _ = resolve_readout('sap', 8, **parse_variant(
-        'sap_max').options['readout_kwargs'])
-    assert (sharp.residual, sharp.size_scaler) == ('max', None)
+    plain, _ = resolve_readout('sap', 8)
+    assert (sharp.residual, sharp.size_scaler) == (plain.residual, None)
     # Same keys (same seed); the same non-zero queries.
     torch.nn.init.normal_(plain.query)
     sharp.query.data.copy_(plain.query.data)

@@ -45,9 +45,8 @@ def _v(name: str, readout: str, label: str, **options: Any) -> Variant:
     return Variant(name, readout, options, label)
 
 
-#: The options of the default of 0.2 and 0.3 (residual max pooling, no
-#: size scaler), spelled out so that the variants below keep their meaning.
-_MAX: Dict[str, Any] = {'residual': 'max', 'size_scaler': None}
+#: The size-aware candidate (residual mean pooling, log-size scaler).
+_LOG: Dict[str, Any] = {'residual': 'mean', 'size_scaler': 'log'}
 
 #: Every named variant, in report order.
 VARIANTS: Dict[str, Variant] = {v.name: v for v in (
@@ -59,29 +58,29 @@ VARIANTS: Dict[str, Variant] = {v.name: v for v in (
     _v('set_transformer', 'set_transformer',
        'PyG SetTransformerAggregation (4 heads)', heads=4),
     _v('gmt', 'gmt', 'PyG GraphMultisetTransformer (4 heads)', heads=4),
-    _v('sap', 'sap', 'SAP, the layer default (residual mean pooling, '
-       'log-size scaler)'),
+    _v('sap', 'sap', 'SAP, the layer default (residual max pooling)'),
     _v('sap_frozen', 'sap',
        'SAP default with its queries frozen at zero: uniform attention, '
-       'i.e. log(1 + n) x the mean of the values + mean pooling (control)',
+       'i.e. the mean of the values + max pooling (control)',
        readout_kwargs={'freeze_queries': True}),
-    _v('sap_max', 'sap', 'SAP, residual max pooling (the default of 0.2 '
-       'and 0.3)', readout_kwargs=dict(_MAX)),
-    _v('sap_max_frozen', 'sap',
-       'sap_max with its queries frozen at zero: the mean of the values + '
-       'max pooling (control)',
-       readout_kwargs={**_MAX, 'freeze_queries': True}),
-    _v('sap_max_sharp', 'sap',
-       'sap_max with its scores scaled by 10 (temperature 0.1): the '
+    _v('sap_sharp', 'sap',
+       'SAP default with its scores scaled by 10 (temperature 0.1): the '
        'queries move the weights 10 times faster',
-       readout_kwargs={**_MAX, 'temperature': 0.1}),
+       readout_kwargs={'temperature': 0.1}),
+    _v('sap_log', 'sap', 'SAP, residual mean pooling, log-size scaler',
+       readout_kwargs=dict(_LOG)),
+    _v('sap_log_frozen', 'sap',
+       'sap_log with its queries frozen at zero: log(1 + n) x the mean of '
+       'the values + mean pooling (control)',
+       readout_kwargs={**_LOG, 'freeze_queries': True}),
     _v('sap_mean', 'sap', 'SAP, residual mean pooling, no size scaler',
        readout_kwargs={'residual': 'mean', 'size_scaler': None}),
     _v('sap_sum', 'sap', 'SAP, residual sum pooling',
        readout_kwargs={'residual': 'sum', 'size_scaler': None}),
     _v('sap_rezero', 'sap',
-       'sap_max with the attention gated by a ReZero gamma',
-       readout_kwargs={**_MAX, 'rezero': True}),
+       'SAP default with the attention gated by a ReZero gamma',
+       readout_kwargs={'residual': 'max', 'size_scaler': None,
+                       'rezero': True}),
     _v('sap_none', 'sap', 'SAP without residual or size scaler (attention '
        'alone)', readout_kwargs={'residual': None, 'size_scaler': None}),
     _v('sap1', 'sap', 'SAP, one head', heads=1),
