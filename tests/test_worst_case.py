@@ -34,3 +34,40 @@ def test_deficits_and_choice_by_hand():
     pick, worst, _ = choose(deficit, ranks, names)
     assert worst[a] == pytest.approx(max((80 - 78) / s1, (60 - 59) / s2))
     assert pick == a  # B's worst (d2) is larger.
+
+
+def test_collapsed_counts_against_the_cells(tmp_path):
+    """The collapse guard of the choice, against a count made here from
+    the cells' files: a run collapsed when its final training loss is at
+    least 0.98 x the entropy of the dataset's class frequencies."""
+    import json
+    import math
+
+    from benchmarks import worst_case
+    from sap_graph.experiments.data.tu import TU_CLASS_COUNTS
+
+    counts = TU_CLASS_COUNTS['MUTAG']
+    prior = -sum(n / sum(counts) * math.log(n / sum(counts))
+                 for n in counts)
+    losses = {'sap_max': [0.1, 0.2], 'sap_log': [prior, 0.3],
+              'sap_log_lr1e-3': [0.99 * prior, 0.97 * prior],
+              'sap_rezero': [0.2, 0.1]}
+    expected = {}
+    for name, values in losses.items():
+        folder = tmp_path / 'grid' / 'MUTAG' / name
+        folder.mkdir(parents=True)
+        lr = 0.001 if name.endswith('lr1e-3') else 0.01
+        for k, loss in enumerate(values):
+            (folder / f'fold_{k}.json').write_text(json.dumps({
+                'val': 0.5, 'test': 0.5, 'final_train_loss': loss,
+                'config': {'lr': lr}}))
+        base = name.replace('_lr1e-3', '')
+        hit = sum(v >= 0.98 * prior for v in values)
+        old = expected.get(base, (0, 0))
+        expected[base] = (old[0] + hit, old[1] + len(values))
+    (tmp_path / 'empty').mkdir()
+    got = worst_case.collapsed(str(tmp_path / 'grid'),
+                               str(tmp_path / 'empty'), [])
+    names = {g: c for c, (g, _) in worst_case.CANDIDATES.items()}
+    assert {names[g]: v for g, v in expected.items()} == got
+    assert got[names['sap_log']] == (2, 4)
