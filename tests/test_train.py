@@ -225,11 +225,8 @@ def test_diversity_flag_reaches_the_readout_and_the_loss(tmp_path):
 
 def test_regularized_sap_adds_the_functions_of_alpha():
     from sap_graph import SAPAggregation
-    from sap_graph.experiments.readouts import (
-        RegularizedSAP,
-        aux_loss,
-        resolve_readout,
-    )
+    from sap_graph.experiments.readouts import resolve_readout
+    from sap_graph.experiments.regularized import RegularizedSAP, aux_loss
 
     readout, width = resolve_readout('sap', 6, heads=3, diversity=0.5,
                                      entropy=-0.2)

@@ -12,101 +12,41 @@ never hard-codes a size:
     readout, width = resolve_readout('sap', 64, heads=4, concat=True)  # 256
     readout, width = resolve_readout('set2set', 64)        # width == 128
 
-Every option has a type in :obj:`READOUTS` (:func:`size`: a positive
-integer, :func:`flag`: a boolean, :func:`positive`, :func:`probability`,
-...), checked before the readout is built, so that :obj:`{"k": 0}` or
-:obj:`{"rezero": "false"}` is an error, not a readout that means something
-else. :func:`readout_size` counts a readout's parameters without
-allocating them.
+Every option has a type in :obj:`READOUTS` (the checks of
+:mod:`~sap_graph.experiments.option_types`: a positive integer, a boolean,
+a probability, ...), checked before the readout is built, so that
+:obj:`{"k": 0}` or :obj:`{"rezero": "false"}` is an error, not a readout
+that means something else. :func:`readout_size` counts a readout's
+parameters without allocating them.
 """
 from __future__ import annotations
 
 import inspect
 import itertools
-import math
 from dataclasses import dataclass
-from numbers import Integral, Real
-from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, Tuple, Union
 
 import torch
-from torch import Tensor
 from torch.nn import Linear, ReLU, Sequential
 from torch_geometric.nn import aggr as pyg_aggr
 from torch_geometric.nn.aggr import Aggregation
 
+from sap_graph.experiments.option_types import (
+    Check,
+    flag,
+    number,
+    one_of,
+    optional,
+    positive,
+    probability,
+    size,
+)
+from sap_graph.experiments.regularized import RegularizedSAP
 from sap_graph.nn.aggr import SAPAggregation
-from sap_graph.ops.torch import index_from_ptr
-from sap_graph.regularizers import weighted_penalty
 
 
 class UnknownReadoutError(ValueError):
     r"""Raised for a readout name that is not in the registry."""
-
-
-# Option types #############################################################
-# A check takes the option's name and value and raises a ValueError naming
-# both when the value is not of the option's type.
-
-Check = Callable[[str, Any], None]
-
-
-def size(name: str, value: Any) -> None:
-    r"""A positive integer (not a boolean, not :obj:`2.0`)."""
-    if (isinstance(value, bool) or not isinstance(value, Integral)
-            or value < 1):
-        raise ValueError(f"'{name}' must be a positive integer "
-                         f"(got {value!r})")
-
-
-def flag(name: str, value: Any) -> None:
-    r"""A boolean (JSON :obj:`true`/:obj:`false`, not :obj:`"false"`)."""
-    if not isinstance(value, bool):
-        raise ValueError(f"'{name}' must be a boolean, true or false "
-                         f"(got {value!r})")
-
-
-def _finite(name: str, value: Any) -> float:
-    if (isinstance(value, bool) or not isinstance(value, Real)
-            or not math.isfinite(value)):
-        raise ValueError(f"'{name}' must be a finite number "
-                         f"(got {value!r})")
-    return float(value)
-
-
-def number(name: str, value: Any) -> None:
-    r"""A finite number."""
-    _finite(name, value)
-
-
-def positive(name: str, value: Any) -> None:
-    r"""A finite number :math:`> 0`."""
-    if not _finite(name, value) > 0:
-        raise ValueError(f"'{name}' must be positive (got {value!r})")
-
-
-def probability(name: str, value: Any) -> None:
-    r"""A dropout probability in :math:`[0, 1)`."""
-    if not 0 <= _finite(name, value) < 1:
-        raise ValueError(f"'{name}' must be in [0, 1) (got {value!r})")
-
-
-def optional(check: Check) -> Check:
-    r""":obj:`None` or what :obj:`check` accepts."""
-    def optional_check(name: str, value: Any) -> None:
-        if value is not None:
-            check(name, value)
-    return optional_check
-
-
-def one_of(*choices: Any) -> Check:
-    r"""One of :obj:`choices`, of the same type (:obj:`1` is not
-    :obj:`True`)."""
-    def choice(name: str, value: Any) -> None:
-        if not any(type(value) is type(c) and value == c for c in choices):
-            raise ValueError(f"'{name}' must be one of "
-                             f"{', '.join(map(repr, choices))} "
-                             f"(got {value!r})")
-    return choice
 
 
 @dataclass(frozen=True)
@@ -191,63 +131,6 @@ def _gmt(channels: int, heads: int = 1, k: int = 4,
 def _sort(channels: int, k: int = 10) -> Tuple[Aggregation, int]:
     return pyg_aggr.SortAggregation(k=k), k * channels
 
-
-class RegularizedSAP(SAPAggregation):
-    r""":class:`~sap_graph.SAPAggregation` whose training forwards keep
-    :math:`\lambda_d \, \mathrm{diversity\_penalty}(\alpha) +
-    \lambda_e \, \mathrm{attention\_entropy}(\alpha)` as
-    :obj:`aux_loss`, which the training loop adds to the task loss
-    (:func:`aux_loss`): the regularisers are plain functions of
-    the attention weights (:mod:`sap_graph.regularizers`), added here by
-    the harness (``sap-graph train --diversity/--entropy``), not by the
-    layer. Parameters and state dict are those of the layer.
-
-    Args:
-        in_channels (int): Input width, as for the layer.
-        diversity (float): Weight :math:`\lambda_d`.
-        entropy (float): Weight :math:`\lambda_e`.
-        **kwargs: Options of :class:`~sap_graph.SAPAggregation`.
-    """
-
-    def __init__(self, in_channels: int, diversity: float = 0.0,
-                 entropy: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(in_channels, **kwargs)
-        self.diversity_weight = float(diversity)
-        self.entropy_weight = float(entropy)
-
-    def forward(self, x: Tensor, index: Optional[Tensor] = None,
-                ptr: Optional[Tensor] = None, dim_size: Optional[int] = None,
-                dim: int = -2, **kwargs: Any) -> Any:
-        weights = kwargs.pop('return_attention_weights', False)
-        out, alpha = super().forward(x, index, ptr, dim_size, dim,
-                                     return_attention_weights=True, **kwargs)
-        self.aux_loss = None
-        if self.training and x.dim() == 2:
-            assert dim_size is not None
-            if index is None:
-                index = index_from_ptr(ptr, x.size(0))
-            self.aux_loss = weighted_penalty(alpha, index, dim_size,
-                                             self.diversity_weight,
-                                             self.entropy_weight)
-        return (out, alpha) if weights else out
-
-    def __repr__(self) -> str:
-        return (super().__repr__()[:-1] +
-                f', diversity={self.diversity_weight}, '
-                f'entropy={self.entropy_weight})')
-
-
-def aux_loss(model: torch.nn.Module) -> Optional[Tensor]:
-    r"""Sums the :obj:`aux_loss` tensors that submodules (a
-    :class:`RegularizedSAP`) kept in their last training forward, or
-    :obj:`None` when there are none. The training loop adds it to the task
-    loss."""
-    total: Optional[Tensor] = None
-    for module in model.modules():
-        value = getattr(module, 'aux_loss', None)
-        if isinstance(value, Tensor):
-            total = value if total is None else total + value
-    return total
 
 
 def _sap(channels: int, freeze_queries: bool = False,

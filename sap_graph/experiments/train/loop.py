@@ -30,7 +30,7 @@ from sap_graph.experiments.checkpoint import (
     get_rng_state,
     set_rng_state,
 )
-from sap_graph.experiments.readouts import aux_loss
+from sap_graph.experiments.regularized import aux_loss
 from sap_graph.experiments.train.config import (
     ConfigError,
     TrainConfig,
@@ -73,7 +73,7 @@ def train_epoch(model: Module, loader: Any,
                 task_type: str = 'multiclass') -> float:
     r"""Trains one epoch and returns the mean task loss per graph
     (auxiliary losses of the model, see
-    :func:`sap_graph.experiments.readouts.aux_loss`, are
+    :func:`sap_graph.experiments.regularized.aux_loss`, are
     optimised too but not included).
 
     Under :obj:`torchrun` (see :mod:`sap_graph.experiments.distributed`), the

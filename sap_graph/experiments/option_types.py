@@ -1,0 +1,77 @@
+r"""The types of readout options: a check takes an option's name and value
+and raises a :class:`ValueError` naming both when the value is not of
+the option's type, so that :obj:`{"k": 0}` or :obj:`{"rezero": "false"}`
+is an error, not a readout that means something else
+(:data:`~sap_graph.experiments.readouts.READOUTS` gives each option its
+check).
+"""
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any, Callable
+
+Check = Callable[[str, Any], None]
+
+
+def size(name: str, value: Any) -> None:
+    r"""A positive integer (not a boolean, not :obj:`2.0`)."""
+    if (isinstance(value, bool) or not isinstance(value, Integral)
+            or value < 1):
+        raise ValueError(f"'{name}' must be a positive integer "
+                         f"(got {value!r})")
+
+
+def flag(name: str, value: Any) -> None:
+    r"""A boolean (JSON :obj:`true`/:obj:`false`, not :obj:`"false"`)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"'{name}' must be a boolean, true or false "
+                         f"(got {value!r})")
+
+
+def _finite(name: str, value: Any) -> float:
+    if (isinstance(value, bool) or not isinstance(value, Real)
+            or not math.isfinite(value)):
+        raise ValueError(f"'{name}' must be a finite number "
+                         f"(got {value!r})")
+    return float(value)
+
+
+def number(name: str, value: Any) -> None:
+    r"""A finite number."""
+    _finite(name, value)
+
+
+def positive(name: str, value: Any) -> None:
+    r"""A finite number :math:`> 0`."""
+    if not _finite(name, value) > 0:
+        raise ValueError(f"'{name}' must be positive (got {value!r})")
+
+
+def probability(name: str, value: Any) -> None:
+    r"""A dropout probability in :math:`[0, 1)`."""
+    if not 0 <= _finite(name, value) < 1:
+        raise ValueError(f"'{name}' must be in [0, 1) (got {value!r})")
+
+
+def optional(check: Check) -> Check:
+    r""":obj:`None` or what :obj:`check` accepts."""
+    def optional_check(name: str, value: Any) -> None:
+        if value is not None:
+            check(name, value)
+    return optional_check
+
+
+def one_of(*choices: Any) -> Check:
+    r"""One of :obj:`choices`, of the same type (:obj:`1` is not
+    :obj:`True`)."""
+    def choice(name: str, value: Any) -> None:
+        if not any(type(value) is type(c) and value == c for c in choices):
+            raise ValueError(f"'{name}' must be one of "
+                             f"{', '.join(map(repr, choices))} "
+                             f"(got {value!r})")
+    return choice
+
+
+__all__ = ['Check', 'flag', 'number', 'one_of', 'optional', 'positive',
+           'probability', 'size']

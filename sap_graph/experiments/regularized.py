@@ -1,0 +1,76 @@
+r"""SAP with the attention regularisers of the training harness
+(``sap-graph train --diversity/--entropy``): the layer keeps no loss of
+its own; :class:`RegularizedSAP` keeps one per training forward, and the
+training loop adds :func:`aux_loss` of the model to the task loss.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+from sap_graph.nn.aggr import SAPAggregation
+from sap_graph.ops.torch import index_from_ptr
+from sap_graph.regularizers import weighted_penalty
+
+
+class RegularizedSAP(SAPAggregation):
+    r""":class:`~sap_graph.SAPAggregation` whose training forwards keep
+    :math:`\lambda_d \, \mathrm{diversity\_penalty}(\alpha) +
+    \lambda_e \, \mathrm{attention\_entropy}(\alpha)` as
+    :obj:`aux_loss`, which the training loop adds to the task loss
+    (:func:`aux_loss`): the regularisers are plain functions of
+    the attention weights (:mod:`sap_graph.regularizers`), added here by
+    the harness (``sap-graph train --diversity/--entropy``), not by the
+    layer. Parameters and state dict are those of the layer.
+
+    Args:
+        in_channels (int): Input width, as for the layer.
+        diversity (float): Weight :math:`\lambda_d`.
+        entropy (float): Weight :math:`\lambda_e`.
+        **kwargs: Options of :class:`~sap_graph.SAPAggregation`.
+    """
+
+    def __init__(self, in_channels: int, diversity: float = 0.0,
+                 entropy: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(in_channels, **kwargs)
+        self.diversity_weight = float(diversity)
+        self.entropy_weight = float(entropy)
+
+    def forward(self, x: Tensor, index: Optional[Tensor] = None,
+                ptr: Optional[Tensor] = None, dim_size: Optional[int] = None,
+                dim: int = -2, **kwargs: Any) -> Any:
+        weights = kwargs.pop('return_attention_weights', False)
+        out, alpha = super().forward(x, index, ptr, dim_size, dim,
+                                     return_attention_weights=True, **kwargs)
+        self.aux_loss = None
+        if self.training and x.dim() == 2:
+            assert dim_size is not None
+            if index is None:
+                index = index_from_ptr(ptr, x.size(0))
+            self.aux_loss = weighted_penalty(alpha, index, dim_size,
+                                             self.diversity_weight,
+                                             self.entropy_weight)
+        return (out, alpha) if weights else out
+
+    def __repr__(self) -> str:
+        return (super().__repr__()[:-1] +
+                f', diversity={self.diversity_weight}, '
+                f'entropy={self.entropy_weight})')
+
+
+def aux_loss(model: torch.nn.Module) -> Optional[Tensor]:
+    r"""Sums the :obj:`aux_loss` tensors that submodules (a
+    :class:`RegularizedSAP`) kept in their last training forward, or
+    :obj:`None` when there are none. The training loop adds it to the task
+    loss."""
+    total: Optional[Tensor] = None
+    for module in model.modules():
+        value = getattr(module, 'aux_loss', None)
+        if isinstance(value, Tensor):
+            total = value if total is None else total + value
+    return total
+
+
+__all__ = ['RegularizedSAP', 'aux_loss']
