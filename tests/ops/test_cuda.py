@@ -324,31 +324,30 @@ def test_triton_matches_torch_path(monkeypatch, heads, channels, config,
     assert (got[0][:, empty] == 0).all() and (got[2][:, empty] == 0).all()
 
 
-@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
-def test_triton_half_precision(dtype):
+def _triton_against_float64(sizes, channels, dtype=torch.float32,
+                            tol=(1e-4, 1e-5)):
+    """Triton's pooled output, weights, weight sums and gradients against
+    the PyTorch path's in float64 on the same batch."""
     tri = triton_module()
-    x, w, index, ptr, num_graphs = core_batch(TRITON_SIZES, 33, 4, dtype)
+    x, w, index, ptr, num_graphs = core_batch(sizes, channels, 4, dtype)
     seg = _ops.Segments(index, ptr, num_graphs, 4)
     got = core_grads(lambda x, w: tri.SAPTritonFunction.apply(x, w, seg),
                      x, w)
     ref = core_grads(lambda x, w: _ops.SAPPoolFunction.apply(
         x, w, None, seg, 0.0), x.double(), w.double())
     for a, b in zip(got, ref, strict=True):
-        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
+        torch.testing.assert_close(a, b, rtol=tol[0], atol=tol[1])
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_triton_half_precision(dtype):
+    _triton_against_float64(TRITON_SIZES, 33, dtype, tol=(2e-2, 2e-2))
 
 
 def test_triton_one_huge_graph():
     """200,000 nodes in one graph next to small ones: split over many
     programs, combined with the second kernel."""
-    tri = triton_module()
-    x, w, index, ptr, num_graphs = core_batch([3, 200_000, 0, 5], 64, 4)
-    seg = _ops.Segments(index, ptr, num_graphs, 4)
-    got = core_grads(lambda x, w: tri.SAPTritonFunction.apply(x, w, seg),
-                     x, w)
-    ref = core_grads(lambda x, w: _ops.SAPPoolFunction.apply(
-        x, w, None, seg, 0.0), x.double(), w.double())
-    for a, b in zip(got, ref, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    _triton_against_float64([3, 200_000, 0, 5], 64)
 
 
 def test_triton_is_dispatched(monkeypatch):
