@@ -26,9 +26,10 @@ import os
 import os.path as osp
 import statistics
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .render.load import (
+    Cells,
     apply_overrides,
     load_cache,
     select_learning_rate,
@@ -48,11 +49,21 @@ ONE_RATE = ('DD', 'REDDIT-BINARY', 'ogbg-molhiv')
 Scores = Dict[str, Dict[str, List[float]]]
 
 
-def grid_scores(cache: str, select_from: str,
-                overrides: Sequence[Tuple[str, str]],
-                score: str = 'val') -> Scores:
-    cells = apply_overrides({**load_cache(cache), **load_cache(select_from)},
-                            overrides)
+def grid_cells(cache: str = osp.join(RESULTS, 'accuracy_cache'),
+               select_from: str = osp.join(RESULTS, 'ablation_cache'),
+               overrides: Sequence[Tuple[str, str]] = (
+                   ('ENZYMES', osp.join(RESULTS, 'enzymes_attr_cache')),)
+               ) -> Cells:
+    """The grid's cells at both learning rates (ENZYMES with its node
+    attributes), read once."""
+    return apply_overrides({**load_cache(cache), **load_cache(select_from)},
+                           list(overrides))
+
+
+def grid_scores(cells: Cells, score: str = 'val') -> Scores:
+    """Per dataset and readout, the per-fold :obj:`score` ('val' or
+    'test') of the runs chosen on validation (one rate on DD,
+    REDDIT-BINARY and ogbg-molhiv)."""
     chosen = select_learning_rate(cells)
     names = set(SIMPLE) | {g for g, _ in CANDIDATES.values()}
     out: Scores = {}
@@ -65,10 +76,11 @@ def grid_scores(cache: str, select_from: str,
     return out
 
 
-def molecule_scores(folder: str, data: str, score: str = 'val') -> Scores:
-    from .molecules import SETS, render_results
+def molecule_scores(results: Dict[str, Any], score: str = 'val') -> Scores:
+    """The same from the MoleculeNet comparisons :obj:`results` (set name
+    -> :class:`~sap_graph.experiments.compare.ComparisonResult`)."""
     out: Scores = {}
-    for name, res in render_results(list(SETS), data).items():
+    for name, res in results.items():
         sign = 1.0 if res.higher_is_better else -1.0
         scale = 100.0 if res.metric in ('acc', 'rocauc') else 1.0
         names = {r.readout for r in res.rows}
@@ -115,14 +127,10 @@ def common(deficit: Dict[Tuple[str, str], float],
     return [d for d in sets if all((c, d) in deficit for c in candidates)]
 
 
-def collapsed(cache: str, select_from: str,
-              overrides: Sequence[Tuple[str, str]]) -> Dict[str, Tuple[int,
-                                                                  int]]:
+def collapsed(cells: Cells) -> Dict[str, Tuple[int, int]]:
     """Per candidate: its grid runs (both learning rates, every TU set)
     whose final training loss stayed at the class prior (collapsed), and
     all its grid runs with a recorded loss."""
-    cells = apply_overrides({**load_cache(cache), **load_cache(select_from)},
-                            overrides)
     frame = collapsed_folds(cells)
     out = {}
     for c, (g, _) in CANDIDATES.items():
@@ -133,10 +141,13 @@ def collapsed(cache: str, select_from: str,
 
 def choose(deficit: Dict[Tuple[str, str], float],
            ranks: Dict[Tuple[str, str], float],
-           candidates: Sequence[str] = tuple(CANDIDATES)
+           candidates: Sequence[str] = tuple(CANDIDATES),
+           eligible: Optional[Sequence[str]] = None
            ) -> Tuple[str, Dict, Dict]:
-    """The candidate with the smallest worst deficit over the datasets
-    where every candidate has results (ties: average validation rank)."""
+    """The :obj:`eligible` candidate (default: any) with the smallest worst
+    deficit over the datasets where every candidate has results (ties:
+    average validation rank), and every candidate's worst deficit and
+    average rank there."""
     sets = set(common(deficit, candidates))
     worst: Dict[str, float] = {}
     avg: Dict[str, float] = {}
@@ -145,22 +156,19 @@ def choose(deficit: Dict[Tuple[str, str], float],
                        if cc == c and d in sets)
         avg[c] = statistics.fmean(v for (cc, d), v in ranks.items()
                                   if cc == c and d in sets)
-    pick = min(candidates, key=lambda c: (round(worst[c], 6), avg[c]))
+    pick = min(candidates if eligible is None else eligible,
+               key=lambda c: (round(worst[c], 6), avg[c]))
     return pick, worst, avg
 
 
-def test_section(pick: str, data: str) -> List[str]:
+def test_section(pick: str, grid: Scores, mol: Scores) -> List[str]:
     """Each candidate's *test* deficit to the best of sum / mean / max by
-    test score, in that readout's test standard deviations: read after
-    the choice of :obj:`pick`, never used by it (issue 25's goal: within
-    one standard deviation on every dataset)."""
-    grid = grid_scores(osp.join(RESULTS, 'accuracy_cache'),
-                       osp.join(RESULTS, 'ablation_cache'),
-                       [('ENZYMES', osp.join(RESULTS, 'enzymes_attr_cache'))],
-                       score='test')
-    mol = molecule_scores(osp.join(RESULTS, 'molecules'), data, 'test')
-    sets = [d for d in (*grid, *mol)
-            if all(r in {**grid, **mol}[d] for r in SIMPLE)]
+    test score (:obj:`grid`, :obj:`mol`: test scores), in that readout's
+    test standard deviations: read after the choice of :obj:`pick`, never
+    used by it (issue 25's goal: within one standard deviation on every
+    dataset)."""
+    scores = {**grid, **mol}
+    sets = [d for d, by in scores.items() if all(r in by for r in SIMPLE)]
     lines = [
         '## Test deficits (read after the choice)', '',
         f'Chosen: `{pick}`. Test deficit of each candidate to the best of '
@@ -172,13 +180,13 @@ def test_section(pick: str, data: str) -> List[str]:
         '|---|' + '--:|' * (len(sets) + 1)]
     best_row = []
     for d in sets:
-        by = {**grid, **mol}[d]
+        by = scores[d]
         best_row.append(max(SIMPLE, key=lambda r: statistics.fmean(by[r])))
     lines.append('| best simple (test) | ' + ' | '.join(best_row) + ' | |')
     for c, (g, m) in CANDIDATES.items():
         cells, mine = [], {}
         for d, b in zip(sets, best_row, strict=True):
-            by = {**grid, **mol}[d]
+            by = scores[d]
             name = g if d in grid else m
             if name not in by:
                 cells.append('')
@@ -200,24 +208,21 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                    'data')))
     parser.add_argument('--out', default=osp.join(RESULTS, 'worst_case.md'))
     args = parser.parse_args(argv)
-    grid = grid_scores(osp.join(RESULTS, 'accuracy_cache'),
-                       osp.join(RESULTS, 'ablation_cache'),
-                       [('ENZYMES', osp.join(RESULTS, 'enzymes_attr_cache'))])
-    mol = molecule_scores(osp.join(RESULTS, 'molecules'), args.data)
+    from .molecules import SETS, render_results
+    cells = grid_cells()
+    results = render_results(list(SETS), args.data)
+    grid, mol = grid_scores(cells), molecule_scores(results)
     d_grid, best_g, rank_g = deficits(grid, {c: g for c, (g, _) in
                                              CANDIDATES.items()})
     d_mol, best_m, rank_m = deficits(mol, {c: m for c, (_, m) in
                                            CANDIDATES.items()})
     deficit, best, ranks = ({**d_grid, **d_mol}, {**best_g, **best_m},
                             {**rank_g, **rank_m})
-    pick, worst, avg = choose(deficit, ranks)
-    fails = collapsed(osp.join(RESULTS, 'accuracy_cache'),
-                      osp.join(RESULTS, 'ablation_cache'),
-                      [('ENZYMES', osp.join(RESULTS, 'enzymes_attr_cache'))])
     # A default must train at either grid rate: candidates with collapsed
     # runs are not eligible (as the sum residual was not in 0.2).
-    eligible = [c for c in CANDIDATES if fails[c][0] == 0]
-    pick = min(eligible, key=lambda c: (round(worst[c], 6), avg[c]))
+    fails = collapsed(cells)
+    pick, worst, avg = choose(deficit, ranks, eligible=[
+        c for c in CANDIDATES if fails[c][0] == 0])
     chosen_on = common(deficit)
     sets = list(best)
     left = [d for d in (*grid, *mol) if d not in best]
@@ -263,7 +268,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if left:
         lines += ['Left out (no complete result of sum / mean / max and '
                   'a candidate): ' + ', '.join(left) + '.', '']
-    lines += test_section(pick, args.data)
+    lines += test_section(pick, grid_scores(cells, 'test'),
+                          molecule_scores(results, 'test'))
     text = '\n'.join(lines)
     with open(args.out, 'w') as f:
         f.write(text)

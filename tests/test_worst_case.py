@@ -66,8 +66,8 @@ def test_collapsed_counts_against_the_cells(tmp_path):
         old = expected.get(base, (0, 0))
         expected[base] = (old[0] + hit, old[1] + len(values))
     (tmp_path / 'empty').mkdir()
-    got = worst_case.collapsed(str(tmp_path / 'grid'),
-                               str(tmp_path / 'empty'), [])
+    got = worst_case.collapsed(worst_case.grid_cells(
+        str(tmp_path / 'grid'), str(tmp_path / 'empty'), ()))
     names = {g: c for c, (g, _) in worst_case.CANDIDATES.items()}
     assert {names[g]: v for g, v in expected.items()} == got
     assert got[names['sap_log']] == (2, 4)
