@@ -44,13 +44,13 @@ import shlex
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence
 
+from sap_graph.experiments.compare.variants import CONTROLS
+
 HERE = osp.dirname(osp.realpath(__file__))
 RESULTS = osp.join(HERE, 'results', 'attention')
 MOLECULES = osp.join(HERE, 'results', 'molecules')
 #: Each attention design and its frozen-query control.
-DESIGNS: Dict[str, str] = {'sap': 'sap_frozen',
-                           'sap_sharp': 'sap_frozen',
-                           'sap_log': 'sap_log_frozen'}
+DESIGNS: Dict[str, str] = CONTROLS
 
 
 def load_records(folder: str) -> List[Dict[str, Any]]:

@@ -21,12 +21,13 @@ from sap_graph.experiments.compare.report import (
     PairedTest,
     paired_test,
 )
+from sap_graph.experiments.compare.variants import CONTROLS as VARIANT_CONTROLS
 
 #: The frozen-query control: never "the best SAP variant".
 DEFAULT = 'sap'
 #: The SAP default and the size-aware candidate, each with its
 #: frozen-query control.
-CONTROLS = {'sap': 'sap_frozen', 'sap_log': 'sap_log_frozen'}
+CONTROLS = {d: VARIANT_CONTROLS[d] for d in (DEFAULT, 'sap_log')}
 
 
 def readouts_in(folder: str) -> List[str]:

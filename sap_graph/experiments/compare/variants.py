@@ -86,6 +86,11 @@ VARIANTS: Dict[str, Variant] = {v.name: v for v in (
     _v('sap1', 'sap', 'SAP, one head', heads=1),
 )}
 
+#: The frozen-query control of each attention design: the same layer with
+#: its queries frozen at zero (uniform weights).
+CONTROLS: Dict[str, str] = {'sap': 'sap_frozen', 'sap_sharp': 'sap_frozen',
+                            'sap_log': 'sap_log_frozen'}
+
 #: What :obj:`sap-graph compare` runs without :obj:`--readouts`.
 DEFAULT_READOUTS = ('sum', 'mean', 'max', 'set2set', 'sap')
 
@@ -141,5 +146,5 @@ def parse_variants(texts: Sequence[Union[str, Variant]]) -> List[Variant]:
     return out
 
 
-__all__ = ['DEFAULT_READOUTS', 'VARIANTS', 'Variant', 'parse_variant',
-           'parse_variants']
+__all__ = ['CONTROLS', 'DEFAULT_READOUTS', 'VARIANTS', 'Variant',
+           'parse_variant', 'parse_variants']
