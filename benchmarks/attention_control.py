@@ -78,7 +78,8 @@ def control_comparison(records: Sequence[Dict[str, Any]], name: str,
     Returns:
         A dict: :obj:`'result'` (the
         :class:`~sap_graph.experiments.compare.ComparisonResult` of all
-        readouts), :obj:`'val'` and :obj:`'test'` (the
+        readouts), :obj:`'units'` (the folds it pairs), :obj:`'val'` and
+        :obj:`'test'` (the
         :class:`~sap_graph.experiments.compare.PairedTest` of sap minus
         control on validation and on test scores), :obj:`'lrs'` (how
         often each learning rate was chosen for :obj:`sap`) and
@@ -86,7 +87,7 @@ def control_comparison(records: Sequence[Dict[str, Any]], name: str,
         them at every learning rate).
     """
     from sap_graph.experiments.compare import parse_variant
-    from sap_graph.experiments.compare.report import paired_test, summarise
+    from sap_graph.experiments.compare.report import summarise
     from sap_graph.experiments.train.metrics import METRICS
 
     names = list(dict.fromkeys(r['readout'] for r in records))
@@ -113,14 +114,22 @@ def control_comparison(records: Sequence[Dict[str, Any]], name: str,
     result = summarise(records, [parse_variant(n) for n in names], units,
                        {'name': name}, metric, higher, 'kfold', {},
                        len(records))
-    on_val = {k: {**r, 'test': r['val']} for k, r in result.selected.items()}
-    return {
-        'result': result,
-        'val': paired_test(on_val, sap, control, units, higher),
-        'test': paired_test(result.selected, sap, control, units, higher),
-        'lrs': Counter(result.row(sap).lrs.values()),
-        'unfinished': [u for u in every if u not in units],
-    }
+    return pair({'result': result, 'units': units,
+                 'unfinished': [u for u in every if u not in units]},
+                sap, control)
+
+
+def pair(cmp: Dict[str, Any], sap: str, control: str) -> Dict[str, Any]:
+    """:obj:`cmp` (a :func:`control_comparison`) with :obj:`sap` paired
+    with :obj:`control` instead, from the same chosen runs."""
+    from sap_graph.experiments.compare.report import paired_test
+    res, units = cmp['result'], cmp['units']
+    higher = res.higher_is_better
+    on_val = {k: {**r, 'test': r['val']} for k, r in res.selected.items()}
+    return {**cmp,
+            'val': paired_test(on_val, sap, control, units, higher),
+            'test': paired_test(res.selected, sap, control, units, higher),
+            'lrs': Counter(res.row(sap).lrs.values())}
 
 
 def checkpoint_sharpness(checkpoint: str) -> Dict[str, Any]:
@@ -322,11 +331,13 @@ def render(folders: Sequence[str]) -> str:
         name = osp.basename(osp.normpath(folder))
         records = load_records(folder)
         present = {r['readout'] for r in records}
-        cmps = {d: control_comparison(records, name, sap=d, control=c)
-                for d, c in DESIGNS.items() if {d, c} <= present}
-        if not cmps:
+        pairs = [(d, c) for d, c in DESIGNS.items() if {d, c} <= present]
+        if not pairs:
             raise ValueError(f"{name}: no design with its control among "
                              f"its readouts")
+        # One choice of runs per folder, paired once per design.
+        first = control_comparison(records, name, *pairs[0])
+        cmps = {d: pair(first, d, c) for d, c in pairs}
         sharp = read_sharpness(folder)
         measured += [(name, d) for d in cmps if d in sharp]
         sections += dataset_section(name, cmps, sharp,
