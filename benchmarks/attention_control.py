@@ -40,11 +40,17 @@ import json
 import os
 import os.path as osp
 import re
-import shlex
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence
 
 from sap_graph.experiments.compare.variants import CONTROLS
+
+from .attention_sharpness import (
+    checkpoint_sharpness,
+    mean_head,
+    read_sharpness,
+    sharpness_table,
+)
 
 HERE = osp.dirname(osp.realpath(__file__))
 RESULTS = osp.join(HERE, 'results', 'attention')
@@ -132,49 +138,6 @@ def pair(cmp: Dict[str, Any], sap: str, control: str) -> Dict[str, Any]:
             'lrs': Counter(res.row(sap).lrs.values())}
 
 
-def checkpoint_sharpness(checkpoint: str) -> Dict[str, Any]:
-    """Per head, how sharp the attention of a ``sap-graph train
-    --checkpoint`` model is over every graph of its dataset, with the
-    model's training budget and its design (:data:`DESIGNS`)."""
-    from sap_graph.experiments.checkpoint import read_checkpoint
-    from sap_graph.experiments.explain import (
-        attention_sharpness,
-        attention_statistics,
-        load_explained,
-    )
-    state = read_checkpoint(checkpoint)
-    train = state['config'].get('train') or {}
-    design = design_of(train)
-    model, task = load_explained(checkpoint)
-    rows = attention_sharpness(attention_statistics(model, task.dataset))
-    selected = state['config'].get('selected') or {}
-    keep = ('dataset', 'readout', 'heads', 'readout_kwargs', 'epochs', 'lr',
-            'lr_step', 'folds', 'seeds', 'seed', 'hidden_channels',
-            'num_layers', 'smiles_column', 'targets')
-    return {'dataset': task.name, 'design': design, 'heads': rows,
-            'train': {k: train.get(k) for k in keep},
-            'selected': {k: selected.get(k) for k in (
-                'fold', 'unit', 'best_epoch', f'val_{task.metric}',
-                f'test_{task.metric}')}}
-
-
-def design_of(train: Dict[str, Any]) -> str:
-    """The design (:data:`DESIGNS`, or a control) a checkpoint's training
-    options build (compared with the defaults filled in)."""
-    from sap_graph.experiments.compare import parse_variant
-    from sap_graph.experiments.readouts import readout_options
-    kwargs = train.get('readout_kwargs') or {}
-    if train.get('readout') == 'sap':
-        mine = readout_options('sap', **kwargs)
-        for design in dict.fromkeys((*DESIGNS, *DESIGNS.values())):
-            variant = parse_variant(design).config()
-            if mine == readout_options('sap', **variant['readout_kwargs']):
-                return design
-    raise ValueError(f"a checkpoint of readout {train.get('readout')!r} "
-                     f"with options {kwargs} is none of the designs "
-                     f"{', '.join(DESIGNS)}")
-
-
 def _pct(x: float, metric: str) -> str:
     return f'{100 * x:.2f}' if metric in ('acc', 'rocauc') else f'{x:.4f}'
 
@@ -192,68 +155,8 @@ def _report_command(folder: str) -> Optional[str]:
     return blocks[-1].strip() if blocks else None
 
 
-def _train_command(s: Dict[str, Any]) -> str:
-    t = s['train']
-    args = ['sap-graph', 'train', '--dataset', t['dataset'], '--readout',
-            t['readout']]
-    if t.get('readout_kwargs'):
-        args += ['--readout_kwargs', json.dumps(t['readout_kwargs'])]
-    if t.get('targets'):
-        args += ['--smiles_column', t.get('smiles_column') or 'smiles',
-                 '--target', *t['targets']]
-    args += ['--epochs', t['epochs'], '--lr', t['lr']]
-    if t.get('lr_step'):
-        args += ['--lr_step', t['lr_step']]
-    if t.get('targets'):
-        args += ['--seeds', *(t.get('seeds') or [t.get('seed', 0)])]
-    else:
-        args += ['--folds', t['folds']]
-    args += ['--checkpoint', f"<{s.get('name', s['dataset'])}-"
-                             f"{s['design']}.pt>"]
-    return ' '.join(shlex.quote(str(a)) for a in args)
-
-
 def _units_word(units: Sequence[str]) -> str:
     return 'seeds' if units and units[0].startswith('seed') else 'folds'
-
-
-def read_sharpness(folder: str) -> Dict[str, Dict[str, Any]]:
-    """The measured sharpness of each design in a dataset folder."""
-    out = {}
-    for design in (*DESIGNS, *DESIGNS.values()):
-        path = osp.join(folder, f'sharpness-{design}.json')
-        if osp.exists(path):
-            with open(path) as f:
-                out[design] = json.load(f)
-    return out
-
-
-def _mean_head(sharp: Dict[str, Any], key: str) -> float:
-    return sum(r[key] for r in sharp['heads']) / len(sharp['heads'])
-
-
-def _sharpness_table(sharp: Dict[str, Any]) -> List[str]:
-    h0 = sharp['heads'][0]
-    sel = sharp['selected']
-    unit = sel.get('unit') or (None if sel.get('fold') is None
-                               else f"fold_{sel['fold']}")
-    design = sharp['design']
-    out = [f"Attention of one trained `{design}` model over all "
-           f"{h0['graphs']} graphs with more than one node (mean size "
-           f"{h0['nodes']:.1f} nodes; uniform attention: exp(H) = n, "
-           f"H / log n = 1, peak weight 1/n, median "
-           f"{h0['uniform_median']:.3f}). The model is the "
-           f"{'fold' if 'fold' in str(unit) else 'seed'} chosen on "
-           f"validation ({unit}, epoch {sel.get('best_epoch')}) of", '',
-           '```bash', _train_command(sharp), '```', '',
-           '| head | attended exp(H) | H / log n | peak weight, median |'
-           ' peak weight, max | graphs with peak > 0.5 |',
-           '| --- | --- | --- | --- | --- | --- |']
-    for h, r in enumerate(sharp['heads'], 1):
-        out.append(f"| {h} | {r['attended']:.1f} of {r['nodes']:.1f} | "
-                   f"{r['entropy_ratio']:.3f} | {r['peak_median']:.3f} | "
-                   f"{r['peak_max']:.3f} | {100 * r['sharp_share']:.0f}% |")
-    return out + ['']
 
 
 def dataset_section(name: str, cmps: Dict[str, Dict[str, Any]],
@@ -295,7 +198,7 @@ def dataset_section(name: str, cmps: Dict[str, Dict[str, Any]],
     out.append('')
     for design in cmps:
         if design in sharp:
-            out += _sharpness_table(sharp[design])
+            out += sharpness_table(sharp[design])
         else:
             out += [f'Attention sharpness of `{design}`: no checkpoint '
                     f'measured.', '']
@@ -350,9 +253,9 @@ def render(folders: Sequence[str]) -> str:
                 name, f"{m} {'↑' if higher else '↓'}",
                 f'`{design}` - `{DESIGNS[design]}`',
                 _cell(cmp['val'], m), _cell(cmp['test'], m),
-                '' if s is None else (f"{_mean_head(s, 'attended'):.1f} of "
+                '' if s is None else (f"{mean_head(s, 'attended'):.1f} of "
                                       f"{s['heads'][0]['nodes']:.1f}"),
-                '' if s is None else f"{_mean_head(s, 'entropy_ratio'):.3f}"])
+                '' if s is None else f"{mean_head(s, 'entropy_ratio'):.3f}"])
     pairs = '; '.join(f'`{d}` against `{c}`' for d, c in DESIGNS.items())
     lines = ['# Does the attention of SAP pay?', '',
              f'Each attention design against its control, the same layer '

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from benchmarks import attention_control as ac
+from benchmarks import attention_sharpness as sharpness
 from sap_graph.experiments.data import load_dataset
 from sap_graph.experiments.explain import attention_weights
 from sap_graph.experiments.models import load_checkpoint
@@ -128,7 +129,7 @@ def checkpoints(tmp_path_factory):
 def test_sharpness_against_weights_graph_by_graph(checkpoints):
     task = load_dataset('synthetic')
     for name, path in checkpoints.items():
-        s = ac.checkpoint_sharpness(path)
+        s = sharpness.checkpoint_sharpness(path)
         assert s['train']['epochs'] == 2 and s['train']['readout'] == 'sap'
         model = load_checkpoint(path)
         ratios, attended, sizes = [], [], []
@@ -156,7 +157,7 @@ def test_sharpness_against_weights_graph_by_graph(checkpoints):
                                                         rel=1e-5)
         assert s['design'] == {'learned': 'sap', 'frozen': 'sap_frozen',
                                'sharp': 'sap_sharp'}[name]
-    learned = ac.checkpoint_sharpness(checkpoints['learned'])
+    learned = sharpness.checkpoint_sharpness(checkpoints['learned'])
     # Two epochs move the learned queries off uniform, a little.
     assert any(r['entropy_ratio'] < 1 - 2e-5 for r in learned['heads'])
 
