@@ -1,10 +1,9 @@
 """Ranks, paired sign-flip tests and collapsed folds (``scipy.stats``).
 
-The sign-flip test is the one of ``sap-graph compare``
-(:func:`sap_graph.experiments.compare.stats.sign_flip_test`)."""
+The paired test is the one of ``sap-graph compare``
+(:func:`sap_graph.experiments.compare.report.paired_test`)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -12,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from sap_graph.experiments.compare.stats import sign_flip_test
+from sap_graph.experiments.compare.report import PairedTest, paired_test
 
 from ..variants import DEFAULT_SAP, is_sap
 from .load import (
@@ -102,37 +101,31 @@ def average_ranks_complete(cells: Cells, datasets: Sequence[str],
 
 
 @dataclass
-class PairedResult:
-    dataset: str
-    sap: str
-    choice: str
-    baseline: str
-    units: List[str]
-    diffs: List[float]
-    wins: int
-    ties: int
-    losses: int
-    p_value: float
-    p_method: str
+class PairedResult(PairedTest):
+    """A SAP cell against a baseline cell of the grid (the
+    :class:`~sap_graph.experiments.compare.report.PairedTest` of
+    ``sap-graph compare``, in percentage points, with its dataset and the
+    rule that chose the SAP cell)."""
+    dataset: str = ''
+    choice: str = ''
 
     @property
-    def mean_diff(self) -> float:
-        return float(np.mean(self.diffs)) if self.diffs else math.nan
+    def sap(self) -> str:
+        return self.readout
+
+    @property
+    def baseline(self) -> str:
+        return self.against
 
 
-def paired_result(a: Cell, b: Cell, choice: str,
-                  tie_tol: float = 1e-6) -> PairedResult:
+def paired_result(a: Cell, b: Cell, choice: str) -> PairedResult:
     """Pairs cell :obj:`a` (SAP) with cell :obj:`b` (baseline) on the
     folds/seeds both finished; differences in percentage points."""
     units = sorted(set(a.records) & set(b.records), key=unit_key)
-    diffs = [100.0 * (_score(a.records[u], 'test')
-                      - _score(b.records[u], 'test')) for u in units]
-    wins = sum(d > 100 * tie_tol for d in diffs)
-    losses = sum(d < -100 * tie_tol for d in diffs)
-    p, method = sign_flip_test(diffs)
-    return PairedResult(a.dataset, a.readout, choice, b.readout, units,
-                        diffs, wins, len(diffs) - wins - losses, losses, p,
-                        method)
+    scores = {(c.readout, u): {'test': 100.0 * _score(c.records[u], 'test')}
+              for c in (a, b) for u in units}
+    test = paired_test(scores, a.readout, b.readout, units, higher=True)
+    return PairedResult(**vars(test), dataset=a.dataset, choice=choice)
 
 
 def by_validation(cells: Sequence[Cell]) -> Optional[Cell]:
