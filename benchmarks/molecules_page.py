@@ -2,8 +2,9 @@
 set's comparison folder, the readouts' test scores (the learning rate and
 epoch chosen per seed on validation), and the paired tests the issue asks
 for: the SAP default and the best SAP variant by validation against the
-best simple or learned non-SAP readout by validation, and the default
-against its frozen-query control (uniform attention).
+best simple or learned non-SAP readout by validation, the default
+against its frozen-query control (uniform attention), and the default
+against each of sum / mean / max (is it ahead of all three, p < 0.05?).
 
 Usage: ``python -m benchmarks.molecules --render``.
 """
@@ -28,6 +29,10 @@ DEFAULT = 'sap'
 #: The SAP default and the size-aware candidate, each with its
 #: frozen-query control.
 CONTROLS = {d: VARIANT_CONTROLS[d] for d in (DEFAULT, 'sap_log')}
+#: The simple readouts the default must beat, each with p < 0.05.
+SIMPLE = ('sum', 'mean', 'max')
+#: The significance level of that test.
+ALPHA = 0.05
 
 
 def readouts_in(folder: str) -> List[str]:
@@ -77,6 +82,47 @@ def tests_of(result: ComparisonResult) -> List[tuple]:
     return out
 
 
+def against_simple(result: ComparisonResult) -> List[PairedTest]:
+    """The default against each simple readout, paired by seed."""
+    names = [r.readout for r in result.rows]
+    if DEFAULT not in names:
+        return []
+    units = sorted({u for (_, u) in result.selected})
+    return [paired_test(result.selected, DEFAULT, n, units,
+                        result.higher_is_better)
+            for n in SIMPLE if n in names]
+
+
+def ahead_of_all(tests: Sequence[PairedTest], higher: bool) -> bool:
+    """Whether the default beat every simple readout: mean difference in
+    its favour and two-sided p below :data:`ALPHA` against each."""
+    sign = 1.0 if higher else -1.0
+    return len(tests) == len(SIMPLE) and all(
+        sign * t.mean_diff > 0 and t.p_value < ALPHA for t in tests)
+
+
+def simple_lines(results: Dict[str, ComparisonResult]) -> List[str]:
+    out = ['## The default against each simple readout', '',
+           'Per seed, the default\'s test score minus that of sum / mean / '
+           'max pooling (W/T/L and exact sign-flip p). Ahead of all three '
+           f'means a mean difference in the default\'s favour and p < '
+           f'{ALPHA:g} against each.', '',
+           '| set | seeds | ' + ' | '.join(f'vs {n}' for n in SIMPLE)
+           + ' | ahead of all three |',
+           '| --- | ---: |' + ' ---: |' * len(SIMPLE) + ' :---: |']
+    for name, res in results.items():
+        tests = against_simple(res)
+        if not tests:
+            continue
+        cells = [f'{fmt(t.mean_diff, res.metric, True)} '
+                 f'({t.wins}/{t.ties}/{t.losses}, p {_p(t)})' for t in tests]
+        seeds = max(len(t.units) for t in tests)
+        out.append(f'| {name} | {seeds} | ' + ' | '.join(cells) + ' | '
+                   + ('yes' if ahead_of_all(tests, res.higher_is_better)
+                     else 'no') + ' |')
+    return out + ['']
+
+
 def _p(t: PairedTest) -> str:
     return 'n/a' if math.isnan(t.p_value) else f'{t.p_value:.3f}'
 
@@ -118,8 +164,9 @@ def page(results: Dict[str, ComparisonResult], budget: str) -> str:
             out.append(f'| {name} | {what} | {t.readout} vs {t.against} | '
                        f'{fmt(t.mean_diff, res.metric, True)} | '
                        f'{t.wins}/{t.ties}/{t.losses} | {_p(t)} |')
-    out += ['']
+    out += [''] + simple_lines(results)
     return '\n'.join(out)
 
 
-__all__ = ['page', 'readouts_in', 'tests_of']
+__all__ = ['against_simple', 'ahead_of_all', 'page', 'readouts_in',
+           'tests_of']
