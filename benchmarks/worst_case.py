@@ -83,10 +83,13 @@ def molecule_scores(results: Dict[str, Any], score: str = 'val') -> Scores:
     for name, res in results.items():
         sign = 1.0 if res.higher_is_better else -1.0
         scale = 100.0 if res.metric in ('acc', 'rocauc') else 1.0
-        names = {r.readout for r in res.rows}
-        # The seeds every readout finished (at least two, for a spread).
+        names = {r.readout for r in res.rows} & (
+            set(SIMPLE) | {m for _, m in CANDIDATES.values()})
+        # The seeds sum / mean / max and every candidate there finished
+        # (at least two, for a spread).
         units = sorted(set.intersection(*(
-            {u for (rr, u) in res.selected if rr == r} for r in names)))
+            {u for (rr, u) in res.selected if rr == r} for r in names))
+        ) if names else []
         if len(units) < 2:
             out[name] = {}  # Listed as left out.
             continue

@@ -71,3 +71,30 @@ def test_collapsed_counts_against_the_cells(tmp_path):
     names = {g: c for c, (g, _) in worst_case.CANDIDATES.items()}
     assert {names[g]: v for g, v in expected.items()} == got
     assert got[names['sap_log']] == (2, 4)
+
+
+def test_molecule_seeds_are_those_of_the_compared_readouts():
+    """A readout outside sum / mean / max and the candidates with fewer
+    seeds (``sap_sum`` here) does not cut the seeds of the others."""
+    from benchmarks.worst_case import molecule_scores
+    from sap_graph.experiments.compare import parse_variant
+    from sap_graph.experiments.compare.report import summarise
+    compared = ['sum', 'mean', 'max'] + [m for _, m in CANDIDATES.values()]
+    records = [dict(readout=r, unit=f'seed_{s}', lr=0.001, val=0.1 * s + i,
+                    test=0.0, val_loss=0.0, epoch_time_mean=1.0)
+               for i, r in enumerate(compared) for s in range(4)]
+    records += [dict(readout='sap_sum', unit=f'seed_{s}', lr=0.001, val=0.0,
+                     test=0.0, val_loss=0.0, epoch_time_mean=1.0)
+                for s in range(2)]
+    units = [f'seed_{s}' for s in range(4)]
+    res = summarise(records, [parse_variant(r) for r in compared + [
+        'sap_sum']], units, {}, 'rocauc', True, 'seeds', {}, len(records))
+    scores = molecule_scores({'toy': res})['toy']
+    assert set(scores) == set(compared)
+    for i, r in enumerate(compared):
+        assert scores[r] == pytest.approx([100 * (0.1 * s + i)
+                                           for s in range(4)])
+    # Without sum / mean / max there is nothing to compare against.
+    only = summarise(records[-2:], [parse_variant('sap_sum')], units, {},
+                     'rocauc', True, 'seeds', {}, 2)
+    assert molecule_scores({'toy': only}) == {'toy': {}}
