@@ -112,11 +112,15 @@ def control_comparison(records: Sequence[Dict[str, Any]], name: str,
     for r in records:
         done.setdefault((r['readout'], r['unit']), set()).add(r['lr'])
     every = sorted({r['unit'] for r in records}, key=_unit_order)
-    # A fold counts once every readout finished it at every learning rate
-    # (the choice on validation of a half-finished fold is not the one
-    # the finished comparison makes).
-    units = [u for u in every if all(done.get((n, u)) == lrs for n in names)]
-    records = [r for r in records if r['unit'] in units]
+    # A fold counts once every design and control there finished it at
+    # every learning rate (the choice on validation of a half-finished
+    # fold is not the one the finished comparison makes); the other
+    # readouts (max, mean, ...) are shown on the folds they finished.
+    paired = [n for n in names if n in DESIGNS or n in DESIGNS.values()]
+    units = [u for u in every
+             if all(done.get((n, u)) == lrs for n in paired)]
+    records = [r for r in records if r['unit'] in units
+               and done[r['readout'], r['unit']] == lrs]
     result = summarise(records, [parse_variant(n) for n in names], units,
                        {'name': name}, metric, higher, 'kfold', {},
                        len(records))

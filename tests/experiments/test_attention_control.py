@@ -88,6 +88,26 @@ def test_control_comparison_against_independent_pairing(tmp_path, metric,
     assert cmp['test'].ties >= 1  # fold_2 ties on test by construction.
 
 
+
+def test_other_readouts_do_not_cut_the_paired_folds(tmp_path):
+    """A readout that is no design or control (mean pooling) finished on
+    fewer folds leaves the pairing on every finished fold; its own
+    half-finished fold (one learning rate) is not shown."""
+    records = _write_runs(tmp_path / 'D', 'acc', seed=3)
+    for lr, k in itertools.product(LRS, range(4)):
+        if k == 3 and lr == 0.001:
+            continue
+        r = {'readout': 'mean', 'lr': lr, 'unit': f'fold_{k}',
+             'metric': 'acc', 'val': 0.5, 'test': 0.5, 'val_loss': 0.1,
+             'epoch_time_mean': 0.1}
+        with open(tmp_path / 'D' / 'runs' / f'mean-{lr}-{k}.json', 'w') as f:
+            json.dump(r, f)
+    cmp = ac.control_comparison(ac.load_records(tmp_path / 'D'), 'D')
+    diffs = _expected(records, True)['test'][0]
+    assert cmp['test'].units == [f'fold_{k}' for k in range(FOLDS - 1)]
+    assert cmp['test'].diffs == pytest.approx(diffs)
+    assert cmp['result'].row('mean').n == 3
+
 def test_render_writes_both_datasets(tmp_path):
     acc = _write_runs(tmp_path / 'A', 'acc', seed=1)
     rmse = _write_runs(tmp_path / 'B', 'rmse', seed=2)
