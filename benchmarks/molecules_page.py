@@ -150,6 +150,8 @@ def page(results: Dict[str, ComparisonResult], budget: str) -> str:
             cells.append(f'**{text}**' if n == res.best else text)
         arrow = '↑' if res.higher_is_better else '↓'
         n_units = max((r.n for r in res.rows), default=0)
+        if res.missing:
+            n_units = f'{n_units} (partial: {res.missing} runs to go)'
         out.append(f'| {name} | {res.metric} {arrow} | {n_units} | '
                    + ' | '.join(cells) + ' |')
     out += ['', '## Paired tests', '',

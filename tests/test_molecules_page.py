@@ -71,3 +71,12 @@ def test_without_the_default_there_is_no_row():
     assert against_simple(res) == []
     assert '| toy |' not in page({'toy': res}, 'budget').split(
         'each simple readout')[1]
+
+
+def test_a_partial_set_says_so():
+    base = [0.5 + 0.01 * s for s in range(4)]
+    res = result({'sum': base, 'mean': base, 'max': base, 'sap': base})
+    assert '| toy | rocauc ↑ | 4 |' in page({'toy': res}, 'budget')
+    res.missing = 6
+    assert '| toy | rocauc ↑ | 4 (partial: 6 runs to go) |' in page(
+        {'toy': res}, 'budget')
