@@ -112,20 +112,20 @@ def control_comparison(records: Sequence[Dict[str, Any]], name: str,
     for r in records:
         done.setdefault((r['readout'], r['unit']), set()).add(r['lr'])
     every = sorted({r['unit'] for r in records}, key=_unit_order)
-    # A fold counts once every design and control there finished it at
-    # every learning rate (the choice on validation of a half-finished
-    # fold is not the one the finished comparison makes); the other
-    # readouts (max, mean, ...) are shown on the folds they finished.
+    # A readout's fold counts once it is finished at every learning rate
+    # (the choice on validation of a half-finished fold is not the one
+    # the finished comparison makes); each design is paired with its
+    # control on the folds both finished.
+    complete = {k for k, v in done.items() if v == lrs}
+    records = [r for r in records if (r['readout'], r['unit']) in complete]
+    units = [u for u in every if any((n, u) in complete for n in names)]
     paired = [n for n in names if n in DESIGNS or n in DESIGNS.values()]
-    units = [u for u in every
-             if all(done.get((n, u)) == lrs for n in paired)]
-    records = [r for r in records if r['unit'] in units
-               and done[r['readout'], r['unit']] == lrs]
     result = summarise(records, [parse_variant(n) for n in names], units,
                        {'name': name}, metric, higher, 'kfold', {},
                        len(records))
     return pair({'result': result, 'units': units,
-                 'unfinished': [u for u in every if u not in units]},
+                 'unfinished': [u for u in every if not all(
+                     (n, u) in complete for n in paired)]},
                 sap, control)
 
 
@@ -185,8 +185,9 @@ def dataset_section(name: str, cmps: Dict[str, Dict[str, Any]],
                    f'{chosen} |')
     unfinished = next(iter(cmps.values()))['unfinished']
     if unfinished:
-        out += ['', f"Left out, not finished by every readout at every "
-                f"learning rate: {', '.join(unfinished)}."]
+        out += ['', f"Not finished by every design and control at every "
+                f"learning rate (each pair uses the {word} both "
+                f"finished): {', '.join(unfinished)}."]
     out += ['', '**Each design minus its control**, paired by '
             f'{word[:-1]} (W/T/L: {word} where the design is better / '
             f'equal / worse; p: exact two-sided sign-flip test):', '',
