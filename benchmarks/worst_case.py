@@ -130,6 +130,29 @@ def common(deficit: Dict[Tuple[str, str], float],
     return [d for d in sets if all((c, d) in deficit for c in candidates)]
 
 
+def all_deficits(grid: Scores, mol: Scores
+                 ) -> Tuple[Dict[Tuple[str, str], float], Dict[str, str],
+                            Dict[Tuple[str, str], float]]:
+    """:func:`deficits` of the grid (its readout names) and of the
+    molecule sets (theirs), merged."""
+    d_grid, best_g, rank_g = deficits(grid, {c: g for c, (g, _) in
+                                             CANDIDATES.items()})
+    d_mol, best_m, rank_m = deficits(mol, {c: m for c, (_, m) in
+                                           CANDIDATES.items()})
+    return ({**d_grid, **d_mol}, {**best_g, **best_m},
+            {**rank_g, **rank_m})
+
+
+def candidate_row(deficit: Dict[Tuple[str, str], float], c: str,
+                  sets: Sequence[str]) -> Tuple[List[str], str]:
+    """Candidate :obj:`c`'s deficit cells over :obj:`sets` (blank: no
+    result) and its worst one, with where."""
+    mine = {d: deficit[c, d] for d in sets if (c, d) in deficit}
+    at = max(mine, key=lambda d: mine[d])
+    return ([f'{mine[d]:+.2f}' if d in mine else '' for d in sets],
+            f'{mine[at]:+.2f} ({at})')
+
+
 def collapsed(cells: Cells) -> Dict[str, Tuple[int, int]]:
     """Per candidate: its grid runs (both learning rates, every TU set)
     whose final training loss stayed at the class prior (collapsed), and
@@ -170,8 +193,8 @@ def test_section(pick: str, grid: Scores, mol: Scores) -> List[str]:
     test standard deviations: read after the choice of :obj:`pick`, never
     used by it (issue 25's goal: within one standard deviation on every
     dataset)."""
-    scores = {**grid, **mol}
-    sets = [d for d, by in scores.items() if all(r in by for r in SIMPLE)]
+    deficit, best, _ = all_deficits(grid, mol)
+    sets = list(best)
     lines = [
         '## Test deficits (read after the choice)', '',
         f'Chosen: `{pick}`. Test deficit of each candidate to the best of '
@@ -180,27 +203,12 @@ def test_section(pick: str, grid: Scores, mol: Scores) -> List[str]:
         'folds/seeds (the same runs and learning rates as above; negative: '
         'ahead; blank: no result).', '',
         '| candidate | ' + ' | '.join(sets) + ' | worst |',
-        '|---|' + '--:|' * (len(sets) + 1)]
-    best_row = []
-    for d in sets:
-        by = scores[d]
-        best_row.append(max(SIMPLE, key=lambda r: statistics.fmean(by[r])))
-    lines.append('| best simple (test) | ' + ' | '.join(best_row) + ' | |')
-    for c, (g, m) in CANDIDATES.items():
-        cells, mine = [], {}
-        for d, b in zip(sets, best_row, strict=True):
-            by = scores[d]
-            name = g if d in grid else m
-            if name not in by:
-                cells.append('')
-                continue
-            gap = (statistics.fmean(by[b]) - statistics.fmean(by[name])) \
-                / statistics.stdev(by[b])
-            mine[d] = gap
-            cells.append(f'{gap:+.2f}')
-        at = max(mine, key=lambda d: mine[d])
-        lines.append(f'| `{c}` | ' + ' | '.join(cells) +
-                     f' | {mine[at]:+.2f} ({at}) |')
+        '|---|' + '--:|' * (len(sets) + 1),
+        '| best simple (test) | ' + ' | '.join(best[d] for d in sets) +
+        ' | |']
+    for c in CANDIDATES:
+        row, anywhere = candidate_row(deficit, c, sets)
+        lines.append(f'| `{c}` | ' + ' | '.join(row) + f' | {anywhere} |')
     return lines + ['']
 
 
@@ -215,12 +223,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     cells = grid_cells()
     results = render_results(list(SETS), args.data)
     grid, mol = grid_scores(cells), molecule_scores(results)
-    d_grid, best_g, rank_g = deficits(grid, {c: g for c, (g, _) in
-                                             CANDIDATES.items()})
-    d_mol, best_m, rank_m = deficits(mol, {c: m for c, (_, m) in
-                                           CANDIDATES.items()})
-    deficit, best, ranks = ({**d_grid, **d_mol}, {**best_g, **best_m},
-                            {**rank_g, **rank_m})
+    deficit, best, ranks = all_deficits(grid, mol)
     # A default must train at either grid rate: candidates with collapsed
     # runs are not eligible (as the sum residual was not in 0.2).
     fails = collapsed(cells)
@@ -250,14 +253,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         '| best simple | ' + ' | '.join(best[d] for d in sets) +
         ' | | | | |']
     for c in CANDIDATES:
-        row = [f'{deficit[c, d]:+.2f}' if (c, d) in deficit else ''
-               for d in sets]
-        mine = {d: deficit[c, d] for d in sets if (c, d) in deficit}
-        at = max(mine, key=lambda d: mine[d])
+        row, anywhere = candidate_row(deficit, c, sets)
         lines.append(f'| `{c}` | ' + ' | '.join(row) +
-                     f' | {worst[c]:+.2f} | {avg[c]:.2f} | '
-                     f'{mine[at]:+.2f} ({at}) | {fails[c][0]} of '
-                     f'{fails[c][1]} |')
+                     f' | {worst[c]:+.2f} | {avg[c]:.2f} | {anywhere} | '
+                     f'{fails[c][0]} of {fails[c][1]} |')
     lines += ['', f'Chosen: `{pick}` (smallest worst deficit over '
               f'{", ".join(chosen_on)} among the candidates with no '
               f'collapsed run on the TU grid at lr 0.01 or 0.001, whose '
