@@ -89,8 +89,8 @@ def control_comparison(records: Sequence[Dict[str, Any]], name: str,
         :class:`~sap_graph.experiments.compare.PairedTest` of sap minus
         control on validation and on test scores), :obj:`'lrs'` (how
         often each learning rate was chosen for :obj:`sap`) and
-        :obj:`'unfinished'` (folds left out: some readout has not finished
-        them at every learning rate).
+        :obj:`'unfinished'` (folds some design or control has not finished
+        at every learning rate; each pair uses the folds both finished).
     """
     from sap_graph.experiments.compare import parse_variant
     from sap_graph.experiments.compare.report import summarise

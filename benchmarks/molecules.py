@@ -75,18 +75,26 @@ def targets_of(s: MoleculeSet, path: str) -> List[str]:
     return [c for c in header if c not in ('smiles', *s.drop)]
 
 
+def compare_set(name: str, readouts: Sequence[str], data: str,
+                epochs: int, **options):
+    """:func:`~sap_graph.experiments.compare.compare` of one set into its
+    folder, with this script's budget, seeds and command line."""
+    from sap_graph.experiments.compare import compare
+    s = SETS[name]
+    path = osp.join(data, 'moleculenet', s.path)
+    return compare(
+        path, readouts, out=osp.join(OUT, name), epochs=epochs,
+        seeds=list(range(s.seeds)), smiles_column='smiles',
+        targets=targets_of(s, path),
+        command=f'python -m benchmarks.molecules --sets {name} '
+                f'--readouts {" ".join(readouts)} --epochs {epochs}',
+        **options)
+
+
 def run(sets: Sequence[str], readouts: Sequence[str], epochs: int,
         workers: int, data: str) -> None:
-    from sap_graph.experiments.compare import compare
     for name in sets:
-        s = SETS[name]
-        path = osp.join(data, 'moleculenet', s.path)
-        result = compare(
-            path, readouts, out=osp.join(OUT, name), workers=workers,
-            epochs=epochs, seeds=list(range(s.seeds)),
-            smiles_column='smiles', targets=targets_of(s, path),
-            command=f'python -m benchmarks.molecules --sets {name} '
-                    f'--readouts {" ".join(readouts)} --epochs {epochs}')
+        result = compare_set(name, readouts, data, epochs, workers=workers)
         best = result.row(result.best)
         print(f'{name}: best by val {result.best} {result.metric} '
               f'{best.test_mean:.4f} ± {best.test_std:.4f}', flush=True)
@@ -96,23 +104,13 @@ def render_results(sets: Sequence[str], data: str,
                    epochs: int = EPOCHS) -> dict:
     """The :class:`ComparisonResult` of every set with finished runs
     (nothing is trained; each folder's report is rewritten)."""
-    from sap_graph.experiments.compare import compare
-
     from .molecules_page import readouts_in
     results = {}
     for name in sets:
-        folder = osp.join(OUT, name)
-        readouts = readouts_in(folder)
-        if not readouts:
-            continue
-        s = SETS[name]
-        path = osp.join(data, 'moleculenet', s.path)
-        results[name] = compare(
-            path, readouts, out=folder, train=False, progress=False,
-            epochs=epochs, seeds=list(range(s.seeds)),
-            smiles_column='smiles', targets=targets_of(s, path),
-            command=f'python -m benchmarks.molecules --sets {name} '
-                    f'--readouts {" ".join(readouts)} --epochs {epochs}')
+        readouts = readouts_in(osp.join(OUT, name))
+        if readouts:
+            results[name] = compare_set(name, readouts, data, epochs,
+                                        train=False, progress=False)
     return results
 
 

@@ -24,7 +24,7 @@ from sap_graph.experiments.compare.report import (
 )
 from sap_graph.experiments.compare.variants import CONTROLS as VARIANT_CONTROLS
 
-#: The frozen-query control: never "the best SAP variant".
+#: The SAP default.
 DEFAULT = 'sap'
 #: The SAP default and the size-aware candidate, each with its
 #: frozen-query control.
