@@ -34,11 +34,6 @@ def checkpoint_sharpness(checkpoint: str) -> Dict[str, Any]:
     model's training budget and its design (a key or value of
     :data:`~sap_graph.experiments.compare.variants.CONTROLS`)."""
     from sap_graph.experiments.checkpoint import read_checkpoint
-    from sap_graph.experiments.explain import (
-        attention_sharpness,
-        attention_statistics,
-        load_explained,
-    )
     state = read_checkpoint(checkpoint)
     train = state['config'].get('train') or {}
     design = design_of(train)
