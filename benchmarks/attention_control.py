@@ -113,16 +113,14 @@ def control_comparison(records: Sequence[Dict[str, Any]], name: str,
         done.setdefault((r['readout'], r['unit']), set()).add(r['lr'])
     every = sorted({r['unit'] for r in records}, key=_unit_order)
     # A readout's fold counts once it is finished at every learning rate
-    # (the choice on validation of a half-finished fold is not the one
-    # the finished comparison makes); each design is paired with its
-    # control on the folds both finished.
+    # (as summarise() counts it); each design is paired with its control
+    # on the folds both finished.
     complete = {k for k, v in done.items() if v == lrs}
-    records = [r for r in records if (r['readout'], r['unit']) in complete]
     units = [u for u in every if any((n, u) in complete for n in names)]
     paired = [n for n in names if n in DESIGNS or n in DESIGNS.values()]
     result = summarise(records, [parse_variant(n) for n in names], units,
                        {'name': name}, metric, higher, 'kfold', {},
-                       len(records))
+                       len(records), lrs=lrs)
     return pair({'result': result, 'units': units,
                  'unfinished': [u for u in every if not all(
                      (n, u) in complete for n in paired)]},

@@ -48,12 +48,10 @@ def readouts_in(folder: str) -> List[str]:
 
 
 def _by_val(result: ComparisonResult, names: Sequence[str]) -> Optional[str]:
+    """The best of :obj:`names` by the comparison's validation rank (on
+    the seeds every readout finished, while a set is partial)."""
     rows = [r for r in result.rows if r.readout in names]
-    if not rows:
-        return None
-    key = (lambda r: r.val_mean) if result.higher_is_better else (
-        lambda r: -r.val_mean)
-    return max(rows, key=key).readout
+    return min(rows, key=lambda r: r.rank).readout if rows else None
 
 
 def tests_of(result: ComparisonResult) -> List[tuple]:

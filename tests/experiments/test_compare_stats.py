@@ -46,3 +46,51 @@ def test_sign_flip_matches_enumeration(seed):
     p, method = sign_flip_test(diffs)
     assert method == 'exact'
     assert p == pytest.approx(brute_force_sign_flip(diffs), abs=1e-12)
+
+
+def _run(readout, lr, unit, val, test):
+    return dict(readout=readout, lr=lr, unit=unit, val=val, test=test,
+                val_loss=1.0 - val, epoch_time_mean=0.1)
+
+
+def test_partial_comparison_ranks_on_the_seeds_every_readout_finished():
+    from sap_graph.experiments.compare import parse_variant
+    from sap_graph.experiments.compare.render import markdown
+    from sap_graph.experiments.compare.report import summarise
+    units = ['seed_0', 'seed_1', 'seed_2']
+    runs = [
+        # 'max' finished only seed 0, where every readout scores high:
+        # its own mean (0.95) beats 'sum' overall (0.7), but on seed 0
+        # 'sum' is ahead (0.97 > 0.95).
+        _run('max', 0.01, 'seed_0', 0.95, 0.9),
+        _run('max', 0.001, 'seed_0', 0.90, 0.5),
+        # seed 1 of 'max' has only one rate: not counted (yet).
+        _run('max', 0.01, 'seed_1', 0.99, 0.99),
+        *[_run('sum', lr, u, v - (lr == 0.01) * 0.01, t)
+          for lr in (0.01, 0.001)
+          for u, v, t in (('seed_0', 0.97, 0.8), ('seed_1', 0.6, 0.6),
+                          ('seed_2', 0.53, 0.5))]]
+    res = summarise(runs, [parse_variant('max'), parse_variant('sum')],
+                    units, {'name': 'toy'}, 'rocauc', True, 'scaffold',
+                    {'lrs': [0.01, 0.001]}, expected_runs=12)
+    mx, sm = res.row('max'), res.row('sum')
+    assert (mx.n, mx.val_mean, mx.test_mean) == (1, 0.95, 0.9)
+    assert mx.lrs == {'seed_0': 0.01}
+    assert sm.n == 3 and sm.lrs == dict.fromkeys(units, 0.001)
+    assert sm.val_mean == pytest.approx(0.7)
+    assert res.ranked_on == ['seed_0']
+    assert (res.best, sm.rank, mx.rank) == ('sum', 1.0, 2.0)
+    (test,) = res.tests
+    assert (test.units, test.diffs) == (['seed_0'], [pytest.approx(0.1)])
+    assert res.missing == 12 - len(runs)
+    text = markdown(res)
+    assert 'use the 1 seeds every readout finished' in text
+    assert '| rank by val on the 1 shared seeds |' in text
+    # With nothing shared ('max' on seed 0, 'sum' on seed 2), ranks fall
+    # back to each readout's own mean and the page says so.
+    alone = summarise(runs[:2] + runs[5::3], [parse_variant('max'),
+                                              parse_variant('sum')],
+                      units, {'name': 'toy'}, 'rocauc', True, 'scaffold',
+                      {'lrs': [0.01, 0.001]}, expected_runs=12)
+    assert alone.ranked_on == [] and alone.best == 'max'
+    assert 'no seed is finished by every readout' in markdown(alone)

@@ -39,6 +39,23 @@ def _unit_name(result: ComparisonResult) -> str:
     return 'folds' if result.protocol == 'kfold' else 'seeds'
 
 
+def _ranked(result: ComparisonResult, units: str) -> str:
+    n = len(result.ranked_on)
+    if not n:
+        return (f'no {units[:-1]} is finished by every readout yet, so the '
+                f'ranks compare means over different {units}.')
+    return (f'ranks and the best by validation use the {n} {units} every '
+            f'readout finished, each paired test the {units} its two '
+            f'readouts share.')
+
+
+def _rank_header(result: ComparisonResult, units: str) -> str:
+    n = len(result.ranked_on)
+    if n and n < max(r.n for r in result.rows):
+        return f'rank by val on the {n} shared {units}'
+    return 'rank by val'
+
+
 def markdown(result: ComparisonResult) -> str:
     r"""The comparison as a Markdown page."""
     m, units = result.metric, _unit_name(result)
@@ -58,12 +75,13 @@ def markdown(result: ComparisonResult) -> str:
         f"{', '.join(f'{lr:g}' for lr in cfg.get('lrs', []))}.", '']
     if result.missing:
         out += [f'**Partial:** {result.missing} planned runs have not '
-                f'finished; the tables use the finished ones.', '']
+                f'finished. A readout\'s row uses the {units} it finished '
+                f'at every learning rate; {_ranked(result, units)}', '']
     if not result.rows:
         return '\n'.join(out + ['No finished runs yet.', ''])
     out += [f'## Results ({shown}, mean ± std over {units})', '',
-            '| readout | test | val | rank by val | n | lr chosen | s / '
-            'epoch | collapsed runs |',
+            f'| readout | test | val | {_rank_header(result, units)} | n | '
+            'lr chosen | s / epoch | collapsed runs |',
             '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |']
     for r in result.rows:
         lrs = sorted(set(r.lrs.values()))

@@ -87,7 +87,11 @@ class ComparisonResult:
         tests (list of PairedTest): Every other readout against
             :obj:`best`.
         selected (dict): :obj:`(readout, unit)` -> the record chosen on
-            validation among the learning rates.
+            validation among the learning rates (only folds/seeds the
+            readout finished at every learning rate).
+        missing (int): Planned runs not finished.
+        ranked_on (list of str): The folds/seeds every readout finished,
+            on which the ranks and :obj:`best` are decided.
     """
     dataset: Dict[str, Any]
     metric: str
@@ -100,6 +104,7 @@ class ComparisonResult:
     tests: List[PairedTest]
     selected: Dict[Any, Dict[str, Any]] = field(repr=False)
     missing: int = 0
+    ranked_on: List[str] = field(default_factory=list)
 
     def row(self, readout: str) -> ReadoutRow:
         return next(r for r in self.rows if r.readout == readout)
@@ -152,11 +157,19 @@ def _key(record: Dict[str, Any], higher: bool) -> tuple:
 def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
               units: Sequence[str], dataset: Dict[str, Any], metric: str,
               higher_is_better: bool, protocol: str,
-              config: Dict[str, Any], expected_runs: int
-              ) -> ComparisonResult:
+              config: Dict[str, Any], expected_runs: int,
+              lrs: Optional[Sequence[float]] = None) -> ComparisonResult:
     r"""Chooses the learning rate per readout and fold/seed on validation
     (ties: lower validation loss, then the smaller rate), ranks the
     readouts by mean validation score and tests each against the best.
+
+    A fold/seed counts for a readout once it has finished at every
+    learning rate (the choice among half the rates is not the one the
+    finished comparison makes). While a comparison is partial, readouts
+    may have finished different folds/seeds: ranks are then decided on
+    the ones every readout finished (:obj:`ranked_on`), so that a readout
+    is never ahead for having run only the easy seeds, and each paired
+    test uses the folds/seeds its two readouts share.
 
     Args:
         records (list of dict): Finished runs (:obj:`readout`, :obj:`lr`,
@@ -164,12 +177,21 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
         readouts (list of Variant): The readouts, in report order.
         units (list of str): The folds/seeds of the plan, in order.
         expected_runs (int): The number of runs of the whole plan.
+        lrs (list of float, optional): The learning rates of the plan.
+            (default: :obj:`config['lrs']`, else those of the records)
     """
     higher = higher_is_better
+    if lrs is None:
+        lrs = config.get('lrs') or {r['lr'] for r in records}
+    done: Dict[Any, set] = {}
+    for r in records:
+        done.setdefault((r['readout'], r['unit']), set()).add(r['lr'])
+    complete = {k for k, v in done.items() if v >= set(lrs)}
     selected: Dict[Any, Dict[str, Any]] = {}
     for r in records:
         k = (r['readout'], r['unit'])
-        if k not in selected or _key(r, higher) > _key(selected[k], higher):
+        if k in complete and (k not in selected
+                              or _key(r, higher) > _key(selected[k], higher)):
             selected[k] = r
     rows = []
     for v in readouts:
@@ -188,7 +210,16 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
                                         for r in all_runs),
             collapsed=sum(collapsed(r) for r in all_runs),
             runs=len(all_runs)))
-    order = sorted(rows, key=lambda r: -r.val_mean if higher else r.val_mean)
+    shared = [u for u in units
+              if all((r.readout, u) in selected for r in rows)]
+
+    def ranked_val(row: ReadoutRow) -> float:
+        val = statistics.fmean(selected[row.readout, u]['val']
+                               for u in shared)
+        return -val if higher else val
+
+    order = sorted(rows, key=ranked_val if shared else (
+        lambda r: -r.val_mean if higher else r.val_mean))
     for i, row in enumerate(order):
         row.rank = float(i + 1)
     best = order[0].readout if order else None
@@ -202,7 +233,7 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
         dataset=dict(dataset), metric=metric, higher_is_better=higher,
         protocol=protocol, config=dict(config), runs=list(records),
         rows=rows, best=best, tests=tests, selected=selected,
-        missing=expected_runs - len(records))
+        missing=expected_runs - len(records), ranked_on=shared)
 
 
 def paired_test(selected: Dict[Any, Dict[str, Any]], readout: str,
