@@ -100,17 +100,19 @@ def run(sets: Sequence[str], readouts: Sequence[str], epochs: int,
               f'{best.test_mean:.4f} ± {best.test_std:.4f}', flush=True)
 
 
-def render_results(sets: Sequence[str], data: str,
-                   epochs: int = EPOCHS) -> dict:
+def render_results(sets: Sequence[str], data: str, epochs: int = EPOCHS,
+                   write: bool = True) -> dict:
     """The :class:`ComparisonResult` of every set with finished runs
-    (nothing is trained; each folder's report is rewritten)."""
+    (nothing is trained; with :obj:`write` each folder's report is
+    rewritten)."""
     from .molecules_page import readouts_in
     results = {}
     for name in sets:
         readouts = readouts_in(osp.join(OUT, name))
         if readouts:
             results[name] = compare_set(name, readouts, data, epochs,
-                                        train=False, progress=False)
+                                        train=False, write=write,
+                                        progress=False)
     return results
 
 

@@ -97,6 +97,21 @@ def test_rerun_trains_nothing(full, tiny, monkeypatch):
     assert _scores(again) == _scores(res)
 
 
+def test_render_without_writing_leaves_the_files(full, tiny):
+    out, res = full
+    report = (out / 'report.md').read_text()
+    (out / 'report.md').write_text('untouched')
+    try:
+        again = compare(tiny, ['sum', 'sap'], out=str(out),
+                        lrs=[0.01, 0.001], train=False, write=False,
+                        progress=False, **TINY)
+        assert (out / 'report.md').read_text() == 'untouched'
+    finally:
+        (out / 'report.md').write_text(report)
+    assert _scores(again) == _scores(res) and again.best == res.best
+    assert again.markdown() == report
+
+
 def test_interrupted_comparison_resumes_to_the_same_runs(full, tiny,
                                                          tmp_path,
                                                          monkeypatch):

@@ -150,6 +150,7 @@ def compare(
     threads: int = 1,
     shard: Tuple[int, int] = (0, 1),
     train: bool = True,
+    write: bool = True,
     progress: bool = True,
     command: Optional[str] = None,
     **config: Any,
@@ -183,6 +184,8 @@ def compare(
             (default: :obj:`(0, 1)`)
         train (bool, optional): :obj:`False` only renders the finished
             runs. (default: :obj:`True`)
+        write (bool, optional): :obj:`False` returns the result without
+            writing the report files. (default: :obj:`True`)
         progress (bool, optional): Show a progress bar.
         command (str, optional): The command line, for the report.
         **config: :class:`~sap_graph.experiments.train.TrainConfig` fields
@@ -212,7 +215,7 @@ def compare(
                        task.stats(), task.metric, task.higher_is_better,
                        protocol_of(task, plan.base.folds), base,
                        len(plan.runs))
-    if shard == (0, 1) or not result.missing:
+    if write and (shard == (0, 1) or not result.missing):
         write_report(result, out)
     return result
 
