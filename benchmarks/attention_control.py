@@ -136,7 +136,7 @@ def pair(cmp: Dict[str, Any], sap: str, control: str) -> Dict[str, Any]:
     on_val = {k: {**r, 'test': r['val']} for k, r in res.selected.items()}
     return {**cmp,
             'val': paired_test(on_val, sap, control, units, higher),
-            'test': paired_test(res.selected, sap, control, units, higher),
+            'test': res.paired(sap, control),
             'lrs': Counter(res.row(sap).lrs.values())}
 
 

@@ -20,7 +20,6 @@ from sap_graph.experiments.compare.render import fmt
 from sap_graph.experiments.compare.report import (
     ComparisonResult,
     PairedTest,
-    paired_test,
 )
 from sap_graph.experiments.compare.variants import CONTROLS as VARIANT_CONTROLS
 
@@ -62,21 +61,16 @@ def tests_of(result: ComparisonResult) -> List[tuple]:
            if n.startswith('sap') and n not in CONTROLS.values()]
     other = [n for n in names if not n.startswith('sap')]
     base, best_sap = _by_val(result, other), _by_val(result, sap)
-    units = sorted({u for (_, u) in result.selected})
     out = []
     if base and DEFAULT in names:
-        out.append(('default vs best non-SAP', paired_test(
-            result.selected, DEFAULT, base, units, result.higher_is_better)))
+        out.append(('default vs best non-SAP', result.paired(DEFAULT, base)))
     if base and best_sap and best_sap != DEFAULT:
-        out.append(('best SAP vs best non-SAP', paired_test(
-            result.selected, best_sap, base, units,
-            result.higher_is_better)))
+        out.append(('best SAP vs best non-SAP', result.paired(best_sap, base)))
     for design, control in CONTROLS.items():
         if design in names and control in names:
             what = 'default' if design == DEFAULT else design
-            out.append((f'{what} vs frozen control', paired_test(
-                result.selected, design, control, units,
-                result.higher_is_better)))
+            out.append((f'{what} vs frozen control',
+                        result.paired(design, control)))
     return out
 
 
@@ -85,10 +79,7 @@ def against_simple(result: ComparisonResult) -> List[PairedTest]:
     names = [r.readout for r in result.rows]
     if DEFAULT not in names:
         return []
-    units = sorted({u for (_, u) in result.selected})
-    return [paired_test(result.selected, DEFAULT, n, units,
-                        result.higher_is_better)
-            for n in SIMPLE if n in names]
+    return [result.paired(DEFAULT, n) for n in SIMPLE if n in names]
 
 
 def ahead_of_all(tests: Sequence[PairedTest], higher: bool) -> bool:

@@ -73,12 +73,12 @@ def test_average_ranks(fake_cache):
 
 def test_paired_tests(fake_cache, tmp_path):
     cells = load.load_cache(str(fake_cache))
-    results = {(r.dataset, r.sap): r for r in stats.paired_tests(
+    results = {(r.dataset, r.readout): r for r in stats.paired_tests(
         cells, ['MUTAG', 'PROTEINS', 'ogbg-molhiv'], default_sap='sap4')}
     # MUTAG: baseline = 'mean' (best validation), not 'sum' (best test);
     # the incomplete 'max' is not a candidate.
     res = results['MUTAG', 'sap4']
-    assert res.baseline == 'mean' and res.choice == 'default'
+    assert res.against == 'mean' and res.choice == 'default'
     assert res.diffs == pytest.approx([15, 15, 15, -5])
     assert res.mean_diff == pytest.approx(10.0)
     assert (res.wins, res.ties, res.losses) == (3, 0, 1)
@@ -86,7 +86,7 @@ def test_paired_tests(fake_cache, tmp_path):
     assert res.p_value == pytest.approx(0.25) and res.p_method == 'exact'
     # Best SAP by validation: sap1 (val 0.9 > 0.8).
     res = results['MUTAG', 'sap1']
-    assert res.choice == 'best SAP by val' and res.baseline == 'mean'
+    assert res.choice == 'best SAP by val' and res.against == 'mean'
     assert res.diffs == pytest.approx([10, 0, 20, -10])
     assert (res.wins, res.ties, res.losses) == (2, 1, 1)
     # +-10 +-20 +-10 reaches |20| in 6 of 8 patterns; the 0 doubles both.

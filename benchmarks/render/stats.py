@@ -109,14 +109,6 @@ class PairedResult(PairedTest):
     dataset: str = ''
     choice: str = ''
 
-    @property
-    def sap(self) -> str:
-        return self.readout
-
-    @property
-    def baseline(self) -> str:
-        return self.against
-
 
 def paired_result(a: Cell, b: Cell, choice: str) -> PairedResult:
     """Pairs cell :obj:`a` (SAP) with cell :obj:`b` (baseline) on the

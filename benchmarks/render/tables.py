@@ -187,7 +187,7 @@ def paired_lines(results: Sequence[PairedResult],
     if not results:
         return lines + ['No dataset has both a SAP and a non-SAP result '
                         'yet.', '']
-    if not any(res.sap == default_sap for res in results):
+    if not any(res.readout == default_sap for res in results):
         lines += [f'`{default_sap}` has no result on these datasets yet.',
                   '']
     rows = []
@@ -196,8 +196,9 @@ def paired_lines(results: Sequence[PairedResult],
         if res.p_method != 'exact':
             p += ' (MC)'
         rows.append([
-            label(res.dataset, labels), f'{display(res.sap)} (`{res.sap}`)',
-            res.choice, f'{display(res.baseline)} (`{res.baseline}`)',
+            label(res.dataset, labels),
+            f'{display(res.readout)} (`{res.readout}`)',
+            res.choice, f'{display(res.against)} (`{res.against}`)',
             str(len(res.units)),
             ', '.join(f'{d:+.1f}' for d in res.diffs) or '–',
             f'{res.mean_diff:+.1f}' if res.diffs else '–',

@@ -92,6 +92,7 @@ class ComparisonResult:
         missing (int): Planned runs not finished.
         ranked_on (list of str): The folds/seeds every readout finished,
             on which the ranks and :obj:`best` are decided.
+        units (list of str): The folds/seeds of the plan, in order.
     """
     dataset: Dict[str, Any]
     metric: str
@@ -105,9 +106,17 @@ class ComparisonResult:
     selected: Dict[Any, Dict[str, Any]] = field(repr=False)
     missing: int = 0
     ranked_on: List[str] = field(default_factory=list)
+    units: List[str] = field(default_factory=list)
 
     def row(self, readout: str) -> ReadoutRow:
         return next(r for r in self.rows if r.readout == readout)
+
+    def paired(self, readout: str, against: str) -> PairedTest:
+        r"""The paired test of :obj:`readout` against :obj:`against` on
+        the folds/seeds both finished (as :obj:`tests` against the best).
+        """
+        return paired_test(self.selected, readout, against, self.units,
+                           self.higher_is_better)
 
     def to_pandas(self) -> Any:
         r"""The readout table as a :class:`pandas.DataFrame`."""
@@ -233,7 +242,8 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
         dataset=dict(dataset), metric=metric, higher_is_better=higher,
         protocol=protocol, config=dict(config), runs=list(records),
         rows=rows, best=best, tests=tests, selected=selected,
-        missing=expected_runs - len(records), ranked_on=shared)
+        missing=expected_runs - len(records), ranked_on=shared,
+        units=list(units))
 
 
 def paired_test(selected: Dict[Any, Dict[str, Any]], readout: str,
