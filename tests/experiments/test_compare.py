@@ -11,6 +11,7 @@ import pytest
 import sap_graph.experiments.compare.engine as engine
 from sap_graph.experiments.cli import main
 from sap_graph.experiments.compare import compare, parse_variant
+from sap_graph.experiments.compare.variants import CONTROLS
 from sap_graph.experiments.data import load_synthetic
 
 TINY = dict(epochs=2, hidden_channels=8, num_layers=1, folds=3,
@@ -205,6 +206,26 @@ def test_frozen_queries_attend_uniformly(tiny):
     index = torch.tensor([0, 0, 0, 1, 1, 1, 1])
     _, alpha = readout(x, index, dim_size=2, return_attention_weights=True)
     expected = torch.tensor([1 / 3] * 3 + [1 / 4] * 4)
+    assert torch.allclose(alpha, expected[:, None].expand_as(alpha))
+    assert not readout.query.requires_grad
+
+
+@pytest.mark.parametrize('design,control', sorted(CONTROLS.items()))
+def test_each_control_is_its_design_with_frozen_queries(design, control):
+    import torch
+
+    from sap_graph.experiments.readouts import resolve_readout
+    d, c = parse_variant(design).config(), parse_variant(control).config()
+    frozen = dict(c['readout_kwargs'])
+    assert frozen.pop('freeze_queries') is True
+    design_kwargs = dict(d['readout_kwargs'])
+    design_kwargs.pop('temperature', None)  # sap_sharp: scaled scores.
+    assert frozen == design_kwargs and c['readout'] == d['readout'] == 'sap'
+    readout, _ = resolve_readout('sap', 8, **c['readout_kwargs'])
+    index = torch.tensor([0, 0, 1, 1, 1])
+    _, alpha = readout(torch.randn(5, 8), index, dim_size=2,
+                       return_attention_weights=True)
+    expected = torch.tensor([1 / 2] * 2 + [1 / 3] * 3)
     assert torch.allclose(alpha, expected[:, None].expand_as(alpha))
     assert not readout.query.requires_grad
 

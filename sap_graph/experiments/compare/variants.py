@@ -48,6 +48,10 @@ def _v(name: str, readout: str, label: str, **options: Any) -> Variant:
 #: The size-aware candidate (residual mean pooling, log-size scaler).
 _LOG: Dict[str, Any] = {'residual': 'mean', 'size_scaler': 'log'}
 
+#: The ReZero candidate (the default's attention gated by a learned gamma).
+_REZERO: Dict[str, Any] = {'residual': 'max', 'size_scaler': None,
+                           'rezero': True}
+
 #: Every named variant, in report order.
 VARIANTS: Dict[str, Variant] = {v.name: v for v in (
     _v('sum', 'sum', 'sum pooling'),
@@ -79,8 +83,11 @@ VARIANTS: Dict[str, Variant] = {v.name: v for v in (
        readout_kwargs={'residual': 'sum', 'size_scaler': None}),
     _v('sap_rezero', 'sap',
        'SAP default with the attention gated by a ReZero gamma',
-       readout_kwargs={'residual': 'max', 'size_scaler': None,
-                       'rezero': True}),
+       readout_kwargs=dict(_REZERO)),
+    _v('sap_rezero_frozen', 'sap',
+       'sap_rezero with its queries frozen at zero: gamma x the mean of the '
+       'values + max pooling (control)',
+       readout_kwargs={**_REZERO, 'freeze_queries': True}),
     _v('sap_none', 'sap', 'SAP without residual or size scaler (attention '
        'alone)', readout_kwargs={'residual': None, 'size_scaler': None}),
     _v('sap1', 'sap', 'SAP, one head', heads=1),
@@ -89,7 +96,8 @@ VARIANTS: Dict[str, Variant] = {v.name: v for v in (
 #: The frozen-query control of each attention design: the same layer with
 #: its queries frozen at zero (uniform weights).
 CONTROLS: Dict[str, str] = {'sap': 'sap_frozen', 'sap_sharp': 'sap_frozen',
-                            'sap_log': 'sap_log_frozen'}
+                            'sap_log': 'sap_log_frozen',
+                            'sap_rezero': 'sap_rezero_frozen'}
 
 #: What :obj:`sap-graph compare` runs without :obj:`--readouts`.
 DEFAULT_READOUTS = ('sum', 'mean', 'max', 'set2set', 'sap')
