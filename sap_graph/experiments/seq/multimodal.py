@@ -13,7 +13,7 @@ r"""The multimodal fusion experiment on ogbg-molhiv, in two stages.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
@@ -44,20 +44,34 @@ from sap_graph.experiments.seq.smiles import SmilesTask
 @dataclass
 class FusionConfig:
     """Budgets of both stages (defaults: :obj:`examples/multimodal_fusion.py`
-    on one CPU core)."""
-    graph_channels: int = 64
-    graph_layers: int = 3
-    sequence_channels: int = 32
-    fingerprint_channels: int = 64
-    encoder_epochs: int = 2
-    encoder_lr: float = 2e-3
-    batch_size: int = 128
-    channels: int = 64
-    heads: int = 1
-    fusion_epochs: int = 15
-    fusion_batch_size: int = 256
-    fusion_lr: float = 1e-3
-    modality_dropout: float = 0.15
+    on one CPU core, whose flags are made from these fields and their help
+    texts)."""
+    graph_channels: int = field(default=64, metadata={
+        'help': 'stage 1: GIN width'})
+    graph_layers: int = field(default=3, metadata={
+        'help': 'stage 1: GINE layers'})
+    sequence_channels: int = field(default=32, metadata={
+        'help': 'stage 1: SMILES token width'})
+    fingerprint_channels: int = field(default=64, metadata={
+        'help': 'stage 1: fingerprint MLP width'})
+    encoder_epochs: int = field(default=2, metadata={
+        'help': 'stage 1 epochs per encoder'})
+    encoder_lr: float = field(default=2e-3, metadata={
+        'help': 'stage 1 learning rate'})
+    batch_size: int = field(default=128, metadata={
+        'help': 'stage 1 batch size'})
+    channels: int = field(default=64, metadata={
+        'help': 'fused token width'})
+    heads: int = field(default=1, metadata={'help': 'SAP heads'})
+    fusion_epochs: int = field(default=15, metadata={
+        'help': 'stage 2 epochs per fusion and seed; with --limit also '
+        'stage 1', 'flag': 'epochs'})
+    fusion_batch_size: int = field(default=256, metadata={
+        'help': 'stage 2 batch size'})
+    fusion_lr: float = field(default=1e-3, metadata={
+        'help': 'stage 2 learning rate'})
+    modality_dropout: float = field(default=0.15, metadata={
+        'help': 'probability of masking a modality token in training'})
 
 
 class SequenceEmbedding(torch.nn.Module):
@@ -231,3 +245,4 @@ def scaffold_groups(smiles: Sequence[str]) -> Optional[List[str]]:
         except (ValueError, RuntimeError):
             out.append('?')
     return out
+
