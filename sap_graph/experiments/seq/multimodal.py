@@ -14,12 +14,13 @@ r"""The multimodal fusion experiment on ogbg-molhiv, in two stages.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric import seed_everything
 
+from sap_graph.experiments.seq.figures import size_groups
 from sap_graph.experiments.seq.fusion import (
     MODALITIES,
     FingerprintMLP,
@@ -246,3 +247,41 @@ def scaffold_groups(smiles: Sequence[str]) -> Optional[List[str]]:
             out.append('?')
     return out
 
+
+@torch.no_grad()
+def attention_groups(model: FusionHead, embeddings: Sequence[Tensor],
+                     task: SmilesTask) -> Tuple[Tensor, List[str], str]:
+    """The SAP attention over the modalities of every molecule of the
+    split (:obj:`[n, M]`), their groups (Bemis-Murcko scaffolds, or size
+    quartiles without RDKit) and the name of the grouping. The scaffold
+    split leaves nearly every test scaffold alone: all molecules are
+    grouped."""
+    used = torch.cat(list(task.split_idx.values()))
+    model.eval()
+    _, alpha = model.fuse([e[used] for e in embeddings],
+                          torch.ones(used.numel(), len(embeddings),
+                                     dtype=torch.bool))
+    groups = scaffold_groups([task.smiles[i] for i in used.tolist()])
+    if groups is None:  # No RDKit: molecule sizes instead.
+        return (alpha, size_groups(task.lengths[used]),
+                'size quartiles (no RDKit for scaffolds)')
+    return alpha, groups, 'scaffolds (all molecules)'
+
+
+def fusion_attention_rows(evaluation: Dict[str, Any],
+                          y: Tensor) -> List[List[str]]:
+    """Rows of the mean SAP attention per modality of
+    :func:`evaluate_fusion`'s :obj:`evaluation` (labels :obj:`y`): all
+    present by class, and with each modality masked; the ROC-AUC of
+    each case."""
+    rows = []
+    for case, value in evaluation.items():
+        groups = [('all', torch.ones_like(y, dtype=torch.bool))]
+        if case == 'all':
+            groups += [('inactive', y == 0), ('active', y == 1)]
+        label = 'all present' if case == 'all' else f'{case} masked'
+        for name, sel in groups:
+            rows.append([f'{label}, {name} (n={int(sel.sum())})'] + [
+                f'{float(v):.3f}' for v in value['alpha'][sel].mean(0)
+            ] + [f"{value['rocauc']:.4f}" if name == 'all' else ''])
+    return rows
