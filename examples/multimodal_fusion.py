@@ -21,49 +21,36 @@ machine (2026-12-02; the report states the measured time).
         --figure docs/img/fusion_attention.png
     python examples/multimodal_fusion.py --limit 200 --epochs 1  # smoke test
 """
-import argparse
-import os
 import os.path as osp
-import sys
 import time
+from typing import Optional
 
 import torch
 
 from sap_graph.experiments.data import load_ogbg
-from sap_graph.experiments.seq.figures import (
-    plot_fusion_attention,
-    size_groups,
-)
+from sap_graph.experiments.seq import cli
+from sap_graph.experiments.seq.figures import plot_fusion_attention
 from sap_graph.experiments.seq.fusion import (
     FUSIONS,
     MODALITIES,
     dataset_fingerprints,
 )
 from sap_graph.experiments.seq.loop import markdown_table, mean_std
-from sap_graph.experiments.seq.models import check_heads
 from sap_graph.experiments.seq.multimodal import (
     FusionConfig,
+    attention_groups,
     evaluate_fusion,
+    fusion_attention_rows,
     run_fusion,
-    scaffold_groups,
     train_encoders,
 )
 from sap_graph.experiments.seq.smiles import load_smiles_task
 
 
-def default_root() -> str:
-    base = os.environ.get('SAP_GRAPH_DATA')
-    return osp.join(base, 'ogb') if base else osp.join('data', 'ogb')
-
-
 def main() -> None:
-    d = FusionConfig()
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--root', default=None,
-                        help='OGB root holding ogbg_molhiv/ (default: '
-                        '$SAP_GRAPH_DATA/ogb or ./data/ogb)')
+    parser = cli.example_parser(__doc__, FusionConfig, [0, 1, 2],
+                                'stage 2 seeds',
+                                'write the attention figure here')
     parser.add_argument('--fingerprint', default='auto',
                         choices=['auto', 'morgan', 'graph'],
                         help='morgan (RDKit), graph (hashed atom '
@@ -71,49 +58,16 @@ def main() -> None:
                         'when RDKit imports) (default: auto)')
     parser.add_argument('--fusions', nargs='+', default=list(FUSIONS),
                         choices=FUSIONS,
-                        help='fusions (default: sap concat mean)')
-    parser.add_argument('--encoder_epochs', type=int,
-                        default=d.encoder_epochs,
-                        help='stage 1 epochs per encoder (default: '
-                        f'{d.encoder_epochs})')
-    parser.add_argument('--epochs', type=int, default=d.fusion_epochs,
-                        help='stage 2 epochs per fusion and seed (default: '
-                        f'{d.fusion_epochs}); with --limit also stage 1')
-    parser.add_argument('--channels', type=int, default=d.channels,
-                        help=f'fused token width (default: {d.channels})')
-    parser.add_argument('--heads', type=int, default=d.heads,
-                        help=f'SAP heads (default: {d.heads})')
-    parser.add_argument('--modality_dropout', type=float,
-                        default=d.modality_dropout,
-                        help='probability of masking a modality token in '
-                        f'training (default: {d.modality_dropout})')
-    parser.add_argument('--seeds', type=int, nargs='+',
-                        default=[0, 1, 2],
-                        help='stage 2 seeds (default: 0 1 2)')
-    parser.add_argument('--limit', type=int, default=None,
-                        help='use the first N molecules of the split only '
-                        '(80/10/10; default: all)')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch CPU threads (default: 1)')
-    parser.add_argument('--out', default=None,
-                        help='write the results (markdown) here (default: '
-                        'none)')
+                        help=f'fusions (default: {" ".join(FUSIONS)})')
     parser.add_argument('--embeddings', default=None,
                         help='cache of the stage 1 embeddings: loaded when '
                         'the file exists, else written (default: none)')
-    parser.add_argument('--figure', default=None,
-                        help='write the attention figure here (default: '
-                        'none)')
-    args = parser.parse_args()
-    if 'sap' in args.fusions:
-        try:
-            check_heads(args.heads, args.channels)
-        except ValueError as e:
-            parser.exit(2, f'error: --heads: {e}\n')
-    torch.set_num_threads(args.threads)
+    args, cfg = cli.parse_example(parser, FusionConfig, 'fusions', 'channels')
+    if args.limit:  # A smoke test: stage 1 as short as stage 2.
+        cfg.encoder_epochs = cfg.fusion_epochs
     start = time.perf_counter()
 
-    root = args.root or default_root()
+    root = cli.ogb_root(args)
     task = load_smiles_task(osp.join(root, 'ogbg_molhiv'), limit=args.limit)
     graphs = load_ogbg('ogbg-molhiv', root=root, download=False).dataset
     fp, fp_kind = dataset_fingerprints(
@@ -122,10 +76,6 @@ def main() -> None:
     sizes = {k: len(v) for k, v in task.split_idx.items()}
     print(f'ogbg-molhiv: split {sizes}, fingerprints: {fp_kind}')
 
-    cfg = FusionConfig(
-        encoder_epochs=(args.epochs if args.limit else args.encoder_epochs),
-        fusion_epochs=args.epochs, channels=args.channels, heads=args.heads,
-        modality_dropout=args.modality_dropout)
     if args.embeddings and osp.exists(args.embeddings):
         stage1 = torch.load(args.embeddings)
         print(f'Loaded stage 1 embeddings from {args.embeddings}')
@@ -163,7 +113,9 @@ def main() -> None:
         drop_rows)
     attention_table = None
     if sap_eval is not None:
-        attention_table = attention_summary(sap_eval, task.y[test])
+        attention_table = markdown_table(
+            ['test molecules', *MODALITIES, 'ROC-AUC'],
+            fusion_attention_rows(sap_eval, task.y[test]))
     total = time.perf_counter() - start
     print(table)
     print(drop_table)
@@ -172,60 +124,33 @@ def main() -> None:
     print(f'Total time: {total:.0f}s')
 
     if args.figure and sap_eval is not None:
-        # The scaffold split leaves nearly every test scaffold alone:
-        # panel (b) groups all molecules by their most frequent scaffolds.
-        used = torch.cat(list(task.split_idx.values()))
-        with torch.no_grad():
-            sap_model.eval()
-            _, alpha_all = sap_model.fuse(
-                [e[used] for e in emb],
-                torch.ones(used.numel(), len(emb), dtype=torch.bool))
-        smiles = [task.smiles[i] for i in used.tolist()]
-        groups = scaffold_groups(smiles)
-        group_name = 'scaffolds (all molecules)'
-        if groups is None:  # No RDKit: molecule sizes instead.
-            groups = size_groups(task.lengths[used])
-            group_name = 'size quartiles (no RDKit for scaffolds)'
-        os.makedirs(osp.dirname(osp.abspath(args.figure)), exist_ok=True)
-        plot_fusion_attention(args.figure, sap_eval['all']['alpha'],
+        alpha_all, groups, group_name = attention_groups(sap_model, emb,
+                                                         task)
+        plot_fusion_attention(cli.make_folder(args.figure),
+                              sap_eval['all']['alpha'],
                               task.y[test], groups, sap_eval, MODALITIES,
                               group_name, group_alpha=alpha_all)
         print(f'Wrote {args.figure}')
     if args.out:
-        write_report(args, cfg, fp_kind, sizes, table, drop_table,
-                     attention_table, total)
+        cli.write_report(args.out, report(args, cfg, fp_kind, sizes, table,
+                                          drop_table, attention_table,
+                                          total))
 
 
-def attention_summary(sap_eval: dict, y: torch.Tensor) -> str:
-    """Mean SAP attention per modality (seed 0, test) by class and with
-    each modality masked."""
-    rows = []
-    for case, value in sap_eval.items():
-        alpha = value['alpha']
-        groups = [('all', torch.ones_like(y, dtype=torch.bool))]
-        if case == 'all':
-            groups += [('inactive', y == 0), ('active', y == 1)]
-        for name, sel in groups:
-            label = ('all present' if case == 'all' else f'{case} masked')
-            rows.append([f'{label}, {name} (n={int(sel.sum())})'] + [
-                f'{float(v):.3f}' for v in alpha[sel].mean(0)
-            ] + [f"{value['rocauc']:.4f}" if name == 'all' else ''])
-    return markdown_table(['test molecules', *MODALITIES, 'ROC-AUC'], rows)
-
-
-def write_report(args, cfg, fp_kind, sizes, table, drop_table,
-                 attention_table, total) -> None:
-    command = ('python examples/multimodal_fusion.py ' +
-               ' '.join(sys.argv[1:]))
+def report(args, cfg: FusionConfig, fp_kind: str, sizes: dict, table: str,
+           drop_table: str, attention_table: Optional[str],
+           total: float) -> str:
+    """The markdown report: setup, ROC-AUC :obj:`table`, the
+    masked-modality :obj:`drop_table` and the SAP attention (with the
+    figure when asked for)."""
     fp_text = ('RDKit Morgan fingerprints (radius 2, 1024 bits; RDKit '
                'installed from PyPI with `pip install rdkit`)'
                if fp_kind == 'morgan' else
                'hashed atom-environment counts from the PyG graphs '
                '(ECFP-like, radius 2, 1024 bits; RDKit was not importable)')
     text = (
-        '# Multimodal fusion with SAP over modality tokens (ogbg-molhiv)\n\n'
-        f'Regenerate with `{command}` (`SAP_GRAPH_DATA` pointing at the '
-        'folder holding `ogb/ogbg_molhiv/`).\n\n'
+        cli.report_header('Multimodal fusion with SAP over modality tokens '
+                      '(ogbg-molhiv)') +
         f'Official scaffold split {sizes}. Three modality vectors per '
         f'molecule, each from an encoder trained alone with a linear probe '
         f'(stage 1, seed 0, {cfg.encoder_epochs} epochs, best validation '
@@ -254,20 +179,14 @@ def write_report(args, cfg, fp_kind, sizes, table, drop_table,
                  'token gets weight 0 and the others are renormalised.\n\n'
                  + attention_table)
     if args.figure:
-        rel = osp.relpath(args.figure, osp.dirname(osp.abspath(args.out)))
-        text += (f'\n![SAP attention over modalities]({rel})\n\n'
+        text += (f'\n![SAP attention over modalities]'
+                 f'({cli.figure_link(args.figure, args.out)})\n\n'
                  'Per-molecule attention over the three modality tokens '
                  '(SAP fusion, seed 0): (a) by class (test molecules), '
                  '(b) by Bemis-Murcko scaffold (the most frequent scaffolds '
                  'of all molecules), (c) with one modality masked at test '
                  'time (test molecules).\n')
-    text += (f'\nTotal time {total / 60:.1f} min on {args.threads} CPU '
-             'thread(s) (a shared 2-core machine).\n')
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        f.write(text)
-    print(f'Wrote {args.out}')
-
+    return text + cli.time_note(total, args.threads)
 
 if __name__ == '__main__':
     main()

@@ -15,19 +15,16 @@ states the measured time).
         --figure docs/img/smiles_attention.png
     python examples/smiles_sequence.py --limit 200 --epochs 1   # smoke test
 """
-import argparse
-import os
+import dataclasses
 import os.path as osp
 import statistics
-import sys
 import time
 from typing import Optional
 
-import torch
-
+from sap_graph.experiments.seq import cli
 from sap_graph.experiments.seq.figures import plot_token_attention
 from sap_graph.experiments.seq.loop import markdown_table, mean_std
-from sap_graph.experiments.seq.models import READOUTS, check_heads
+from sap_graph.experiments.seq.models import READOUTS
 from sap_graph.experiments.seq.sequences import (
     SequenceConfig,
     attention_by_class,
@@ -39,70 +36,19 @@ from sap_graph.experiments.seq.sequences import (
 from sap_graph.experiments.seq.smiles import load_smiles_task
 
 
-def default_root() -> str:
-    base = os.environ.get('SAP_GRAPH_DATA')
-    return osp.join(base, 'ogb') if base else osp.join('data', 'ogb')
-
-
 def main() -> None:
-    d = SequenceConfig()
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--root', default=None,
-                        help='OGB root holding ogbg_molhiv/ (default: '
-                        '$SAP_GRAPH_DATA/ogb or ./data/ogb)')
+    parser = cli.example_parser(
+        __doc__, SequenceConfig, [0, 1], 'one run per seed and readout',
+        "draw the 'sap' readout's attention over the tokens (seed 0, test "
+        'molecules) here')
     parser.add_argument('--readouts', nargs='+', default=list(READOUTS),
-                        choices=READOUTS,
-                        help='readouts over tokens (default: sap mean max '
-                        'cls)')
-    parser.add_argument('--encoder', default=d.encoder,
-                        choices=['conv', 'transformer'],
-                        help=f'token encoder (default: {d.encoder}; the '
-                        'transformer is ~6x slower on CPU)')
-    parser.add_argument('--hidden_channels', type=int,
-                        default=d.hidden_channels,
-                        help=f'token width (default: {d.hidden_channels})')
-    parser.add_argument('--num_layers', type=int, default=d.num_layers,
-                        help=f'encoder layers (default: {d.num_layers})')
-    parser.add_argument('--heads', type=int, default=d.heads,
-                        help=f'SAP heads (default: {d.heads})')
-    parser.add_argument('--dropout', type=float, default=d.dropout,
-                        help=f'dropout (default: {d.dropout})')
-    parser.add_argument('--max_length', type=int, default=d.max_length,
-                        help='tokens kept per SMILES, [CLS] included '
-                        f'(default: {d.max_length})')
-    parser.add_argument('--batch_size', type=int, default=d.batch_size,
-                        help=f'batch size (default: {d.batch_size})')
-    parser.add_argument('--lr', type=float, default=d.lr,
-                        help=f'learning rate (default: {d.lr})')
-    parser.add_argument('--epochs', type=int, default=d.epochs,
-                        help=f'epochs per run (default: {d.epochs})')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1],
-                        help='one run per seed and readout (default: 0 1)')
-    parser.add_argument('--limit', type=int, default=None,
-                        help='use the first N molecules of the split only '
-                        '(80/10/10; default: all)')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch CPU threads (default: 1)')
-    parser.add_argument('--out', default=None,
-                        help='write the results table (markdown) here '
-                        '(default: none)')
-    parser.add_argument('--figure', default=None,
-                        help="draw the 'sap' readout's attention over the "
-                        'tokens (seed 0, test molecules) here (PNG; '
-                        'needs matplotlib; default: none)')
-    args = parser.parse_args()
-    if 'sap' in args.readouts:
-        try:
-            check_heads(args.heads, args.hidden_channels)
-        except ValueError as e:
-            parser.exit(2, f'error: --heads: {e}\n')
-    torch.set_num_threads(args.threads)
+                        choices=READOUTS, help='readouts over tokens '
+                        f'(default: {" ".join(READOUTS)})')
+    args, cfg = cli.parse_example(parser, SequenceConfig, 'readouts',
+                                  'hidden_channels')
 
-    root = args.root or default_root()
-    task = load_smiles_task(osp.join(root, 'ogbg_molhiv'), args.max_length,
-                            args.limit)
+    task = load_smiles_task(osp.join(cli.ogb_root(args), 'ogbg_molhiv'),
+                            cfg.max_length, args.limit)
     sizes = {k: len(v) for k, v in task.split_idx.items()}
     print(f'ogbg-molhiv SMILES: vocabulary {len(task.vocab)}, split {sizes}, '
           f'mean length {task.lengths.float().mean():.1f} tokens')
@@ -110,16 +56,11 @@ def main() -> None:
     start = time.perf_counter()
     rows, results = [], {}
     for readout in args.readouts:
-        cfg = SequenceConfig(
-            readout=readout, encoder=args.encoder,
-            hidden_channels=args.hidden_channels, num_layers=args.num_layers,
-            heads=args.heads, dropout=args.dropout,
-            batch_size=args.batch_size, lr=args.lr, epochs=args.epochs,
-            max_length=args.max_length)
         runs = []
         for seed in args.seeds:
             print(f'Readout: {readout}, seed: {seed}')
-            runs.append(run_sequence(task, cfg, seed))
+            runs.append(run_sequence(
+                task, dataclasses.replace(cfg, readout=readout), seed))
         results[readout] = runs
         rows.append([
             readout, mean_std([r['val'] for r in runs]),
@@ -142,7 +83,8 @@ def main() -> None:
                                      args.figure)
         print(attention)
     if args.out:
-        write_report(args, table, total, sizes, len(task.vocab), attention)
+        cli.write_report(args.out, report(args, cfg, table, total, sizes,
+                                          len(task.vocab), attention))
 
 
 def attention_report(task, model, figure: Optional[str]) -> str:
@@ -153,53 +95,45 @@ def attention_report(task, model, figure: Optional[str]) -> str:
     table = markdown_table(['token class', 'test tokens', 'inactive',
                             'active'], attention_rows(by_class))
     if figure:
-        os.makedirs(osp.dirname(osp.abspath(figure)), exist_ok=True)
-        plot_token_attention(figure, by_class,
+        plot_token_attention(cli.make_folder(figure), by_class,
                              top_actives(task, ids, alphas, logits))
         print(f'Wrote {figure}')
     return table
 
 
-def write_report(args: argparse.Namespace, table: str, total: float,
-                 sizes: dict, vocab: int, attention: Optional[str]) -> None:
-    command = 'python examples/smiles_sequence.py ' + ' '.join(sys.argv[1:])
+def report(args, cfg: SequenceConfig, table: str, total: float,
+           sizes: dict, vocab: int, attention: Optional[str]) -> str:
+    """The markdown report: setup, results :obj:`table` and the
+    :obj:`attention` table (with the figure when drawn)."""
     text = (
-        '# SMILES sequences: readouts over tokens (ogbg-molhiv)\n\n'
-        f'Regenerate with `{command}` '
-        '(`SAP_GRAPH_DATA` pointing at the folder holding '
-        '`ogb/ogbg_molhiv/`).\n\n'
-        f'SMILES of ogbg-molhiv (`mapping/mol.csv.gz`) as regex tokens '
+        cli.report_header('SMILES sequences: readouts over tokens '
+                          '(ogbg-molhiv)')
+        + f'SMILES of ogbg-molhiv (`mapping/mol.csv.gz`) as regex tokens '
         f'(vocabulary {vocab} from the training molecules, a [CLS] token '
-        f'first, cut at {args.max_length} tokens), official scaffold split '
-        f'{sizes}. Encoder: {args.encoder}, {args.num_layers} layers, '
-        f'{args.hidden_channels} channels; readout over the tokens of the '
-        f'padded batch (`sap`: `SAPAggregation` with {args.heads} heads and '
+        f'first, cut at {cfg.max_length} tokens), official scaffold split '
+        f'{sizes}. Encoder: {cfg.encoder}, {cfg.num_layers} layers, '
+        f'{cfg.hidden_channels} channels; readout over the tokens of the '
+        f'padded batch (`sap`: `SAPAggregation` with {cfg.heads} heads and '
         'the padding mask, pooled in place; `cls`: the encoding of the '
         'first token); MLP head. Adam, lr '
-        f'{args.lr}, batch {args.batch_size}, {args.epochs} epochs, seeds '
+        f'{cfg.lr}, batch {cfg.batch_size}, {cfg.epochs} epochs, seeds '
         f'{" ".join(map(str, args.seeds))}. ROC-AUC from '
         "`ogb.graphproppred.Evaluator('ogbg-molhiv')`, validation and "
         'test at the best validation epoch, mean ± std over seeds.\n\n'
-        + table +
-        f'\nTotal time {total / 60:.1f} min on {args.threads} CPU thread(s) '
-        '(a shared 2-core machine).\n')
+        + table + cli.time_note(total, args.threads))
     if attention:
         text += ('\n## Where the SAP readout looks (seed 0, test)\n\n'
                  'Mean attention weight x number of tokens of the molecule '
                  '(averaged over heads; 1 = uniform), per token class.\n\n'
                  + attention)
     if attention and args.figure:
-        image = osp.relpath(osp.abspath(args.figure),
-                            osp.dirname(osp.abspath(args.out)))
-        text += (f'\n![SAP attention over SMILES tokens]({image})\n\n'
+        text += (f'\n![SAP attention over SMILES tokens]'
+                 f'({cli.figure_link(args.figure, args.out)})\n\n'
                  '(a) attention relative to uniform by token class, '
                  'inactive vs active test molecules; (b) the weight of '
                  'every token of the four active test molecules of at '
                  'most 40 tokens that the model scores highest.\n')
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        f.write(text)
-    print(f'Wrote {args.out}')
+    return text
 
 
 if __name__ == '__main__':

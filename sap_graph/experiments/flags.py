@@ -1,7 +1,8 @@
-r"""Command-line plumbing shared by the :obj:`sap-graph` commands: the
-one-line errors, the parser whose usage errors are one line, and the
-flags made from the fields of
-:class:`~sap_graph.experiments.train.TrainConfig` and their help texts
+r"""Command-line plumbing shared by the :obj:`sap-graph` commands and the
+examples: the one-line errors, the parser whose usage errors are one
+line, and the flags made from the fields of a dataclass and their help
+texts (:func:`add_dataclass_arguments`, :func:`dataclass_from_args`),
+*e.g.* of :class:`~sap_graph.experiments.train.TrainConfig`
 (:func:`add_config_arguments`, :func:`config_from_args`).
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import types
 import typing
 from dataclasses import MISSING, fields
 from typing import Any, Dict, List, NoReturn, Sequence
@@ -54,6 +56,10 @@ def _add(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
     parser.add_argument(*_spellings(name), dest=name, **kwargs)
 
 
+#: The origins of :obj:`Optional[X]` and :obj:`X | None`.
+_UNIONS = (typing.Union, types.UnionType)
+
+
 def _json_dict(text: str) -> dict:
     try:
         value = json.loads(text)
@@ -64,10 +70,10 @@ def _json_dict(text: str) -> dict:
     return value
 
 
-# Flags from TrainConfig ###################################################
+# Flags from dataclass fields ##############################################
 
 
-def _config_fields() -> Any:
+def _train_config() -> Any:
     from sap_graph.experiments.train.config import TrainConfig
     return TrainConfig
 
@@ -76,9 +82,10 @@ def _flag(f: Any) -> str:
     return f.metadata.get('flag', f.name)
 
 
-def flag_of(name: str) -> str:
-    r"""The flag of a :class:`TrainConfig` field (else :obj:`name`)."""
-    f = _config_fields().__dataclass_fields__.get(name)
+def flag_of(name: str, cls: Any = None) -> str:
+    r"""The flag of field :obj:`name` of the dataclass :obj:`cls`
+    (default: :class:`TrainConfig`), else :obj:`name`."""
+    f = (cls or _train_config()).__dataclass_fields__.get(name)
     return _flag(f) if f is not None else name
 
 
@@ -88,37 +95,56 @@ def _shown(value: Any) -> str:
     return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser,
-                         exclude: Sequence[str] = ()) -> None:
-    r"""Adds one flag per :class:`TrainConfig` field (but the hidden and
-    :obj:`exclude` ones), typed, with the field's help text and
-    default."""
-    cls = _config_fields()
+def _default(f: Any) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return MISSING
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: Any,
+                            exclude: Sequence[str] = ()) -> None:
+    r"""Adds one flag per field of the dataclass :obj:`cls` (but the
+    hidden and :obj:`exclude` ones), typed, with the field's help text
+    and default.
+
+    A field's :obj:`metadata` may hold :obj:`help` (its help text; the
+    default is appended unless the text mentions one), :obj:`flag`
+    (another flag name; the value still lands on the field's name),
+    :obj:`choices`, :obj:`invert` (a :obj:`True` default switched off
+    by the flag) and :obj:`hidden` (no flag). Both spellings of a name
+    with underscores parse (:obj:`--hidden_channels`,
+    :obj:`--hidden-channels`); a field without a default is a required
+    flag.
+    """
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         meta = f.metadata
         if meta.get('hidden') or f.name in exclude:
             continue
-        default = (f.default if f.default is not MISSING
-                   else f.default_factory())  # type: ignore[misc]
-        text = meta['help']
-        if 'default' not in text:
+        default = _default(f)
+        text = meta.get('help', f.name.replace('_', ' '))
+        if default is not MISSING and 'default' not in text:
             text += f' (default: {_shown(default)})'
         if meta.get('invert'):
             _add(parser, _flag(f), action='store_true', help=text)
             continue
         kwargs: Dict[str, Any] = {'help': text}
-        hint = hints[f.name]
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        inner = args[0] if args and typing.get_origin(hint) is not dict \
-            else hint
+        if default is MISSING:
+            kwargs['required'] = True
+            default = None
+        hint = inner = hints[f.name]
+        if typing.get_origin(hint) in _UNIONS:  # Optional[X]: X.
+            inner = next(a for a in typing.get_args(hint)
+                         if a is not type(None))
         if hint is bool:
             kwargs.update(action='store_true')
         elif typing.get_origin(inner) is list:
             kwargs.update(nargs='+', type=typing.get_args(inner)[0],
-                          default=None)
+                          default=default)
         elif typing.get_origin(inner) is dict:
-            kwargs.update(type=_json_dict, default={})
+            kwargs.update(type=_json_dict, default=default)
         else:
             kwargs.update(type=inner, default=default)
         if 'choices' in meta:
@@ -126,10 +152,11 @@ def add_config_arguments(parser: argparse.ArgumentParser,
         parser.add_argument(*_spellings(_flag(f)), dest=f.name, **kwargs)
 
 
-def config_from_args(args: argparse.Namespace, **extra: Any) -> Any:
-    r"""The :class:`TrainConfig` of flags added by
-    :func:`add_config_arguments`; :obj:`extra` sets further fields."""
-    cls = _config_fields()
+def dataclass_from_args(cls: Any, args: argparse.Namespace,
+                        **extra: Any) -> Any:
+    r"""The dataclass :obj:`cls` of the flags added by
+    :func:`add_dataclass_arguments`; fields without a flag keep their
+    default, and :obj:`extra` sets further fields."""
     values = {}
     for f in fields(cls):
         if f.metadata.get('invert') and hasattr(args, _flag(f)):
@@ -140,3 +167,14 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> Any:
     return cls(**values)
 
 
+def add_config_arguments(parser: argparse.ArgumentParser,
+                         exclude: Sequence[str] = ()) -> None:
+    r"""Adds the flags of the :class:`TrainConfig` fields (but the hidden
+    and :obj:`exclude` ones), see :func:`add_dataclass_arguments`."""
+    add_dataclass_arguments(parser, _train_config(), exclude)
+
+
+def config_from_args(args: argparse.Namespace, **extra: Any) -> Any:
+    r"""The :class:`TrainConfig` of flags added by
+    :func:`add_config_arguments`; :obj:`extra` sets further fields."""
+    return dataclass_from_args(_train_config(), args, **extra)

@@ -13,13 +13,14 @@ r"""The multimodal fusion experiment on ogbg-molhiv, in two stages.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric import seed_everything
 
+from sap_graph.experiments.seq.figures import size_groups
 from sap_graph.experiments.seq.fusion import (
     MODALITIES,
     FingerprintMLP,
@@ -44,20 +45,34 @@ from sap_graph.experiments.seq.smiles import SmilesTask
 @dataclass
 class FusionConfig:
     """Budgets of both stages (defaults: :obj:`examples/multimodal_fusion.py`
-    on one CPU core)."""
-    graph_channels: int = 64
-    graph_layers: int = 3
-    sequence_channels: int = 32
-    fingerprint_channels: int = 64
-    encoder_epochs: int = 2
-    encoder_lr: float = 2e-3
-    batch_size: int = 128
-    channels: int = 64
-    heads: int = 1
-    fusion_epochs: int = 15
-    fusion_batch_size: int = 256
-    fusion_lr: float = 1e-3
-    modality_dropout: float = 0.15
+    on one CPU core, whose flags are made from these fields and their help
+    texts)."""
+    graph_channels: int = field(default=64, metadata={
+        'help': 'stage 1: GIN width'})
+    graph_layers: int = field(default=3, metadata={
+        'help': 'stage 1: GINE layers'})
+    sequence_channels: int = field(default=32, metadata={
+        'help': 'stage 1: SMILES token width'})
+    fingerprint_channels: int = field(default=64, metadata={
+        'help': 'stage 1: fingerprint MLP width'})
+    encoder_epochs: int = field(default=2, metadata={
+        'help': 'stage 1 epochs per encoder'})
+    encoder_lr: float = field(default=2e-3, metadata={
+        'help': 'stage 1 learning rate'})
+    batch_size: int = field(default=128, metadata={
+        'help': 'stage 1 batch size'})
+    channels: int = field(default=64, metadata={
+        'help': 'fused token width'})
+    heads: int = field(default=1, metadata={'help': 'SAP heads'})
+    fusion_epochs: int = field(default=15, metadata={
+        'help': 'stage 2 epochs per fusion and seed; with --limit also '
+        'stage 1', 'flag': 'epochs'})
+    fusion_batch_size: int = field(default=256, metadata={
+        'help': 'stage 2 batch size'})
+    fusion_lr: float = field(default=1e-3, metadata={
+        'help': 'stage 2 learning rate'})
+    modality_dropout: float = field(default=0.15, metadata={
+        'help': 'probability of masking a modality token in training'})
 
 
 class SequenceEmbedding(torch.nn.Module):
@@ -231,3 +246,42 @@ def scaffold_groups(smiles: Sequence[str]) -> Optional[List[str]]:
         except (ValueError, RuntimeError):
             out.append('?')
     return out
+
+
+@torch.no_grad()
+def attention_groups(model: FusionHead, embeddings: Sequence[Tensor],
+                     task: SmilesTask) -> Tuple[Tensor, List[str], str]:
+    """The SAP attention over the modalities of every molecule of the
+    split (:obj:`[n, M]`), their groups (Bemis-Murcko scaffolds, or size
+    quartiles without RDKit) and the name of the grouping. The scaffold
+    split leaves nearly every test scaffold alone: all molecules are
+    grouped."""
+    used = torch.cat(list(task.split_idx.values()))
+    model.eval()
+    _, alpha = model.fuse([e[used] for e in embeddings],
+                          torch.ones(used.numel(), len(embeddings),
+                                     dtype=torch.bool))
+    groups = scaffold_groups([task.smiles[i] for i in used.tolist()])
+    if groups is None:  # No RDKit: molecule sizes instead.
+        return (alpha, size_groups(task.lengths[used]),
+                'size quartiles (no RDKit for scaffolds)')
+    return alpha, groups, 'scaffolds (all molecules)'
+
+
+def fusion_attention_rows(evaluation: Dict[str, Any],
+                          y: Tensor) -> List[List[str]]:
+    """Rows of the mean SAP attention per modality of
+    :func:`evaluate_fusion`'s :obj:`evaluation` (labels :obj:`y`): all
+    present by class, and with each modality masked; the ROC-AUC of
+    each case."""
+    rows = []
+    for case, value in evaluation.items():
+        groups = [('all', torch.ones_like(y, dtype=torch.bool))]
+        if case == 'all':
+            groups += [('inactive', y == 0), ('active', y == 1)]
+        label = 'all present' if case == 'all' else f'{case} masked'
+        for name, sel in groups:
+            rows.append([f'{label}, {name} (n={int(sel.sum())})'] + [
+                f'{float(v):.3f}' for v in value['alpha'][sel].mean(0)
+            ] + [f"{value['rocauc']:.4f}" if name == 'all' else ''])
+    return rows
