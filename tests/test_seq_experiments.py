@@ -291,3 +291,34 @@ def test_gin_encoder_and_fit_on_a_toy_task():
     assert mean_std([0.5, 0.7]) == '0.6000 ± 0.1414'
     assert mean_std([math.nan]) == 'n/a'
     assert markdown_table(['a'], [['1']]) == '| a |\n|---|\n| 1 |\n'
+
+
+def test_stage_one_is_fixed_by_its_seed():
+    """The fusion example's encoders start from the seed they are given:
+    the same seed gives the same embeddings, another seed others."""
+    from sap_graph.experiments.seq.multimodal import (
+        FusionConfig,
+        train_encoders,
+    )
+    task = tiny_task(['CCO', 'c1ccccc1O', 'C(=O)[O-]', 'CN', 'c1ccncc1C#N',
+                      'CCN', 'OCC=O', 'c1ccccc1'])
+    graphs = [Data(x=torch.randint(0, 2, (n, 9)),
+                   edge_index=torch.stack([torch.arange(n - 1),
+                                           torch.arange(1, n)]),
+                   edge_attr=torch.randint(0, 2, (n - 1, 3)),
+                   y=task.y[i:i + 1])
+              for i, n in enumerate(task.lengths.tolist())]
+    fp = torch.randint(0, 2, (len(graphs), 16)).float()
+    cfg = FusionConfig(graph_channels=8, graph_layers=1, sequence_channels=8,
+                       fingerprint_channels=8, encoder_epochs=1, batch_size=4)
+
+    def embeddings(seed, state):
+        torch.manual_seed(state)  # The global state before: no effect.
+        out = train_encoders(graphs, task, fp, cfg, seed=seed, log=False)
+        return out['embeddings']
+
+    first, again, other = (embeddings(0, 1), embeddings(0, 2),
+                           embeddings(1, 1))
+    for a, b, c in zip(first, again, other, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        assert not torch.equal(a, c)

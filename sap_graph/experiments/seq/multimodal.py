@@ -131,12 +131,13 @@ def train_encoders(dataset, task: SmilesTask, fp: Tensor,
     """
     y, split = task.y, task.split_idx
     used = torch.cat(list(split.values()))
+    # Built after seeding (below), so that the seed fixes their weights.
     encoders = {
-        'graph': GINEncoder(cfg.graph_channels, cfg.graph_layers),
-        'sequence': SequenceEmbedding(len(task.vocab),
-                                      cfg.sequence_channels,
-                                      task.tokens.size(1)),
-        'fingerprint': FingerprintMLP(fp.size(1), cfg.fingerprint_channels),
+        'graph': lambda: GINEncoder(cfg.graph_channels, cfg.graph_layers),
+        'sequence': lambda: SequenceEmbedding(
+            len(task.vocab), cfg.sequence_channels, task.tokens.size(1)),
+        'fingerprint': lambda: FingerprintMLP(fp.size(1),
+                                              cfg.fingerprint_channels),
     }
     widths = {'graph': cfg.graph_channels,
               'sequence': cfg.sequence_channels,
@@ -157,7 +158,7 @@ def train_encoders(dataset, task: SmilesTask, fp: Tensor,
         seed_everything(seed)
         if log:
             print(f'Encoder: {name}')
-        probe = Probe(encoders[name], widths[name])
+        probe = Probe(encoders[name](), widths[name])
         result = fit_sequences(
             probe, lambda n=name: batches(n, split['train'], True,
                                           cfg.batch_size),
