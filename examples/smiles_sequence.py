@@ -21,6 +21,8 @@ import statistics
 import time
 from typing import Optional
 
+import torch
+
 from sap_graph.experiments.seq import cli
 from sap_graph.experiments.seq.figures import plot_token_attention
 from sap_graph.experiments.seq.loop import markdown_table, mean_std
@@ -50,8 +52,9 @@ def main() -> None:
     task = load_smiles_task(osp.join(cli.ogb_root(args), 'ogbg_molhiv'),
                             cfg.max_length, args.limit)
     sizes = {k: len(v) for k, v in task.split_idx.items()}
+    used = torch.cat(list(task.split_idx.values()))  # --limit: a subset.
     print(f'ogbg-molhiv SMILES: vocabulary {len(task.vocab)}, split {sizes}, '
-          f'mean length {task.lengths.float().mean():.1f} tokens')
+          f'mean length {task.lengths[used].float().mean():.1f} tokens')
 
     start = time.perf_counter()
     rows, results = [], {}
