@@ -14,8 +14,8 @@ hashed atom-environment counts computed from the PyG graphs.
 
 Data: --root holding ogbg_molhiv/ (read only), else $SAP_GRAPH_DATA/ogb,
 else ./data/ogb. Default budget (stage 1: 2 epochs per encoder; stage 2:
-3 fusions x 3 seeds x 15 epochs): 5.2 minutes on one thread of a 2-core
-machine (2026-12-02; the report states the measured time).
+3 fusions x 3 seeds x 15 epochs): 2.4 minutes on one thread of a 2-core
+machine (2026-12-03; the report states the measured time).
 
     python examples/multimodal_fusion.py --out docs/fusion.md \\
         --figure docs/img/fusion_attention.png
