@@ -75,41 +75,53 @@ def tests_of(result: ComparisonResult) -> List[tuple]:
     return out
 
 
-def against_simple(result: ComparisonResult) -> List[PairedTest]:
-    """The default against each simple readout, paired by seed."""
+def against_simple(result: ComparisonResult,
+                   readout: str = DEFAULT) -> List[PairedTest]:
+    """:obj:`readout` (the default) against each simple readout, paired by
+    seed."""
     names = [r.readout for r in result.rows]
-    if DEFAULT not in names:
+    if readout not in names:
         return []
-    return [result.paired(DEFAULT, n) for n in SIMPLE if n in names]
+    return [result.paired(readout, n) for n in SIMPLE if n in names]
 
 
 def ahead_of_all(tests: Sequence[PairedTest], higher: bool) -> bool:
-    """Whether the default beat every simple readout: mean difference in
-    its favour and two-sided p below :data:`ALPHA` against each."""
+    """Whether a readout beat every simple readout (:obj:`tests`, its
+    :func:`against_simple`): mean difference in its favour and two-sided
+    p below :data:`ALPHA` against each."""
     sign = 1.0 if higher else -1.0
     return len(tests) == len(SIMPLE) and all(
         sign * t.mean_diff > 0 and t.p_value < ALPHA for t in tests)
 
 
 def simple_lines(results: Dict[str, ComparisonResult]) -> List[str]:
-    out = ['## The default against each simple readout', '',
-           'Per seed, the default\'s test score minus that of sum / mean / '
-           'max pooling (W/T/L and exact sign-flip p). Ahead of all three '
-           f'means a mean difference in the default\'s favour and p < '
+    head = ' | '.join(f'vs {n}' for n in SIMPLE)
+    out = ['## The default and the best SAP variant against each simple '
+           'readout', '',
+           'Per seed, the test score of the default (and of the best SAP '
+           'variant by validation, where that is another) minus that of '
+           'sum / mean / max pooling (W/T/L and exact sign-flip p). Ahead of '
+           f'all three means a mean difference in its favour and p < '
            f'{ALPHA:g} against each.', '',
-           '| set | seeds | ' + ' | '.join(f'vs {n}' for n in SIMPLE)
-           + ' | ahead of all three |',
-           '| --- | ---: |' + ' ---: |' * len(SIMPLE) + ' :---: |']
+           f'| set | seeds | readout | {head} | ahead of all three |',
+           '| --- | ---: | --- |' + ' ---: |' * len(SIMPLE) + ' :---: |']
     for name, res in results.items():
-        tests = against_simple(res)
-        if not tests:
-            continue
-        cells = [f'{fmt(t.mean_diff, res.metric, True)} '
-                 f'({t.wins}/{t.ties}/{t.losses}, p {_p(t)})' for t in tests]
-        seeds = max(len(t.units) for t in tests)
-        out.append(f'| {name} | {seeds} | ' + ' | '.join(cells) + ' | '
-                   + ('yes' if ahead_of_all(tests, res.higher_is_better)
-                     else 'no') + ' |')
+        sap = [n for n in (r.readout for r in res.rows)
+               if n.startswith('sap') and n not in CONTROLS.values()]
+        best = _by_val(res, sap)
+        for readout in dict.fromkeys((DEFAULT, best)):
+            tests = against_simple(res, readout) if readout else []
+            if not tests:
+                continue
+            cells = [f'{fmt(t.mean_diff, res.metric, True)} '
+                     f'({t.wins}/{t.ties}/{t.losses}, p {_p(t)})'
+                     for t in tests]
+            seeds = max(len(t.units) for t in tests)
+            what = 'default' if readout == DEFAULT else (
+                f'{readout} (best SAP)')
+            out.append(f'| {name} | {seeds} | {what} | ' + ' | '.join(cells)
+                       + ' | ' + ('yes' if ahead_of_all(
+                           tests, res.higher_is_better) else 'no') + ' |')
     return out + ['']
 
 

@@ -1,5 +1,6 @@
 """The moonshot table of ``benchmarks/molecules_page.py``: the default
-against sum / mean / max per seed, and when it counts as ahead of all."""
+(and the best SAP variant by validation) against sum / mean / max per
+seed, and when it counts as ahead of all."""
 import pytest
 
 from benchmarks.molecules_page import against_simple, ahead_of_all, page
@@ -80,3 +81,18 @@ def test_a_partial_set_says_so():
     res.missing = 6
     assert '| toy | rocauc ↑ | 4 (partial: 6 runs to go) |' in page(
         {'toy': res}, 'budget')
+
+
+def test_the_best_sap_variant_by_validation_gets_its_own_row():
+    base = [0.5 + 0.01 * s for s in range(10)]
+    res = result({'sum': base, 'mean': base, 'max': base, 'sap': base,
+                  'sap_rezero': shifted(base, 0.05),
+                  'sap_rezero_frozen': shifted(base, 0.2)})  # A control.
+    text = page({'toy': res}, 'budget')
+    rows = [line for line in text.splitlines()
+            if line.startswith('| toy | 10 |')]
+    assert [r.split(' | ')[2] for r in rows] == [
+        'default', 'sap_rezero (best SAP)']
+    assert rows[0].endswith('| no |') and rows[1].endswith('| yes |')
+    assert [t.against for t in against_simple(res, 'sap_rezero')] == [
+        'sum', 'mean', 'max']
