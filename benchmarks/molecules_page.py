@@ -99,8 +99,9 @@ def simple_lines(results: Dict[str, ComparisonResult]) -> List[str]:
     out = ['## The default and the best SAP variant against each simple '
            'readout', '',
            'Per seed, the test score of the default (and of the best SAP '
-           'variant by validation, where that is another) minus that of '
-           'sum / mean / max pooling (W/T/L and exact sign-flip p). Ahead of '
+           'variant by validation, where that is another, and of its '
+           'frozen-query control) minus that of sum / mean / max pooling '
+           '(W/T/L and exact sign-flip p). Ahead of '
            f'all three means a mean difference in its favour and p < '
            f'{ALPHA:g} against each.', '',
            f'| set | seeds | readout | {head} | ahead of all three |',
@@ -109,7 +110,8 @@ def simple_lines(results: Dict[str, ComparisonResult]) -> List[str]:
         sap = [n for n in (r.readout for r in res.rows)
                if n.startswith('sap') and n not in CONTROLS.values()]
         best = _by_val(res, sap)
-        for readout in dict.fromkeys((DEFAULT, best)):
+        control = VARIANT_CONTROLS.get(best) if best != DEFAULT else None
+        for readout in dict.fromkeys((DEFAULT, best, control)):
             tests = against_simple(res, readout) if readout else []
             if not tests:
                 continue
@@ -117,8 +119,9 @@ def simple_lines(results: Dict[str, ComparisonResult]) -> List[str]:
                      f'({t.wins}/{t.ties}/{t.losses}, p {_p(t)})'
                      for t in tests]
             seeds = max(len(t.units) for t in tests)
-            what = 'default' if readout == DEFAULT else (
-                f'{readout} (best SAP)')
+            what = ('default' if readout == DEFAULT else
+                    f'{readout} (best SAP)' if readout == best else
+                    f'{readout} (its control)')
             out.append(f'| {name} | {seeds} | {what} | ' + ' | '.join(cells)
                        + ' | ' + ('yes' if ahead_of_all(
                            tests, res.higher_is_better) else 'no') + ' |')

@@ -92,7 +92,7 @@ def test_the_best_sap_variant_by_validation_gets_its_own_row():
     rows = [line for line in text.splitlines()
             if line.startswith('| toy | 10 |')]
     assert [r.split(' | ')[2] for r in rows] == [
-        'default', 'sap_rezero (best SAP)']
-    assert rows[0].endswith('| no |') and rows[1].endswith('| yes |')
+        'default', 'sap_rezero (best SAP)', 'sap_rezero_frozen (its control)']
+    assert [r.endswith('| yes |') for r in rows] == [False, True, True]
     assert [t.against for t in against_simple(res, 'sap_rezero')] == [
         'sum', 'mean', 'max']
