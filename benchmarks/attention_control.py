@@ -86,7 +86,7 @@ def control_comparison(records: Sequence[Dict[str, Any]], name: str,
     Returns:
         A dict: :obj:`'result'` (the
         :class:`~sap_graph.experiments.compare.ComparisonResult` of all
-        readouts), :obj:`'units'` (the folds it pairs), :obj:`'val'` and
+        readouts), :obj:`'val'` and
         :obj:`'test'` (the
         :class:`~sap_graph.experiments.compare.PairedTest` of sap minus
         control on validation and on test scores), :obj:`'lrs'` (how
@@ -109,23 +109,17 @@ def control_comparison(records: Sequence[Dict[str, Any]], name: str,
         raise ValueError(f"{name}: runs with several metrics {metrics}")
     metric = metrics.pop()
     higher = METRICS.get(metric, True)
-    lrs = {r['lr'] for r in records}
-    done: Dict[tuple, set] = {}
-    for r in records:
-        done.setdefault((r['readout'], r['unit']), set()).add(r['lr'])
     every = sorted({r['unit'] for r in records}, key=_unit_order)
-    # A readout's fold counts once it is finished at every learning rate
-    # (as summarise() counts it); each design is paired with its control
-    # on the folds both finished.
-    complete = {k for k, v in done.items() if v == lrs}
-    units = [u for u in every if any((n, u) in complete for n in names)]
-    paired = [n for n in names if n in DESIGNS or n in DESIGNS.values()]
-    result = summarise(records, [parse_variant(n) for n in names], units,
+    # summarise() counts a readout's fold once it is finished at every
+    # learning rate; each design is paired with its control on the folds
+    # both finished.
+    result = summarise(records, [parse_variant(n) for n in names], every,
                        {'name': name}, metric, higher, 'kfold', {},
-                       len(records), lrs=lrs)
-    return pair({'result': result, 'units': units,
+                       len(records))
+    paired = [n for n in names if n in DESIGNS or n in DESIGNS.values()]
+    return pair({'result': result,
                  'unfinished': [u for u in every if not all(
-                     (n, u) in complete for n in paired)]},
+                     (n, u) in result.selected for n in paired)]},
                 sap, control)
 
 
@@ -133,11 +127,11 @@ def pair(cmp: Dict[str, Any], sap: str, control: str) -> Dict[str, Any]:
     """:obj:`cmp` (a :func:`control_comparison`) with :obj:`sap` paired
     with :obj:`control` instead, from the same chosen runs."""
     from sap_graph.experiments.compare.report import paired_test
-    res, units = cmp['result'], cmp['units']
-    higher = res.higher_is_better
+    res = cmp['result']
     on_val = {k: {**r, 'test': r['val']} for k, r in res.selected.items()}
     return {**cmp,
-            'val': paired_test(on_val, sap, control, units, higher),
+            'val': paired_test(on_val, sap, control, res.units,
+                               res.higher_is_better),
             'test': res.paired(sap, control),
             'lrs': Counter(res.row(sap).lrs.values())}
 

@@ -54,14 +54,19 @@ def _by_val(result: ComparisonResult, names: Sequence[str]) -> Optional[str]:
     return min(rows, key=lambda r: r.rank).readout if rows else None
 
 
+def _best_sap(result: ComparisonResult) -> Optional[str]:
+    """The best SAP design (not a frozen-query control) by validation."""
+    return _by_val(result, [r.readout for r in result.rows
+                            if r.readout.startswith('sap')
+                            and r.readout not in CONTROLS.values()])
+
+
 def tests_of(result: ComparisonResult) -> List[tuple]:
     """(what, test) rows: default and best SAP by validation against the
     best non-SAP readout by validation; each default against its control."""
     names = [r.readout for r in result.rows]
-    sap = [n for n in names
-           if n.startswith('sap') and n not in CONTROLS.values()]
-    other = [n for n in names if not n.startswith('sap')]
-    base, best_sap = _by_val(result, other), _by_val(result, sap)
+    base = _by_val(result, [n for n in names if not n.startswith('sap')])
+    best_sap = _best_sap(result)
     out = []
     if base and DEFAULT in names:
         out.append(('default vs best non-SAP', result.paired(DEFAULT, base)))
@@ -107,9 +112,7 @@ def simple_lines(results: Dict[str, ComparisonResult]) -> List[str]:
            f'| set | seeds | readout | {head} | ahead of all three |',
            '| --- | ---: | --- |' + ' ---: |' * len(SIMPLE) + ' :---: |']
     for name, res in results.items():
-        sap = [n for n in (r.readout for r in res.rows)
-               if n.startswith('sap') and n not in CONTROLS.values()]
-        best = _by_val(res, sap)
+        best = _best_sap(res)
         control = VARIANT_CONTROLS.get(best) if best != DEFAULT else None
         for readout in dict.fromkeys((DEFAULT, best, control)):
             tests = against_simple(res, readout) if readout else []

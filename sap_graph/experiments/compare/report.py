@@ -166,8 +166,8 @@ def _key(record: Dict[str, Any], higher: bool) -> tuple:
 def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
               units: Sequence[str], dataset: Dict[str, Any], metric: str,
               higher_is_better: bool, protocol: str,
-              config: Dict[str, Any], expected_runs: int,
-              lrs: Optional[Sequence[float]] = None) -> ComparisonResult:
+              config: Dict[str, Any], expected_runs: int
+              ) -> ComparisonResult:
     r"""Chooses the learning rate per readout and fold/seed on validation
     (ties: lower validation loss, then the smaller rate), ranks the
     readouts by mean validation score and tests each against the best.
@@ -186,16 +186,15 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
         readouts (list of Variant): The readouts, in report order.
         units (list of str): The folds/seeds of the plan, in order.
         expected_runs (int): The number of runs of the whole plan.
-        lrs (list of float, optional): The learning rates of the plan.
-            (default: :obj:`config['lrs']`, else those of the records)
+        config (dict): The comparison's settings; its :obj:`lrs` are the
+            learning rates of the plan (default: those of the records).
     """
     higher = higher_is_better
-    if lrs is None:
-        lrs = config.get('lrs') or {r['lr'] for r in records}
+    lrs = set(config.get('lrs') or (r['lr'] for r in records))
     done: Dict[Any, set] = {}
     for r in records:
         done.setdefault((r['readout'], r['unit']), set()).add(r['lr'])
-    complete = {k for k, v in done.items() if v >= set(lrs)}
+    complete = {k for k, v in done.items() if v >= lrs}
     selected: Dict[Any, Dict[str, Any]] = {}
     for r in records:
         k = (r['readout'], r['unit'])
