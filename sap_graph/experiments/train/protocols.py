@@ -214,39 +214,9 @@ def cross_validate(
     device = resolve_device(cfg.device)
     if splits is None:
         splits = [s.index for s in plan_splits(task, cfg)]
-    state = TrainState(cfg, task, 'folds', splits)
-    try:
-        return _cross_validate(task, cfg, splits, model_fn, state, device)
-    finally:
-        state.close()
-
-
-def _cross_validate(task: GraphTask, cfg: TrainConfig,
-                    splits: List[Dict[str, Tensor]],
-                    model_fn: Optional[Callable[[], Module]],
-                    state: TrainState,
-                    device: torch.device) -> Dict[str, Any]:
-    metric = task.metric
-    records: List[Dict[str, Any]] = list(state.runs)
-    best_state = state.best
-    bar = tqdm(splits, desc='Folds', dynamic_ncols=True,
-               disable=not cfg.progress or not distributed.is_main())
-    for fold, split in enumerate(bar):
-        if fold < len(records):  # Finished before an interruption.
-            continue
-        record, state_dict = run_fold(task, cfg, split, fold, device,
-                                      model_fn, state)
-        records.append(record)
-        best_state = _keep_best(best_state, record, state_dict, task)
-        state.run_done(record, best_state)
-        _log(cfg, f"Fold: {fold + 1:02d}, "
-                  f"Best epoch: {record['best_epoch']:03d}, "
-                  f"Val: {record[f'val_{metric}']:.4f}, "
-                  f"Test: {record[f'test_{metric}']:.4f}")
-    result = _summarise(records, metric, best_state, task, cfg, device,
-                        key='folds')
-    result['resumed'] = state.resumed
-    return result
+    return _run_protocol(task, cfg, [
+        Split(f'fold_{k}', cfg.seed + k, s) for k, s in enumerate(splits)],
+        'folds', model_fn, device)
 
 
 def holdout(
@@ -281,41 +251,47 @@ def holdout(
                   for s in cfg.seeds or [cfg.seed]]
     else:
         splits = plan_splits(task, cfg)
-    state = TrainState(cfg, task, 'seeds', [s.index for s in splits])
+    return _run_protocol(task, cfg, splits, 'seeds', model_fn, device)
+
+
+def _run_protocol(task: GraphTask, cfg: TrainConfig, splits: List[Split],
+                  key: str, model_fn: Optional[Callable[[], Module]],
+                  device: torch.device) -> Dict[str, Any]:
+    r"""Runs every fold (:obj:`key='folds'`) or seed (:obj:`'seeds'`) of
+    :obj:`splits` not finished in :obj:`cfg.state` and summarises them."""
+    state = TrainState(cfg, task, key, [s.index for s in splits])
     try:
-        return _holdout(task, cfg, model_fn, state, device, splits)
+        metric = task.metric
+        records: List[Dict[str, Any]] = list(state.runs)
+        best_state = state.best
+        for i, split in enumerate(tqdm(
+                splits, desc=key.capitalize(), dynamic_ncols=True,
+                disable=not cfg.progress or not distributed.is_main())):
+            if i < len(records):  # Finished before an interruption.
+                continue
+            name = (f'Fold {i + 1:02d}' if key == 'folds' else
+                    f'Seed {split.seed}')
+            record, state_dict = run_split(
+                task, cfg, split.index, split.seed, device, model_fn,
+                resume=state.snapshot(i),
+                on_epoch=(None if not state.path else
+                          lambda snap, i=i: state.epoch_done(i, snap)),
+                desc=name)
+            if key == 'folds':
+                record = {'fold': i, **record}
+            records.append(record)
+            best_state = _keep_best(best_state, record, state_dict, task)
+            state.run_done(record, best_state)
+            _log(cfg, f"{name.replace(' ', ': ', 1)}, Best epoch: "
+                      f"{record['best_epoch']:03d}, "
+                      f"Val: {record[f'val_{metric}']:.4f}, "
+                      f"Test: {record[f'test_{metric}']:.4f}")
+        result = _summarise(records, metric, best_state, task, cfg, device,
+                            key=key)
+        result['resumed'] = state.resumed
+        return result
     finally:
         state.close()
-
-
-def _holdout(task: GraphTask, cfg: TrainConfig,
-             model_fn: Optional[Callable[[], Module]], state: TrainState,
-             device: torch.device, splits: List[Split]) -> Dict[str, Any]:
-    metric = task.metric
-    records: List[Dict[str, Any]] = list(state.runs)
-    best_state = state.best
-    for run_idx, split in enumerate(tqdm(
-            splits, desc='Seeds', dynamic_ncols=True,
-            disable=not cfg.progress or not distributed.is_main())):
-        if run_idx < len(records):  # Finished before an interruption.
-            continue
-        record, state_dict = run_split(
-            task, cfg, split.index, split.seed, device, model_fn,
-            resume=state.snapshot(run_idx),
-            on_epoch=(None if not state.path else
-                      lambda snap, i=run_idx: state.epoch_done(i, snap)),
-            desc=f'Seed {split.seed}')
-        records.append(record)
-        best_state = _keep_best(best_state, record, state_dict, task)
-        state.run_done(record, best_state)
-        _log(cfg, f"Seed: {split.seed}, Best epoch: "
-                  f"{record['best_epoch']:03d}, "
-                  f"Val: {record[f'val_{metric}']:.4f}, "
-                  f"Test: {record[f'test_{metric}']:.4f}")
-    result = _summarise(records, metric, best_state, task, cfg, device,
-                        key='seeds')
-    result['resumed'] = state.resumed
-    return result
 
 
 def _keep_best(best: Optional[Dict[str, Any]], record: Dict[str, Any],
