@@ -175,3 +175,21 @@ def test_the_result_file_is_standard_json(tmp_path, monkeypatch):
     result = json.loads(out.read_text(), parse_constant=strict)
     assert [f['test_loss'] for f in result['folds']] == [None, None]
     assert result['folds'][0]['test_acc'] >= 0
+
+
+def test_train_scores_a_regression_csv_by_mae(tmp_path):
+    pytest.importorskip('rdkit')
+    smiles = ['CCO', 'c1ccccc1', 'CC(=O)O', 'CCN', 'CCCC', 'OCCO', 'CCOC',
+              'c1ccncc1', 'CC(C)O', 'C1CCCCC1']
+    path = tmp_path / 'reg.csv'
+    path.write_text('smiles,y\n' + ''.join(f'{s},{0.3 * i}\n' for i, s in
+                                            enumerate(smiles)))
+    out = tmp_path / 'r.json'
+    assert main(['train', '--dataset', str(path), '--target', 'y',
+                 '--metric', 'mae', '--folds', '2', '--epochs', '1',
+                 '--hidden_channels', '8', '--num_layers', '1',
+                 '--no_progress', '--quiet', '--out', str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result['metric'] == 'mae'
+    assert result['test_mean'] == pytest.approx(
+        sum(f['test_mae'] for f in result['folds']) / 2)

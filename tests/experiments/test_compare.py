@@ -282,13 +282,18 @@ def _cases(tmp):
                             '--readouts', 'sum', 'nope'],
         'unwritable output': ['--dataset', good, '--target', 'y',
                               '--out', '/proc/sap-graph-out'],
+        'mae on a binary target': ['--dataset', good, '--target', 'y',
+                                   '--metric', 'mae'],
+        'mae on a TU-style dataset': ['--dataset', 'synthetic',
+                                      '--metric', 'mae'],
     }
 
 
 @pytest.mark.parametrize('case', [
     'missing file', 'missing column', 'empty csv', 'no valid smiles',
     'non-numeric target', 'one class only', 'fewer graphs than folds',
-    'unknown readout', 'unwritable output'])
+    'unknown readout', 'unwritable output', 'mae on a binary target',
+    'mae on a TU-style dataset'])
 def test_bad_input_is_one_error_line(case, tmp_path, capsys, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError('trained on bad input')
@@ -303,3 +308,30 @@ def test_bad_input_is_one_error_line(case, tmp_path, capsys, monkeypatch):
     assert err.startswith('error: ') and '\n' not in err, err
     assert 'Traceback' not in err
     assert not out.exists()  # Nothing half-written.
+
+
+def test_mae_scores_and_selects_regression_runs(tmp_path):
+    """--metric mae: the runs are scored by MAE (at most their RMSE, on
+    the same one-epoch models), cached apart from the RMSE runs, and the
+    report says so; Python rejects a metric the task cannot take."""
+    from sap_graph.experiments.errors import ConfigError
+    path = _csv(tmp_path / 'reg.csv', [f'{s},{0.7 * i - 2}' for i, s in
+                                       enumerate(MOLECULES)])
+    opts = dict(readouts=['sum'], lrs=[0.01], targets=['y'],
+                progress=False, **{**TINY, 'epochs': 1})
+    rmse = compare(path, out=str(tmp_path / 'rmse'), **opts)
+    mae = compare(path, out=str(tmp_path / 'mae'), metric='mae', **opts)
+    assert (rmse.metric, mae.metric) == ('rmse', 'mae')
+    assert not mae.higher_is_better
+    by_unit = {r['unit']: r['test'] for r in rmse.runs}
+    assert len(mae.runs) == len(by_unit) == 3
+    for r in mae.runs:
+        assert 0 < r['test'] <= by_unit[r['unit']]
+    keys = [{f for f in os.listdir(tmp_path / m / 'runs')
+             if f.endswith('.json')} for m in ('rmse', 'mae')]
+    assert len(keys[1]) == 3 and not keys[0] & keys[1]
+    assert 'test metric **mae**' in (tmp_path / 'mae' / 'report.md'
+                                     ).read_text()
+    with pytest.raises(ConfigError, match='regression'):
+        compare(load_synthetic(num_graphs=12), ['sum'], metric='mae',
+                out=str(tmp_path / 'x'), progress=False, **TINY)

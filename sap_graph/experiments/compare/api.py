@@ -31,7 +31,8 @@ from sap_graph.experiments.data import (
     DatasetFormatError,
     GraphTask,
     check_task,
-    load_dataset,
+    load_configured,
+    with_metric,
 )
 from sap_graph.experiments.data.kinds import protocol_of
 from sap_graph.experiments.errors import ConfigError
@@ -79,14 +80,9 @@ def _check_labels(task: GraphTask) -> None:
 
 def _load(dataset: Any, base: Any) -> GraphTask:
     if isinstance(dataset, str):
-        return load_dataset(dataset, root=base.root,
-                            node_features=base.node_features,
-                            download=base.download, seed=base.seed,
-                            use_node_attr=base.use_node_attr,
-                            smiles_column=base.smiles_column,
-                            targets=base.targets)
+        return load_configured(base)
     from sap_graph.experiments.data.graphs import task_from_graphs
-    return task_from_graphs(dataset)
+    return with_metric(task_from_graphs(dataset), base.metric)
 
 
 def prepare(dataset: Any, readouts: Sequence[Union[str, Variant]],

@@ -13,7 +13,11 @@ from sap_graph.experiments.data.cache import (
     fingerprint,
     is_writable,
 )
-from sap_graph.experiments.data.load import load_dataset
+from sap_graph.experiments.data.load import (
+    load_configured,
+    load_dataset,
+    with_metric,
+)
 from sap_graph.experiments.data.molecules import (
     MoleculeGraphs,
     load_molecule_csv,
@@ -60,8 +64,8 @@ __all__ = [
     'TU_CLASS_COUNTS', 'TU_DATASETS', 'UnknownDatasetError',
     'add_node_features', 'allow_pyg_in_torch_load', 'cache_root',
     'cached_copy', 'check_task', 'default_root', 'fingerprint',
-    'is_writable', 'load_dataset', 'load_molecule_csv', 'load_ogbg',
-    'load_synthetic', 'load_tu', 'mol_to_graph', 'murcko_scaffold',
+    'is_writable', 'load_configured', 'load_dataset', 'load_molecule_csv',
+    'load_ogbg', 'load_synthetic', 'load_tu', 'mol_to_graph', 'murcko_scaffold',
     'murcko_scaffolds', 'ogb_meta', 'require_ogb', 'require_rdkit',
-    'scaffold_split', 'split_scaffolds', 'synthetic_graphs',
+    'scaffold_split', 'split_scaffolds', 'synthetic_graphs', 'with_metric',
 ]

@@ -3,7 +3,9 @@ OGB, a CSV of molecules or TU.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import (
+    Any,
     List,
     Optional,
 )
@@ -58,3 +60,53 @@ def load_dataset(
                      download=download, seed=seed,
                      use_node_attr=use_node_attr,
                      smiles_column=smiles_column, targets=targets)
+
+
+#: The metrics a regression task may be scored with (the first is the
+#: default).
+REGRESSION_METRICS = ('rmse', 'mae')
+
+
+def with_metric(task: GraphTask, metric: Optional[str]) -> GraphTask:
+    r"""Returns :obj:`task` scored (and its epochs and learning rates
+    selected) by :obj:`metric` instead of its default: :obj:`'rmse'` or
+    :obj:`'mae'` (MoleculeNet's metric for QM7, QM8 and QM9), for the
+    regression targets of a CSV of molecules or of graphs passed from
+    Python. :obj:`None` keeps the default.
+
+    Raises:
+        ConfigError: For another metric, a task that is not regression,
+            or one scored by OGB's :class:`Evaluator` (its metric is part
+            of the benchmark).
+    """
+    if metric is None or metric == task.metric:
+        return task
+    if metric not in REGRESSION_METRICS:
+        raise ConfigError('metric', f"'metric' must be one of "
+                          f"{', '.join(REGRESSION_METRICS)} (got {metric!r})")
+    if task.task_type != 'regression':
+        raise ConfigError('metric', f"'metric' {metric!r} is for regression "
+                          f"targets; '{task.name}' is {task.task_type}, "
+                          f"scored by {task.metric}")
+    if kind_of(task).evaluator is not None:
+        raise ConfigError('metric', f"'{task.name}' is scored by OGB's "
+                          f"Evaluator, with {task.metric}")
+    return replace(task, metric=metric)
+
+
+def load_configured(cfg: Any) -> GraphTask:
+    r"""Loads :obj:`cfg.dataset` with the data fields of a
+    :class:`~sap_graph.experiments.train.TrainConfig` (root, node
+    features, SMILES and target columns, metric, ...); an unsuitable
+    :obj:`cfg.metric` fails before the data is read."""
+    if cfg.metric is not None and kind_of(cfg.dataset).name != 'molecules':
+        raise ConfigError('metric', f"'metric' is for the regression "
+                          f"targets of a CSV of molecules (got "
+                          f"'{cfg.dataset}')")
+    task = load_dataset(cfg.dataset, root=cfg.root,
+                        node_features=cfg.node_features,
+                        download=cfg.download, seed=cfg.seed,
+                        use_node_attr=cfg.use_node_attr,
+                        smiles_column=cfg.smiles_column,
+                        targets=cfg.targets)
+    return with_metric(task, cfg.metric)

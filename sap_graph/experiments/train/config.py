@@ -58,6 +58,10 @@ class TrainConfig:
         None, 'CSV of molecules: one or more target columns; 0/1 columns '
         'are binary classification tasks, others regression; missing '
         'values are masked per task (default: none)', flag='target')
+    metric: Optional[str] = _opt(
+        None, 'regression targets of a CSV of molecules: score and select '
+        'by rmse or mae (MoleculeNet uses mae for QM7/QM8/QM9) (default: '
+        'rmse)', choices=['rmse', 'mae'])
     readout: str = _opt('sap', 'readout', hidden=True)
     heads: int = _opt(4, 'attention heads of sap, set_transformer and gmt')
     concat: Optional[bool] = _opt(None, 'concatenate the heads',
@@ -152,6 +156,9 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ConfigError('seeds', "'seeds' must not be empty")
     if cfg.targets is not None and not cfg.targets:
         raise ConfigError('targets', "'targets' must not be empty")
+    if cfg.metric not in (None, 'rmse', 'mae'):
+        raise ConfigError('metric', f"'metric' must be 'rmse' or 'mae' (got "
+                          f"{cfg.metric!r})")
 
 
 def resolve_config(cfg: TrainConfig, kind: str) -> TrainConfig:

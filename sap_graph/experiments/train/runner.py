@@ -21,7 +21,12 @@ from sap_graph.experiments import distributed
 from sap_graph.experiments.checkpoint import (
     atomic_save,
 )
-from sap_graph.experiments.data import GraphTask, check_task, load_dataset
+from sap_graph.experiments.data import (
+    GraphTask,
+    check_task,
+    load_configured,
+    with_metric,
+)
 from sap_graph.experiments.data.kinds import protocol_of
 from sap_graph.experiments.files import (
     ResultRescuedError,
@@ -153,13 +158,8 @@ def run(cfg: TrainConfig,
 
 def _run(cfg: TrainConfig, task: Optional[GraphTask],
          ctx: Optional[distributed.DistContext]) -> Dict[str, Any]:
-    if task is None:
-        task = load_dataset(cfg.dataset, root=cfg.root,
-                            node_features=cfg.node_features,
-                            download=cfg.download, seed=cfg.seed,
-                            use_node_attr=cfg.use_node_attr,
-                            smiles_column=cfg.smiles_column,
-                            targets=cfg.targets)
+    task = (load_configured(cfg) if task is None else
+            with_metric(task, cfg.metric))
     check_task(task)
     cfg = resolve_config(cfg, task.kind)
     if ctx is not None and cfg.batch_size % ctx.world_size:
