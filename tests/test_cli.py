@@ -60,7 +60,7 @@ def no_data(monkeypatch):
     """Fails the test if any data is loaded."""
     def no_data(*args, **kwargs):
         raise AssertionError('data loaded before the options were checked')
-    monkeypatch.setattr(run_mod, 'load_dataset', no_data)
+    monkeypatch.setattr(run_mod, 'load_configured', no_data)
 
 
 @pytest.mark.parametrize('args,message', [

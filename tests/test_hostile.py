@@ -209,7 +209,7 @@ def test_invalid_graphs_are_refused(tmp_path, capsys, monkeypatch):
     for task, message in cases:
         with pytest.raises(DatasetFormatError, match=re.escape(message)):
             run(TrainConfig(epochs=1, folds=2, progress=False), task=task)
-        monkeypatch.setattr(run_mod, 'load_dataset',
+        monkeypatch.setattr(run_mod, 'load_configured',
                             lambda *args, task=task, **kwargs: task)
         out = tmp_path / 'r.json'
         assert main(['train', *QUICK, '--out', str(out)]) == 2
@@ -237,7 +237,7 @@ TOY = ['--dataset', 'synthetic', *QUICK]
 def tiny(monkeypatch):
     """Makes `sap-graph train` load a 40-graph synthetic task (fast)."""
     task = load_synthetic(num_graphs=40, min_pairs=2, max_pairs=3)
-    monkeypatch.setattr(run_mod, 'load_dataset', lambda *a, **k: task)
+    monkeypatch.setattr(run_mod, 'load_configured', lambda *a, **k: task)
 
 
 def usage_error(argv):
@@ -305,7 +305,7 @@ def test_readout_options_fail_before_any_data_is_loaded(
         options, message, capsys, monkeypatch):
     def no_data(*args, **kwargs):
         raise AssertionError('data loaded before the options were checked')
-    monkeypatch.setattr(run_mod, 'load_dataset', no_data)
+    monkeypatch.setattr(run_mod, 'load_configured', no_data)
     assert main(['train', *TOY, '--readout_kwargs', options]) == 2
     line = one_error_line(capsys)
     assert '--readout_kwargs: invalid options for readout' in line

@@ -141,7 +141,7 @@ def test_cross_validation_resumes_exactly(tiny_task, tmp_path, monkeypatch,
 
 def test_cli_resume_after_interrupt(tiny_task, tmp_path, monkeypatch,
                                     capsys):
-    monkeypatch.setattr(run_mod, 'load_dataset',
+    monkeypatch.setattr(run_mod, 'load_configured',
                         lambda *args, **kwargs: tiny_task)
     flags = ['train', '--epochs', '3', '--folds', '2', '--hidden_channels',
              '8', '--heads', '2', '--batch_size', '16', '--no-progress',

@@ -28,12 +28,13 @@ pytest.importorskip('rdkit')
 smiles2graph = pytest.importorskip('ogb.utils').smiles2graph
 from rdkit import Chem  # noqa: E402
 
-# Line 1 is the header; CRLF endings, padded SMILES, a blank line, a
-# quoted field and two SMILES RDKit rejects (lines 4 and 7).
+# Line 1 is the header; CRLF endings, padded SMILES and targets, a blank
+# line, a blank target (a space: missing), a quoted field and two SMILES
+# RDKit rejects (lines 4 and 7).
 CSV_TEXT = (
     'name,smiles,active,logp\r\n'
-    'ethanol,CCO,1,\r\n'
-    'benzene, c1ccccc1 ,0,2.5\r\n'
+    'ethanol,CCO,1, \r\n'
+    'benzene, c1ccccc1 ,0, 2.5 \r\n'
     'bad,Xx,1,1\r\n'
     '\r\n'
     'salt,[Na+].[Cl-],,3\r\n'

@@ -121,17 +121,9 @@ def prepare(dataset: Any, readouts: Sequence[Union[str, Variant]],
     try:
         splits = plan_splits(task, base)
     except ValueError as e:
-        if isinstance(e, ConfigError):
+        if isinstance(e, (ConfigError, DatasetFormatError)):
             raise
         raise ConfigError('folds', str(e)) from None
-    for s in splits:
-        empty = [k for k in ('train', 'val', 'test') if s.index[k].numel()
-                 == 0]
-        if empty:
-            raise DatasetFormatError(
-                f"Dataset '{task.name}' ({len(task.dataset)} graphs) is too "
-                f"small for its split: {s.unit} has no "
-                f"{' or '.join(empty)} graphs")
     for v in variants:
         build_model(replace(base, **v.config()), task)
     return task, RunPlan(task, base, variants, lrs, splits), variants

@@ -157,7 +157,8 @@ def _targets(path: str, frame: Any, targets: Sequence[str],
     import pandas as pd
     columns = []
     for name in targets:
-        text = frame[name]
+        text = frame[name].str.strip()
+        text = text.where(text != '')  # A blank cell is a missing value.
         values = pd.to_numeric(text, errors='coerce').to_numpy(np.float64)
         bad = (text.notna().to_numpy() & np.isnan(values)) | np.isinf(values)
         if bad.any():

@@ -114,19 +114,60 @@ def plan_splits(task: GraphTask, cfg: TrainConfig) -> List[Split]:
         else:
             index = kfold_splits(len(task.dataset), cfg.folds,
                                  cfg.val_ratio, cfg.seed)
-        return [Split(f'fold_{k}', cfg.seed + k, s)
-                for k, s in enumerate(index)]
-    seeds = list(cfg.seeds or [cfg.seed])
-    if protocol == 'official':
+        splits = [Split(f'fold_{k}', cfg.seed + k, s)
+                  for k, s in enumerate(index)]
+    elif protocol == 'official':
         assert task.split_idx is not None
         index = {'train': task.split_idx['train'],
                  'val': task.split_idx['valid'],
                  'test': task.split_idx['test']}
-        return [Split(f'seed_{s}', s, {k: v.view(-1) for k, v in
-                                       index.items()}) for s in seeds]
-    from sap_graph.experiments.data.splits import split_scaffolds
-    return [Split(f'seed_{s}', s, split_scaffolds(task.dataset.scaffolds,
-                                                  seed=s)) for s in seeds]
+        splits = [Split(f'seed_{s}', s, {k: v.view(-1) for k, v in
+                                         index.items()})
+                  for s in cfg.seeds or [cfg.seed]]
+    else:
+        from sap_graph.experiments.data.splits import split_scaffolds
+        splits = [Split(f'seed_{s}', s, split_scaffolds(
+            task.dataset.scaffolds, seed=s)) for s in cfg.seeds or [cfg.seed]]
+    check_splits(task, splits)
+    return splits
+
+
+def check_splits(task: GraphTask, splits: List[Split]) -> None:
+    r"""Checks, before any training, that every part of every split has
+    graphs and that its validation and test parts can be scored: a
+    labelled value of some task (regression), or some task with both
+    classes labelled (binary classification: ROC-AUC is undefined
+    otherwise; tasks with one class are skipped when scoring, as OGB
+    does).
+
+    Raises:
+        DatasetFormatError: Naming the fold or seed and the part.
+    """
+    from sap_graph.experiments.data import DatasetFormatError
+    y = None
+    if task.task_type in ('binary classification', 'regression'):
+        y = task.dataset.y.view(len(task.dataset), -1)
+    for split in splits:
+        for part in ('train', 'val', 'test'):
+            index = split.index[part]
+            problem = None
+            if index.numel() == 0:
+                problem = 'no graphs'
+            elif y is not None and part != 'train':
+                sub = y[index]
+                if task.task_type == 'regression':
+                    if bool(torch.isnan(sub).all()):
+                        problem = 'no labelled target value'
+                elif not bool(((sub == 0).any(0) & (sub == 1).any(0)).any()):
+                    problem = ('no task with both classes labelled, so '
+                               'ROC-AUC is undefined there')
+            if problem is not None:
+                raise DatasetFormatError(
+                    f"Dataset '{task.name}' ({len(task.dataset)} graphs) is "
+                    f"too small or too unbalanced for its split: the {part} "
+                    f"part of {split.unit} ({index.numel()} graph"
+                    f"{'' if index.numel() == 1 else 's'}) has "
+                    f"{problem}; use more data, other seeds or --folds")
 
 
 # Scoring ##################################################################
@@ -248,4 +289,4 @@ def run_split(
 
 
 __all__ = ['Split', 'chance_loss', 'evaluator_of', 'kfold_splits',
-           'plan_splits', 'run_split', 'stratified_splits']
+           'check_splits', 'plan_splits', 'run_split', 'stratified_splits']

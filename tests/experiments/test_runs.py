@@ -1,0 +1,81 @@
+"""Splits that cannot be scored (``train.runs.check_splits``): every part
+needs graphs, and the validation and test parts a labelled value
+(regression) or a task with both classes (ROC-AUC), before any training."""
+import math
+
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from sap_graph.experiments.data import DatasetFormatError
+from sap_graph.experiments.data.graphs import task_from_graphs
+from sap_graph.experiments.train.runs import Split, check_splits
+
+NAN = math.nan
+
+
+def _task(labels):
+    return task_from_graphs([Data(x=torch.ones(2, 1), edge_index=torch.tensor(
+        [[0, 1], [1, 0]]), y=torch.tensor([row])) for row in labels])
+
+
+def _split(train, val, test):
+    return Split('seed_3', 3, {k: torch.tensor(v, dtype=torch.long) for k, v
+                               in zip(('train', 'val', 'test'),
+                                      (train, val, test), strict=True)})
+
+
+BINARY = [[0., 1.], [1., 0.], [0., NAN], [1., NAN], [0., 0.], [1., 1.]]
+REGRESSION = [[0.5, NAN], [1.5, 2.0], [NAN, NAN], [NAN, NAN], [2.5, 1.0]]
+
+CASES = [
+    # (labels, train, val, test, the problem named, or None: it passes)
+    (BINARY, [0, 1], [2, 3], [4, 5], None),
+    (BINARY, [0, 1], [0, 4], [2, 5], None),  # Task 1 in val, task 0 in test.
+    (BINARY, [0, 1], [2, 4], [3, 5], 'val part of seed_3 (2 graphs) has '
+     'no task with both classes labelled'),
+    (BINARY, [0, 1], [2, 3], [5, 3], 'test part of seed_3'),
+    (BINARY, [0, 1], [2, 3], [], 'test part of seed_3 (0 graphs) has no '
+     'graphs'),
+    (BINARY, [], [2, 3], [4, 5], 'train part of seed_3 (0 graphs)'),
+    (REGRESSION, [0, 1], [2, 4], [1, 3], None),
+    (REGRESSION, [0, 1], [2, 3], [4], 'val part of seed_3 (2 graphs) has '
+     'no labelled target value'),
+]
+
+
+@pytest.mark.parametrize('labels,train,val,test,problem', CASES)
+def test_check_splits(labels, train, val, test, problem):
+    task = _task(labels)
+    split = _split(train, val, test)
+    if problem is None:
+        check_splits(task, [split])
+    else:
+        with pytest.raises(DatasetFormatError, match=problem.replace(
+                '(', r'\(').replace(')', r'\)')):
+            check_splits(task, [split])
+
+
+def test_an_unscorable_split_is_one_error_line_before_training(
+        tmp_path, capsys, monkeypatch):
+    pytest.importorskip('rdkit')
+    import sap_graph.experiments.compare.engine as engine
+    from sap_graph.experiments.cli import main
+
+    def no_training(*args, **kwargs):
+        raise AssertionError('trained on an unscorable split')
+
+    monkeypatch.setattr(engine, 'execute_run', no_training)
+    # One positive among 12: some fold's test part has none.
+    smiles = ['CCO', 'c1ccccc1', 'CC(=O)O', 'CCN', 'CCCC', 'OCCO', 'CCOC',
+              'c1ccncc1', 'CC(C)O', 'C1CCCCC1', 'CCCl', 'CC=O']
+    path = tmp_path / 'rare.csv'
+    path.write_text('smiles,y\n' + ''.join(f'{s},{int(i == 0)}\n' for i, s
+                                            in enumerate(smiles)))
+    out = tmp_path / 'out'
+    assert main(['compare', '--dataset', str(path), '--target', 'y',
+                 '--folds', '3', '--out', str(out), '--no_progress']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ') and '\n' not in err
+    assert 'no task with both classes labelled' in err
+    assert not out.exists()
