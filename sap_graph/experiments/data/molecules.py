@@ -160,14 +160,18 @@ def _targets(path: str, frame: Any, targets: Sequence[str],
         text = frame[name].str.strip()
         text = text.where(text != '')  # A blank cell is a missing value.
         values = pd.to_numeric(text, errors='coerce').to_numpy(np.float64)
-        bad = (text.notna().to_numpy() & np.isnan(values)) | np.isinf(values)
+        # Targets are float32 tensors: a larger value would become inf.
+        huge = np.abs(values) > np.finfo(np.float32).max
+        bad = (text.notna().to_numpy() & np.isnan(values)) | huge
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            what = 'an infinite' if np.isinf(values[i]) else 'a non-numeric'
+            what = ('a non-numeric' if np.isnan(values[i]) else
+                    'an infinite' if np.isinf(values[i]) else
+                    'an out-of-range (beyond float32)')
             raise DatasetFormatError(
                 f"'{path}': target column '{name}' has {what} value "
                 f"{text.iloc[i]!r} on line {int(lines[i])} ({int(bad.sum())} "
-                f"non-numeric or infinite values in all)")
+                f"non-numeric, infinite or out-of-range values in all)")
         columns.append(values)
     return torch.from_numpy(np.stack(columns, axis=1)).float()
 
@@ -341,6 +345,10 @@ def load_molecule_csv(
     if targets is None or isinstance(targets, str):
         targets = [] if targets is None else [targets]
     targets = list(targets)
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise DatasetFormatError(f"Target column(s) given more than once: "
+                                 f"{', '.join(map(repr, twice))}")
     if not targets:
         frame = _read(path)
         raise DatasetFormatError(
