@@ -193,3 +193,14 @@ def test_train_scores_a_regression_csv_by_mae(tmp_path):
     assert result['metric'] == 'mae'
     assert result['test_mean'] == pytest.approx(
         sum(f['test_mae'] for f in result['folds']) / 2)
+
+
+def test_mae_on_a_dataset_without_regression_targets(capsys, monkeypatch):
+    def no_data(*args, **kwargs):
+        raise AssertionError('data loaded before the metric was checked')
+    monkeypatch.setattr('sap_graph.experiments.data.load.load_dataset',
+                        no_data)
+    assert main(['train', '--dataset', 'synthetic', '--metric', 'mae']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: --metric: 'metric' is for the regression targets "
+                   "of a CSV of molecules (got 'synthetic')")

@@ -122,6 +122,9 @@ class TrainConfig:
         'an uninterrupted run gives; starts afresh if PATH does not exist')
 
 
+#: Seeds are below this (numpy's bound is 2**32; folds add to the seed).
+MAX_SEED = 2**31
+
 #: Lower bounds of the numeric fields: (bound, inclusive).
 _BOUNDS: Dict[str, Tuple[float, bool]] = {
     'heads': (1, True), 'hidden_channels': (1, True),
@@ -154,6 +157,13 @@ def validate_config(cfg: TrainConfig) -> None:
             raise ConfigError(name, f"'{name}' must be < 1 (got {value})")
     if cfg.seeds is not None and not cfg.seeds:
         raise ConfigError('seeds', "'seeds' must not be empty")
+    for name, values in (('seed', [cfg.seed]), ('seeds', cfg.seeds or [])):
+        for value in values:  # numpy takes [0, 2**32); folds add to it.
+            if (not isinstance(value, int) or isinstance(value, bool)
+                    or not 0 <= value < MAX_SEED):
+                what = 'an integer' if name == 'seed' else 'integers'
+                raise ConfigError(name, f"'{name}' must be {what} from 0 "
+                                  f"to {MAX_SEED - 1} (got {value!r})")
     if cfg.targets is not None and not cfg.targets:
         raise ConfigError('targets', "'targets' must not be empty")
     if cfg.metric not in (None, 'rmse', 'mae'):
