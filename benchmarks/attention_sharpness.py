@@ -42,7 +42,7 @@ def checkpoint_sharpness(checkpoint: str) -> Dict[str, Any]:
     selected = state['config'].get('selected') or {}
     keep = ('dataset', 'readout', 'heads', 'readout_kwargs', 'epochs', 'lr',
             'lr_step', 'folds', 'seeds', 'seed', 'hidden_channels',
-            'num_layers', 'smiles_column', 'targets')
+            'num_layers', 'smiles_column', 'targets', 'metric')
     return {'dataset': task.name, 'design': design, 'heads': rows,
             'train': {k: train.get(k) for k in keep},
             'selected': {k: selected.get(k) for k in (
@@ -78,6 +78,8 @@ def train_command(s: Dict[str, Any]) -> str:
     if t.get('targets'):
         args += ['--smiles_column', t.get('smiles_column') or 'smiles',
                  '--target', *t['targets']]
+        if t.get('metric'):
+            args += ['--metric', t['metric']]
     args += ['--epochs', t['epochs'], '--lr', t['lr']]
     if t.get('lr_step'):
         args += ['--lr_step', t['lr_step']]

@@ -85,8 +85,9 @@ def test_train_on_a_csv_of_molecules(tmp_path):
 
 @pytest.mark.filterwarnings('ignore:mols. skipped')
 def test_explain_a_model_trained_on_a_csv(tmp_path):
-    """The checkpoint of a CSV run names its SMILES and target columns,
-    so explaining it reloads the same molecules without asking again."""
+    """The checkpoint of a CSV run names its SMILES and target columns
+    and its metric, so explaining it reloads the same molecules, scored
+    the same way, without asking again."""
     from sap_graph.experiments.explain import (
         attention_statistics,
         load_explained,
@@ -98,9 +99,10 @@ def test_explain_a_model_trained_on_a_csv(tmp_path):
     run(TrainConfig(
         dataset=str(path), smiles_column='mol', targets=['logS'], epochs=1,
         seeds=[0], readout='sap', hidden_channels=8, num_layers=1,
-        progress=False, verbose=False, checkpoint=str(tmp_path / 'm.pt')))
+        metric='mae', progress=False, verbose=False,
+        checkpoint=str(tmp_path / 'm.pt')))
     model, task = load_explained(str(tmp_path / 'm.pt'))
-    assert len(task.dataset) == 20 and task.metric == 'rmse'
+    assert len(task.dataset) == 20 and task.metric == 'mae'
     assert task.dataset.smiles[3] == 'C1CCCC1'
     stats = attention_statistics(model, task.dataset)
     assert stats['entropy'].shape[0] == 20

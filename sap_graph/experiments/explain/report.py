@@ -53,7 +53,7 @@ def load_explained(
         :class:`~sap_graph.experiments.data.GraphTask`.
     """
     from sap_graph.experiments.checkpoint import read_checkpoint
-    from sap_graph.experiments.data import load_dataset
+    from sap_graph.experiments.data import load_dataset, with_metric
     from sap_graph.experiments.models import model_from_checkpoint
 
     state = read_checkpoint(checkpoint)
@@ -80,6 +80,8 @@ def load_explained(
         use_node_attr=train.get('use_node_attr', False),
         **({'smiles_column': train.get('smiles_column', 'smiles'),
             'targets': train.get('targets')} if same else {}))
+    if same:
+        task = with_metric(task, train.get('metric'))
     if (model.node_encoder is None
             and task.num_features != model.in_channels):
         raise ValueError(f"{task.name} has {task.num_features} node "
