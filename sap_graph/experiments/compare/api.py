@@ -178,7 +178,8 @@ def compare(
         command (str, optional): The command line, for the report.
         **config: :class:`~sap_graph.experiments.train.TrainConfig` fields
             (:obj:`epochs`, :obj:`hidden_channels`, :obj:`seeds`,
-            :obj:`folds`, :obj:`smiles_column`, :obj:`targets`, ...);
+            :obj:`folds`, :obj:`smiles_column`, :obj:`targets`,
+            :obj:`metric` (:obj:`'mae'` for regression), ...);
             unset ones take the defaults of the dataset's kind.
 
     Returns:
