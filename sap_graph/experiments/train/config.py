@@ -17,6 +17,7 @@ import torch
 import torch_geometric
 
 from sap_graph.experiments import distributed
+from sap_graph.experiments.data.load import REGRESSION_METRICS
 from sap_graph.experiments.errors import ConfigError
 
 
@@ -60,8 +61,9 @@ class TrainConfig:
         'values are masked per task (default: none)', flag='target')
     metric: Optional[str] = _opt(
         None, 'regression targets of a CSV of molecules: score and select '
-        'by rmse or mae (MoleculeNet uses mae for QM7/QM8/QM9) (default: '
-        'rmse)', choices=['rmse', 'mae'])
+        f"by {' or '.join(REGRESSION_METRICS)} (MoleculeNet uses mae for "
+        f'QM7/QM8/QM9) (default: {REGRESSION_METRICS[0]})',
+        choices=list(REGRESSION_METRICS))
     readout: str = _opt('sap', 'readout', hidden=True)
     heads: int = _opt(4, 'attention heads of sap, set_transformer and gmt')
     concat: Optional[bool] = _opt(None, 'concatenate the heads',
@@ -166,8 +168,9 @@ def validate_config(cfg: TrainConfig) -> None:
                                   f"to {MAX_SEED - 1} (got {value!r})")
     if cfg.targets is not None and not cfg.targets:
         raise ConfigError('targets', "'targets' must not be empty")
-    if cfg.metric not in (None, 'rmse', 'mae'):
-        raise ConfigError('metric', f"'metric' must be 'rmse' or 'mae' (got "
+    if cfg.metric not in (None, *REGRESSION_METRICS):
+        raise ConfigError('metric', f"'metric' must be one of "
+                          f"{', '.join(REGRESSION_METRICS)} (got "
                           f"{cfg.metric!r})")
 
 
