@@ -1,6 +1,9 @@
-"""The sequence and fusion examples end to end on a tiny slice of
-ogbg-molhiv (``--limit 200 --epochs 1``), from ``$SAP_GRAPH_DATA``;
-skipped without it (see ``tests/test_realdata.py``)."""
+"""The examples end to end: the TU example on the built-in synthetic task
+against ``sap-graph train`` (same flags and kind defaults, same result);
+the sequence and fusion examples on a tiny slice of ogbg-molhiv
+(``--limit 200 --epochs 1``), from ``$SAP_GRAPH_DATA``, skipped without it
+(see ``tests/test_realdata.py``)."""
+import json
 import os
 import os.path as osp
 import subprocess
@@ -10,24 +13,53 @@ import pytest
 
 from tests.test_realdata import data_root
 
-pytestmark = [pytest.mark.realdata, pytest.mark.slow]
-
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def run_example(name, *args, tmp_path):
+def run_example(name, *args, tmp_path, limit=('--limit', '200')):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT, os.environ.get('PYTHONPATH', '')]),
         SAP_GRAPH_CACHE=os.environ.get('SAP_GRAPH_CACHE',
                                        str(tmp_path / 'cache')))
     proc = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'examples', name), '--limit', '200',
+        [sys.executable, osp.join(ROOT, 'examples', name), *limit,
          '--epochs', '1', *args], env=env, capture_output=True, text=True,
         timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
 
+@pytest.mark.slow
+def test_tu_example_is_sap_graph_train(tmp_path):
+    # The example's flags and defaults are train's: the same result.
+    from sap_graph.experiments.cli import main
+    flags = ['--dataset', 'synthetic', '--folds', '2', '--readout', 'mean',
+             '--no_progress']
+    stdout = run_example('tu_classification.py', *flags, tmp_path=tmp_path,
+                         limit=())
+    assert main(['train', *flags, '--epochs', '1', '--quiet', '--out',
+                 str(tmp_path / 'r.json')]) == 0
+    result = json.loads((tmp_path / 'r.json').read_text())
+    assert result['config']['hidden_channels'] == 32  # The kind's.
+    line = next(t for t in stdout.splitlines() if t.startswith('Test'))
+    assert line == (f"Test accuracy: {result['test_mean']:.4f} ± "
+                    f"{result['test_std']:.4f} (2 folds)")
+
+
+@pytest.mark.parametrize('script', ['tu_classification.py',
+                                    'ogbg_molhiv.py'])
+def test_example_rejects_bad_flags_before_data(script, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'examples', script), '--lr', '-1',
+         '--root', str(tmp_path / 'nothing')], capture_output=True,
+        text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "'lr' must be > 0 (got -1.0)" in proc.stderr
+    assert not (tmp_path / 'nothing').exists()
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
 def test_smiles_sequence_example(tmp_path):
     data_root('ogb', 'ogbg_molhiv')
     out, figure = tmp_path / 'sequences.md', tmp_path / 'img' / 'seq.png'
@@ -43,6 +75,8 @@ def test_smiles_sequence_example(tmp_path):
     assert figure.stat().st_size > 10_000
 
 
+@pytest.mark.realdata
+@pytest.mark.slow
 def test_multimodal_fusion_example(tmp_path):
     data_root('ogb', 'ogbg_molhiv')
     out, figure = tmp_path / 'fusion.md', tmp_path / 'img' / 'fusion.png'

@@ -13,7 +13,7 @@ import sys
 import types
 import typing
 from dataclasses import MISSING, fields
-from typing import Any, Dict, List, NoReturn, Sequence
+from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 from sap_graph.experiments.errors import one_line
 
@@ -104,10 +104,12 @@ def _default(f: Any) -> Any:
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: Any,
-                            exclude: Sequence[str] = ()) -> None:
+                            exclude: Sequence[str] = (),
+                            only: Optional[Sequence[str]] = None) -> None:
     r"""Adds one flag per field of the dataclass :obj:`cls` (but the
-    hidden and :obj:`exclude` ones), typed, with the field's help text
-    and default.
+    hidden and :obj:`exclude` ones; with :obj:`only`, just those), typed,
+    with the field's help text and default (a scalar default changed by
+    :meth:`parser.set_defaults` shows in the help).
 
     A field's :obj:`metadata` may hold :obj:`help` (its help text; the
     default is appended unless the text mentions one), :obj:`flag`
@@ -121,12 +123,16 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: Any,
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         meta = f.metadata
-        if meta.get('hidden') or f.name in exclude:
+        if (meta.get('hidden') or f.name in exclude
+                or (only is not None and f.name not in only)):
             continue
         default = _default(f)
         text = meta.get('help', f.name.replace('_', ' '))
         if default is not MISSING and 'default' not in text:
-            text += f' (default: {_shown(default)})'
+            shown = _shown(default)
+            if not isinstance(default, (bool, list, dict)):
+                shown = '%(default)s'  # argparse's, after set_defaults.
+            text += f' (default: {shown})'
         if meta.get('invert'):
             _add(parser, _flag(f), action='store_true', help=text)
             continue
@@ -168,10 +174,12 @@ def dataclass_from_args(cls: Any, args: argparse.Namespace,
 
 
 def add_config_arguments(parser: argparse.ArgumentParser,
-                         exclude: Sequence[str] = ()) -> None:
+                         exclude: Sequence[str] = (),
+                         only: Optional[Sequence[str]] = None) -> None:
     r"""Adds the flags of the :class:`TrainConfig` fields (but the hidden
-    and :obj:`exclude` ones), see :func:`add_dataclass_arguments`."""
-    add_dataclass_arguments(parser, _train_config(), exclude)
+    and :obj:`exclude` ones; with :obj:`only`, just those), see
+    :func:`add_dataclass_arguments`."""
+    add_dataclass_arguments(parser, _train_config(), exclude, only)
 
 
 def config_from_args(args: argparse.Namespace, **extra: Any) -> Any:

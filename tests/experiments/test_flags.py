@@ -97,3 +97,18 @@ def test_any_dataclass():
     assert parse(Toy, ['--name', 'a']) == Toy('a', [1, 2], True)
     assert parse(Toy, ['--name', 'a', '--sizes', '3', '--quiet']) == Toy(
         'a', [3], False)
+
+
+def test_only_some_fields_and_a_changed_default_in_the_help():
+    from sap_graph.experiments.flags import add_config_arguments
+    from sap_graph.experiments.train import TrainConfig
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, only=('dataset', 'lr', 'progress'))
+    parser.set_defaults(dataset='MUTAG')
+    dests = {a.dest for a in parser._actions} - {'help'}
+    assert dests == {'dataset', 'lr', 'no_progress'}
+    text = ' '.join(parser.format_help().split())
+    assert '(default: MUTAG)' in text and 'synthetic)' not in text
+    cfg = dataclass_from_args(TrainConfig, parser.parse_args(['--lr', '.1']))
+    assert (cfg.dataset, cfg.lr, cfg.progress) == ('MUTAG', 0.1, True)
+    assert cfg.epochs is None  # No flag: the field's default.
