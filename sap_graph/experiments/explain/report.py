@@ -3,6 +3,7 @@ model and dataset and draws what the readout attends to.
 """
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -30,6 +31,9 @@ from sap_graph.experiments.explain.weights import (
 
 # Checkpoints ##############################################################
 
+#: Data fields of a checkpoint's config that also hold for another dataset.
+_PORTABLE = ('node_features', 'download', 'seed', 'use_node_attr')
+
 
 def load_explained(
     checkpoint: str,
@@ -53,8 +57,9 @@ def load_explained(
         :class:`~sap_graph.experiments.data.GraphTask`.
     """
     from sap_graph.experiments.checkpoint import read_checkpoint
-    from sap_graph.experiments.data import load_dataset, with_metric
+    from sap_graph.experiments.data import load_configured
     from sap_graph.experiments.models import model_from_checkpoint
+    from sap_graph.experiments.train.config import TrainConfig
 
     state = read_checkpoint(checkpoint)
     config = state['config']
@@ -73,15 +78,12 @@ def load_explained(
         raise ConfigError('dataset', f"'{checkpoint}' does not name its "
                           f"dataset; name it")
     same = trained_on is not None and name.lower() == trained_on.lower()
-    task = load_dataset(
-        name, root=root or (train.get('root') if same else None),
-        node_features=train.get('node_features', 'auto'),
-        download=train.get('download', True), seed=train.get('seed', 0),
-        use_node_attr=train.get('use_node_attr', False),
-        **({'smiles_column': train.get('smiles_column', 'smiles'),
-            'targets': train.get('targets')} if same else {}))
-    if same:
-        task = with_metric(task, train.get('metric'))
+    # The training config's data fields; another dataset keeps those that
+    # are not about the trained one (root, columns, metric).
+    saved = {f.name: train[f.name] for f in fields(TrainConfig)
+             if f.name in train and (same or f.name in _PORTABLE)}
+    cfg = replace(TrainConfig(**saved), dataset=name)
+    task = load_configured(replace(cfg, root=root or cfg.root))
     if (model.node_encoder is None
             and task.num_features != model.in_channels):
         raise ValueError(f"{task.name} has {task.num_features} node "
