@@ -50,7 +50,8 @@ def readouts_in(folder: str) -> List[str]:
 def _by_val(result: ComparisonResult, names: Sequence[str]) -> Optional[str]:
     """The best of :obj:`names` by the comparison's validation rank (on
     the seeds every readout finished, while a set is partial)."""
-    rows = [r for r in result.rows if r.readout in names]
+    rows = [r for r in result.rows
+            if r.readout in names and not math.isnan(r.rank)]  # Ranked.
     return min(rows, key=lambda r: r.rank).readout if rows else None
 
 

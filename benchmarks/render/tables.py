@@ -178,9 +178,10 @@ def paired_lines(results: Sequence[PairedResult],
         'Δ = SAP − baseline test score in percentage points per '
         'fold/seed; W/T/L = folds SAP wins/ties/loses. p: two-sided exact '
         'sign-flip permutation test of mean Δ = 0 '
-        "(`scipy.stats.permutation_test`, `permutation_type='samples'`: "
-        'all 2^n sign patterns of the n paired differences; Monte Carlo '
-        f'above {EXACT_MAX}). The smallest attainable p is 2/2^n (0.0020 '
+        '(`sap_graph.experiments.compare.stats.sign_flip_test`: all 2^n '
+        'sign patterns of the n paired differences, ties within the '
+        'rounding of float32 scores counted; Monte Carlo above '
+        f'{EXACT_MAX}). The smallest attainable p is 2/2^n (0.0020 '
         'for 10 folds, 0.25 for 3); p-values are not corrected for the '
         'several tests, and cross-validation folds share training data, '
         'so they are indicative only.', '']

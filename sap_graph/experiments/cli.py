@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import (
     Any,
@@ -37,6 +38,7 @@ from sap_graph.experiments.data import (
     DatasetNotFoundError,
     UnknownDatasetError,
 )
+from sap_graph.experiments.errors import one_line
 from sap_graph.experiments.files import (
     LockedError,
     OutputError,
@@ -70,10 +72,11 @@ def _add_train(sub: Any) -> None:
     add_config_arguments(train)
     _add(train, 'readout', default='sap',
          help=f"readout: {', '.join(READOUTS)} (default: sap)")
-    _add(train, 'concat', action='store_true',
+    heads = train.add_mutually_exclusive_group()
+    _add(heads, 'concat', action='store_true',
          help='concatenate the heads of sap (or set_transformer) instead '
          "of the readout's default (default: sap averages its heads)")
-    _add(train, 'no_concat', action='store_true',
+    _add(heads, 'no_concat', action='store_true',
          help='average the heads (default: the readout default)')
     _add(train, 'diversity', type=float, default=0.0,
          help='weight of the sap head-diversity penalty ||AA^T - I||^2 '
@@ -208,7 +211,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     r"""Entry point of :obj:`sap-graph`; returns the exit status."""
     argv = list(argv) if argv is not None else sys.argv[1:]
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command].run(args, argv)
+    with _warnings_as_lines():
+        return COMMANDS[args.command].run(args, argv)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    r"""Shows each warning as one :obj:`warning: ...` line (a user of the
+    command wants the message, not the library line that raised it)."""
+    def show(message: Any, category: Any, filename: str, lineno: int,
+             file: Any = None, line: Any = None) -> None:
+        print(f'warning: {one_line(message)}', file=file or sys.stderr)
+
+    previous = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 @contextlib.contextmanager

@@ -18,6 +18,9 @@ class ConfigError(ValueError):
         super().__init__(message)
         self.field = field
 
+    def __reduce__(self) -> tuple:  # Pickled back from worker processes.
+        return type(self), (self.field, str(self))
+
 
 def one_line(error: BaseException, limit: Optional[int] = None) -> str:
     r"""Returns :obj:`error` as one line (whitespace collapsed, the type

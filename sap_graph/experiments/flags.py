@@ -130,7 +130,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: Any,
         text = meta.get('help', f.name.replace('_', ' '))
         if default is not MISSING and 'default' not in text:
             shown = _shown(default)
-            if not isinstance(default, (bool, list, dict)):
+            if meta.get('invert'):
+                shown = 'off'  # The flag switches the field's True off.
+            elif not isinstance(default, (bool, list, dict)):
                 shown = '%(default)s'  # argparse's, after set_defaults.
             text += f' (default: {shown})'
         if meta.get('invert'):

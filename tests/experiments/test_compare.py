@@ -176,12 +176,14 @@ def test_run_keys_follow_the_readout_a_run_builds(tiny, tmp_path,
     from sap_graph import SAPAggregation
     from sap_graph.experiments.compare.api import prepare
 
-    def digests():
-        _, plan, _ = prepare(tiny, ['sap', 'sap{"residual": "max"}',
-                                    'sap{"residual": "mean"}'], [0.01],
-                             dict(TINY), str(tmp_path / 'out'))
-        return {r.variant: r.key.rsplit('-', 1)[1] for r in plan.runs
-                if r.unit == 'fold_0'}
+    def digests():  # One plan each: one plan refuses the same readout.
+        out = {}
+        for readout in ('sap', 'sap{"residual": "max"}',
+                        'sap{"residual": "mean"}'):
+            _, plan, _ = prepare(tiny, [readout], [0.01], dict(TINY),
+                                 str(tmp_path / 'out'))
+            out[readout] = plan.runs[0].key.rsplit('-', 1)[1]
+        return out
 
     before = digests()
     assert before['sap'] == before['sap{"residual": "max"}']
@@ -335,3 +337,25 @@ def test_mae_scores_and_selects_regression_runs(tmp_path):
     with pytest.raises(ConfigError, match='regression'):
         compare(load_synthetic(num_graphs=12), ['sum'], metric='mae',
                 out=str(tmp_path / 'x'), progress=False, **TINY)
+
+
+def test_another_spelling_of_a_readout_is_the_same_run(full, tiny,
+                                                       monkeypatch,
+                                                       tmp_path):
+    from sap_graph.experiments.errors import ConfigError
+    out, res = full
+
+    def no_training(*args, **kwargs):
+        raise AssertionError('trained a finished run again')
+
+    monkeypatch.setattr(engine, 'execute_run', no_training)
+    again = compare(tiny, ['sum', 'sap{"residual": "max"}'], out=str(out),
+                    lrs=[0.01, 0.001], progress=False, write=False, **TINY)
+    assert [r.readout for r in again.rows] == ['sum', 'sap{"residual": "max"}']
+    assert ([(r.val_mean, r.test_mean) for r in again.rows]
+            == [(r.val_mean, r.test_mean) for r in res.rows])
+    with pytest.raises(ConfigError, match="'sap' and 'sap{}' are the same "
+                       "readout"):
+        compare(tiny, ['sap', 'sap{}'], out=str(tmp_path / 'o'),
+                progress=False, **TINY)
+    assert not (tmp_path / 'o').exists()

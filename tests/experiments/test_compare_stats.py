@@ -3,8 +3,10 @@ repository grid's renderer, against an enumeration of every sign
 pattern written out here."""
 import itertools
 import math
-from typing import List
+from fractions import Fraction
+from typing import List, Sequence, Tuple
 
+import numpy as np
 import pytest
 import torch
 
@@ -48,6 +50,84 @@ def test_sign_flip_matches_enumeration(seed):
     assert p == pytest.approx(brute_force_sign_flip(diffs), abs=1e-12)
 
 
+def exact_sign_flip(diffs: Sequence[Fraction]) -> Fraction:
+    """The sign-flip p-value on exact rationals: the share of the 2^n
+    sign patterns whose |sum| reaches the observed one, ties exactly."""
+    observed = abs(sum(diffs))
+    hits = sum(abs(sum(s * d for s, d in zip(signs, diffs, strict=True)))
+               >= observed
+               for signs in itertools.product((1, -1), repeat=len(diffs)))
+    return Fraction(hits, 2 ** len(diffs))
+
+
+def float32_diffs(pairs: Sequence[Tuple[int, int, int]]) -> List[float]:
+    """Differences of accuracies as ``sap-graph compare`` takes them: each
+    count / size stored as float32, subtracted in float64."""
+    return [float(np.float32(a / n)) - float(np.float32(b / n))
+            for a, b, n in pairs]
+
+
+def _counts(a, b, n):
+    return list(zip(a, b, [n] * len(a) if isinstance(n, int) else n,
+                    strict=True))
+
+
+#: (correct counts of one readout, of the other, test size(s)): fold-like
+#: accuracies whose differences tie in many sign patterns.
+TIED = [
+    # The trial's case: differences 1, -1, 2, -1, 2 (/125), sum 3; the
+    # float32 rounding put ties below the observed sum (0.4375, not 9/16).
+    _counts((96, 79, 90, 60, 83), (95, 80, 88, 61, 81), 125),
+    # Equal magnitudes: every pattern with the same number of minus
+    # signs ties.
+    _counts((60, 71, 52, 88, 90, 47), (59, 72, 51, 87, 91, 46), 125),
+    # Folds of different sizes (10-fold CV of 1113 graphs: 112 and 111).
+    _counts((70, 65, 81, 77, 59, 90, 66, 72),
+            (68, 67, 79, 75, 61, 88, 68, 70),
+            (112, 112, 112, 111, 111, 111, 111, 111)),
+    # Large test parts: distinct sums 1/1000 apart must stay distinct.
+    _counts((731, 702, 688, 745, 713), (730, 703, 686, 744, 712),
+            (1000, 1000, 1001, 1001, 1000)),
+    # A zero difference, and ten pairs.
+    _counts((50, 61, 44, 73, 58, 66, 49, 55, 62, 70),
+            (50, 60, 45, 71, 59, 64, 48, 56, 60, 69), 88),
+]
+
+
+@pytest.mark.parametrize('pairs', TIED)
+def test_sign_flip_counts_ties_of_float32_scores(pairs):
+    exact = exact_sign_flip([Fraction(a, n) - Fraction(b, n)
+                             for a, b, n in pairs])
+    diffs = float32_diffs(pairs)
+    scores = [float(np.float32(c / n)) for a, b, n in pairs for c in (a, b)]
+    # Bare (the default scale suits scores in [0, 1]) and as paired_test
+    # calls it (scale: the largest score).
+    assert sign_flip_test(diffs) == (exact, 'exact')
+    assert sign_flip_test(diffs, scale=max(scores)) == (exact, 'exact')
+    # The differences themselves rounded to float32 tie as well.
+    assert sign_flip_test(np.float32(diffs).tolist())[0] == exact
+
+
+def test_sign_flip_trial_value():
+    pairs = TIED[0]
+    assert sign_flip_test(float32_diffs(pairs)) == (0.5625, 'exact')
+
+
+def test_monte_carlo_counts_ties():
+    # 20 pairs of different accuracies, all +-1/125 apart (13 up, 7
+    # down): the observed |sum| is 6/125 and every pattern with 13 or 7
+    # plus signs ties with it. Exact p by the binomial distribution of
+    # the plus signs: P(|2k - 20| >= 6).
+    ups = [(50 + 3 * i + (i < 13), 50 + 3 * i + (i >= 13), 125)
+           for i in range(20)]
+    exact = sum(math.comb(20, k) for k in range(21)
+                if abs(2 * k - 20) >= 6) / 2 ** 20
+    p, method = sign_flip_test(float32_diffs(ups))
+    assert method == 'Monte Carlo'
+    # 20000 patterns: standard error sqrt(p (1 - p) / 20000) < 0.004.
+    assert p == pytest.approx(exact, abs=0.015)
+
+
 def _run(readout, lr, unit, val, test):
     return dict(readout=readout, lr=lr, unit=unit, val=val, test=test,
                 val_loss=1.0 - val, epoch_time_mean=0.1)
@@ -84,7 +164,7 @@ def test_partial_comparison_ranks_on_the_seeds_every_readout_finished():
     assert (test.units, test.diffs) == (['seed_0'], [pytest.approx(0.1)])
     assert res.missing == 12 - len(runs)
     text = markdown(res)
-    assert 'use the 1 seeds every readout finished' in text
+    assert 'use the 1 seeds finished by every readout,' in text
     assert '| rank by val on the 1 shared seeds |' in text
     # With nothing shared ('max' on seed 0, 'sum' on seed 2), ranks fall
     # back to each readout's own mean and the page says so.

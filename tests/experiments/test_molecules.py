@@ -120,13 +120,17 @@ def test_mol_to_graph_equals_smiles2graph():
 
 def test_targets_nan_and_task_types(csv_path, tmp_path):
     cache = tmp_path / 'c'
-    both = load(csv_path, ['active', 'logp'], cache)
+    # Mixed 0/1 and real-valued targets: one kind of task per run, unless
+    # told (every target regressed).
+    with pytest.raises(DatasetFormatError, match="column.s. 'active' hold "
+                       r"0/1 \(classification\) and the others real"):
+        load(csv_path, ['active', 'logp'], cache)
+    both = load(csv_path, ['active', 'logp'], cache, task_type='regression')
     y = both.dataset.y
     assert y.dtype == torch.float32 and y.shape == (4, 2)
     expected = [[1, math.nan], [0, 2.5], [math.nan, 3], [1, -0.5]]
     np.testing.assert_array_equal(y.numpy(), np.array(expected, 'float32'))
     assert both.dataset[2].y.shape == (1, 2)
-    # Mixed 0/1 and real-valued targets: regression.
     assert (both.task_type, both.metric) == ('regression', 'rmse')
     assert both.num_classes == 2 and both.kind == 'molecules'
     assert both.split_idx is None and not both.higher_is_better
@@ -179,7 +183,8 @@ def test_gzip_and_name(csv_path, tmp_path):
 
 def test_cache_hit_miss_and_env(csv_path, tmp_path, monkeypatch):
     cache = tmp_path / 'c'
-    first = load(csv_path, ['active', 'logp'], cache)
+    first = load(csv_path, ['active', 'logp'], cache,
+                 task_type='regression')
     files = cache_files(cache)
     assert len(files) == 1
     saved = torch.load(osp.join(cache, files[0]), weights_only=True)
@@ -190,7 +195,8 @@ def test_cache_hit_miss_and_env(csv_path, tmp_path, monkeypatch):
 
     real_parse = molecules_module._parse
     monkeypatch.setattr(molecules_module, '_parse', fail)
-    second = load(csv_path, ['active', 'logp'], cache)  # A hit.
+    second = load(csv_path, ['active', 'logp'], cache,
+                 task_type='regression')  # A hit.
     assert second.notes == first.notes and second.task_type == 'regression'
     for key in ('x', 'edge_index', 'edge_attr', 'y'):
         assert torch.equal(first.dataset._data[key].nan_to_num(-7),
@@ -201,9 +207,11 @@ def test_cache_hit_miss_and_env(csv_path, tmp_path, monkeypatch):
     with open(csv_path, 'a', newline='') as f:
         f.write('propane,CCC,0,1.5\r\n')  # New content: a miss.
     with pytest.raises(AssertionError, match='parsed again'):
-        load(csv_path, ['active', 'logp'], cache)
+        load(csv_path, ['active', 'logp'], cache,
+                 task_type='regression')
     monkeypatch.setattr(molecules_module, '_parse', real_parse)
-    third = load(csv_path, ['active', 'logp'], cache)
+    third = load(csv_path, ['active', 'logp'], cache,
+                 task_type='regression')
     assert len(third.dataset) == 5 and len(cache_files(cache)) == 2
     # A corrupt cache file is ignored (with a warning) and rewritten.
     target = osp.join(cache, files[0])
@@ -214,7 +222,7 @@ def test_cache_hit_miss_and_env(csv_path, tmp_path, monkeypatch):
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter('always')
         again = load_molecule_csv(csv_path, targets=['active', 'logp'],
-                                  cache=str(cache))
+                                  cache=str(cache), task_type='regression')
     assert any('Ignoring unreadable molecule cache' in str(w.message)
                for w in record)
     assert len(again.dataset) == 4

@@ -1,6 +1,7 @@
 """Splits that cannot be scored (``train.runs.check_splits``): every part
-needs graphs, and the validation and test parts a labelled value
-(regression) or a task with both classes (ROC-AUC), before any training."""
+needs graphs, the training part labels of every task (two per regression
+task), and the validation and test parts a labelled value (regression)
+or a task with both classes (ROC-AUC), before any training."""
 import math
 
 import pytest
@@ -38,8 +39,15 @@ CASES = [
     (BINARY, [0, 1], [2, 3], [], 'test part of seed_3 (0 graphs) has no '
      'graphs'),
     (BINARY, [], [2, 3], [4, 5], 'train part of seed_3 (0 graphs)'),
-    (REGRESSION, [0, 1], [2, 4], [1, 3], None),
-    (REGRESSION, [0, 1], [2, 3], [4], 'val part of seed_3 (2 graphs) has '
+    (REGRESSION, [0, 1, 4], [2, 4], [1, 3], None),
+    # A task the training part cannot teach (regression: its scale needs
+    # two values).
+    (REGRESSION, [0, 1], [2, 4], [1, 3], 'train part of seed_3 (2 graphs) '
+     'has 1 labelled value(s) of target 1 (at least 2 needed'),
+    (BINARY, [2, 4], [0, 1], [4, 5], None),
+    (BINARY, [2, 3], [0, 1], [4, 5], 'train part of seed_3 (2 graphs) has '
+     '0 labelled value(s) of target 1 (at least 1 needed'),
+    (REGRESSION, [0, 1, 4], [2, 3], [4], 'val part of seed_3 (2 graphs) has '
      'no labelled target value'),
 ]
 
@@ -78,4 +86,22 @@ def test_an_unscorable_split_is_one_error_line_before_training(
     err = capsys.readouterr().err.strip()
     assert err.startswith('error: ') and '\n' not in err
     assert 'no task with both classes labelled' in err
+    assert not out.exists()
+
+
+def test_a_target_without_training_labels_is_named(tmp_path, capsys):
+    pytest.importorskip('rdkit')
+    from sap_graph.experiments.cli import main
+    smiles = ['CCO', 'c1ccccc1', 'CC(=O)O', 'CCN', 'CCCC', 'OCCO', 'CCOC',
+              'c1ccncc1', 'CC(C)O', 'C1CCCCC1', 'CCCl', 'CC=O']
+    path = tmp_path / 'sparse.csv'
+    path.write_text('smiles,a,rare\n' + ''.join(
+        f'{s},{i / 3},{"7.5" if i == 0 else ""}\n'
+        for i, s in enumerate(smiles)))
+    out = tmp_path / 'out'
+    assert main(['compare', '--dataset', str(path), '--target', 'a', 'rare',
+                 '--folds', '3', '--out', str(out), '--no_progress']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ') and '\n' not in err
+    assert "of target 'rare' (at least 2 needed to learn it)" in err
     assert not out.exists()

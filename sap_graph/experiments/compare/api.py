@@ -36,7 +36,11 @@ from sap_graph.experiments.data import (
 )
 from sap_graph.experiments.data.kinds import protocol_of
 from sap_graph.experiments.errors import ConfigError
-from sap_graph.experiments.files import atomic_write, check_writable
+from sap_graph.experiments.files import (
+    OutputError,
+    atomic_write,
+    check_writable,
+)
 
 #: The learning rates tried per fold/seed unless told otherwise.
 DEFAULT_LRS = (0.01, 0.001)
@@ -44,11 +48,14 @@ DEFAULT_LRS = (0.01, 0.001)
 
 def _check_numbers(lrs: Sequence[float], workers: int, threads: int,
                    shard: Tuple[int, int]) -> None:
+    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence):
+        raise ConfigError('lrs', f"'lrs' must be a list of learning rates "
+                          f"(got {lrs!r})")
     if not lrs:
         raise ConfigError('lrs', "'lrs' must not be empty")
     for lr in lrs:
-        if not isinstance(lr, (int, float)) or not math.isfinite(lr) or \
-                lr <= 0:
+        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or \
+                not math.isfinite(lr) or lr <= 0:
             raise ConfigError('lrs', f"learning rates must be positive "
                               f"numbers (got {lr!r})")
     if len(set(lrs)) != len(lrs):
@@ -57,6 +64,9 @@ def _check_numbers(lrs: Sequence[float], workers: int, threads: int,
         if not isinstance(value, int) or value < 1:
             raise ConfigError(name, f"'{name}' must be a positive integer "
                               f"(got {value!r})")
+    if not (isinstance(shard, tuple) and len(shard) == 2):
+        raise ConfigError('shard', f"'shard' must be a pair (i, n) (got "
+                          f"{shard!r})")
     i, n = shard
     if not (isinstance(i, int) and isinstance(n, int) and 0 <= i < n):
         raise ConfigError('shard', f"'shard' must be i/n with 0 <= i < n "
@@ -64,9 +74,13 @@ def _check_numbers(lrs: Sequence[float], workers: int, threads: int,
 
 
 def _check_out(out: str) -> None:
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        raise ConfigError('out', f"'out' must name a folder (got {out!r})")
     check_writable(osp.join(out, 'report.md'), 'output folder')
-    if osp.exists(out) and not osp.isdir(out):
-        raise ConfigError('out', f"output folder '{out}' is a file")
+    for folder in (out, osp.join(out, 'runs')):
+        if osp.exists(folder) and not osp.isdir(folder):
+            raise ConfigError('out', f"'{folder}' is a file (expected the "
+                              f"output folder)")
 
 
 def _check_labels(task: GraphTask) -> None:
@@ -103,6 +117,9 @@ def prepare(dataset: Any, readouts: Sequence[Union[str, Variant]],
         check_readout,
     )
     from sap_graph.experiments.train.runs import plan_splits
+    if isinstance(readouts, (str, Variant)):
+        raise ConfigError('readouts', f"'readouts' must be a list of "
+                          f"readouts (got {readouts!r})")
     variants = parse_variants(readouts)
     unknown = sorted(set(config) - set(TrainConfig.__dataclass_fields__))
     if unknown:
@@ -185,12 +202,20 @@ def compare(
     Returns:
         ComparisonResult: The table, runs and tests (also when partial).
     """
-    lrs = [float(lr) if isinstance(lr, int) else lr for lr in lrs]
     _check_numbers(lrs, workers, threads, shard)
+    lrs = [float(lr) for lr in lrs]
+    if config.get('lr') is not None:
+        raise ConfigError('lr', "compare chooses the learning rate per "
+                          "fold/seed on validation among 'lrs'; pass "
+                          "lrs=[...] instead of lr")
     config.pop('lr', None)
     task, plan, variants = prepare(dataset, readouts, lrs, config, out)
     cache = osp.join(out, 'runs')
-    os.makedirs(cache, exist_ok=True)
+    try:
+        os.makedirs(cache, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"output folder '{out}' cannot be made "
+                          f"({e.strerror or e})") from None
     if train:
         for _ in execute(plan, cache, workers, shard, threads, progress):
             pass

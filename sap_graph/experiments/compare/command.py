@@ -20,6 +20,10 @@ _COMPARE_OWN = ('heads', 'readout_kwargs', 'lr', 'out', 'checkpoint', 'state',
                 'resume', 'verbose')
 
 
+#: The fields whose errors are about the options in --readouts.
+_PER_READOUT = ('heads', 'concat', 'readout', 'readout_kwargs')
+
+
 def _shard(text: str) -> tuple:
     try:
         i, n = (int(p) for p in text.split('/'))
@@ -86,6 +90,8 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     except (*USER_ERRORS, ValueError) as e:
         if os.environ.get('SAP_GRAPH_DEBUG'):
             raise
+        if getattr(e, 'field', None) in _PER_READOUT:
+            e.field = 'readouts'  # Compare's flag for readout options.
         return _error(e)
     except KeyboardInterrupt:
         print(f'error: interrupted; finished runs are kept in '

@@ -7,10 +7,13 @@ or cluster nodes (:obj:`shard`) share the work through one folder.
 """
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import json
 import os
 import os.path as osp
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
@@ -102,6 +105,14 @@ class RunPlan:
                 for lr in self.lrs:
                     self.runs.append(Run(v.name, lr, split.unit, i,
                                          self._key(v, lr, split)))
+        same: Dict[str, str] = {}
+        for run in self.runs[:len(self.variants) * len(self.lrs)]:
+            first = same.setdefault(_digest(run), run.variant)
+            if first != run.variant:
+                raise ConfigError('readouts', f"'{first}' and "
+                                  f"'{run.variant}' are the same readout "
+                                  f"(the same options, defaults filled "
+                                  f"in); give it once")
 
     def config(self, run: Run) -> TrainConfig:
         return run_config(self.base, self.variants[run.variant], run.lr)
@@ -132,8 +143,20 @@ class RunPlan:
 # Running ##################################################################
 
 
+def _digest(run: Run) -> str:
+    return run.key.rsplit('-', 1)[1]
+
+
 def _run_path(cache: str, run: Run) -> str:
-    return osp.join(cache, f'{run.key}.json')
+    r"""The record of :obj:`run`: its own file, else a finished run with
+    the same digest (the same model under another spelling of the
+    readout, e.g. :obj:`'sap{"residual": "max"}'` for :obj:`sap`)."""
+    path = osp.join(cache, f'{run.key}.json')
+    if not osp.exists(path):
+        same = glob.glob(osp.join(glob.escape(cache), f'*-{_digest(run)}'
+                                  f'.json'))
+        return same[0] if same else path
+    return path
 
 
 def load_finished(plan: RunPlan, cache: str) -> Dict[Run, Dict[str, Any]]:
@@ -143,7 +166,7 @@ def load_finished(plan: RunPlan, cache: str) -> Dict[Run, Dict[str, Any]]:
         path = _run_path(cache, run)
         if osp.exists(path):
             with open(path) as f:
-                out[run] = json.load(f)
+                out[run] = dict(json.load(f), readout=run.variant)
     return out
 
 
@@ -154,6 +177,49 @@ _WORKER: Dict[str, Any] = {}
 def _init(plan: RunPlan, threads: int) -> None:
     torch.set_num_threads(threads)
     _WORKER['plan'] = plan
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    r"""Ctrl-C reaches the whole process group: the parent alone handles
+    it (and stops the workers), so that it is one line, not a traceback
+    per worker. Workers started in this block inherit an ignored SIGINT
+    (Python keeps it so), from their first line on."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop(pool: Any) -> None:
+    r"""Stops the workers of :obj:`pool` now; runs they were training
+    are not written (each record is written atomically when done)."""
+    stop = getattr(signal, 'SIGUSR1', signal.SIGTERM)  # Windows: kill.
+    for process in list((getattr(pool, '_processes', None) or {}).values()):
+        try:
+            os.kill(process.pid, stop)
+        except OSError:  # Already gone.
+            pass
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    _WORKER['stopped'] = True  # The runs queued to it are skipped.
+    raise KeyboardInterrupt
+
+
+def _init_worker(plan: RunPlan, threads: int) -> None:
+    # _stop's signal ends the run in hand (its record is not written);
+    # the worker then exits as a pool worker does, cleaning up after
+    # itself.
+    if hasattr(signal, 'SIGUSR1'):
+        signal.signal(signal.SIGUSR1, _interrupted)
+    _init(plan, threads)
 
 
 def execute_run(plan: RunPlan, run: Run) -> Dict[str, Any]:
@@ -178,6 +244,8 @@ def execute_run(plan: RunPlan, run: Run) -> Dict[str, Any]:
 def _work(run: Run, path: str) -> Optional[Dict[str, Any]]:
     r"""Runs :obj:`run` in this process unless another process holds it;
     writes its record atomically to :obj:`path`."""
+    if _WORKER.get('stopped'):
+        return None
     try:
         lock = try_lock(osp.join(osp.dirname(path), '.locks',
                                  osp.basename(path) + '.lock'), 'run')
@@ -234,10 +302,12 @@ def execute(plan: RunPlan, cache: str, workers: int = 1,
             return
         import multiprocessing
         ctx = multiprocessing.get_context('spawn')
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init,
+        with ProcessPoolExecutor(workers, mp_context=ctx,
+                                 initializer=_init_worker,
                                  initargs=(plan, threads)) as pool:
-            futures = {pool.submit(_work, run, _run_path(cache, run)): run
-                       for run in todo}
+            with _workers_ignore_sigint():  # Submitting starts them.
+                futures = {pool.submit(_work, run, _run_path(cache, run)):
+                           run for run in todo}
             try:
                 for future in as_completed(futures):
                     record = future.result()
@@ -245,8 +315,7 @@ def execute(plan: RunPlan, cache: str, workers: int = 1,
                     if record is not None:
                         yield futures[future], record
             except BaseException:
-                for f in futures:
-                    f.cancel()
+                _stop(pool)
                 raise
     finally:
         bar.close()

@@ -10,7 +10,9 @@ from sap_graph.experiments.compare.report import (
     CHANCE_LOSS,
     PERCENT,
     ComparisonResult,
+    finite,
 )
+from sap_graph.experiments.compare.stats import EXACT_MAX, SAMPLES
 
 _DIRECTION = {True: 'higher is better', False: 'lower is better'}
 _PROTOCOLS = {
@@ -39,21 +41,80 @@ def _unit_name(result: ComparisonResult) -> str:
     return 'folds' if result.protocol == 'kfold' else 'seeds'
 
 
-def _ranked(result: ComparisonResult, units: str) -> str:
+def _names(names: List[str]) -> str:
+    return (', '.join(names[:-1]) + ' and ' + names[-1] if len(names) > 1
+            else names[0])
+
+
+def _partial(result: ComparisonResult, units: str) -> List[str]:
+    r"""The banner of a partial report: what has finished and which
+    readouts the ranks and the best are decided among."""
+    unit = units[:-1]
+    total = result.missing + len(result.runs)
+    waiting = [r.readout for r in result.rows if not r.n + r.diverged]
+    if not result.runs:
+        return [f'**Partial:** no run has finished yet (0 of {total} '
+                f'planned runs).', '']
+    text = (f'**Partial:** {result.missing} of {total} planned runs have '
+            f'not finished. ' if result.missing else '**Partial:** ')
+    if len(waiting) == len(result.rows):
+        return [text + f'No readout has finished a {unit} at every learning '
+                f'rate yet, so nothing is ranked.', '']
+    text += (f"A readout's row uses the {units} it finished at every "
+             f'learning rate; ')
+    every = (f'every readout that has finished a {unit}' if waiting
+             else 'every readout')
     n = len(result.ranked_on)
     if not n:
-        return (f'no {units[:-1]} is finished by every readout yet, so the '
-                f'ranks compare means over different {units}.')
-    return (f'ranks and the best by validation use the {n} {units} every '
-            f'readout finished, each paired test the {units} its two '
-            f'readouts share.')
+        text += (f'no {unit} is finished by {every} yet, so the '
+                 f'ranks compare means over different {units}.')
+    else:
+        text += (f'ranks and the best by validation use the {n} {units} '
+                 f'finished by {every}, each paired test the {units} '
+                 f'its two readouts share.')
+    if waiting:
+        verb = 'has' if len(waiting) == 1 else 'have'
+        left = len(result.rows) - len(waiting)
+        among = ('the one readout that has' if left == 1 else
+                 f'the {left} readouts that have')
+        text += (f' {_names(waiting)} {verb} not finished any {unit} at '
+                 f'every learning rate yet: not ranked, not tested; the '
+                 f'best by validation is chosen among {among}.')
+    return [text, '']
 
 
 def _rank_header(result: ComparisonResult, units: str) -> str:
     n = len(result.ranked_on)
-    if n and n < max(r.n for r in result.rows):
+    if n and n < max(r.n + r.diverged for r in result.rows):
         return f'rank by val on the {n} shared {units}'
     return 'rank by val'
+
+
+def _row(result: ComparisonResult, r: Any) -> str:
+    m, unit = result.metric, _unit_name(result)[:-1]
+    name = f'**{r.readout}**' if r.readout == result.best else r.readout
+    if not r.n + r.diverged:
+        state = ('not run yet' if not r.runs else
+                 f"{r.runs} run{'s' if r.runs > 1 else ''}, no {unit} "
+                 f'at every learning rate')
+        return (f'| {name} | {state} | – | – | 0 | – | '
+                f'{_seconds(r.epoch_time)} | {r.collapsed} of {r.runs} |')
+    lrs = list(r.lrs.values())
+    counts = ', '.join(f'{lr:g} x{lrs.count(lr)}' for lr in sorted(set(lrs)))
+    test = (f'{fmt(r.test_mean, m)} ± {fmt(r.test_std, m)}' if r.n
+            else 'diverged')
+    n = f'{r.n} + {r.diverged} diverged' if r.diverged else f'{r.n}'
+    return (f'| {name} | {test} | {fmt(r.val_mean, m) if r.n else "–"} | '
+            f'{_rank(r.rank)} | {n} | {counts or "–"} | '
+            f'{_seconds(r.epoch_time)} | {r.collapsed} of {r.runs} |')
+
+
+def _rank(rank: float) -> str:
+    return '–' if math.isnan(rank) else f'{rank:.0f}'
+
+
+def _seconds(value: float) -> str:
+    return '–' if math.isnan(value) else f'{value:.3f}'
 
 
 def markdown(result: ComparisonResult) -> str:
@@ -73,35 +134,37 @@ def markdown(result: ComparisonResult) -> str:
         f"{cfg.get('epochs')} epochs, learning rate chosen per "
         f"{units[:-1]} on validation among "
         f"{', '.join(f'{lr:g}' for lr in cfg.get('lrs', []))}.", '']
-    if result.missing:
-        out += [f'**Partial:** {result.missing} planned runs have not '
-                f'finished. A readout\'s row uses the {units} it finished '
-                f'at every learning rate; {_ranked(result, units)}', '']
-    if not result.rows:
-        return '\n'.join(out + ['No finished runs yet.', ''])
-    out += [f'## Results ({shown}, mean ± std over {units})', '',
+    if result.missing or any(not r.n + r.diverged for r in result.rows):
+        out += _partial(result, units)
+    if not any(r.n + r.diverged for r in result.rows):
+        return '\n'.join(out if result.rows else out + ['No readouts.', ''])
+    out += [f'## Results ({shown}, mean ± sample std over {units})', '',
             f'| readout | test | val | {_rank_header(result, units)} | n | '
             'lr chosen | s / epoch | collapsed runs |',
             '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |']
-    for r in result.rows:
-        lrs = sorted(set(r.lrs.values()))
-        counts = ', '.join(f'{lr:g} x{list(r.lrs.values()).count(lr)}'
-                           for lr in lrs)
-        name = f'**{r.readout}**' if r.readout == result.best else r.readout
-        out.append(
-            f'| {name} | {fmt(r.test_mean, m)} ± {fmt(r.test_std, m)} | '
-            f'{fmt(r.val_mean, m)} | {r.rank:.0f} | {r.n} | {counts} | '
-            f'{r.epoch_time:.3f} | {r.collapsed} of {r.runs} |')
-    out += ['', f'Best by validation: **{result.best}** (bold). Test '
-            f'scores are read after that choice and never choose anything.',
-            '']
+    out += [_row(result, r) for r in result.rows]
+    if any(r.diverged for r in result.rows):
+        out += ['', f'*Diverged*: every learning rate ended with a '
+                f'non-finite score on that {units[:-1]}; it is left out of '
+                f'the means and paired tests and ranks the readout after '
+                f'those that did not diverge there (not at all when it '
+                f'diverged on every {units[:-1]} ranked).']
+    if result.best is None:
+        out += ['', f'No readout has a finite validation score on the '
+                f'{units} ranked: every learning rate diverged. Try '
+                f'smaller learning rates.', '']
+    else:
+        out += ['', f'Best by validation: **{result.best}** (bold). Test '
+                f'scores are read after that choice and never choose '
+                f'anything.', '']
     if result.tests:
         out += [f'## Paired tests against {result.best}', '',
                 f'Per {units[:-1]}, test score of the readout minus that of '
                 f'{result.best} (chosen runs); W/T/L counts the {units} '
                 f'where the readout was better / equal / worse; two-sided '
-                f'sign-flip test of the mean difference (scipy '
-                f'`permutation_test`).', '',
+                f'sign-flip test of the mean difference, exact (all 2^n '
+                f'sign patterns) up to {EXACT_MAX} {units}, else '
+                f'{SAMPLES} random patterns, marked (MC).', '',
                 f'| readout | mean difference | W/T/L | p | {units} |',
                 '| --- | ---: | :---: | ---: | ---: |']
         for t in result.tests:
@@ -117,7 +180,8 @@ def markdown(result: ComparisonResult) -> str:
         f'* The {units} are not independent samples of the data: they '
         f'share training graphs (cross-validation) or the data set '
         f'(seeds), so p-values are optimistic (Nadeau and Bengio 2003), '
-        f'and with {len(result.rows) - 1} tests some p < 0.05 occur by '
+        f'and with {len(result.tests)} test'
+        f"{'' if len(result.tests) == 1 else 's'} some p < 0.05 occur by "
         f'chance; no correction for multiple tests is applied. With '
         f'n {units} the smallest exact p-value is 2 / 2^n '
         f'(n = 5: 0.0625, n = 10: 0.002).',
@@ -126,8 +190,10 @@ def markdown(result: ComparisonResult) -> str:
         'not significantly worse than the best is a fine choice, and the '
         'cheaper one (s / epoch) is then the better one.',
         f'* Collapsed runs ended with a training loss of at least '
-        f'{CHANCE_LOSS} x that of a constant prediction: they never '
-        f'trained.', '',
+        f'{CHANCE_LOSS} x that of a constant prediction, or diverged (a '
+        f'non-finite loss or score): they never trained. A diverged run '
+        f'is never the learning rate chosen while another gives finite '
+        f'scores.', '',
         '## Reproduce', '',
         '```' + ('bash' if result.config.get('command', '').startswith(
             'sap-graph') else 'python'),
@@ -149,16 +215,18 @@ def figure(result: ComparisonResult, path: str) -> None:
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 4.2))
     for u in units:
         ys = [result.selected.get((n, u), {}).get('test') for n in names]
-        pts = [(i, y * scale) for i, y in enumerate(ys) if y is not None]
+        pts = [(i, y * scale) for i, y in enumerate(ys) if finite(y)]
         if len(pts) > 1:
             ax.plot(*zip(*pts, strict=True), color='0.85', lw=0.8,
                     zorder=1)
     for i, r in enumerate(result.rows):
         ys = [result.selected[r.readout, u]['test'] * scale for u in units
-              if (r.readout, u) in result.selected]
+              if finite(result.selected.get((r.readout, u), {}).get('test'))]
         color = 'C3' if r.readout == result.best else 'C0'
         ax.scatter([i] * len(ys), ys, s=14, color=color, alpha=0.6,
                    zorder=2)
+        if not r.n:
+            continue
         ax.errorbar(i + 0.18, r.test_mean * scale, yerr=r.test_std * scale,
                     fmt='D', color=color, ms=6, capsize=3, zorder=3)
     ax.set_xticks(range(len(names)))

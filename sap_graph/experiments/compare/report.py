@@ -26,19 +26,48 @@ PERCENT = ('acc', 'rocauc', 'prcauc', 'ap')
 TIE = 1e-9
 
 
-def collapsed(record: Dict[str, Any]) -> bool:
-    r"""Whether a run's final training loss stayed at
-    :data:`CHANCE_LOSS` x the loss of a constant prediction or above."""
-    chance = record.get('chance_loss')
-    loss = record.get('final_train_loss')
-    if chance is None or loss is None or not chance > 0:
+def finite(value: Any) -> bool:
+    r"""Whether a score is a finite number (a diverged run stores
+    :obj:`None` in its JSON file, NaN in memory)."""
+    if value is None or isinstance(value, bool):
         return False
-    return loss >= CHANCE_LOSS * chance
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return False
+
+
+def diverged(record: Dict[str, Any]) -> bool:
+    r"""Whether a run's validation or test score is not finite."""
+    return not (finite(record.get('val')) and finite(record.get('test')))
+
+
+def collapsed(record: Dict[str, Any]) -> bool:
+    r"""Whether a run never trained: it :func:`diverged`, its final
+    training loss is not finite, or it stayed at :data:`CHANCE_LOSS` x
+    the loss of a constant prediction or above."""
+    if diverged(record):
+        return True
+    chance = record.get('chance_loss')
+    if chance is None or not chance > 0 or 'final_train_loss' not in record:
+        return False
+    loss = record['final_train_loss']
+    return not finite(loss) or loss >= CHANCE_LOSS * chance
 
 
 @dataclass
 class ReadoutRow:
-    r"""One readout's line of the report (lr chosen per fold/seed)."""
+    r"""One readout's line of the report (lr chosen per fold/seed).
+
+    :obj:`n` counts the folds/seeds the readout finished at every
+    learning rate with a finite chosen run (the means and the sample std,
+    :func:`statistics.stdev`, are over those); :obj:`diverged` those
+    where every learning rate :func:`diverged`. A readout with neither
+    has not finished any fold/seed yet: NaN means and rank (the rank is
+    NaN too for one without a finite validation score where ranked).
+    :obj:`collapsed` and :obj:`runs` count its finished runs at every
+    learning rate.
+    """
     readout: str
     label: str
     n: int
@@ -50,6 +79,7 @@ class ReadoutRow:
     collapsed: int
     runs: int
     rank: float = math.nan
+    diverged: int = 0
 
 
 @dataclass
@@ -83,15 +113,17 @@ class ComparisonResult:
         runs (list of dict): Every finished run's record (all learning
             rates).
         rows (list of ReadoutRow): Per readout, in the order given.
-        best (str): The readout with the best mean validation score.
-        tests (list of PairedTest): Every other readout against
-            :obj:`best`.
+        best (str): The readout with the best mean validation score
+            (:obj:`None` while no readout has a finite one).
+        tests (list of PairedTest): Every other readout that finished a
+            fold/seed against :obj:`best`.
         selected (dict): :obj:`(readout, unit)` -> the record chosen on
             validation among the learning rates (only folds/seeds the
             readout finished at every learning rate).
         missing (int): Planned runs not finished.
-        ranked_on (list of str): The folds/seeds every readout finished,
-            on which the ranks and :obj:`best` are decided.
+        ranked_on (list of str): The folds/seeds every readout that
+            finished any finished, on which the ranks and :obj:`best` are
+            decided.
         units (list of str): The folds/seeds of the plan, in order.
     """
     dataset: Dict[str, Any]
@@ -150,17 +182,18 @@ class ComparisonResult:
         return out.getvalue()
 
 
-def _better(a: float, b: float, higher: bool) -> bool:
-    return a > b if higher else a < b
-
-
 def _key(record: Dict[str, Any], higher: bool) -> tuple:
-    val = record['val']
-    val = -math.inf if val is None or val != val else (val if higher
-                                                       else -val)
+    # A diverged run is never chosen while a rate gives finite scores.
+    if diverged(record):
+        return (False, 0.0, 0.0, -record['lr'])
     loss = record.get('val_loss')
-    loss = math.inf if loss is None or loss != loss else loss
-    return (val, -loss, -record['lr'])
+    loss = loss if finite(loss) else math.inf
+    return (True, record['val'] if higher else -record['val'], -loss,
+            -record['lr'])
+
+
+def _mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else math.nan
 
 
 def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
@@ -169,16 +202,21 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
               config: Dict[str, Any], expected_runs: int
               ) -> ComparisonResult:
     r"""Chooses the learning rate per readout and fold/seed on validation
-    (ties: lower validation loss, then the smaller rate), ranks the
-    readouts by mean validation score and tests each against the best.
+    (ties: lower validation loss, then the smaller rate; a run that
+    :func:`diverged` only when every rate did), ranks the readouts by mean
+    validation score and tests each against the best.
 
     A fold/seed counts for a readout once it has finished at every
     learning rate (the choice among half the rates is not the one the
     finished comparison makes). While a comparison is partial, readouts
     may have finished different folds/seeds: ranks are then decided on
-    the ones every readout finished (:obj:`ranked_on`), so that a readout
-    is never ahead for having run only the easy seeds, and each paired
-    test uses the folds/seeds its two readouts share.
+    the ones every readout that finished any finished (:obj:`ranked_on`),
+    so that a readout is never ahead for having run only the easy seeds,
+    and each paired test uses the folds/seeds its two readouts share.
+    A readout that has finished none has a row (:obj:`n` 0, NaN means)
+    but no rank and no test. A fold/seed where every rate diverged ranks
+    the readout after those that did not diverge there, and is left out
+    of its means and paired tests.
 
     Args:
         records (list of dict): Finished runs (:obj:`readout`, :obj:`lr`,
@@ -204,39 +242,42 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
     rows = []
     for v in readouts:
         mine = [selected[v.name, u] for u in units if (v.name, u) in selected]
+        ok = [r for r in mine if not diverged(r)]
         all_runs = [r for r in records if r['readout'] == v.name]
-        if not mine:
-            continue
-        tests = [r['test'] for r in mine]
+        tests = [r['test'] for r in ok]
         rows.append(ReadoutRow(
-            readout=v.name, label=v.label, n=len(mine),
-            test_mean=statistics.fmean(tests),
-            test_std=statistics.stdev(tests) if len(tests) > 1 else 0.0,
-            val_mean=statistics.fmean(r['val'] for r in mine),
-            lrs={r['unit']: r['lr'] for r in mine},
-            epoch_time=statistics.fmean(r['epoch_time_mean']
-                                        for r in all_runs),
+            readout=v.name, label=v.label, n=len(ok),
+            test_mean=_mean(tests),
+            test_std=(statistics.stdev(tests) if len(tests) > 1
+                      else 0.0 if tests else math.nan),
+            val_mean=_mean([r['val'] for r in ok]),
+            lrs={r['unit']: r['lr'] for r in ok},
+            epoch_time=_mean([r['epoch_time_mean'] for r in all_runs
+                              if finite(r.get('epoch_time_mean'))]),
             collapsed=sum(collapsed(r) for r in all_runs),
-            runs=len(all_runs)))
-    shared = [u for u in units
-              if all((r.readout, u) in selected for r in rows)]
+            runs=len(all_runs), diverged=len(mine) - len(ok)))
+    ranked = [r for r in rows if r.n + r.diverged]
+    shared = [u for u in units if ranked
+              and all((r.readout, u) in selected for r in ranked)]
 
-    def ranked_val(row: ReadoutRow) -> float:
-        val = statistics.fmean(selected[row.readout, u]['val']
-                               for u in shared)
-        return -val if higher else val
+    def standing(row: ReadoutRow) -> tuple:
+        # (folds/seeds diverged, mean validation score in the direction
+        # of better = smaller) on the shared ones, else on its own.
+        chosen = [selected[row.readout, u]
+                  for u in shared or units if (row.readout, u) in selected]
+        vals = [r['val'] for r in chosen if not diverged(r)]
+        mean = _mean(vals)
+        return (len(chosen) - len(vals),
+                math.inf if not vals else -mean if higher else mean)
 
-    order = sorted(rows, key=ranked_val if shared else (
-        lambda r: -r.val_mean if higher else r.val_mean))
+    # Readouts with no finite validation score there are not ranked.
+    order = [r for r in sorted(ranked, key=standing)
+             if standing(r)[1] < math.inf]
     for i, row in enumerate(order):
         row.rank = float(i + 1)
     best = order[0].readout if order else None
-    tests = []
-    if best is not None:
-        for row in rows:
-            if row.readout != best:
-                tests.append(paired_test(selected, row.readout, best, units,
-                                         higher))
+    tests = [paired_test(selected, row.readout, best, units, higher)
+             for row in ranked if best is not None and row.readout != best]
     return ComparisonResult(
         dataset=dict(dataset), metric=metric, higher_is_better=higher,
         protocol=protocol, config=dict(config), runs=list(records),
@@ -249,18 +290,24 @@ def paired_test(selected: Dict[Any, Dict[str, Any]], readout: str,
                 against: str, units: Sequence[str],
                 higher: bool) -> PairedTest:
     r"""Pairs the chosen runs of two readouts on the folds/seeds both
-    finished; exact sign-flip p-value of the mean difference."""
+    finished with finite test scores; sign-flip p-value of the mean
+    difference (:func:`~sap_graph.experiments.compare.stats.sign_flip_test`
+    with ties judged at the rounding of the largest score)."""
     shared = [u for u in units
-              if (readout, u) in selected and (against, u) in selected]
-    diffs = [selected[readout, u]['test'] - selected[against, u]['test']
-             for u in shared]
+              if (readout, u) in selected and (against, u) in selected
+              and finite(selected[readout, u]['test'])
+              and finite(selected[against, u]['test'])]
+    mine = [selected[readout, u]['test'] for u in shared]
+    theirs = [selected[against, u]['test'] for u in shared]
+    diffs = [a - b for a, b in zip(mine, theirs, strict=True)]
     sign = 1.0 if higher else -1.0
     wins = sum(sign * d > TIE for d in diffs)
     losses = sum(sign * d < -TIE for d in diffs)
-    p, method = sign_flip_test(diffs)
+    p, method = sign_flip_test(diffs, scale=max(map(abs, mine + theirs),
+                                                default=1.0))
     return PairedTest(readout, against, shared, diffs, wins,
                       len(diffs) - wins - losses, losses, p, method)
 
 
 __all__ = ['CHANCE_LOSS', 'ComparisonResult', 'PairedTest', 'ReadoutRow',
-           'collapsed', 'paired_test', 'summarise']
+           'collapsed', 'diverged', 'finite', 'paired_test', 'summarise']

@@ -13,7 +13,6 @@ line, so that a scaffold split per seed needs no second parse::
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import io
 import os.path as osp
@@ -31,7 +30,13 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
-from sap_graph.experiments.data.cache import cache_root
+from sap_graph.experiments.data.cache import ENV_CACHE, cache_root
+from sap_graph.experiments.data.molecule_csv import (
+    infer_task_type,
+    missing_column,
+    read_csv,
+    target_values,
+)
 from sap_graph.experiments.data.ogb import require_ogb
 from sap_graph.experiments.data.splits import murcko_scaffold, require_rdkit
 from sap_graph.experiments.data.task import (
@@ -73,6 +78,7 @@ class MoleculeGraphs(InMemoryDataset):
         self.smiles: List[str] = list(graphs['smiles'])
         self.scaffolds: List[str] = list(graphs['scaffolds'])
         self.lines: List[int] = graphs['lines'].tolist()
+        self.targets: List[str] = list(graphs.get('targets', []))
 
 
 def _features() -> Any:
@@ -124,58 +130,6 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _missing_column(path: str, what: str, name: str,
-                    columns: Sequence[str]) -> DatasetFormatError:
-    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.5)
-    close += [c for c in columns if name.lower() in c.lower()
-              and c not in close][:3 - len(close)]
-    hint = (f"; did you mean {', '.join(repr(c) for c in close)}?"
-            if close else '')
-    return DatasetFormatError(
-        f"'{path}' has no {what} column '{name}' (columns: "
-        f"{', '.join(repr(c) for c in columns)}){hint}")
-
-
-def _read(path: str) -> Any:
-    import pandas as pd
-    try:
-        # All as text; '', 'NA', 'nan', ... become NaN. Blank lines are
-        # kept (and dropped below) so that row i is on line i + 2.
-        return pd.read_csv(path, dtype=str, skip_blank_lines=False,
-                           compression='infer')
-    except pd.errors.EmptyDataError:
-        raise DatasetFormatError(f"'{path}' is empty (no header, no rows)") \
-            from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
-        raise DatasetFormatError(f"'{path}' is not a readable CSV file "
-                                 f"({type(e).__name__}: {e})") from None
-
-
-def _targets(path: str, frame: Any, targets: Sequence[str],
-             lines: Any) -> Tensor:
-    import numpy as np
-    import pandas as pd
-    columns = []
-    for name in targets:
-        text = frame[name].str.strip()
-        text = text.where(text != '')  # A blank cell is a missing value.
-        values = pd.to_numeric(text, errors='coerce').to_numpy(np.float64)
-        # Targets are float32 tensors: a larger value would become inf.
-        huge = np.abs(values) > np.finfo(np.float32).max
-        bad = (text.notna().to_numpy() & np.isnan(values)) | huge
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            what = ('a non-numeric' if np.isnan(values[i]) else
-                    'an infinite' if np.isinf(values[i]) else
-                    'an out-of-range (beyond float32)')
-            raise DatasetFormatError(
-                f"'{path}': target column '{name}' has {what} value "
-                f"{text.iloc[i]!r} on line {int(lines[i])} ({int(bad.sum())} "
-                f"non-numeric, infinite or out-of-range values in all)")
-        columns.append(values)
-    return torch.from_numpy(np.stack(columns, axis=1)).float()
-
-
 def _parse(smiles: Sequence[str]) -> Dict[str, Any]:
     Chem, features = require_rdkit(), _features()
     atoms: List[int] = []
@@ -203,29 +157,6 @@ def _parse(smiles: Sequence[str]) -> Dict[str, Any]:
         node_ptr=torch.tensor(num_atoms, dtype=torch.long).cumsum(0),
         edge_ptr=torch.tensor(num_edges, dtype=torch.long).cumsum(0),
         scaffolds=scaffolds, valid=torch.tensor(valid, dtype=torch.long))
-
-
-def _infer_task_type(path: str, y: Tensor, targets: Sequence[str],
-                     task_type: str) -> str:
-    labelled = ~torch.isnan(y)
-    is_binary = bool(((y == 0) | (y == 1))[labelled].all())
-    if task_type == 'auto':
-        task_type = ('binary classification' if is_binary
-                     else 'regression')
-    elif task_type == 'binary classification' and not is_binary:
-        bad = int((labelled & (y != 0) & (y != 1)).any(0).nonzero()[0])
-        raise DatasetFormatError(
-            f"'{path}': target column '{targets[bad]}' has values other "
-            f"than 0 and 1, so it cannot be a binary classification task")
-    if task_type == 'binary classification':
-        for t, name in enumerate(targets):
-            classes = y[labelled[:, t], t].unique().tolist()
-            if len(classes) < 2:
-                raise DatasetFormatError(
-                    f"'{path}': binary target column '{name}' has one class "
-                    f"only ({int(classes[0])}) among the molecules with "
-                    f"valid SMILES, so it cannot be classified")
-    return task_type
 
 
 def _cache_path(path: str, smiles_column: str, targets: Sequence[str],
@@ -260,20 +191,20 @@ def _process(path: str, smiles_column: str, targets: Sequence[str]
              ) -> Dict[str, Any]:
     r"""Reads, checks and parses the CSV; raises before anything is
     written."""
-    frame = _read(path)
+    frame = read_csv(path)
     columns = [str(c) for c in frame.columns]
     if smiles_column not in columns:
-        raise _missing_column(path, 'SMILES', smiles_column, columns)
+        raise missing_column(path, 'SMILES', smiles_column, columns)
     for target in targets:
         if target not in columns:
-            raise _missing_column(path, 'target', target, columns)
+            raise missing_column(path, 'target', target, columns)
     lines = torch.arange(len(frame), dtype=torch.long) + 2  # Header: 1.
     blank = frame.isna().all(axis=1).to_numpy()
     if blank.any():
         frame, lines = frame[~blank], lines[torch.from_numpy(~blank)]
     if len(frame) == 0:
         raise DatasetFormatError(f"'{path}' has a header but no rows")
-    y = _targets(path, frame, targets, lines)
+    y = target_values(path, frame, targets, lines)
     smiles = [s.strip() if isinstance(s, str) else ''
               for s in frame[smiles_column].tolist()]
     parsed = _parse(smiles)
@@ -340,8 +271,10 @@ def load_molecule_csv(
     require_ogb()
     path = osp.expanduser(str(path))
     if not osp.isfile(path):
-        raise DatasetNotFoundError(f"Molecule CSV '{path}' not found" + (
+        error = DatasetNotFoundError(f"Molecule CSV '{path}' not found" + (
             ' (it is a folder)' if osp.isdir(path) else ''))
+        error.field = 'dataset'  # A file name, not a root.
+        raise error
     if targets is None or isinstance(targets, str):
         targets = [] if targets is None else [targets]
     targets = list(targets)
@@ -350,7 +283,7 @@ def load_molecule_csv(
         raise DatasetFormatError(f"Target column(s) given more than once: "
                                  f"{', '.join(map(repr, twice))}")
     if not targets:
-        frame = _read(path)
+        frame = read_csv(path)
         raise DatasetFormatError(
             f"No target column given for '{path}'; pick one or more of its "
             f"columns: {', '.join(repr(str(c)) for c in frame.columns)}")
@@ -371,11 +304,16 @@ def load_molecule_csv(
             raise DatasetFormatError(
                 f"'{path}': target column '{target}' has no values (for "
                 f"the molecules with valid SMILES)")
-    task_type = _infer_task_type(path, y, targets, task_type)
+    task_type = infer_task_type(path, y, targets, task_type)
     if not hit:
         buffer = io.BytesIO()
         torch.save(graphs, buffer)
-        atomic_write(file, lambda f: f.write(buffer.getvalue()))
+        try:
+            atomic_write(file, lambda f: f.write(buffer.getvalue()))
+        except OSError as e:  # The cache only saves time.
+            warnings.warn(f"{name}: processed molecules not cached in "
+                          f"'{osp.dirname(file)}' ({e.strerror or e}); set "
+                          f"{ENV_CACHE} to a writable folder", stacklevel=2)
     notes = []
     bad = graphs['invalid_lines']
     if bad:

@@ -127,6 +127,10 @@ class TrainConfig:
 #: Seeds are below this (numpy's bound is 2**32; folds add to the seed).
 MAX_SEED = 2**31
 
+#: The numeric fields that count something.
+_INTEGERS = {'heads', 'hidden_channels', 'num_layers', 'batch_size',
+             'lr_step', 'epochs', 'folds'}
+
 #: Lower bounds of the numeric fields: (bound, inclusive).
 _BOUNDS: Dict[str, Tuple[float, bool]] = {
     'heads': (1, True), 'hidden_channels': (1, True),
@@ -149,6 +153,9 @@ def validate_config(cfg: TrainConfig) -> None:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ConfigError(name, f"'{name}' must be a number (got "
                               f"{value!r})")
+        if name in _INTEGERS and not isinstance(value, int):
+            raise ConfigError(name, f"'{name}' must be an integer (got "
+                              f"{value!r})")
         if value < low or (value == low and not inclusive):
             op = '>=' if inclusive else '>'
             raise ConfigError(name, f"'{name}' must be {op} {low} (got "
@@ -166,22 +173,32 @@ def validate_config(cfg: TrainConfig) -> None:
                 what = 'an integer' if name == 'seed' else 'integers'
                 raise ConfigError(name, f"'{name}' must be {what} from 0 "
                                   f"to {MAX_SEED - 1} (got {value!r})")
+    if cfg.seeds is not None and len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError('seeds', f"seeds given twice: {list(cfg.seeds)} "
+                          f"(each seed is one run)")
     if cfg.targets is not None and not cfg.targets:
         raise ConfigError('targets', "'targets' must not be empty")
     if cfg.metric not in (None, *REGRESSION_METRICS):
         raise ConfigError('metric', f"'metric' must be one of "
                           f"{', '.join(REGRESSION_METRICS)} (got "
                           f"{cfg.metric!r})")
+    resolve_device(cfg.device)
 
 
 def resolve_config(cfg: TrainConfig, kind: str) -> TrainConfig:
     r"""Returns a copy of :obj:`cfg` with dataset defaults filled in."""
     from sap_graph.experiments.data.kinds import KINDS
     cfg = copy.deepcopy(cfg)
+    kfold = KINDS[kind].protocol == 'kfold' or cfg.folds is not None
+    if kfold and cfg.seeds and list(cfg.seeds) != [cfg.seed]:
+        raise ConfigError('seeds', f"seeds {list(cfg.seeds)} would be "
+                          f"ignored: k-fold cross-validation draws its "
+                          f"folds and models from 'seed' (seeds are for "
+                          f"scaffold and official splits)")
     for key, value in KINDS[kind].defaults.items():
         if getattr(cfg, key, None) is None:
             setattr(cfg, key, copy.deepcopy(value))
-    if cfg.seeds is None:
+    if cfg.seeds is None or kfold:
         cfg.seeds = [cfg.seed]
     return cfg
 

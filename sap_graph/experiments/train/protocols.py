@@ -66,7 +66,10 @@ def readout_arguments(cfg: TrainConfig) -> Dict[str, Any]:
     kwargs: Dict[str, Any] = {}
     if 'heads' in params and cfg.heads is not None:
         kwargs['heads'] = cfg.heads
-    if 'concat' in params and cfg.concat is not None:
+    if cfg.concat is not None:
+        if 'concat' not in params:
+            raise ConfigError('concat', f"readout '{cfg.readout}' has no "
+                              f"heads to concatenate or average")
         kwargs['concat'] = cfg.concat
     kwargs.update(cfg.readout_kwargs)
     return kwargs
@@ -74,7 +77,7 @@ def readout_arguments(cfg: TrainConfig) -> Dict[str, Any]:
 
 def _invalid_options(cfg: TrainConfig, error: Exception) -> ConfigError:
     return ConfigError('readout_kwargs', f"invalid options for readout "
-                       f"'{cfg.readout}' {cfg.readout_kwargs}: "
+                       f"'{cfg.readout}' {readout_arguments(cfg)}: "
                        f"{one_line(error)}")
 
 

@@ -153,7 +153,17 @@ def check_splits(task: GraphTask, splits: List[Split]) -> None:
             problem = None
             if index.numel() == 0:
                 problem = 'no graphs'
-            elif y is not None and part != 'train':
+            elif y is not None and part == 'train':
+                counts = (~torch.isnan(y[index])).sum(0)
+                least = 2 if task.task_type == 'regression' else 1
+                if bool((counts < least).any()):  # Nothing to learn from.
+                    t = int((counts < least).nonzero()[0])
+                    names = getattr(task.dataset, 'targets', None)
+                    name = repr(names[t]) if names else f'{t}'
+                    problem = (f'{int(counts[t])} labelled value(s) of '
+                               f'target {name} (at least {least} needed '
+                               f'to learn it)')
+            elif y is not None:
                 sub = y[index]
                 if task.task_type == 'regression':
                     if bool(torch.isnan(sub).all()):

@@ -1,0 +1,105 @@
+r"""Reading and checking a CSV of molecules for
+:func:`~sap_graph.experiments.data.molecules.load_molecule_csv`: the
+file as text, its columns (with a hint for a misspelt name or another
+delimiter), its numeric targets and the task type they imply; every
+problem is a :class:`DatasetFormatError` naming the file, column and line.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from sap_graph.experiments.data.task import DatasetFormatError
+
+
+def missing_column(path: str, what: str, name: str,
+                    columns: Sequence[str]) -> DatasetFormatError:
+    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.5)
+    close += [c for c in columns if name.lower() in c.lower()
+              and c not in close][:3 - len(close)]
+    hint = (f"; did you mean {', '.join(repr(c) for c in close)}?"
+            if close else '')
+    other = [d for d in (';', '\t', '|') if len(columns) == 1
+             and d in columns[0]]
+    if other:  # One column holding the separators of another format.
+        hint = (f"; the header is split by {other[0]!r}, but the file must "
+                f"be comma-separated")
+    return DatasetFormatError(
+        f"'{path}' has no {what} column '{name}' (columns: "
+        f"{', '.join(repr(c) for c in columns)}){hint}")
+
+
+def read_csv(path: str) -> Any:
+    import pandas as pd
+    try:
+        # All as text; '', 'NA', 'nan', ... become NaN. Blank lines are
+        # kept (and dropped below) so that row i is on line i + 2.
+        return pd.read_csv(path, dtype=str, skip_blank_lines=False,
+                           compression='infer')
+    except pd.errors.EmptyDataError:
+        raise DatasetFormatError(f"'{path}' is empty (no header, no rows)") \
+            from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
+        raise DatasetFormatError(f"'{path}' is not a readable CSV file "
+                                 f"({type(e).__name__}: {e})") from None
+
+
+def target_values(path: str, frame: Any, targets: Sequence[str],
+             lines: Any) -> Tensor:
+    import numpy as np
+    import pandas as pd
+    columns = []
+    for name in targets:
+        text = frame[name].str.strip()
+        text = text.where(text != '')  # A blank cell is a missing value.
+        values = pd.to_numeric(text, errors='coerce').to_numpy(np.float64)
+        # Targets are float32 tensors: a larger value would become inf.
+        huge = np.abs(values) > np.finfo(np.float32).max
+        bad = (text.notna().to_numpy() & np.isnan(values)) | huge
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            what = ('a non-numeric' if np.isnan(values[i]) else
+                    'an infinite' if np.isinf(values[i]) else
+                    'an out-of-range (beyond float32)')
+            raise DatasetFormatError(
+                f"'{path}': target column '{name}' has {what} value "
+                f"{text.iloc[i]!r} on line {int(lines[i])} ({int(bad.sum())} "
+                f"non-numeric, infinite or out-of-range values in all)")
+        columns.append(values)
+    return torch.from_numpy(np.stack(columns, axis=1)).float()
+
+
+def infer_task_type(path: str, y: Tensor, targets: Sequence[str],
+                     task_type: str) -> str:
+    labelled = ~torch.isnan(y)
+    is_binary = bool(((y == 0) | (y == 1))[labelled].all())
+    if task_type == 'auto':
+        binary = [t for t in range(len(targets))
+                  if bool(((y[:, t] == 0) | (y[:, t] == 1))[
+                      labelled[:, t]].all())]
+        if 0 < len(binary) < len(targets):
+            names = [targets[t] for t in binary]
+            raise DatasetFormatError(
+                f"'{path}': target column(s) {', '.join(map(repr, names))} "
+                f"hold 0/1 (classification) and the others real values "
+                f"(regression); one run scores one kind of task, so pass "
+                f"them in separate runs")
+        task_type = ('binary classification' if is_binary
+                     else 'regression')
+    elif task_type == 'binary classification' and not is_binary:
+        bad = int((labelled & (y != 0) & (y != 1)).any(0).nonzero()[0])
+        raise DatasetFormatError(
+            f"'{path}': target column '{targets[bad]}' has values other "
+            f"than 0 and 1, so it cannot be a binary classification task")
+    if task_type == 'binary classification':
+        for t, name in enumerate(targets):
+            classes = y[labelled[:, t], t].unique().tolist()
+            if len(classes) < 2:
+                raise DatasetFormatError(
+                    f"'{path}': binary target column '{name}' has one class "
+                    f"only ({int(classes[0])}) among the molecules with "
+                    f"valid SMILES, so it cannot be classified")
+    return task_type

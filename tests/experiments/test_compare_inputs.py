@@ -1,0 +1,133 @@
+"""More bad input of sap-graph compare (the third hostile trial): each is
+one ``error:`` line naming compare's own flag, exit 2, before training,
+with nothing written; the Python API's arguments checked by type; Ctrl-C
+with workers is one line and stops them."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import sap_graph.experiments.compare.engine as engine
+from sap_graph.experiments.cli import main
+from sap_graph.experiments.compare import compare
+from sap_graph.experiments.errors import ConfigError
+
+MOLECULES = ['CCO', 'c1ccccc1', 'CC(=O)O', 'CCN', 'CCCC', 'OCCO', 'CCOC',
+             'c1ccncc1', 'CC(C)O', 'C1CCCCC1', 'CCCl', 'CC=O']
+
+
+@pytest.fixture(autouse=True)
+def no_training(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError('trained on bad input')
+    monkeypatch.setattr(engine, 'execute_run', fail)
+
+
+def _csv(path, header, rows):
+    path.write_text(header + '\n' + ''.join(f'{r}\n' for r in rows))
+    return str(path)
+
+
+def _cases(tmp):
+    good = _csv(tmp / 'good.csv', 'smiles,y',
+                [f'{s},{i / 4}' for i, s in enumerate(MOLECULES)])
+    mixed = _csv(tmp / 'mixed.csv', 'smiles,y,active',
+                 [f'{s},{i / 4},{i % 2}' for i, s in enumerate(MOLECULES)])
+    semicolon = _csv(tmp / 'semi.csv', 'smiles;y',
+                     [f'{s};{i}' for i, s in enumerate(MOLECULES)])
+    return [
+        # (flags, the start of the message after 'error: ')
+        (['--dataset', good, '--target', 'y', '--seeds', '0', '0'],
+         '--seeds: seeds given twice: [0, 0]'),
+        (['--dataset', good, '--target', 'y', '--folds', '3', '--seeds',
+          '1', '2'], '--seeds: seeds [1, 2] would be ignored: k-fold'),
+        (['--dataset', 'synthetic', '--seeds', '1', '2'],
+         '--seeds: seeds [1, 2] would be ignored'),
+        (['--dataset', good, '--target', 'y', '--device', 'tpu'],
+         "--device: unknown device 'tpu'"),
+        (['--dataset', good, '--target', 'y', '--epochs', '1', '--readouts',
+          'sap{"heads": 0}'], "--readouts: invalid options for readout 'sap' "
+         "{'heads': 0}"),
+        (['--dataset', str(tmp / 'nope.csv'), '--target', 'y'],
+         "--dataset: Molecule CSV '"),
+        (['--dataset', mixed, '--target', 'y', 'active'],
+         "'" + mixed + "': target column(s) 'active' hold 0/1"),
+        (['--dataset', semicolon, '--target', 'y'],
+         "'" + semicolon + "' has no SMILES column 'smiles' (columns: "
+         "'smiles;y'); the header is split by ';'"),
+    ]
+
+
+@pytest.mark.parametrize('case', range(8))
+def test_bad_input_is_one_line_naming_the_flag(case, tmp_path, capsys):
+    argv, message = _cases(tmp_path)[case]
+    out = tmp_path / 'out'
+    assert main(['compare', *argv, '--out', str(out), '--no_progress']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ' + message), err
+    assert '\n' not in err
+    assert not out.exists()  # Nothing half-written, not even locks.
+
+
+@pytest.mark.parametrize('make,message', [
+    (lambda out: (out.mkdir(), (out / 'runs').write_text('x')),
+     "--out: '{out}/runs' is a file"),
+    (lambda out: None, "--out: 'out' must name a folder (got '')"),
+    (lambda out: None, 'output folder'),
+])
+def test_unusable_output_folders(make, message, tmp_path, capsys, request):
+    out = tmp_path / 'out'
+    make(out)
+    index = request.node.callspec.indices['make']
+    target = {0: str(out), 1: '', 2: str(tmp_path / ('x' * 300))}[index]
+    assert main(['compare', '--dataset', 'synthetic', '--out', target,
+                 '--no_progress', '--epochs', '1']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ' + message.format(out=out)), err
+    assert '\n' not in err and 'Traceback' not in err
+
+
+@pytest.mark.parametrize('kwargs,field', [
+    (dict(readouts='sap'), 'readouts'),
+    (dict(lrs=0.01), 'lrs'),
+    (dict(lrs='0.01'), 'lrs'),
+    (dict(lrs=[True]), 'lrs'),
+    (dict(shard='0/1'), 'shard'),
+    (dict(lr=0.5), 'lr'),
+    (dict(epochs=1.5), 'epochs'),
+    (dict(device='tpu'), 'device'),
+])
+def test_python_arguments_are_checked(kwargs, field, tmp_path):
+    out = tmp_path / 'out'
+    with pytest.raises(ConfigError) as info:
+        compare('synthetic', **{'readouts': ['sum'], **kwargs},
+                out=str(out), progress=False)
+    assert info.value.field == field
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_workers_is_one_line_and_stops_them(tmp_path):
+    out = tmp_path / 'out'
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'sap_graph', 'compare',
+         '--dataset', 'synthetic', '--readouts', 'sum', 'mean', '--folds',
+         '3', '--epochs', '500', '--hidden_channels', '8', '--num_layers',
+         '1', '--workers', '2', '--no_progress', '--out', str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    locks = out / 'runs' / '.locks'
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+            locks.is_dir() and len(os.listdir(locks)) >= 2):
+        time.sleep(0.5)  # Both workers are training.
+    assert locks.is_dir() and len(os.listdir(locks)) >= 2
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole group.
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == [
+        f'error: interrupted; finished runs are kept in {out}/runs, rerun '
+        f'to continue']

@@ -1,0 +1,176 @@
+"""The report of ``sap-graph compare`` from run records written out here
+(as ``runs/*.json`` hold them, no training): readouts that have not
+finished a fold/seed, no run at all, and runs that diverged to NaN
+(``null`` once cached)."""
+import csv
+import io
+import math
+import statistics
+
+import pytest
+
+from sap_graph.experiments.compare import parse_variant
+from sap_graph.experiments.compare.render import markdown
+from sap_graph.experiments.compare.report import collapsed, summarise
+
+NAN = math.nan
+UNITS = ['seed_0', 'seed_1', 'seed_2']
+LRS = [0.01, 1e6]
+
+
+def run(readout, lr, unit, val, test, **extra):
+    """A finished run's record; a diverged one (val / test None or NaN)
+    has a non-finite loss too, as the engine writes it."""
+    ok = val is not None and val == val
+    return dict(readout=readout, lr=lr, unit=unit, val=val, test=test,
+                val_loss=1.0 - val if ok else None, test_size=125,
+                epoch_time_mean=0.5, chance_loss=1.0,
+                final_train_loss=0.2 if ok else None, **extra)
+
+
+def result(records, readouts, units=UNITS, lrs=LRS, higher=True):
+    return summarise(records, [parse_variant(r) for r in readouts], units,
+                     {'name': 'toy'}, 'rmse' if not higher else 'acc',
+                     higher, 'scaffold', {'lrs': lrs},
+                     len(readouts) * len(units) * len(lrs))
+
+
+def table_row(text, readout):
+    return next(line for line in text.splitlines()
+                if line.startswith((f'| {readout} |', f'| **{readout}** |')))
+
+
+@pytest.mark.parametrize('record,expected', [
+    (dict(val=0.5, test=0.5), False),  # no loss recorded: not judged
+    (dict(val=None, test=None), True),  # diverged, as cached (null)
+    (dict(val=NAN, test=NAN), True),  # diverged, in memory
+    (dict(val=0.5, test=None), True),
+    (dict(val=math.inf, test=0.5), True),
+    (dict(val=0.5, test=0.5, chance_loss=1.0, final_train_loss=0.99), True),
+    (dict(val=0.5, test=0.5, chance_loss=1.0, final_train_loss=0.5), False),
+    (dict(val=0.5, test=0.5, chance_loss=1.0, final_train_loss=None), True),
+    (dict(val=0.5, test=0.5, chance_loss=1.0, final_train_loss=NAN), True),
+    (dict(val=0.5, test=0.5, chance_loss=None, final_train_loss=NAN), False),
+])
+def test_collapsed_counts_diverged_runs(record, expected):
+    assert collapsed(record) is expected
+
+
+@pytest.mark.parametrize('bad', [None, NAN])
+def test_diverged_runs_are_never_chosen_and_counted_collapsed(bad):
+    # Seed 0: 1e6 diverged for both. Seed 1: 'sap' at 1e6 has a finite
+    # (even higher) val but a diverged test. Seed 2: every rate of 'sap'
+    # diverged, so 'sap' ranks after 'sum' although its finite mean val
+    # (0.8) is higher than that of 'sum' (0.6).
+    records = [
+        run('sum', 0.01, 'seed_0', 0.6, 0.56), run('sum', 1e6, 'seed_0',
+                                                   bad, bad),
+        run('sum', 0.01, 'seed_1', 0.5, 0.52), run('sum', 1e6, 'seed_1',
+                                                   0.7, 0.64),
+        run('sum', 0.01, 'seed_2', 0.7, 0.6), run('sum', 1e6, 'seed_2',
+                                                  0.1, 0.2),
+        run('sap', 0.01, 'seed_0', 0.8, 0.6), run('sap', 1e6, 'seed_0',
+                                                  bad, bad),
+        run('sap', 0.01, 'seed_1', 0.8, 0.48),
+        run('sap', 1e6, 'seed_1', 0.99, bad),
+        run('sap', 0.01, 'seed_2', bad, bad), run('sap', 1e6, 'seed_2',
+                                                  bad, bad)]
+    res = result(records, ['sum', 'sap'])
+    sm, sp = res.row('sum'), res.row('sap')
+    assert sm.lrs == {'seed_0': 0.01, 'seed_1': 1e6, 'seed_2': 0.01}
+    assert sp.lrs == {'seed_0': 0.01, 'seed_1': 0.01}
+    assert (sm.n, sm.diverged, sp.n, sp.diverged) == (3, 0, 2, 1)
+    assert sm.test_mean == pytest.approx(statistics.fmean([0.56, 0.64,
+                                                           0.6]))
+    assert sm.test_std == pytest.approx(statistics.stdev([0.56, 0.64, 0.6]))
+    assert (sp.test_mean, sp.val_mean) == (pytest.approx(0.54),
+                                           pytest.approx(0.8))
+    assert sp.test_std == pytest.approx(statistics.stdev([0.6, 0.48]))
+    # Collapsed: each diverged run (NaN val or test) of the readout.
+    assert (sm.collapsed, sm.runs, sp.collapsed, sp.runs) == (1, 6, 4, 6)
+    assert (res.best, sm.rank, sp.rank) == ('sum', 1.0, 2.0)
+    (test,) = res.tests
+    assert test.units == ['seed_0', 'seed_1']
+    assert test.diffs == [pytest.approx(0.6 - 0.56),
+                          pytest.approx(0.48 - 0.64)]
+    text = markdown(res)
+    assert '| 2 + 1 diverged |' in table_row(text, 'sap')
+    assert '| 4 of 6 |' in table_row(text, 'sap')
+    assert '*Diverged*' in text
+    rows = list(csv.DictReader(io.StringIO(res.csv())))
+    assert {(r['readout'], r['unit']): float(r['lr']) for r in rows
+            if r['selected'] == 'True'} == {
+        **{('sum', u): lr for u, lr in sm.lrs.items()},
+        **{('sap', u): lr for u, lr in sp.lrs.items()},
+        ('sap', 'seed_2'): 0.01}  # both diverged: the smaller rate
+    assert [r['collapsed'] for r in rows if r['readout'] == 'sum'] == [
+        'False', 'True', 'False', 'False', 'False', 'False']
+
+
+@pytest.mark.parametrize('bad', [None, NAN])
+def test_every_run_diverged(bad, tmp_path):
+    records = [run(r, lr, u, bad, bad) for r in ('sum', 'sap')
+               for lr in LRS for u in UNITS[:2]]
+    res = result(records, ['sum', 'sap'], units=UNITS[:2], higher=False)
+    assert res.best is None and res.tests == [] and res.missing == 0
+    for row in res.rows:
+        assert (row.n, row.diverged, row.collapsed, row.runs) == (0, 2, 4,
+                                                                  4)
+        assert math.isnan(row.test_mean) and math.isnan(row.rank)
+    text = markdown(res)
+    assert table_row(text, 'sum').startswith('| sum | diverged | – | – | '
+                                             '0 + 2 diverged |')
+    assert 'No readout has a finite validation score' in text
+    assert 'Best by validation' not in text
+    pytest.importorskip('matplotlib')
+    from sap_graph.experiments.compare.render import figure
+    figure(res, str(tmp_path / 'compare.png'))
+    assert (tmp_path / 'compare.png').stat().st_size > 0
+
+
+def test_readouts_without_a_finished_seed_are_listed_not_ranked():
+    # 'sum' and 'max' finished every seed; 'mean' ran one rate of seed 0
+    # only; 'sap' nothing.
+    records = [run(r, lr, u, v + 0.01 * i, v)
+               for r, v in (('sum', 0.6), ('max', 0.7))
+               for lr in LRS for i, u in enumerate(UNITS)]
+    records.append(run('mean', 0.01, 'seed_0', 0.9, 0.9))
+    res = result(records, ['sum', 'mean', 'max', 'sap'])
+    assert [r.readout for r in res.rows] == ['sum', 'mean', 'max', 'sap']
+    assert (res.best, res.ranked_on) == ('max', UNITS)
+    assert [t.readout for t in res.tests] == ['sum']
+    ranks = {r.readout: r.rank for r in res.rows}
+    assert (ranks['max'], ranks['sum']) == (1.0, 2.0)
+    assert math.isnan(ranks['mean']) and math.isnan(ranks['sap'])
+    assert (res.row('mean').runs, res.row('sap').runs) == (1, 0)
+    text = markdown(res)
+    assert res.missing == 24 - 13
+    assert ('**Partial:** 11 of 24 planned runs have not finished.'
+            in text)
+    assert ('use the 3 seeds finished by every readout that has finished '
+            'a seed' in text)
+    assert ('mean and sap have not finished any seed at every learning '
+            'rate yet' in text)
+    assert 'best by validation is chosen among the 2 readouts that have' \
+        in text
+    assert 'every readout finished' not in text
+    assert table_row(text, 'sap') == (
+        '| sap | not run yet | – | – | 0 | – | – | 0 of 0 |')
+    assert table_row(text, 'mean').startswith(
+        '| mean | 1 run, no seed at every learning rate | – | – | 0 |')
+    assert table_row(text, 'max').startswith('| **max** | 70.00 ± 0.00 |')
+
+
+@pytest.mark.parametrize('records,says', [
+    ([], '**Partial:** no run has finished yet (0 of 12 planned runs).'),
+    ([run('sum', 0.01, 'seed_0', 0.5, 0.5)],
+     '**Partial:** 11 of 12 planned runs have not finished. No readout has '
+     'finished a seed at every learning rate yet, so nothing is ranked.'),
+])
+def test_nothing_finished_at_every_rate(records, says):
+    res = result(records, ['sum', 'sap'])
+    assert res.best is None and res.ranked_on == [] and res.tests == []
+    assert [r.n for r in res.rows] == [0, 0]
+    text = markdown(res)
+    assert says in text
+    assert 'every readout finished' not in text and '| sum |' not in text
