@@ -174,3 +174,13 @@ def test_nothing_finished_at_every_rate(records, says):
     text = markdown(res)
     assert says in text
     assert 'every readout finished' not in text and '| sum |' not in text
+
+
+def test_the_datasets_notes_are_in_the_report():
+    records = [run('sum', lr, u, 0.8, 0.7) for u in UNITS for lr in LRS]
+    res = summarise(records, [parse_variant('sum')], UNITS,
+                    {'name': 'toy', 'notes': [
+                        'skipped 2 invalid SMILES (lines 3, 9)']},
+                    'acc', True, 'scaffold', {'lrs': LRS}, 6)
+    assert 'Data: skipped 2 invalid SMILES (lines 3, 9).' in markdown(res)
+    assert 'Data:' not in markdown(result(records, ['sum']))

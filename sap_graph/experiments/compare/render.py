@@ -126,7 +126,8 @@ def markdown(result: ComparisonResult) -> str:
         f"# Which readout for {ds.get('name')}?", '',
         f"{ds.get('num_graphs')} graphs, {ds.get('task_type')}, "
         f"{ds.get('num_classes')} output(s); test metric **{m}** "
-        f"({_DIRECTION[result.higher_is_better]}).", '',
+        f"({_DIRECTION[result.higher_is_better]})."
+        + ''.join(f' Data: {note}.' for note in ds.get('notes') or []), '',
         f"Protocol: {_PROTOCOLS[result.protocol]}. Every readout gets the "
         f"same model and budget: {cfg.get('conv')} x "
         f"{cfg.get('num_layers')} layers, width "
