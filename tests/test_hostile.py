@@ -314,6 +314,23 @@ def test_readout_options_fail_before_any_data_is_loaded(
     assert message in line
 
 
+@pytest.mark.parametrize('args,message', [
+    (['--seeds', '3', '3'], "--seeds: seeds given twice: [3, 3]"),
+    (['--seeds', '1', '2'], "--seeds: seeds [1, 2] would be ignored: k-fold"),
+    (['--dataset', 'mols.csv', '--target', 'y', '--folds', '3', '--seeds',
+      '0', '1'], "--seeds: seeds [0, 1] would be ignored"),
+    (['--epochs', '2', '--device', 'tpu'], "--device: unknown device"),
+    (['--readout', 'sum', '--concat'], "--concat: readout 'sum' has no heads"),
+])
+def test_seeds_device_and_heads_fail_before_any_data_is_loaded(
+        args, message, capsys, monkeypatch):
+    def no_data(*args, **kwargs):
+        raise AssertionError('data loaded before the options were checked')
+    monkeypatch.setattr(run_mod, 'load_configured', no_data)
+    assert main(['train', *TOY, *args]) == 2
+    assert message in one_error_line(capsys)
+
+
 def test_stale_processed_data_is_not_used(tmp_path):
     raw = tmp_path / 'TOY' / 'raw'
     write_tu(str(tmp_path), 'TOY')

@@ -182,7 +182,23 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ConfigError('metric', f"'metric' must be one of "
                           f"{', '.join(REGRESSION_METRICS)} (got "
                           f"{cfg.metric!r})")
+    from sap_graph.experiments.data.kinds import kind_of
+    try:  # By name, before any data is read.
+        kind = kind_of(cfg.dataset)
+    except ValueError:
+        kind = None  # An empty name: the loader says so.
+    if kind is not None:
+        _check_seeds_used(cfg, kind.protocol == 'kfold'
+                          or cfg.folds is not None)
     resolve_device(cfg.device)
+
+
+def _check_seeds_used(cfg: TrainConfig, kfold: bool) -> None:
+    if kfold and cfg.seeds and list(cfg.seeds) != [cfg.seed]:
+        raise ConfigError('seeds', f"seeds {list(cfg.seeds)} would be "
+                          f"ignored: k-fold cross-validation draws its "
+                          f"folds and models from 'seed' (seeds are for "
+                          f"scaffold and official splits)")
 
 
 def resolve_config(cfg: TrainConfig, kind: str) -> TrainConfig:
@@ -190,11 +206,7 @@ def resolve_config(cfg: TrainConfig, kind: str) -> TrainConfig:
     from sap_graph.experiments.data.kinds import KINDS
     cfg = copy.deepcopy(cfg)
     kfold = KINDS[kind].protocol == 'kfold' or cfg.folds is not None
-    if kfold and cfg.seeds and list(cfg.seeds) != [cfg.seed]:
-        raise ConfigError('seeds', f"seeds {list(cfg.seeds)} would be "
-                          f"ignored: k-fold cross-validation draws its "
-                          f"folds and models from 'seed' (seeds are for "
-                          f"scaffold and official splits)")
+    _check_seeds_used(cfg, kfold)
     for key, value in KINDS[kind].defaults.items():
         if getattr(cfg, key, None) is None:
             setattr(cfg, key, copy.deepcopy(value))
