@@ -72,17 +72,18 @@ def test_bad_input_is_one_line_naming_the_flag(case, tmp_path, capsys):
     assert not out.exists()  # Nothing half-written, not even locks.
 
 
-@pytest.mark.parametrize('make,message', [
-    (lambda out: (out.mkdir(), (out / 'runs').write_text('x')),
-     "--out: '{out}/runs' is a file"),
-    (lambda out: None, "--out: 'out' must name a folder (got '')"),
-    (lambda out: None, 'output folder'),
+@pytest.mark.parametrize('case,message', [
+    ('runs is a file', "--out: '{out}/runs' is a file"),
+    ('empty name', "--out: 'out' must name a folder (got '')"),
+    ('name too long', 'output folder'),
 ])
-def test_unusable_output_folders(make, message, tmp_path, capsys, request):
+def test_unusable_output_folders(case, message, tmp_path, capsys):
     out = tmp_path / 'out'
-    make(out)
-    index = request.node.callspec.indices['make']
-    target = {0: str(out), 1: '', 2: str(tmp_path / ('x' * 300))}[index]
+    if case == 'runs is a file':
+        out.mkdir()
+        (out / 'runs').write_text('x')
+    target = {'runs is a file': str(out), 'empty name': '',
+              'name too long': str(tmp_path / ('x' * 300))}[case]
     assert main(['compare', '--dataset', 'synthetic', '--out', target,
                  '--no_progress', '--epochs', '1']) == 2
     err = capsys.readouterr().err.strip()

@@ -51,7 +51,7 @@ def _partial(result: ComparisonResult, units: str) -> List[str]:
     readouts the ranks and the best are decided among."""
     unit = units[:-1]
     total = result.missing + len(result.runs)
-    waiting = [r.readout for r in result.rows if not r.n + r.diverged]
+    waiting = [r.readout for r in result.rows if not r.finished]
     if not result.runs:
         return [f'**Partial:** no run has finished yet (0 of {total} '
                 f'planned runs).', '']
@@ -85,7 +85,7 @@ def _partial(result: ComparisonResult, units: str) -> List[str]:
 
 def _rank_header(result: ComparisonResult, units: str) -> str:
     n = len(result.ranked_on)
-    if n and n < max(r.n + r.diverged for r in result.rows):
+    if n and n < max(r.finished for r in result.rows):
         return f'rank by val on the {n} shared {units}'
     return 'rank by val'
 
@@ -93,7 +93,7 @@ def _rank_header(result: ComparisonResult, units: str) -> str:
 def _row(result: ComparisonResult, r: Any) -> str:
     m, unit = result.metric, _unit_name(result)[:-1]
     name = f'**{r.readout}**' if r.readout == result.best else r.readout
-    if not r.n + r.diverged:
+    if not r.finished:
         state = ('not run yet' if not r.runs else
                  f"{r.runs} run{'s' if r.runs > 1 else ''}, no {unit} "
                  f'at every learning rate')
@@ -135,9 +135,9 @@ def markdown(result: ComparisonResult) -> str:
         f"{cfg.get('epochs')} epochs, learning rate chosen per "
         f"{units[:-1]} on validation among "
         f"{', '.join(f'{lr:g}' for lr in cfg.get('lrs', []))}.", '']
-    if result.missing or any(not r.n + r.diverged for r in result.rows):
+    if result.missing or any(not r.finished for r in result.rows):
         out += _partial(result, units)
-    if not any(r.n + r.diverged for r in result.rows):
+    if not any(r.finished for r in result.rows):
         return '\n'.join(out if result.rows else out + ['No readouts.', ''])
     out += [f'## Results ({shown}, mean ± sample std over {units})', '',
             f'| readout | test | val | {_rank_header(result, units)} | n | '

@@ -81,6 +81,12 @@ class ReadoutRow:
     rank: float = math.nan
     diverged: int = 0
 
+    @property
+    def finished(self) -> int:
+        r"""The folds/seeds finished at every learning rate (finite or
+        :func:`diverged`)."""
+        return self.n + self.diverged
+
 
 @dataclass
 class PairedTest:
@@ -256,7 +262,7 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
                               if finite(r.get('epoch_time_mean'))]),
             collapsed=sum(collapsed(r) for r in all_runs),
             runs=len(all_runs), diverged=len(mine) - len(ok)))
-    ranked = [r for r in rows if r.n + r.diverged]
+    ranked = [r for r in rows if r.finished]
     shared = [u for u in units if ranked
               and all((r.readout, u) in selected for r in ranked)]
 
@@ -271,8 +277,9 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
                 math.inf if not vals else -mean if higher else mean)
 
     # Readouts with no finite validation score there are not ranked.
-    order = [r for r in sorted(ranked, key=standing)
-             if standing(r)[1] < math.inf]
+    standings = {r.readout: standing(r) for r in ranked}
+    order = [r for r in sorted(ranked, key=lambda r: standings[r.readout])
+             if standings[r.readout][1] < math.inf]
     for i, row in enumerate(order):
         row.rank = float(i + 1)
     best = order[0].readout if order else None

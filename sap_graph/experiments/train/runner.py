@@ -42,7 +42,6 @@ from sap_graph.experiments.train.config import (
     ConfigError,
     TrainConfig,
     resolve_config,
-    resolve_device,
     validate_config,
 )
 from sap_graph.experiments.train.protocols import (
@@ -141,9 +140,8 @@ def run(cfg: TrainConfig,
         The result dict written to :obj:`cfg.out`.
     """
     ctx = distributed.init(cfg.device)  # Under torchrun.
-    resolve_device(cfg.device)  # Fail early on a bad device.
+    validate_config(cfg)  # The device too, before anything else.
     check_resume(cfg)
-    validate_config(cfg)
     check_readout(cfg, None if task is None else task.kind)  # Before data.
     locks = []
     if distributed.is_main():
