@@ -16,9 +16,7 @@ import argparse
 import contextlib
 import math
 import os
-import signal
 import sys
-import threading
 import warnings
 from dataclasses import dataclass
 from typing import (
@@ -52,6 +50,7 @@ from sap_graph.experiments.flags import (
     config_from_args,
 )
 from sap_graph.experiments.readouts import READOUTS, UnknownReadoutError
+from sap_graph.experiments.signals import sigterm_as_interrupt
 
 #: Errors reported as one line, without a traceback.
 USER_ERRORS = (DatasetNotFoundError, DatasetFormatError, UnknownDatasetError,
@@ -229,25 +228,6 @@ def _warnings_as_lines() -> Iterator[None]:
         yield
     finally:
         warnings.showwarning = previous
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    r"""Turns SIGTERM (a scheduler's preemption) into
-    :class:`KeyboardInterrupt` in the main thread, so a killed run exits
-    through the same path as Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def _run_explain(args: argparse.Namespace) -> int:

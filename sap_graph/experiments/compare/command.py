@@ -73,8 +73,9 @@ def add_compare_parser(sub: Any) -> None:
 
 
 def run_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from sap_graph.experiments.cli import USER_ERRORS, sigterm_as_interrupt
+    from sap_graph.experiments.cli import USER_ERRORS
     from sap_graph.experiments.compare.api import command_line, compare
+    from sap_graph.experiments.signals import sigterm_as_interrupt
     cfg = config_from_args(args)
     options = {f.name: getattr(cfg, f.name) for f in fields(cfg)
                if f.name not in _COMPARE_OWN and not f.metadata.get('hidden')

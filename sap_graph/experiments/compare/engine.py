@@ -7,7 +7,6 @@ or cluster nodes (:obj:`shard`) share the work through one folder.
 """
 from __future__ import annotations
 
-import contextlib
 import glob
 import hashlib
 import json
@@ -31,6 +30,7 @@ from sap_graph.experiments.files import (
     write_json,
 )
 from sap_graph.experiments.readouts import readout_options
+from sap_graph.experiments.signals import handling, raise_interrupt
 from sap_graph.experiments.train.config import TrainConfig, resolve_device
 from sap_graph.experiments.train.protocols import readout_arguments
 from sap_graph.experiments.train.runs import Split
@@ -179,23 +179,6 @@ def _init(plan: RunPlan, threads: int) -> None:
     _WORKER['plan'] = plan
 
 
-@contextlib.contextmanager
-def _workers_ignore_sigint() -> Iterator[None]:
-    r"""Ctrl-C reaches the whole process group: the parent alone handles
-    it (and stops the workers), so that it is one line, not a traceback
-    per worker. Workers started in this block inherit an ignored SIGINT
-    (Python keeps it so), from their first line on."""
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _stop(pool: Any) -> None:
     r"""Stops the workers of :obj:`pool` now; runs they were training
     are not written (each record is written atomically when done)."""
@@ -210,7 +193,7 @@ def _stop(pool: Any) -> None:
 
 def _interrupted(signum: int, frame: Any) -> None:
     _WORKER['stopped'] = True  # The runs queued to it are skipped.
-    raise KeyboardInterrupt
+    raise_interrupt(signum, frame)
 
 
 def _init_worker(plan: RunPlan, threads: int) -> None:
@@ -305,7 +288,11 @@ def execute(plan: RunPlan, cache: str, workers: int = 1,
         with ProcessPoolExecutor(workers, mp_context=ctx,
                                  initializer=_init_worker,
                                  initargs=(plan, threads)) as pool:
-            with _workers_ignore_sigint():  # Submitting starts them.
+            # Ctrl-C reaches the whole process group: the parent alone
+            # answers it (and stops the workers), so that it is one line,
+            # not a traceback per worker. Workers started here (submitting
+            # starts them) inherit an ignored SIGINT; Python keeps it so.
+            with handling(signal.SIGINT, signal.SIG_IGN):
                 futures = {pool.submit(_work, run, _run_path(cache, run)):
                            run for run in todo}
             try:
