@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from sap_graph.experiments.data import load_dataset
+from sap_graph.experiments.data.kinds import protocol_of
 from sap_graph.experiments.files import write_json
 from sap_graph.experiments.train import (
     TrainConfig,
@@ -42,6 +43,7 @@ from sap_graph.experiments.train import (
     run_split,
     versions,
 )
+from sap_graph.experiments.train.protocols import PROTOCOL_NAMES
 
 from .render_accuracy import CACHE, RESULTS, parse_override, render
 from .render_accuracy import add_arguments as add_render_arguments
@@ -135,9 +137,9 @@ def run_grid(args: argparse.Namespace) -> None:
                     config={k: v for k, v in vars(cfg).items()
                             if k not in ('progress', 'verbose', 'out',
                                          'checkpoint', 'root')},
-                    protocol=('stratified_kfold_cv' if task.kind != 'ogb'
-                              else 'ogb_official_split'),
-                    metric=task.metric, versions=versions(),
+                    protocol=PROTOCOL_NAMES[protocol_of(task)],
+                    metric=task.metric,
+                    versions=versions(record.pop('sap_graph_paths')),
                     device=device_info(torch.device(cfg.device)),
                     threads=torch.get_num_threads())
                 write_atomic(path, record)

@@ -25,13 +25,14 @@ it, adds its residual pooling and returns the
   batch under :func:`torch.compile`, from differentiable ops.
 
 The switches are read by :mod:`sap_graph.ops.env`. :func:`paths_used`
-lists the paths this process has run (eager calls), for run provenance.
+lists the paths this process has run (eager calls), and
+:func:`recording_paths` those run inside a block, for run provenance.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-from typing import List, NamedTuple, Optional
+from typing import Iterator, List, NamedTuple, Optional, Set
 
 import torch
 from torch import Tensor
@@ -55,8 +56,8 @@ PATHS = ('native', 'triton', 'torch', 'dense', 'compiled')
 #: The paths that run kernels on :class:`~sap_graph.ops.layout.Segments`.
 FUSED = ('native', 'triton', 'torch')
 
-_used: set = set()
-
+_used: Set[str] = set()
+_recorders: List[Set[str]] = []
 
 
 class Plan(NamedTuple):
@@ -75,6 +76,19 @@ def device_type(x: Tensor) -> str:
 def paths_used() -> List[str]:
     """The paths this process has run so far (eager calls), sorted."""
     return sorted(_used)
+
+
+@contextlib.contextmanager
+def recording_paths() -> Iterator[Set[str]]:
+    r"""Collects in the set it yields the paths that :func:`pool` runs
+    (eager calls) while the block runs: the paths of one training run,
+    where :func:`paths_used` holds those of every run in the process."""
+    used: Set[str] = set()
+    _recorders.append(used)
+    try:
+        yield used
+    finally:
+        _recorders.remove(used)
 
 
 def is_padded(x: Tensor, ptr: Optional[Tensor], dim_size: int,
@@ -113,7 +127,7 @@ def _plan(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
           gated: bool) -> Plan:
     heads = score_weight.size(0)
     if is_padded(x, ptr, dim_size, mask):
-        layout = lay_out_padded(x, mask, lengths, heads, gate)
+        layout = lay_out_padded(x, mask, lengths, score_weight, gate)
     else:
         layout = lay_out_flat(x, index, ptr, dim_size, mask, heads, gate)
     if layout.seg is None:  # Rows of a padded batch, or compiling.
@@ -157,9 +171,9 @@ def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
         dim_size (int): Number of sets :math:`B` per leading position.
         mask (torch.Tensor, optional): Boolean element mask :obj:`[*, N]`;
             with leading dimensions, no :obj:`ptr` and one set, a padded
-            batch (one set per row; masked positions are zero-filled first
-            where they may hold NaN or inf, so that whatever they hold
-            reaches no output and no gradient).
+            batch (one set per row; masked positions are zero-filled
+            first, so that whatever they hold reaches no output and no
+            gradient).
         lengths (torch.Tensor, optional): The lengths behind :obj:`mask`
             (the kept leading positions), when the caller has them.
         dropout (float, optional): Attention dropout probability (pass
@@ -173,6 +187,8 @@ def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
                  dropout, gate, gate is not None)
     if not torch.compiler.is_compiling():
         _used.add(plan.path)
+        for used in _recorders:
+            used.add(plan.path)
     if plan.path == 'triton':
         from sap_graph.ops.triton import TritonPath  # Imports Triton.
         implementation = TritonPath

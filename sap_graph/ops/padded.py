@@ -3,10 +3,11 @@ of :obj:`x` :obj:`[B, L, F]`, with a padding mask :obj:`[B, L]` or lengths
 :obj:`[B]`, pooled without gathering the kept rows.
 
 Masked positions take no part whatever they hold: :func:`lay_out_padded`
-zero-fills them first when the batch may hold NaN or inf (on GPUs and
-under :func:`torch.compile` always, on the CPU when the sum of the
-features is not finite), so that they reach neither the output nor any
-gradient. Two layouts, both over all :math:`BL` positions:
+zero-fills them first, so that neither NaN or inf nor a finite value large
+enough to overflow a score or a product of the backward reaches the output
+or any gradient; only a ``'runs'`` layout on the CPU whose scores are
+bounded (:func:`scores_bounded`, one read of the features) skips the fill.
+Two layouts, both over all :math:`BL` positions:
 
 * **runs** (lengths, or a mask whose kept positions form one contiguous run
   per row: right or left padding): row :math:`b` with run
@@ -95,15 +96,35 @@ def run_ptr(start: Tensor, end: Tensor, length: int) -> Tensor:
     return torch.cat([bounds, bounds.new_full((1, ), start.numel() * length)])
 
 
-def _may_hold_nonfinite(x: Tensor) -> bool:
-    # Whether a padded batch must be zero-filled at its masked positions
-    # so that NaN or inf there reaches no output and no gradient: always
-    # on GPUs and under torch.compile (no sync; Inductor fuses the fill);
-    # on the CPU only when the sum of all features is not finite (one
-    # read, where the fill would cost a write of x and its gradient).
-    if torch.compiler.is_compiling() or x.device.type != 'cpu':
+def zero_masked(x: Tensor, mask: Tensor) -> Tensor:
+    """:obj:`x` :obj:`[*, L, F]` with the positions that :obj:`mask`
+    :obj:`[*, L]` drops set to zero, whatever they held: a product with
+    the mask where every feature is finite (one read to know it, on the
+    CPU), else :func:`torch.where` (always on GPUs and under
+    :func:`torch.compile`, where it fuses and no sync is wanted)."""
+    keep = mask.unsqueeze(-1)
+    if (x.device.type == 'cpu' and not torch.compiler.is_compiling()
+            and bool(torch.isfinite(x.detach().sum()))):
+        return x * keep.to(x.dtype)
+    return torch.where(keep, x, x.new_zeros(()))
+
+
+def scores_bounded(x: Tensor, score_weight: Tensor) -> bool:
+    r"""Whether every score :math:`|\mathbf{x}_i^{\top}\mathbf{w}_h|
+    \le \max_i \|\mathbf{x}_i\|_\infty \max_h \|\mathbf{w}_h\|_1` of
+    the CPU batch :obj:`x` is below half the largest value of its dtype
+    (no NaN or inf anywhere). Then a ``'runs'`` layout needs no fill: its
+    padding segments get finite scores, their outputs are discarded, so
+    their gradient is zero, and every product of that zero with the
+    features is zero."""
+    if x.device.type != 'cpu' or torch.compiler.is_compiling():
+        return False
+    if x.numel() == 0:
         return True
-    return not bool(torch.isfinite(x.detach().sum()))
+    low, high = torch.aminmax(x.detach())
+    size = max(-float(low), float(high))
+    weight = float(score_weight.detach().abs().sum(1).max())
+    return size * weight < torch.finfo(x.dtype).max / 2  # False for NaN.
 
 
 def _runs(mask: Tensor, lengths: Optional[Tensor]
@@ -120,22 +141,25 @@ def _runs(mask: Tensor, lengths: Optional[Tensor]
 
 
 def lay_out_padded(x: Tensor, mask: Tensor, lengths: Optional[Tensor],
-                   heads: int, gate: Gate = None) -> Layout:
+                   score_weight: Tensor, gate: Gate = None) -> Layout:
     r"""The :class:`~sap_graph.ops.layout.Layout` of a padded batch
     :obj:`x` :obj:`[*, L, F]` with its :obj:`mask` :obj:`[*, L]` (and the
     :obj:`lengths` :obj:`[*]` behind it, when the caller has them): one
     set per row, ``'runs'`` where the kept positions form one run per row
     (known without waiting for a GPU), ``'rows'`` otherwise; masked
-    positions zero-filled where they may hold NaN or inf. :obj:`gate` (a
-    callable, optional) maps :obj:`[B, L, F]` to the gate :obj:`[B, L, H]`.
+    positions zero-filled (:func:`zero_masked`) unless a ``'runs'`` layout
+    without gate has :func:`scores_bounded`. :obj:`score_weight`
+    :obj:`[H, F]` is the score matrix; :obj:`gate` (a callable, optional)
+    maps :obj:`[B, L, F]` to the gate :obj:`[B, L, H]`.
     """
-    if _may_hold_nonfinite(x):
-        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
     lead, length, channels = x.shape[:-2], x.size(-2), x.size(-1)
-    batch = math.prod(lead)
+    heads, batch = score_weight.size(0), math.prod(lead)
     mask = mask.reshape(batch, length)
     runs = _runs(mask, None if lengths is None else lengths.reshape(-1))
     x = x.reshape(batch, length, channels)
+    if runs is None or gate is not None or not scores_bounded(
+            x, score_weight):
+        x = zero_masked(x, mask)
     g = None if gate is None else gate(x)
     shapes = ((*lead, 1), (*lead, length, heads))
     if runs is None:
@@ -179,7 +203,8 @@ def masked_reduce(x: Tensor, mask: Tensor, reduce: str) -> Tensor:
     :obj:`[B, L, F]` (zero for a row without any)."""
     weight = mask.to(x.dtype)
     if reduce == 'max':
-        out = x.masked_fill(~mask.unsqueeze(-1), float('-inf')).amax(1)
+        out = torch.where(mask.unsqueeze(-1), x,
+                          x.new_full((), float('-inf'))).amax(1)
         return out.masked_fill(~mask.any(1, keepdim=True), 0.0)
     out = torch.matmul(weight.unsqueeze(1), x).squeeze(1)
     if reduce == 'mean':

@@ -359,3 +359,18 @@ def test_another_spelling_of_a_readout_is_the_same_run(full, tiny,
         compare(tiny, ['sap', 'sap{}'], out=str(tmp_path / 'o'),
                 progress=False, **TINY)
     assert not (tmp_path / 'o').exists()
+
+
+def test_each_run_records_the_paths_it_ran(full, tiny, tmp_path):
+    """Run provenance names the SAP paths of that run only: none for a
+    readout without SAP, even after SAP ran in the same process."""
+    import torch
+
+    from sap_graph import SAPAggregation
+    SAPAggregation(4)(torch.randn(3, 4), torch.tensor([0, 0, 1]), dim_size=2)
+    res = compare(tiny, ['mean'], out=str(tmp_path), lrs=[0.01],
+                  progress=False, **{**TINY, 'epochs': 1})
+    assert {r['versions']['sap_graph_paths'] for r in res.runs} == {None}
+    paths = {r['readout']: r['versions']['sap_graph_paths']
+             for r in full[1].runs}
+    assert paths['sum'] is None and paths['sap'] in ('native', 'torch')

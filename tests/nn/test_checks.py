@@ -74,6 +74,28 @@ def test_masked_positions_take_no_part(options, layout, bad):
     assert_matches_reference(aggr, x, index, num_graphs, mask=mask, call=call)
 
 
+@pytest.mark.parametrize('options', OPTIONS)
+@pytest.mark.parametrize('layout', ['lengths', 'left', 'scattered'])
+@pytest.mark.parametrize('bad', [3e38, -1e37])
+def test_huge_finite_padding_takes_no_part(options, layout, bad):
+    """One finite masked value whose score overflows (and whose products
+    in the backward would): the sum of the features stays finite, so only
+    a fill that does not depend on it keeps the result equal to the
+    reference of the kept positions."""
+    torch.manual_seed(1)
+    aggr = SAP(5, **options).train(False)
+    with torch.no_grad():
+        aggr.lin_key.weight.fill_(1.0)
+        aggr.query.fill_(2.0)
+        aggr.lin_value.weight.mul_(10.0)
+    x, _, call, (index, num_graphs, mask) = padded(0.0, layout)
+    hold = (~mask).nonzero()[0]  # The first masked position.
+    x.view(-1, 5)[hold, 0] = bad
+    assert torch.isfinite(x.sum())
+    assert_matches_reference(aggr, x, index, num_graphs, mask=mask,
+                             call=call, atol=1e-4)
+
+
 @pytest.mark.compile
 @pytest.mark.skipif(not sys.platform.startswith('linux'),
                     reason='torch.compile tested on Linux')

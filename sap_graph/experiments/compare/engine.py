@@ -219,7 +219,8 @@ def execute_run(plan: RunPlan, run: Run) -> Dict[str, Any]:
         readout=run.variant, lr=run.lr, unit=run.unit,
         val=record[f'val_{metric}'], test=record[f'test_{metric}'],
         metric=metric, wall_time=time.perf_counter() - start,
-        threads=torch.get_num_threads(), versions=versions(),
+        threads=torch.get_num_threads(),
+        versions=versions(record.pop('sap_graph_paths')),
         config={k: getattr(cfg, k) for k in BUDGET_FIELDS})
     return record
 

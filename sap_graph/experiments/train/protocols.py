@@ -330,7 +330,8 @@ def _summarise(records: List[Dict[str, Any]], metric: str,
         'epoch_time_median': float(statistics.median(
             [r['epoch_time_median'] for r in records])),
         'dataset': task.stats(),
-        'versions': versions(),
+        'versions': versions({p for r in records
+                              for p in r.get('sap_graph_paths', ())}),
         'device': device_info(device),
     }
     if best_state is not None:

@@ -9,6 +9,7 @@ import platform
 from typing import (
     Any,
     Dict,
+    Iterable,
     Optional,
 )
 
@@ -35,12 +36,16 @@ def source_digest() -> str:
     return digest.hexdigest()[:12]
 
 
-def versions() -> Dict[str, Optional[str]]:
+def versions(paths: Optional[Iterable[str]] = None
+             ) -> Dict[str, Optional[str]]:
     r"""Returns the versions of Python and the main packages, the digest of
-    this package's sources, which SAP core ran on CPU
-    (:func:`sap_graph.ops.native.status`), the paths of the SAP core this
-    process has run (:func:`sap_graph.ops.dispatch.paths_used`) and the
-    switches that chose them (:func:`sap_graph.ops.env.switches`)."""
+    this package's sources, which SAP core this process ran on CPU
+    (:func:`sap_graph.ops.native.status`), the paths of the SAP core
+    (:obj:`paths`: those of one run, recorded by
+    :func:`sap_graph.ops.dispatch.recording_paths`; by default those this
+    process has run) and the switches that chose them
+    (:func:`sap_graph.ops.env.switches`). No path (:obj:`None`): no SAP
+    layer ran."""
     from sap_graph.ops import dispatch, env
     from sap_graph.ops import native as _native
     out: Dict[str, Optional[str]] = {
@@ -50,7 +55,8 @@ def versions() -> Dict[str, Optional[str]]:
         'sap_graph': sap_graph.__version__,
         'sap_graph_source': source_digest(),
         'sap_graph_cpu_core': _native.status(),
-        'sap_graph_paths': ','.join(dispatch.paths_used()) or None,
+        'sap_graph_paths': ','.join(sorted(
+            dispatch.paths_used() if paths is None else paths)) or None,
         'sap_graph_switches': ' '.join(
             f'{k}={v}' for k, v in env.switches().items()),
         'numpy': np.__version__,

@@ -25,6 +25,7 @@ from sap_graph.experiments.data import GraphTask
 from sap_graph.experiments.data.kinds import kind_of, protocol_of
 from sap_graph.experiments.train.config import TrainConfig, seed_everything
 from sap_graph.experiments.train.loop import _eval_loader, evaluate, fit
+from sap_graph.ops.dispatch import recording_paths
 
 # Splits ###################################################################
 
@@ -257,7 +258,8 @@ def run_split(
     task's metric, ties by loss) and scores only the selected weights on
     :obj:`split['test']`. Returns the run's record (sizes, best epoch,
     :obj:`val_<metric>`, :obj:`test_<metric>`, losses, epoch times, final
-    and chance training loss) and the selected :obj:`state_dict`.
+    and chance training loss, the SAP paths it ran,
+    :obj:`sap_graph_paths`) and the selected :obj:`state_dict`.
     :obj:`resume` and :obj:`on_epoch` are passed to :func:`fit`.
     """
     from sap_graph.experiments.train.protocols import build_model
@@ -275,12 +277,13 @@ def run_split(
     seed_everything(seed)
     model = (model_fn or (lambda: build_model(cfg, task)))().to(device)
     metric = task.metric
-    res = fit(model, parts['train'], parts['val'], cfg, device,
-              task.task_type, metric, task.higher_is_better, evaluator,
-              seed=seed, desc=desc, resume=resume, on_epoch=on_epoch)
-    model.load_state_dict(res.state_dict)
-    test = evaluate(model, _eval_loader(parts['test'], cfg.batch_size),
-                    device, task.task_type, evaluator, metric)
+    with recording_paths() as paths:
+        res = fit(model, parts['train'], parts['val'], cfg, device,
+                  task.task_type, metric, task.higher_is_better, evaluator,
+                  seed=seed, desc=desc, resume=resume, on_epoch=on_epoch)
+        model.load_state_dict(res.state_dict)
+        test = evaluate(model, _eval_loader(parts['test'], cfg.batch_size),
+                        device, task.task_type, evaluator, metric)
     record = {
         'seed': seed,
         'train_size': len(parts['train']), 'val_size': len(parts['val']),
@@ -292,6 +295,7 @@ def run_split(
         'epoch_time_median': statistics.median(res.epoch_times),
         'final_train_loss': res.history[-1]['train_loss'],
         'chance_loss': chance_loss(y_train, task.task_type),
+        'sap_graph_paths': sorted(paths),
     }
     if not math.isfinite(record['chance_loss']):
         record['chance_loss'] = None
