@@ -7,7 +7,6 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 from torch.nn import Parameter
-from torch_geometric import is_compiling
 from torch_geometric.nn.aggr import Aggregation
 from torch_geometric.nn.dense.linear import Linear
 
@@ -20,7 +19,7 @@ from sap_graph.nn.checks import (
     check_removed,
 )
 from sap_graph.ops.dispatch import pool
-from sap_graph.ops.layout import Core
+from sap_graph.ops.layout import Core, capturing
 
 
 class SAPAggregation(Aggregation):
@@ -284,8 +283,9 @@ class SAPAggregation(Aggregation):
         # Shapes always; values, dtype and the conv width in eager mode
         # (reading values back would break a compiled graph). Returns the
         # node mask (built from `lengths` when given).
-        mask = check_inputs(x, self.in_channels, dim, index, mask, lengths)
-        if not is_compiling():
+        mask = check_inputs(x, self.in_channels, dim, index, mask, lengths,
+                            ptr)
+        if not capturing():
             check_batch(index, ptr, x.size(-2), dim_size)
             check_dtype(x, self.lin_value.weight.dtype)
             if self.output_channels != self.in_channels and not (

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch_geometric import is_debug_enabled
 
-from sap_graph.ops.layout import index_from_ptr
+from sap_graph.ops.layout import capturing, index_from_ptr
 from sap_graph.ops.padded import lengths_to_mask
 
 
@@ -26,6 +26,14 @@ def _head(values: Tensor, count: int = 8) -> str:
 
 def check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
                  num_nodes: int, dim_size: int) -> None:
+    r"""Checks the batch vectors of a call in eager mode: :obj:`dim_size`
+    a non-negative integer, :obj:`ptr` of shape :obj:`[dim_size + 1]`
+    running from 0 to :obj:`num_nodes`, :obj:`index` in
+    :obj:`[0, dim_size)` and, with both, that they agree (values on the
+    CPU, and on GPUs under :func:`torch_geometric.debug` only)."""
+    if not _is_int(dim_size) or dim_size < 0:
+        raise ValueError(f"Expected 'dim_size' to be a non-negative "
+                         f"integer (got {dim_size!r})")
     if ptr is not None and (ptr.dim() != 1 or
                             ptr.numel() != dim_size + 1):
         raise ValueError(f"Expected 'ptr' of shape [{dim_size + 1}] "
@@ -79,10 +87,12 @@ def _describe(value) -> str:
 
 def check_inputs(x: Tensor, in_channels: int, dim: int,
                  index: Optional[Tensor], mask: Optional[Tensor],
-                 lengths: Optional[Tensor]) -> Optional[Tensor]:
-    r"""Checks the shapes of a call of
-    :class:`~sap_graph.SAPAggregation` and returns the node mask (built
-    from :obj:`lengths` when those are given)."""
+                 lengths: Optional[Tensor], ptr: Optional[Tensor] = None
+                 ) -> Optional[Tensor]:
+    r"""Checks the shapes and dtypes of a call of
+    :class:`~sap_graph.SAPAggregation` (or :func:`~sap_graph.sap_pool`)
+    and returns the node mask (built from :obj:`lengths` when those are
+    given)."""
     if x.dim() < 2 or dim % x.dim() != x.dim() - 2:
         raise ValueError(f"'SAPAggregation' pools over the second-to-last "
                          f"dimension of a [*, N, {in_channels}] "
@@ -95,6 +105,12 @@ def check_inputs(x: Tensor, in_channels: int, dim: int,
 
     lead = x.shape[:-2]
     num_nodes = x.size(-2)
+    for name, vector in (('index', index), ('ptr', ptr)):
+        if vector is not None and (not isinstance(vector, Tensor) or (
+                vector.dtype not in _INT_DTYPES or vector.dim() != 1)):
+            raise ValueError(f"Expected '{name}' to be a 1-D tensor of "
+                             f"torch.long or another integer dtype (got "
+                             f"{_describe(vector)})")
     if index is not None and index.numel() != num_nodes:
         raise ValueError(f"Expected 'index' with {num_nodes} entries, "
                          f"one per node (got {index.numel()})")
@@ -113,9 +129,10 @@ def check_inputs(x: Tensor, in_channels: int, dim: int,
         if lengths.shape != lead:
             raise ValueError(f"Expected 'lengths' of shape {list(lead)} "
                              f"(got {list(lengths.shape)})")
-        # Data-dependent: skipped while compiling (no graph break).
-        if lengths.device.type == 'cpu' and lengths.numel() > 0 and not (
-                torch.compiler.is_compiling()) and (
+        # Data-dependent: skipped while compiling (no graph break) or
+        # tracing (a trace would bake the outcome in).
+        if not capturing() and lengths.device.type == 'cpu' and (
+                lengths.numel() > 0) and (
                 lengths.min() < 0 or lengths.max() > num_nodes):
             raise ValueError(f"Expected 'lengths' in [0, {num_nodes}] "
                              f"(got values in [{int(lengths.min())}, "

@@ -13,7 +13,9 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from sap_graph.nn.checks import check_batch, check_inputs
 from sap_graph.ops.dispatch import pool
+from sap_graph.ops.layout import capturing
 
 
 def sap_pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor] = None,
@@ -61,6 +63,12 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor] = None,
         residual pooling ``[B, F]`` when :obj:`residual` is given; all
         differentiable; an empty set gives zero rows.
     """
+    if x.dim() != 2 or score_weight.dim() != 2 or (
+            score_weight.size(1) != x.size(1)):
+        raise ValueError(f"Expected 'x' [N, F] and 'score_weight' [H, F] "
+                         f"(got {list(x.shape)} and "
+                         f"{list(score_weight.shape)})")
+    check_inputs(x, x.size(1), -2, index, None, None, ptr)
     if dim_size is None:
         if ptr is not None:
             dim_size = ptr.numel() - 1
@@ -70,6 +78,8 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor] = None,
             dim_size = 1
     if index is None and ptr is None:
         index = x.new_zeros(x.size(0), dtype=torch.long)
+    if not capturing():
+        check_batch(index, ptr, x.size(0), dim_size)
     core = pool(x, score_weight, index, ptr, dim_size, dropout=dropout,
                 gate=None if gate is None else (lambda kept: gate),
                 residual=residual)

@@ -45,9 +45,10 @@ from sap_graph.ops.layout import (
     Gate,
     Layout,
     Segments,
+    capturing,
     lay_out_flat,
 )
-from sap_graph.ops.padded import DensePath, lay_out_padded
+from sap_graph.ops.padded import DensePath, lay_out_padded, lengths_to_mask
 from sap_graph.ops.torch import TorchPath
 
 #: Every path name :func:`choose_path` can return.
@@ -142,7 +143,10 @@ def choose_path(x: Tensor, score_weight: Tensor,
                 lengths: Optional[Tensor] = None, dropout: float = 0.0,
                 gated: bool = False) -> str:
     r"""The path (one of :data:`PATHS`) that :func:`pool` takes for these
-    inputs and the current switches, without running it."""
+    inputs and the current switches, without running it (a padded batch
+    may be given by its :obj:`lengths` alone, as to the layer)."""
+    if mask is None and lengths is not None:
+        mask = lengths_to_mask(lengths, x.size(-2))
     return _plan(x, score_weight, index, ptr, dim_size, mask, lengths,
                  dropout, None, gated).path
 
@@ -185,7 +189,7 @@ def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
     """
     plan = _plan(x, score_weight, index, ptr, dim_size, mask, lengths,
                  dropout, gate, gate is not None)
-    if not torch.compiler.is_compiling():
+    if not capturing():
         _used.add(plan.path)
         for used in _recorders:
             used.add(plan.path)

@@ -33,6 +33,14 @@ warnings.filterwarnings('ignore', message='Sparse CSR tensor support')
 Gate = Optional[Callable[[Tensor], Tensor]]
 
 
+def capturing() -> bool:
+    r"""Whether a graph is being captured, by :func:`torch.compile` or
+    :func:`torch.jit.trace`: no value may be read back and no branch may
+    depend on the data (a trace would bake it in), so the layouts and
+    paths that need neither are taken."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def index_from_ptr(ptr: Tensor, num_nodes: int) -> Tensor:
     """Expands a CSR pointer :obj:`[B + 1]` into a sorted batch vector."""
     count = ptr[1:] - ptr[:-1]
@@ -269,7 +277,7 @@ def lay_out_flat(x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
     :obj:`gate` (a callable, optional) maps the kept rows to their gate."""
     lead, num_nodes = x.shape[:-2], x.size(-2)
     xs, index, ptr, sets = _flat_batch(x, index, ptr, dim_size, mask)
-    if torch.compiler.is_compiling():
+    if capturing():
         seg = None
         count = torch.zeros(sets, dtype=torch.long,
                             device=xs.device).index_add(

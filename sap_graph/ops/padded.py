@@ -43,6 +43,7 @@ from sap_graph.ops.layout import (
     Gate,
     Layout,
     Segments,
+    capturing,
     index_from_ptr,
 )
 
@@ -103,7 +104,7 @@ def zero_masked(x: Tensor, mask: Tensor) -> Tensor:
     CPU), else :func:`torch.where` (always on GPUs and under
     :func:`torch.compile`, where it fuses and no sync is wanted)."""
     keep = mask.unsqueeze(-1)
-    if (x.device.type == 'cpu' and not torch.compiler.is_compiling()
+    if (x.device.type == 'cpu' and not capturing()
             and bool(torch.isfinite(x.detach().sum()))):
         return x * keep.to(x.dtype)
     return torch.where(keep, x, x.new_zeros(()))
@@ -117,7 +118,7 @@ def scores_bounded(x: Tensor, score_weight: Tensor) -> bool:
     padding segments get finite scores, their outputs are discarded, so
     their gradient is zero, and every product of that zero with the
     features is zero."""
-    if x.device.type != 'cpu' or torch.compiler.is_compiling():
+    if x.device.type != 'cpu' or capturing():
         return False
     if x.numel() == 0:
         return True
@@ -131,7 +132,7 @@ def _runs(mask: Tensor, lengths: Optional[Tensor]
           ) -> Optional[Tuple[Tensor, Tensor]]:
     # One kept run per row: from lengths, or read off a CPU mask (on a GPU
     # that would wait for the device).
-    if torch.compiler.is_compiling():
+    if capturing():
         return None
     if lengths is not None:
         return torch.zeros_like(lengths), lengths

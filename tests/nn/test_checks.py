@@ -132,6 +132,38 @@ def test_lengths_must_be_an_integer_tensor(lengths, message):
         SAP(4)(torch.randn(3, 5, 4), lengths=lengths)
 
 
+_IDX = torch.tensor([0, 0, 1, 1])
+
+
+@pytest.mark.parametrize('call,message', [
+    (dict(index=_IDX.float(), dim_size=2), r"'index' .* integer .*float32"),
+    (dict(index=_IDX.bool(), dim_size=2), r"'index' .* integer .*torch.bool"),
+    (dict(index=_IDX.view(4, 1), dim_size=2), r"1-D .*int64 \[4, 1\]"),
+    (dict(ptr=torch.tensor([0.0, 1.5, 4.0]), dim_size=2),
+     r"'ptr' .* integer .*float32"),
+    (dict(index=_IDX, dim_size=2.0), r"'dim_size' .*non-negative .*2\.0"),
+    (dict(index=_IDX, dim_size=-1), r"'dim_size' .*non-negative .*-1"),
+])
+def test_batch_vectors_must_be_integers(call, message):
+    """A float or bool index/ptr would be truncated to graphs silently; a
+    float or negative dim_size failed deep inside PyTorch."""
+    with pytest.raises(ValueError, match=message):
+        SAP(2)(torch.randn(4, 2), **call)
+
+
+@pytest.mark.parametrize('call,message', [
+    (dict(ptr=torch.tensor([0, 3, 7])), r"'ptr' to run from 0 to 4"),
+    (dict(index=_IDX.float()), r"'index' .* integer"),
+    (dict(index=torch.tensor([0, 0, 5, 1]), dim_size=2), r"'dim_size'"),
+])
+def test_functional_sap_pool_checks_its_batch(call, message):
+    from sap_graph import sap_pool
+    with pytest.raises(ValueError, match=message):
+        sap_pool(torch.randn(4, 2), torch.randn(3, 2), **call)
+    with pytest.raises(ValueError, match=r"'x' \[N, F\] and 'score_weight'"):
+        sap_pool(torch.randn(4, 2), torch.randn(3, 5))
+
+
 def test_mask_and_lengths_together_and_bad_masks():
     x = torch.randn(3, 5, 4)
     lengths = torch.tensor([2, 5, 0])

@@ -79,6 +79,46 @@ def test_choose_path_while_compiling(monkeypatch):
                                 lengths=lengths) == 'dense'
 
 
+def test_choose_path_of_lengths_alone(sap_backend):
+    fused = 'native' if sap_backend == 'native' else 'torch'
+    assert dispatch.choose_path(torch.randn(2, 4, 8), torch.randn(4, 8),
+                                lengths=torch.tensor([2, 3])) == fused
+
+
+def test_a_trace_is_right_for_other_batches(sap_backend):
+    """``torch.jit.trace`` takes the capture paths, which read no values:
+    a trace made on a sorted index (or full lengths) gives the eager
+    result on an unsorted index (or other lengths), not the path of the
+    example baked in."""
+    torch.manual_seed(0)
+    aggr = SAP(4, heads=2).eval()
+    x = torch.randn(5, 4)
+
+    class Flat(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.aggr = aggr
+
+        def forward(self, x, index):
+            return self.aggr(x, index, dim_size=2)
+
+    class Padded(Flat):
+        def forward(self, x, lengths):
+            return self.aggr(x, lengths=lengths)
+
+    with pytest.warns(Warning):  # jit.trace is deprecated.
+        flat = torch.jit.trace(Flat(), (x, torch.tensor([0, 0, 1, 1, 1])))
+        padded = torch.jit.trace(
+            Padded(), (torch.randn(3, 6, 4), torch.tensor([6, 6, 6])))
+    for index in ([1, 0, 1, 0, 1], [0, 1, 1, 1, 1]):
+        index = torch.tensor(index)
+        torch.testing.assert_close(flat(x, index),
+                                   aggr(x, index, dim_size=2))
+    xp, lengths = torch.randn(3, 6, 4), torch.tensor([2, 5, 0])
+    torch.testing.assert_close(padded(xp, lengths),
+                               aggr(xp, lengths=lengths))
+
+
 def test_the_path_named_is_the_path_run(sap_backend):
     """The autograd graph holds the function of the path named, and the
     path is recorded for the run's provenance."""
