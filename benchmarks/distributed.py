@@ -19,6 +19,7 @@ import json
 import os
 import os.path as osp
 import platform
+import shlex
 import socket
 import subprocess
 import sys
@@ -110,6 +111,8 @@ def main() -> None:
         f'{args.device} ({hardware}), {args.threads} thread(s) per process;'
         f' torch {torch.__version__}, PyG {torch_geometric.__version__}, '
         f'{platform.platform()}.', '',
+        'Command: `python -m benchmarks.distributed '
+        f'{shlex.join(sys.argv[1:])}`', '',
         '| processes | batch per process | median epoch (s) | graphs/s | '
         'speed-up | test acc |',
         '|---:|---:|---:|---:|---:|---:|',

@@ -96,3 +96,30 @@ def test_pyg_models_one_instance_per_layer(model_cls):
             h = h.relu()
     assert out.shape == (10, 5)
     assert torch.allclose(out, h, atol=1e-4)
+
+
+def test_gcn_aggregates_at_the_output_width():
+    """GCNConv transforms before it aggregates (docs/api.md): its SAP has
+    the layer's output width, and aggregates the normalised messages."""
+    class SAPGCN(models.GCN):
+        def init_conv(self, in_channels, out_channels, **kwargs):
+            return super().init_conv(in_channels, out_channels,
+                                     aggr=sharp_sap(out_channels), **kwargs)
+
+    torch.manual_seed(3)
+    model = SAPGCN(16, 32, num_layers=3, out_channels=5).eval()
+    assert [c.aggr_module.in_channels for c in model.convs] == [32, 32, 5]
+    x = torch.randn(10, 16)
+    conv = model.convs[0]
+    looped = EDGE_INDEX[0, EDGE_INDEX[0] == EDGE_INDEX[1]]
+    loops = torch.tensor([i for i in range(10) if i not in looped])
+    edge_index = torch.cat([EDGE_INDEX, torch.stack([loops, loops])], 1)
+    deg = torch.zeros(10).index_add_(0, edge_index[1], torch.ones(
+        edge_index.size(1)))
+    norm = deg[edge_index[0]].rsqrt() * deg[edge_index[1]].rsqrt()
+    h = conv.lin(x)
+    agg, _ = sap_reference(conv.aggr_module, h[edge_index[0]] * norm[:, None],
+                           edge_index[1], 10)
+    expected = agg.float() + conv.bias
+    assert torch.allclose(conv(x, EDGE_INDEX), expected, atol=1e-5)
+    assert model(x, EDGE_INDEX).shape == (10, 5)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os.path as osp
 import random
 import re
+import warnings
 from typing import Any, Dict, Optional, Union
 
 import numpy as np
@@ -71,7 +72,12 @@ def safe_load(path: str, what: str = 'checkpoint',
     if not osp.isfile(path):
         raise CheckpointError(f"{what} '{path}' not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # A foreign pickle is refused below in one line; torch's
+            # warning about its protocol would be a second.
+            warnings.filterwarnings('ignore', message='Detected pickle')
+            return torch.load(path, map_location=map_location,
+                              weights_only=True)
     except Exception as e:  # Unpickling errors have no common base.
         text = str(e)
         found = re.search(r'GLOBAL (\S+)', text)
