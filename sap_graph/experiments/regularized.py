@@ -5,13 +5,14 @@ training loop adds :func:`aux_loss` of the model to the task loss.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from sap_graph.nn.aggr import SAPAggregation
-from sap_graph.ops.torch import index_from_ptr
+from sap_graph.ops.layout import index_from_ptr
+from sap_graph.ops.padded import lengths_to_mask
 from sap_graph.regularizers import weighted_penalty
 
 
@@ -45,11 +46,12 @@ class RegularizedSAP(SAPAggregation):
         out, alpha = super().forward(x, index, ptr, dim_size, dim,
                                      return_attention_weights=True, **kwargs)
         self.aux_loss = None
-        if self.training and x.dim() == 2:
-            assert dim_size is not None
-            if index is None:
-                index = index_from_ptr(ptr, x.size(0))
-            self.aux_loss = weighted_penalty(alpha, index, dim_size,
+        if self.training:
+            assert dim_size is not None  # Set by `__call__`.
+            kept, sets, num_sets = _flat_sets(
+                alpha, index, ptr, dim_size, kwargs.get('mask'),
+                kwargs.get('lengths'))
+            self.aux_loss = weighted_penalty(kept, sets, num_sets,
                                              self.diversity_weight,
                                              self.entropy_weight)
         return (out, alpha) if weights else out
@@ -58,6 +60,30 @@ class RegularizedSAP(SAPAggregation):
         return (super().__repr__()[:-1] +
                 f', diversity={self.diversity_weight}, '
                 f'entropy={self.entropy_weight})')
+
+
+def _flat_sets(alpha: Tensor, index: Optional[Tensor],
+               ptr: Optional[Tensor], dim_size: int, mask: Optional[Tensor],
+               lengths: Optional[Tensor]) -> Tuple[Tensor, Tensor, int]:
+    # The weights [*, N, H] of any call form as one flat batch: the kept
+    # nodes' weights [M, H], their set (leading position c, set b: set
+    # c * dim_size + b; a padded row is one set) and the number of sets.
+    # Masked nodes leave it, so a set without kept nodes is empty.
+    num_nodes, heads = alpha.size(-2), alpha.size(-1)
+    copies = alpha.numel() // max(num_nodes * heads, 1)
+    if index is None:
+        index = (index_from_ptr(ptr, num_nodes) if ptr is not None else
+                 torch.zeros(num_nodes, dtype=torch.long,
+                             device=alpha.device))
+    offset = torch.arange(copies, device=index.device) * dim_size
+    sets = (offset.unsqueeze(1) + index.to(torch.long)).reshape(-1)
+    alpha = alpha.reshape(-1, heads)
+    if lengths is not None:
+        mask = lengths_to_mask(lengths, num_nodes)
+    if mask is not None:
+        keep = mask.reshape(-1)
+        alpha, sets = alpha[keep], sets[keep]
+    return alpha, sets, copies * dim_size
 
 
 def aux_loss(model: torch.nn.Module) -> Optional[Tensor]:
