@@ -282,6 +282,122 @@ def test_bad_input_raises_before_caching(tmp_path, text, column, targets,
     assert cache_files(cache) == []
 
 
+def _compressed(kind, text):
+    import bz2
+    import io
+    import lzma
+    import zipfile
+    if kind == 'zip':
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, 'w', zipfile.ZIP_DEFLATED) as z:
+            z.writestr('a.csv', text)
+        return buffer.getvalue()
+    return {'gz': gzip, 'bz2': bz2, 'xz': lzma}[kind].compress(
+        text.encode())
+
+
+def _damaged(kind, how):
+    data = _compressed(kind, 'smiles,y\n' + 'CCO,1\nCCN,0\n' * 40)
+    if how == 'truncated':
+        return data[:len(data) // 2]
+    middle = bytearray(data)
+    for i in range(20, len(middle) - 10):
+        middle[i] ^= 0x55
+    return bytes(middle)
+
+
+@pytest.mark.parametrize('kind', ['gz', 'bz2', 'xz', 'zip'])
+@pytest.mark.parametrize('how', ['truncated', 'corrupt'])
+def test_damaged_compressed_csv_is_a_format_error(kind, how, tmp_path):
+    """The fifth trial's truncated .csv.gz was an EOFError traceback and
+    a corrupt one a zlib.error: both are not a readable CSV, as for every
+    compression pandas infers."""
+    path = tmp_path / f'bad.csv.{kind}'
+    path.write_bytes(_damaged(kind, how))
+    with pytest.raises(DatasetFormatError,
+                       match=r"bad\.csv\.\w+' is not a readable CSV file "
+                             r"\(\w+"):
+        load_molecule_csv(str(path), targets='y', cache=str(tmp_path / 'c'))
+    assert cache_files(tmp_path / 'c') == []
+
+
+@pytest.mark.parametrize('command', ['train', 'compare'])
+@pytest.mark.parametrize('how,error', [
+    ('truncated', 'EOFError: Compressed file ended'),
+    ('corrupt', 'zlib.error: Error -3 while decompressing data')])
+def test_damaged_csv_gz_is_one_line_exit_2(command, how, error, tmp_path,
+                                           capsys, monkeypatch):
+    from sap_graph.experiments.cli import main
+    monkeypatch.setenv('SAP_GRAPH_CACHE', str(tmp_path / 'cache'))
+    path = tmp_path / 'bad.csv.gz'
+    path.write_bytes(_damaged('gz', how))
+    out = tmp_path / 'out'
+    flags = (['--readouts', 'sum', '--folds', '2'] if command == 'compare'
+             else ['--readout', 'sum'])
+    assert main([command, '--dataset', str(path), '--target', 'y',
+                 '--epochs', '1', *flags, '--out', str(out),
+                 '--no_progress']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: '{path}' is not a readable CSV file "
+                          f"({error}"), err
+    assert '\n' not in err
+    assert not out.exists()
+
+
+# Line 1 the header; a SMILES cut by a quoted line break (lines 2-3, not
+# ethane); 12 valid rows; invalid SMILES on lines 16 (not a SMILES), 17
+# and 18 (inner whitespace RDKit would read as a name: 'C C' as methane).
+SPLIT_ROWS = ['CCO', 'CCN', 'c1ccccc1', 'CC(=O)O', 'CCCC', 'CCOC', 'CNC',
+              'CCCl', 'OCCO', 'CC#N', 'C=CC', 'CCS']
+SPLIT_TEXT = ('smiles,y\n"CC\nO",1.0\n'
+              + ''.join(f'{s},{i % 3}\n' for i, s in enumerate(SPLIT_ROWS))
+              + 'xx_bad,2\n"C C",1\n"CC\tO",0\n" CCC\t",3\n')
+
+
+def test_lines_after_a_quoted_line_break_and_inner_whitespace(tmp_path):
+    """The trial's 'xx_bad' on line 16 was reported on line 15 (row + 2)
+    and the cell 'CC<newline>O' was accepted as ethane."""
+    path = write(tmp_path / 'split.csv', SPLIT_TEXT)
+    with pytest.warns(UserWarning) as record:
+        task = load_molecule_csv(path, targets='y', cache=str(tmp_path))
+    note = 'skipped 4 invalid SMILES (lines 2, 16, 17, 18)'
+    assert task.notes == [note]
+    assert f'split: {note}' in [str(w.message) for w in record]
+    # Outer whitespace is stripped; the csv module gives the lines.
+    assert task.dataset.smiles == SPLIT_ROWS + ['CCC']
+    assert task.dataset.lines == list(range(4, 16)) + [19]
+    with open(path, newline='') as f:
+        reader = csv.reader(f)
+        next(reader)
+        starts, end = [], reader.line_num
+        for _ in reader:
+            starts.append(end + 1)
+            end = reader.line_num
+    assert task.dataset.lines == starts[1:13] + starts[-1:]
+    # A bad target is named by its physical line too, also gzipped.
+    bad = write(tmp_path / 'target.csv', SPLIT_TEXT.replace(',1\n"CC',
+                                                            ',high\n"CC'))
+    with open(bad, 'rb') as src, gzip.open(bad + '.gz', 'wb') as dst:
+        shutil.copyfileobj(src, dst)
+    for file in (bad, bad + '.gz'):
+        with pytest.raises(DatasetFormatError,
+                           match="non-numeric value 'high' on line 17 "):
+            load(file, 'y', tmp_path / 'c')
+
+
+def test_a_cache_of_the_former_parser_is_not_reused(tmp_path, monkeypatch):
+    """The SMILES check and line numbers changed what a file parses to:
+    a cache written before (format 1) is a miss."""
+    path = write(tmp_path / 'split.csv', SPLIT_TEXT)
+    monkeypatch.setattr(molecules_module, 'CACHE_FORMAT', 1)
+    load(path, 'y', tmp_path / 'c')
+    assert len(cache_files(tmp_path / 'c')) == 1
+    monkeypatch.undo()
+    task = load(path, 'y', tmp_path / 'c')
+    assert len(cache_files(tmp_path / 'c')) == 2
+    assert task.notes == ['skipped 4 invalid SMILES (lines 2, 16, 17, 18)']
+
+
 def test_missing_rdkit_names_the_extra(monkeypatch, csv_path):
     monkeypatch.setitem(sys.modules, 'rdkit', None)
     with pytest.raises(ImportError, match=r"'rdkit'.*sap-graph\[ogb\]"):

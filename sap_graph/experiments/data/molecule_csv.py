@@ -32,19 +32,66 @@ def missing_column(path: str, what: str, name: str,
         f"{', '.join(repr(c) for c in columns)}){hint}")
 
 
+def _read_errors() -> tuple:
+    r"""What reading a corrupt, truncated or foreign file can raise:
+    pandas' parser errors, undecodable text, and the errors of each
+    compression pandas infers from the name (:obj:`.gz`, :obj:`.bz2`,
+    :obj:`.xz`, :obj:`.zip`, :obj:`.tar`, ...): a cut stream
+    (:class:`EOFError`), corrupt data (:obj:`zlib.error`,
+    :class:`lzma.LZMAError`, :class:`OSError`), a bad archive, or an
+    archive with no or several files (:class:`ValueError`)."""
+    import lzma
+    import tarfile
+    import zipfile
+    import zlib
+    return (ValueError, UnicodeDecodeError, OSError, EOFError, zlib.error,
+            lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError)
+
+
 def read_csv(path: str) -> Any:
     import pandas as pd
     try:
         # All as text; '', 'NA', 'nan', ... become NaN. Blank lines are
-        # kept (and dropped below) so that row i is on line i + 2.
+        # kept (and dropped by the caller) so that rows match the records
+        # of record_lines.
         return pd.read_csv(path, dtype=str, skip_blank_lines=False,
                            compression='infer')
     except pd.errors.EmptyDataError:
         raise DatasetFormatError(f"'{path}' is empty (no header, no rows)") \
             from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
+    except _read_errors() as e:  # ParserError is a ValueError.
+        kind = type(e).__name__
+        if kind == 'error':  # zlib.error
+            kind = f'{type(e).__module__}.{kind}'
         raise DatasetFormatError(f"'{path}' is not a readable CSV file "
-                                 f"({type(e).__name__}: {e})") from None
+                                 f"({kind}: {e})") from None
+
+
+def record_lines(path: str, num_rows: int) -> Tensor:
+    r"""Returns the physical line (1-based) on which each of the
+    :obj:`num_rows` data records of a CSV that :func:`read_csv` read
+    starts: a quoted cell may hold line breaks, so record :obj:`i` is on
+    line :obj:`i + 2` only without them. The records are counted by the
+    :mod:`csv` module over the same decompressed text; should it see
+    another number of records than pandas (or fail), the lines are
+    numbered as if no cell held a line break."""
+    import csv
+
+    from pandas.io.common import get_handle
+    starts: list = []
+    try:
+        with get_handle(path, 'r', encoding='utf-8', compression='infer',
+                        errors='strict') as handles:
+            reader = csv.reader(handles.handle)
+            end = 0  # The last line of the previous record.
+            for _ in reader:
+                starts.append(end + 1)
+                end = reader.line_num
+    except (csv.Error, *_read_errors()):
+        starts = []
+    if len(starts) != num_rows + 1:  # The header is a record too.
+        return torch.arange(num_rows, dtype=torch.long) + 2
+    return torch.tensor(starts[1:], dtype=torch.long)
 
 
 def target_values(path: str, frame: Any, targets: Sequence[str],

@@ -35,6 +35,7 @@ from sap_graph.experiments.data.molecule_csv import (
     infer_task_type,
     missing_column,
     read_csv,
+    record_lines,
     target_values,
 )
 from sap_graph.experiments.data.ogb import require_ogb
@@ -46,8 +47,10 @@ from sap_graph.experiments.data.task import (
 )
 from sap_graph.experiments.files import atomic_write
 
-#: Bump when the cached contents change.
-CACHE_FORMAT = 1
+#: Bump when the cached contents change, or what is parsed from the same
+#: file (2: SMILES with inner whitespace are invalid; the lines of rows
+#: after a quoted line break).
+CACHE_FORMAT = 2
 NUM_ATOM_FEATURES = 9
 NUM_BOND_FEATURES = 3
 #: How many line numbers of skipped SMILES the notes name.
@@ -137,7 +140,10 @@ def _parse(smiles: Sequence[str]) -> Dict[str, Any]:
     bonds: List[int] = []
     num_atoms, num_edges, scaffolds, valid = [0], [0], [], []
     for i, s in enumerate(smiles):
-        mol = Chem.MolFromSmiles(s) if s else None
+        # RDKit reads what follows a space, tab or line break as the
+        # molecule's name ('CC O' would be ethane): not a valid SMILES.
+        mol = Chem.MolFromSmiles(s) if s and not any(
+            c.isspace() for c in s) else None
         if mol is None or mol.GetNumAtoms() == 0:
             continue
         a, e, b = _mol_lists(mol, features)
@@ -198,7 +204,7 @@ def _process(path: str, smiles_column: str, targets: Sequence[str]
     for target in targets:
         if target not in columns:
             raise missing_column(path, 'target', target, columns)
-    lines = torch.arange(len(frame), dtype=torch.long) + 2  # Header: 1.
+    lines = record_lines(path, len(frame))
     blank = frame.isna().all(axis=1).to_numpy()
     if blank.any():
         frame, lines = frame[~blank], lines[torch.from_numpy(~blank)]
@@ -236,8 +242,10 @@ def load_molecule_csv(
     Each valid SMILES becomes one graph with OGB's features (:obj:`x`
     :obj:`[n, 9]` and :obj:`edge_attr` :obj:`[e, 3]`, :obj:`torch.long`)
     and :obj:`y` :obj:`[1, T]` (float, NaN where a target is missing, to
-    be masked per task). SMILES RDKit cannot parse are skipped; their
-    count and first line numbers are in :obj:`task.notes` and a warning.
+    be masked per task). SMILES RDKit cannot parse, or with whitespace
+    inside (RDKit would read the rest as a name), are skipped; their count
+    and first line numbers (where their rows start, quoted line breaks
+    counted) are in :obj:`task.notes` and a warning.
     The graphs are cached in :obj:`cache`, keyed by the SHA-256 of the
     file's content, the columns and the RDKit and OGB versions; every
     check runs before anything is written there.
@@ -258,7 +266,8 @@ def load_molecule_csv(
 
     Raises:
         DatasetNotFoundError: The file does not exist.
-        DatasetFormatError: A missing column, no rows, no valid SMILES, a
+        DatasetFormatError: A damaged, truncated or otherwise unreadable
+            (compressed) file, a missing column, no rows, no valid SMILES, a
             non-numeric target value, a target without any value, or a
             binary target with one class only.
     """
