@@ -10,6 +10,7 @@ from torch_geometric.data import Data
 import sap_graph.experiments.compare.engine as engine
 import sap_graph.experiments.data.graphs as graphs_module
 from sap_graph.experiments.compare import compare
+from sap_graph.experiments.compare.report import diverged
 from sap_graph.experiments.data import DatasetFormatError
 from sap_graph.experiments.data.graphs import task_from_graphs
 
@@ -158,6 +159,27 @@ BAD = {
         graphs(every=dict(edge_attr=torch.ones(4, 3)),
                g2=dict(edge_attr=torch.ones(4, 5))),
         f"{G} 2 has 'edge_attr' of shape [4, 5] but graph 0 has [4, 3]"),
+    # The fifth hostile trial: shapes that collate but fail in training.
+    'num_nodes beyond x': (
+        graphs(every=dict(num_nodes=4)),
+        f"{G} 0 has num_nodes = 4 but node features 'x' for 3 nodes; 'x' "
+        f"needs one row per node"),
+    'num_nodes short of x in a later graph': (
+        graphs(every=dict(num_nodes=3), g4=dict(num_nodes=2)),
+        f"{G} 4 has num_nodes = 2 but node features 'x' for 3 nodes; 'x' "
+        f"needs one row per node"),
+    'edge_attr rows differ from edges': (
+        graphs(every=dict(edge_attr=torch.ones(4, 2)),
+               g3=dict(edge_attr=torch.ones(5, 2))),
+        f"{G} 3 has 'edge_attr' of shape [5, 2] for 4 edges; 'edge_attr' "
+        f"needs one row per edge [num_edges, num_edge_features]"),
+    'one edge_attr per graph': (
+        graphs(every=dict(edge_attr=torch.tensor(1.))),
+        f"{G} 0 has 'edge_attr' of shape [] for 4 edges; 'edge_attr' "
+        f"needs one row per edge [num_edges, num_edge_features]"),
+    'edge_attr not a tensor': (
+        graphs(every=dict(edge_attr=['single'] * 4)),
+        f"{G} 0 has 'edge_attr' of type list, not a tensor"),
     'not a Data': (
         _not_data(), f"{G} 3 is a dict, not a torch_geometric Data"),
     'one Data': (
@@ -223,6 +245,9 @@ GOOD = {
         g0=dict(x=torch.ones(0, 4), edge_index=torch.empty(2, 0).long()),
         g1=dict(edge_index=torch.empty(2, 0).long()),
         g2=dict(edge_index=PATH.int())), ('multiclass', 2, [0, 1], 4)),
+    'one graph': (lambda _: graphs(n=1), ('multiclass', 1, [0], 4)),
+    'num_nodes as x': (lambda _: graphs(every=dict(num_nodes=3)),
+                       ('multiclass', 2, [0, 1], 4)),
     'tuple of Data': (lambda _: tuple(graphs()),
                       ('multiclass', 2, [0, 1], 4)),
     'TUDataset': (lambda tmp: _tu(tmp), ('multiclass', 2, [1, 0], 3)),
@@ -264,3 +289,22 @@ def test_bool_labels_train_as_two_classes(tmp_path):
                   progress=False, **TINY)
     assert res.metric == 'acc' and len(res.runs) == 2
     assert (tmp_path / 'report.md').exists()
+
+
+@pytest.mark.parametrize('edge_attr,width', [
+    (torch.ones(4), 1), (torch.ones(4, 2, 3, dtype=torch.long), 6)])
+def test_edge_attr_is_one_row_per_edge_and_trains_with_gine(
+        edge_attr, width, tmp_path):
+    """The trial's 1-D edge_attr passed the checks with one edge feature
+    but reached GINEConv 1-D ("mat1 and mat2 shapes cannot be
+    multiplied"): edge_attr is made [num_edges, num_edge_features]."""
+    data = graphs(n=16, every=dict(edge_attr=lambda i: edge_attr * i,
+                                   x=lambda i: torch.randn(3, 4) + i % 2))
+    task = task_from_graphs(data)
+    assert task.num_edge_features == width
+    stored = task.dataset._data.edge_attr
+    assert stored.shape == (64, width) and stored.dtype == torch.float32
+    assert task.dataset[3].edge_attr.tolist() == [[3.] * width] * 4
+    res = compare(data, ['sum'], out=str(tmp_path), lrs=[0.01],
+                  progress=False, conv='gine', **TINY)
+    assert len(res.runs) == 2 and not any(diverged(r) for r in res.runs)

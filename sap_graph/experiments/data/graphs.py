@@ -77,6 +77,22 @@ def _as_tensor(value: Any) -> Any:
     return value
 
 
+def _edge_attr_problem(edge_attr: Any, num_edges: int) -> Optional[str]:
+    r"""What is wrong with one graph's :obj:`edge_attr` (optional: one
+    row of features per edge), or :obj:`None`."""
+    if edge_attr is None:
+        return None
+    if not isinstance(edge_attr, Tensor):
+        return (f"has 'edge_attr' of type {type(edge_attr).__name__}, not "
+                f"a tensor")
+    rows = edge_attr.size(0) if edge_attr.dim() > 0 else 1
+    if rows != num_edges:
+        return (f"has 'edge_attr' of shape {_shape(edge_attr)} for "
+                f"{num_edges} edges; 'edge_attr' needs one row per edge "
+                f"[num_edges, num_edge_features]")
+    return None
+
+
 def _problem(data: Data, ref: Data, keys: Sequence[str]) -> Optional[str]:
     r"""What is wrong with one graph, or :obj:`None`: the attributes a
     task needs, their dtypes and shapes, and the attributes and shapes of
@@ -102,6 +118,13 @@ def _problem(data: Data, ref: Data, keys: Sequence[str]) -> Optional[str]:
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
         return (f"has 'edge_index' of shape {_shape(edge_index)}; it must "
                 f"be [2, num_edges]")
+    if 'num_nodes' in data and data.num_nodes != x.size(0):
+        return (f"has num_nodes = {data.num_nodes} but node features 'x' "
+                f"for {x.size(0)} nodes; 'x' needs one row per node")
+    problem = _edge_attr_problem(getattr(data, 'edge_attr', None),
+                                 edge_index.size(1))
+    if problem is not None:
+        return problem
     first = _label_shape(_as_tensor(ref.y))
     if _label_shape(y) != first:
         return (f"has label 'y' of shape {_label_shape(y)} but graph 0 has "
@@ -146,7 +169,17 @@ def _well_formed(data: Any, slices: Any) -> bool:
     if data.x.dim() != 2 or edge_index.dim() != 2 or edge_index.size(0) != 2:
         return False
     rows = slices['y'].diff()  # Label rows per graph.
-    return bool((rows == rows[0]).all())
+    if not bool((rows == rows[0]).all()):
+        return False
+    num_nodes = getattr(data._store, '_num_nodes', None)  # Where set.
+    if num_nodes is not None and list(num_nodes) != \
+            slices['x'].diff().tolist():
+        return False
+    if getattr(data, 'edge_attr', None) is None:
+        return True
+    return (isinstance(data.edge_attr, Tensor) and 'edge_attr' in slices
+            and torch.equal(slices['edge_attr'].diff(),
+                            slices['edge_index'].diff()))
 
 
 def _collate(data_list: Sequence[Any], name: str) -> GraphList:
@@ -247,7 +280,11 @@ def task_from_graphs(graphs: Any, name: Optional[str] = None) -> GraphTask:
             :obj:`x` :obj:`[num_nodes, num_features]` (real numbers, the
             same width in every graph), :obj:`edge_index`
             :obj:`[2, num_edges]` (integer; :obj:`[2, 0]` for no edges)
-            and a label :obj:`y` of the same shape in every graph.
+            and a label :obj:`y` of the same shape in every graph;
+            optionally edge features :obj:`edge_attr` with one row per
+            edge (a 1-D one is one feature per edge, made
+            :obj:`[num_edges, 1]`) and a :obj:`num_nodes` equal to the
+            rows of :obj:`x`.
         name (str, optional): The dataset's name in reports.
             (default: the dataset's class name, or :obj:`'graphs'`)
 
@@ -271,11 +308,16 @@ def task_from_graphs(graphs: Any, name: Optional[str] = None) -> GraphTask:
     if isinstance(edge_attr, Tensor) and edge_attr.dtype != torch.float32 \
             and _kind(edge_attr) != 'other':
         edge_attr = data.edge_attr = edge_attr.float()
+    if isinstance(edge_attr, Tensor) and edge_attr.dim() != 2:
+        # [num_edges, num_edge_features] as convs expect: a 1-D edge_attr
+        # is one feature per edge (as PyG's GATConv reads it).
+        edge_attr = data.edge_attr = edge_attr.reshape(edge_attr.size(0),
+                                                       -1)
     task = GraphTask(
         name=name, dataset=dataset, num_features=int(data.x.size(-1)),
         num_classes=num_classes,
         num_edge_features=0 if edge_attr is None else int(
-            edge_attr.view(edge_attr.size(0), -1).size(1)),
+            edge_attr.size(1)),
         kind='graphs', metric=metric, task_type=task_type)
     check_task(task)
     return task

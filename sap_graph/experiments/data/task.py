@@ -102,8 +102,13 @@ class GraphList(InMemoryDataset):
     r"""An in-memory dataset built from a list of :class:`Data` objects."""
 
     def __init__(self, data_list: Sequence[Data]) -> None:
+        from torch_geometric.data.collate import collate
         super().__init__()
-        self.data, self.slices = self.collate(list(data_list))
+        data_list = list(data_list)
+        # As InMemoryDataset.collate, but with slices for one graph too.
+        self.data, self.slices, _ = collate(
+            data_list[0].__class__, data_list=data_list, increment=False,
+            add_batch=False)
 
 
 # Validation ###############################################################
