@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import types
 import typing
 from dataclasses import MISSING, fields
-from typing import Any, Dict, List, NoReturn, Optional, Sequence
+from typing import Any, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 from sap_graph.experiments.errors import one_line
 
@@ -103,13 +104,17 @@ def _default(f: Any) -> Any:
     return MISSING
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: Any,
-                            exclude: Sequence[str] = (),
-                            only: Optional[Sequence[str]] = None) -> None:
+def add_dataclass_arguments(
+    parser: argparse.ArgumentParser, cls: Any, exclude: Sequence[str] = (),
+    only: Optional[Sequence[str]] = None,
+    defaults: Optional[Dict[str, Tuple[Any, str]]] = None,
+) -> None:
     r"""Adds one flag per field of the dataclass :obj:`cls` (but the
     hidden and :obj:`exclude` ones; with :obj:`only`, just those), typed,
     with the field's help text and default (a scalar default changed by
-    :meth:`parser.set_defaults` shows in the help).
+    :meth:`parser.set_defaults` shows in the help). :obj:`defaults` maps a
+    field to another default and how its help shows it, *e.g.*
+    :obj:`{'targets': (None, "the checkpoint's")}`.
 
     A field's :obj:`metadata` may hold :obj:`help` (its help text; the
     default is appended unless the text mentions one), :obj:`flag`
@@ -128,7 +133,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: Any,
             continue
         default = _default(f)
         text = meta.get('help', f.name.replace('_', ' '))
-        if default is not MISSING and 'default' not in text:
+        if defaults and f.name in defaults:
+            default, shown = defaults[f.name]
+            text = re.sub(r'\s*\(default: [^)]*\)', '', text)
+            text = f'{text} (default: {shown})'
+        elif default is not MISSING and 'default' not in text:
             shown = _shown(default)
             if meta.get('invert'):
                 shown = 'off'  # The flag switches the field's True off.
@@ -175,13 +184,15 @@ def dataclass_from_args(cls: Any, args: argparse.Namespace,
     return cls(**values)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser,
-                         exclude: Sequence[str] = (),
-                         only: Optional[Sequence[str]] = None) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser, exclude: Sequence[str] = (),
+    only: Optional[Sequence[str]] = None,
+    defaults: Optional[Dict[str, Tuple[Any, str]]] = None,
+) -> None:
     r"""Adds the flags of the :class:`TrainConfig` fields (but the hidden
-    and :obj:`exclude` ones; with :obj:`only`, just those), see
-    :func:`add_dataclass_arguments`."""
-    add_dataclass_arguments(parser, _train_config(), exclude, only)
+    and :obj:`exclude` ones; with :obj:`only`, just those; other
+    :obj:`defaults`), see :func:`add_dataclass_arguments`."""
+    add_dataclass_arguments(parser, _train_config(), exclude, only, defaults)
 
 
 def config_from_args(args: argparse.Namespace, **extra: Any) -> Any:

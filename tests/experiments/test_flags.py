@@ -112,3 +112,20 @@ def test_only_some_fields_and_a_changed_default_in_the_help():
     cfg = dataclass_from_args(TrainConfig, parser.parse_args(['--lr', '.1']))
     assert (cfg.dataset, cfg.lr, cfg.progress) == ('MUTAG', 0.1, True)
     assert cfg.epochs is None  # No flag: the field's default.
+
+
+def test_other_defaults_and_their_help():
+    """explain's --smiles_column and --target default to the checkpoint's
+    (None), which the help says, instead of train's."""
+    from sap_graph.experiments.flags import add_config_arguments
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, only=('smiles_column', 'targets'), defaults={
+        'smiles_column': (None, "the checkpoint's"),
+        'targets': (None, "the checkpoint's")})
+    args = parser.parse_args([])
+    assert args.smiles_column is None and args.targets is None
+    args = parser.parse_args(['--smiles-column', 'mol', '--target', 'a', 'b'])
+    assert args.smiles_column == 'mol' and args.targets == ['a', 'b']
+    text = ' '.join(parser.format_help().split())
+    assert text.count("(default: the checkpoint's)") == 2
+    assert '(default: smiles)' not in text and '(default: none)' not in text
