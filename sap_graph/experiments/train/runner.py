@@ -50,6 +50,7 @@ from sap_graph.experiments.train.protocols import (
     cross_validate,
     holdout,
 )
+from sap_graph.experiments.train.runs import selected_target_scale
 from sap_graph.experiments.train.state import check_resume
 
 
@@ -99,6 +100,8 @@ def _write_outputs(cfg: TrainConfig, task: GraphTask, result: Dict[str, Any],
             'train': asdict(cfg),
             'dataset': task.stats(),
             'selected': best['record'],
+            # The selected run's standardisation of regression targets.
+            'target_scale': selected_target_scale(task, cfg, best['record']),
         })
         buffer = io.BytesIO()
         torch.save(state, buffer)

@@ -219,6 +219,39 @@ def _scaled(data: List[Data], mean: Tensor, std: Tensor) -> List[Data]:
     return out
 
 
+def target_scale(y: Tensor) -> Tuple[Tensor, Tensor]:
+    r"""The per-task mean and standard deviation (population; :obj:`1`
+    where it is :obj:`0`) of the labelled entries of regression targets
+    :obj:`y` :obj:`[n, tasks]`: :func:`run_split` trains on
+    :obj:`(y - mean) / std` of its training part."""
+    mean = torch.nanmean(y.double(), dim=0).float()
+    std = torch.from_numpy(np.nanstd(y.double().numpy(), axis=0))
+    return mean, torch.where(std > 0, std, torch.ones_like(std)).float()
+
+
+def selected_target_scale(task: GraphTask, cfg: TrainConfig,
+                          record: Dict[str, Any]
+                          ) -> Optional[Dict[str, List[float]]]:
+    r"""The :obj:`{'mean', 'std'}` (one entry per task) with which the run
+    of :obj:`record` (a fold or seed of :func:`plan_splits` under the
+    resolved :obj:`cfg`) standardised its regression targets, or
+    :obj:`None` when :obj:`task` is not regression or that split cannot
+    be found again (another split, or other data: its training part has
+    another size than the record's)."""
+    if task.task_type != 'regression':
+        return None
+    unit = (f"fold_{record['fold']}" if 'fold' in record
+            else f"seed_{record.get('seed')}")
+    split = next((s for s in plan_splits(task, cfg) if s.unit == unit), None)
+    train = None if split is None else split.index['train']
+    if train is None or len(train) != record.get('train_size'):
+        return None
+    ds = task.dataset
+    mean, std = target_scale(torch.cat([ds[int(i)].y.view(1, -1)
+                                        for i in train]))
+    return {'mean': mean.tolist(), 'std': std.tolist()}
+
+
 def chance_loss(y: Tensor, task_type: str) -> float:
     r"""The training loss of the best constant prediction on labels
     :obj:`y` (cross-entropy of the class frequencies; binary
@@ -268,9 +301,7 @@ def run_split(
     evaluator = evaluator_of(task)
     y_train = torch.cat([d.y.view(1, -1) for d in parts['train']])
     if task.task_type == 'regression':
-        mean = torch.nanmean(y_train.double(), dim=0).float()
-        std = torch.from_numpy(np.nanstd(y_train.double().numpy(), axis=0))
-        std = torch.where(std > 0, std, torch.ones_like(std)).float()
+        mean, std = target_scale(y_train)
         parts = {k: _scaled(v, mean, std) for k, v in parts.items()}
         evaluator = _Unscaled(evaluator, mean, std)
         y_train = torch.cat([d.y for d in parts['train']])
@@ -303,4 +334,5 @@ def run_split(
 
 
 __all__ = ['Split', 'chance_loss', 'evaluator_of', 'kfold_splits',
-           'check_splits', 'plan_splits', 'run_split', 'stratified_splits']
+           'check_splits', 'plan_splits', 'run_split',
+           'selected_target_scale', 'stratified_splits', 'target_scale']
