@@ -173,8 +173,11 @@ def _add_explain(sub: Any) -> None:
          'attention.png)')
     _add(explain, 'stats', default=None,
          help='also draw attention entropy vs graph size and the attention '
-         'per node type and class over the whole dataset here (default: '
-         'none)')
+         'per node type and class (quantile bin of a regression target) '
+         'over the whole dataset here (default: none)')
+    add_config_arguments(explain, only=('smiles_column', 'targets'), defaults={
+        'smiles_column': (None, "the checkpoint's for a CSV, else smiles"),
+        'targets': (None, "the checkpoint's for a CSV")})
 
 
 @dataclass(frozen=True)
@@ -232,20 +235,26 @@ def _warnings_as_lines() -> Iterator[None]:
 
 def _run_explain(args: argparse.Namespace) -> int:
     from sap_graph.experiments.explain import explain_checkpoint
+    from sap_graph.experiments.explain.targets import outcome_text
     try:
         result = explain_checkpoint(
             args.checkpoint, args.out, index=args.index,
-            dataset=args.dataset, root=args.root, stats_out=args.stats)
+            dataset=args.dataset, root=args.root, stats_out=args.stats,
+            smiles_column=args.smiles_column, targets=args.targets)
     except (*USER_ERRORS, ValueError) as e:
         if os.environ.get('SAP_GRAPH_DEBUG'):
             raise
         return _error(e)
     entropy = ', '.join(f'{h:.2f}' for h in result['entropy'])
+    targets = result['targets']
+    what = (outcome_text(targets[0]) if len(targets) == 1
+            else f'{len(targets)} targets (below)')
     print(f"{result['dataset']} graph {result['index']}: "
-          f"{result['num_nodes']} nodes, label {result['label']}, "
-          f"predicted {result['prediction']} "
-          f"(p = {result['confidence']:.2f}); attention entropy per head "
+          f"{result['num_nodes']} nodes, {what}; attention entropy per head "
           f"[{entropy}] (uniform {math.log(max(result['num_nodes'], 1)):.2f})")
+    if len(targets) > 1:
+        for target in targets:
+            print(f"  {target['target']}: {outcome_text(target)}")
     for top in result['top']:
         what = f" ({top['symbol']})" if top['symbol'] else ''
         print(f"  head {top['head']}: most weight on node {top['node']}"

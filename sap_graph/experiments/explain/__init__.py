@@ -15,7 +15,9 @@ and figures of them.
     draw_attention(dataset[0], alphas[0], 'graph0.png',
                    atom_symbols=atom_symbols_for('MUTAG', dataset[0]))
 
-The weights (:mod:`.weights`) need only PyTorch; the drawings
+The weights (:mod:`.weights`) and the labels and predictions of every
+target (:mod:`.targets`: classes, binary tasks, regression targets in the
+units of the data) need only PyTorch; the drawings
 (:mod:`.drawing`) need :obj:`matplotlib` (the :obj:`plot` extra), imported
 only when a figure is drawn. :func:`explain_checkpoint` (:mod:`.report`) is
 :obj:`sap-graph explain`.

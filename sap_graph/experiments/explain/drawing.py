@@ -18,10 +18,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from sap_graph.experiments.explain.weights import (
-    graph_label,
-    head_entropy,
-)
+from sap_graph.experiments.explain.targets import format_value, graph_label
+from sap_graph.experiments.explain.weights import head_entropy
 
 
 def _undirected_edges(data: Data) -> Tuple[np.ndarray, np.ndarray]:
@@ -183,6 +181,7 @@ def draw_attention(
     confidence: Optional[float] = None,
     bond_types: Optional[Sequence[str]] = None,
     class_names: Optional[Sequence[str]] = None,
+    outcome: Optional[str] = None,
 ) -> str:
     r"""Draws one graph with every node coloured by its attention weight:
     one panel per head and one for the average over heads, sharing one
@@ -214,6 +213,11 @@ def draw_attention(
             :obj:`'triple'` and :obj:`'aromatic'`. (default: :obj:`None`)
         class_names (list of str, optional): Names of the classes.
             (default: :obj:`None`)
+        outcome (str, optional): The label(s) and prediction(s) for the
+            title instead of the class label of :obj:`data.y` and
+            :obj:`prediction`, *e.g.* from
+            :func:`~sap_graph.experiments.explain.targets.outcomes_text`
+            for regression or several targets. (default: :obj:`None`)
 
     Returns:
         :obj:`out_path`.
@@ -299,12 +303,14 @@ def draw_attention(
         bar.ax.text(-0.3, 1.0 / n, f'uniform\n1/{n}', va='center',
                     ha='right', fontsize=7,
                     transform=bar.ax.get_yaxis_transform())
-    fig.suptitle(_title(data, title, prediction, confidence, class_names),
-                 fontsize=11)
+    fig.suptitle(_title(data, title, prediction, confidence, class_names,
+                        outcome), fontsize=11)
     return _save(fig, out_path)
 
 
-def _class_name(c: int, class_names: Optional[Sequence[str]]) -> str:
+def _class_name(c: Any, class_names: Optional[Sequence[str]]) -> str:
+    if not isinstance(c, int):  # A regression target.
+        return format_value(c)
     if class_names is not None and 0 <= c < len(class_names):
         return f'{c} ({class_names[c]})'
     return str(c)
@@ -312,12 +318,13 @@ def _class_name(c: int, class_names: Optional[Sequence[str]]) -> str:
 
 def _title(data: Data, title: Optional[str], prediction: Optional[int],
            confidence: Optional[float],
-           class_names: Optional[Sequence[str]]) -> str:
-    parts = []
-    label = graph_label(data)
+           class_names: Optional[Sequence[str]],
+           outcome: Optional[str] = None) -> str:
+    parts = [] if outcome is None else [outcome]
+    label = graph_label(data) if outcome is None else None
     if label is not None:
         parts.append(f'label {_class_name(label, class_names)}')
-    if prediction is not None:
+    if prediction is not None and outcome is None:
         text = f'predicted {_class_name(prediction, class_names)}'
         if confidence is not None:
             text += f' (p = {confidence:.2f})'

@@ -1,5 +1,6 @@
 r"""The dataset-level attention figure: attention entropy against graph
-size per head, and the weight of every node type, by class.
+size per head, and the weight of every node type, by class (by quantile
+bin of a regression target).
 
 Needs :obj:`matplotlib` (Agg canvas only), like :mod:`.drawing`.
 """
@@ -23,6 +24,7 @@ def draw_attention_statistics(
     type_names: Optional[Sequence[str]] = None,
     class_names: Optional[Sequence[str]] = None,
     title: Optional[str] = None,
+    target_name: Optional[str] = None,
 ) -> str:
     r"""Draws the attention over a dataset, from
     :func:`attention_statistics`:
@@ -30,10 +32,11 @@ def draw_attention_statistics(
     * left, the entropy of every head's attention against the graph size
       (one colour per head), with :math:`\log n` (uniform attention) as a
       reference; points far below the line attend to few nodes;
-    * right, per class, the mean attention mass (averaged over heads) that
-      each node type receives, with black ticks at the mean share of nodes
-      of that type (the mass under uniform attention). Node types that
-      never occur are left out.
+    * right, per class (for a regression target: per quantile bin of its
+      values, :obj:`stats['group_names']`), the mean attention mass
+      (averaged over heads) that each node type receives, with black ticks
+      at the mean share of nodes of that type (the mass under uniform
+      attention). Node types that never occur are left out.
 
     Args:
         stats (dict): The output of :func:`attention_statistics`.
@@ -44,6 +47,8 @@ def draw_attention_statistics(
         class_names (list of str, optional): Names of the classes.
             (default: :obj:`None`)
         title (str, optional): Figure title. (default: :obj:`None`)
+        target_name (str, optional): The target the graphs are grouped by,
+            for the legend. (default: :obj:`None`)
 
     Returns:
         :obj:`out_path`.
@@ -95,10 +100,14 @@ def draw_attention_statistics(
     width = 0.8 / max(len(classes), 1)
     class_colors = colormaps['Set2']
     x = np.arange(len(present))
+    bins = stats.get('group_names') if stats.get('group_by') == 'quantile' \
+        else None
+    of = f' of {target_name}' if target_name else ''
     for k, c in enumerate(classes):
         offset = (k - (len(classes) - 1) / 2) * width
-        label = (f'class {_class_name(c, class_names)}, '
-                 f'{int(counts[c])} graphs')
+        group = (f'{target_name or "target"} {bins[c]}' if bins is not None
+                 else f'class {_class_name(c, class_names)}{of}')
+        label = f'{group}, {int(counts[c])} graphs'
         ax_bar.bar(x + offset, mass[c, present], width=width * 0.95,
                    color=class_colors(k % 8), label=label)
         ax_bar.hlines(share[c, present], x + offset - width * 0.45,
@@ -112,7 +121,9 @@ def draw_attention_statistics(
     ax_bar.set_xticks(x, names)
     ax_bar.set_xlabel('node type')
     ax_bar.set_ylabel('mean attention mass per graph (mean over heads)')
-    ax_bar.set_title('Where the attention goes, per class', fontsize=10)
+    ax_bar.set_title('Where the attention goes, per ' + (
+        f'quantile bin of {target_name or "the target"}' if bins is not None
+        else 'class'), fontsize=10)
     ax_bar.set_ylim(0, max(float(mass.max()), float(share.max()), 1e-6)
                     * 1.25)
     ax_bar.grid(axis='y', alpha=0.3)

@@ -11,6 +11,11 @@ from torch import Tensor
 from torch.nn import Module
 from torch_geometric.data import Batch, Data
 
+from sap_graph.experiments.explain.targets import (
+    first_targets,
+    is_classes,
+    target_groups,
+)
 from sap_graph.nn.aggr import SAPAggregation
 
 #: Atom symbols of the one-hot node labels of TU molecule datasets, in
@@ -166,25 +171,21 @@ def atom_symbols_for(name: str, data: Data) -> Optional[List[str]]:
 # Statistics over a dataset ################################################
 
 
-def graph_label(data: Data) -> Optional[int]:
-    r"""The class label of a graph, or :obj:`None` when it has none."""
-    y = getattr(data, 'y', None)
-    if y is None or y.numel() == 0:
-        return None
-    value = y.view(-1)[0]
-    if value.is_floating_point() and not bool(torch.isfinite(value)):
-        return None
-    return int(value)
-
-
 def attention_statistics(
     model: Module,
     dataset: Sequence[Data],
     batch_size: int = 64,
     node_types: Optional[Callable[[Data], Tensor]] = None,
+    task_type: Optional[str] = None,
+    bins: int = 4,
 ) -> Dict[str, Any]:
     r"""Collects the attention of the :class:`SAPAggregation` readout of
     :obj:`model` over :obj:`dataset`.
+
+    Graphs are grouped by the class of their (first) label, or, for a
+    regression target, by its quantile bin (see :func:`target_groups`):
+    a bin of target values is to a regression task what a class is to a
+    classification task, and every bin holds about as many graphs.
 
     Args:
         model (GraphClassifier): A model with a :obj:`'sap'` readout.
@@ -194,24 +195,39 @@ def attention_statistics(
         node_types (callable, optional): Returns the type of every node of
             a graph, a :obj:`[n]` integer tensor. (default:
             :func:`default_node_types`, the argmax of one-hot features)
+        task_type (str, optional): :obj:`'regression'` groups by quantile
+            bins, anything else by class. (default: :obj:`None`, *i.e.*
+            integer labels and float labels all 0 or 1 are classes, other
+            float labels regression targets)
+        bins (int, optional): Quantile bins of a regression target.
+            (default: :obj:`4`)
 
     Returns:
         A dict of tensors over the :math:`G` graphs: :obj:`'num_nodes'`
         :obj:`[G]`, :obj:`'entropy'` :obj:`[G, heads]` (see
         :func:`head_entropy`), :obj:`'peak'` :obj:`[G, heads]` (the
-        largest weight of each head), :obj:`'label'` :obj:`[G]` (:obj:`-1`
-        if unknown), :obj:`'prediction'` :obj:`[G]`, and per class
-        :math:`c` and node type :math:`t`: :obj:`'type_mass'`
-        :obj:`[C, T, heads]`, the mean attention mass on nodes of type
-        :math:`t` in graphs of class :math:`c`, :obj:`'type_share'`
-        :obj:`[C, T]`, the mean share of such nodes (the mass under
-        uniform attention), and :obj:`'class_counts'` :obj:`[C]`.
+        largest weight of each head), :obj:`'label'` :obj:`[G]` (the
+        class, :obj:`-1` if unknown; for regression the target, NaN if
+        unknown), :obj:`'prediction'` :obj:`[G]` (the class; for
+        regression the first output of the model, in its units),
+        :obj:`'group'` :obj:`[G]` (class or bin, :obj:`-1` if unknown),
+        :obj:`'group_by'` (:obj:`'class'` or :obj:`'quantile'`),
+        :obj:`'group_names'` (the bins' ranges; :obj:`None` for classes),
+        and per group :math:`c` and node type :math:`t`:
+        :obj:`'type_mass'` :obj:`[C, T, heads]`, the mean attention mass
+        on nodes of type :math:`t` in graphs of group :math:`c`,
+        :obj:`'type_share'` :obj:`[C, T]`, the mean share of such nodes
+        (the mass under uniform attention), and :obj:`'class_counts'`
+        :obj:`[C]`, the graphs of each group.
     """
     from torch_geometric.loader import DataLoader
 
     _sap_readout(model)
     node_types = node_types or default_node_types
     graphs = list(dataset)
+    first = first_targets(graphs)
+    regression = (task_type == 'regression' if task_type is not None
+                  else not is_classes(graphs, first))
     was_training = model.training
     model.eval()
     alphas: List[Tensor] = []
@@ -223,36 +239,48 @@ def attention_statistics(
                 logits = model(batch.x, batch.edge_index, batch.batch,
                                edge_attr=getattr(batch, 'edge_attr', None),
                                ptr=batch.ptr, num_graphs=batch.num_graphs)
-            preds.append(logits.argmax(dim=-1).cpu() if logits.size(-1) > 1
-                         else (logits.view(-1) > 0).long().cpu())
+            if regression:
+                preds.append(logits[:, 0].cpu())
+            elif task_type == 'multiclass' or (task_type is None
+                                               and logits.size(-1) > 1):
+                preds.append(logits.argmax(dim=-1).cpu())
+            else:  # Binary tasks: the first.
+                preds.append((logits[:, 0] > 0).long().cpu())
     finally:
         model.train(was_training)
 
     heads = int(_sap_readout(model).heads)
     types = [node_types(d).view(-1).long().cpu() for d in graphs]
     num_types = max([int(t.max()) + 1 for t in types if t.numel()] + [1])
-    labels = torch.tensor([-1 if (y := graph_label(d)) is None else y
-                           for d in graphs], dtype=torch.long)
-    num_classes = max(int(labels.max()) + 1 if labels.numel() else 0, 1)
+    names: Optional[List[str]] = None
+    if regression:
+        labels = first.float()
+        group, names = target_groups(first, bins)
+        num_groups = max(len(names), 1)
+    else:
+        labels = torch.where(first.isnan() | (first < 0), -1.0,
+                             first).long()
+        group = labels
+        num_groups = max(int(labels.max()) + 1 if labels.numel() else 0, 1)
 
-    mass_sum = torch.zeros(num_classes, num_types, heads, dtype=torch.double)
-    share_sum = torch.zeros(num_classes, num_types, dtype=torch.double)
-    counts = torch.zeros(num_classes, dtype=torch.long)
+    mass_sum = torch.zeros(num_groups, num_types, heads, dtype=torch.double)
+    share_sum = torch.zeros(num_groups, num_types, dtype=torch.double)
+    counts = torch.zeros(num_groups, dtype=torch.long)
     entropy = torch.zeros(len(graphs), heads)
     peak = torch.zeros(len(graphs), heads)
-    for g, (alpha, t, y) in enumerate(zip(alphas, types, labels.tolist(),
+    for g, (alpha, t, c) in enumerate(zip(alphas, types, group.tolist(),
                                           strict=True)):
         if alpha.size(0) == 0:
             continue
         entropy[g] = head_entropy(alpha)
         peak[g] = alpha.amax(dim=0)
-        if y < 0:
+        if c < 0:
             continue
         mass = torch.zeros(num_types, heads, dtype=torch.double)
         mass.index_add_(0, t, alpha.double())
-        mass_sum[y] += mass
-        share_sum[y] += torch.bincount(t, minlength=num_types).double() / len(t)
-        counts[y] += 1
+        mass_sum[c] += mass
+        share_sum[c] += torch.bincount(t, minlength=num_types).double() / len(t)
+        counts[c] += 1
     denom = counts.clamp(min=1).double()
     return {
         'num_nodes': torch.tensor([a.size(0) for a in alphas]),
@@ -260,6 +288,9 @@ def attention_statistics(
         'peak': peak,
         'label': labels,
         'prediction': torch.cat(preds) if preds else torch.zeros(0).long(),
+        'group': group,
+        'group_by': 'quantile' if regression else 'class',
+        'group_names': names,
         'type_mass': (mass_sum / denom.view(-1, 1, 1)).float(),
         'type_share': (share_sum / denom.view(-1, 1)).float(),
         'class_counts': counts,
