@@ -102,6 +102,18 @@ def test_entropy_bounds():
     assert float(head_entropy(peaked)) == 0.0
 
 
+@pytest.mark.parametrize('name', ['ogbg-molhiv', 'esol.csv', 'x.csv.gz'])
+def test_symbols_of_ogb_atom_features(name):
+    """OGB molecules and molecules from a CSV share OGB's atom features
+    (atomic number - 1 first): the symbols come from RDKit's table."""
+    pytest.importorskip('ogb')
+    from ogb.utils import smiles2graph
+    graph = smiles2graph('CC(=O)N[C@@H](Cl)c1ccccc1')
+    data = Data(x=torch.from_numpy(graph['node_feat']))
+    assert atom_symbols_for(name, data) == (
+        ['C', 'C', 'O', 'N', 'C', 'Cl'] + ['C'] * 6)
+
+
 def test_molecule_symbols_and_layout():
     data = molecule()
     symbols = atom_symbols_for('MUTAG', data)

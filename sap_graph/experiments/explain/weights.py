@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.nn import Module
 from torch_geometric.data import Batch, Data
 
+from sap_graph.experiments.data.kinds import kind_of
 from sap_graph.experiments.explain.targets import (
     first_targets,
     is_classes,
@@ -141,9 +142,9 @@ def atom_symbols_for(name: str, data: Data) -> Optional[List[str]]:
     :obj:`None` when the dataset is not a known molecule dataset.
 
     TU chemical datasets (:obj:`TU_ATOM_SYMBOLS`) encode the atom type as
-    a one-hot node label; OGB molecule datasets (:obj:`ogbg-mol*`) store
-    the atomic number minus one in the first atom feature (symbols then
-    need RDKit).
+    a one-hot node label; OGB molecule datasets (:obj:`ogbg-mol*`) and
+    molecules from a CSV (OGB's atom features) store the atomic number
+    minus one in the first atom feature (symbols then need RDKit).
 
     Args:
         name (str): The dataset name, *e.g.* :obj:`'MUTAG'`.
@@ -157,7 +158,9 @@ def atom_symbols_for(name: str, data: Data) -> Optional[List[str]]:
         if not _is_one_hot(data.x) or data.x.size(-1) != len(table):
             return None
         return [table[int(t)] for t in data.x.argmax(dim=-1)]
-    if name.lower().startswith('ogbg-mol') and not data.x.is_floating_point():
+    ogb_atoms = (name.lower().startswith('ogbg-mol') or
+                 kind_of(name).name == 'molecules')
+    if ogb_atoms and not data.x.is_floating_point():
         try:
             from rdkit import Chem
         except ImportError:
