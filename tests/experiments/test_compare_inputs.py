@@ -10,9 +10,12 @@ import time
 
 import pytest
 
+import sap_graph.experiments.compare.api as api
 import sap_graph.experiments.compare.engine as engine
+import sap_graph.experiments.train.runner as runner
 from sap_graph.experiments.cli import main
 from sap_graph.experiments.compare import compare
+from sap_graph.experiments.data import load_synthetic
 from sap_graph.experiments.errors import ConfigError
 
 MOLECULES = ['CCO', 'c1ccccc1', 'CC(=O)O', 'CCN', 'CCCC', 'OCCO', 'CCOC',
@@ -72,6 +75,103 @@ def test_bad_input_is_one_line_naming_the_flag(case, tmp_path, capsys):
     assert not out.exists()  # Nothing half-written, not even locks.
 
 
+def _no_data(*args, **kwargs):
+    raise AssertionError('data loaded before the options were checked')
+
+
+# (command, flags, the start of the message after 'error: '); NaN and
+# infinity compare false with every bound, so each passed before.
+NUMBERS = [
+    ('compare', ['--dropout', 'nan'], "--dropout: 'dropout' must be a "
+     "finite number (got nan)"),
+    ('compare', ['--layer_dropout', 'nan'], "--layer_dropout: "
+     "'layer_dropout' must be a finite number (got nan)"),
+    ('compare', ['--val_ratio', 'nan'], "--val_ratio: 'val_ratio' must be "
+     "a finite number (got nan)"),
+    ('compare', ['--weight_decay', 'nan'], "--weight_decay: 'weight_decay' "
+     "must be a finite number (got nan)"),
+    ('compare', ['--weight_decay', 'inf'], "--weight_decay: 'weight_decay' "
+     "must be a finite number (got inf)"),
+    ('compare', ['--weight_decay', '1e300'], "--weight_decay: "
+     "'weight_decay' must be within float32's range"),
+    ('compare', ['--lrs', '0.01', '1e300'], '--lrs: learning rates must be '
+     "positive finite numbers within float32's range"),
+    ('compare', ['--lrs', 'nan'], '--lrs: learning rates must be positive '
+     'finite numbers'),
+    ('compare', ['--lrs', '1e-300'], '--lrs: learning rates must be '
+     'positive finite numbers'),
+    ('train', ['--lr', 'inf'], "--lr: 'lr' must be a finite number (got "
+     "inf)"),
+    ('train', ['--lr', '1e39'], "--lr: 'lr' must be within float32's "
+     "range"),
+    ('train', ['--lr', '1e-300'], '--lr: learning rates must be positive '
+     'finite numbers'),
+    ('train', ['--dropout=-inf'], "--dropout: 'dropout' must be a "
+     "finite number (got -inf)"),
+    ('train', ['--weight_decay', 'nan'], "--weight_decay: 'weight_decay' "
+     "must be a finite number (got nan)"),
+]
+
+
+@pytest.mark.parametrize('command,flags,message', NUMBERS)
+def test_numbers_must_be_finite_before_any_data(command, flags, message,
+                                                tmp_path, capsys,
+                                                monkeypatch):
+    monkeypatch.setattr(api, 'load_configured', _no_data)
+    monkeypatch.setattr(runner, 'load_configured', _no_data)
+    out = tmp_path / 'out'
+    target = out if command == 'compare' else out / 'r.json'
+    assert main([command, '--dataset', 'synthetic', '--epochs', '1',
+                 '--no_progress', *flags, '--out', str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ' + message), err
+    assert '\n' not in err and not out.exists()
+
+
+# Options the dataset would ignore, and widths too large for a model:
+# (flags, the start of the message after 'error: ').
+IGNORED = [
+    (['--target', 'y', '--node_features', 'constant'],
+     '--node_features: node features are chosen for TU datasets'),
+    (['--target', 'y', '--root', '/tmp'],
+     '--root: a data root is for TU and OGB datasets'),
+    (['--target', 'y', '--hidden_channels', '100000000000'],
+     "--hidden_channels: 'hidden_channels' must be <= 32768"),
+    (['--target', 'y', '--readouts', 'set2set', '--hidden_channels',
+      '32768'], "--hidden_channels: too wide for readout 'set2set'"),
+]
+
+
+@pytest.mark.parametrize('flags,message', IGNORED)
+def test_ignored_options_are_refused_before_any_data(flags, message,
+                                                     tmp_path, capsys,
+                                                     monkeypatch):
+    monkeypatch.setattr(api, 'load_configured', _no_data)
+    good = _csv(tmp_path / 'good.csv', 'smiles,y',
+                [f'{s},{i / 4}' for i, s in enumerate(MOLECULES)])
+    out = tmp_path / 'out'
+    assert main(['compare', '--dataset', good, *flags, '--out', str(out),
+                 '--no_progress']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ' + message), err
+    assert '\n' not in err and not out.exists()
+
+
+@pytest.mark.parametrize('command,flags,field', [
+    ('train', ['--smiles_column', 'mol'], 'smiles_column'),
+    ('train', ['--node_features', 'degree'], 'node_features'),
+    ('compare', ['--root', '/tmp'], 'root'),
+])
+def test_data_options_synthetic_data_would_ignore(command, flags, field,
+                                                  tmp_path, capsys):
+    out = tmp_path / 'out'
+    assert main([command, '--dataset', 'synthetic', *flags, '--out',
+                 str(out), '--no_progress']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f'error: --{field}: '), err
+    assert "'synthetic' would ignore" in err and not out.exists()
+
+
 @pytest.mark.parametrize('case,message', [
     ('runs is a file', "--out: '{out}/runs' is a file"),
     ('empty name', "--out: 'out' must name a folder (got '')"),
@@ -100,13 +200,38 @@ def test_unusable_output_folders(case, message, tmp_path, capsys):
     (dict(lr=0.5), 'lr'),
     (dict(epochs=1.5), 'epochs'),
     (dict(device='tpu'), 'device'),
+    (dict(lrs=[0.01, float('inf')]), 'lrs'),
+    (dict(dropout=float('nan')), 'dropout'),
+    (dict(train=0), 'train'),
+    (dict(write='yes'), 'write'),
+    (dict(progress='no'), 'progress'),
+    (dict(workers=True), 'workers'),
+    (dict(threads=True), 'threads'),
+    (dict(command=['sap-graph']), 'command'),
+    (dict(smiles_column='mol'), 'smiles_column'),
 ])
 def test_python_arguments_are_checked(kwargs, field, tmp_path):
     out = tmp_path / 'out'
     with pytest.raises(ConfigError) as info:
-        compare('synthetic', **{'readouts': ['sum'], **kwargs},
-                out=str(out), progress=False)
+        compare('synthetic', **{'readouts': ['sum'], 'progress': False,
+                                **kwargs}, out=str(out))
     assert info.value.field == field
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('option', [
+    dict(targets=['y']), dict(smiles_column='s'), dict(root='/tmp'),
+    dict(node_features='constant'), dict(use_node_attr=True),
+])
+def test_graphs_from_python_refuse_the_options_of_loading(option, tmp_path):
+    graphs = list(load_synthetic(num_graphs=12, min_pairs=2,
+                                 max_pairs=3).dataset)
+    out = tmp_path / 'out'
+    with pytest.raises(ConfigError, match='graphs passed from Python would '
+                       'ignore') as info:
+        compare(graphs, ['sum'], out=str(out), progress=False, epochs=1,
+                **option)
+    assert info.value.field == next(iter(option))
     assert not out.exists()
 
 

@@ -5,7 +5,6 @@ report; :obj:`sap-graph compare` is this function.
 """
 from __future__ import annotations
 
-import math
 import os
 import os.path as osp
 import shlex
@@ -41,27 +40,30 @@ from sap_graph.experiments.files import (
     atomic_write,
     check_writable,
 )
+from sap_graph.experiments.train.config import (
+    check_data_options,
+    check_learning_rate,
+)
 
 #: The learning rates tried per fold/seed unless told otherwise.
 DEFAULT_LRS = (0.01, 0.001)
 
 
-def _check_numbers(lrs: Sequence[float], workers: int, threads: int,
-                   shard: Tuple[int, int]) -> None:
+def _check_arguments(lrs: Sequence[float], workers: int, threads: int,
+                     shard: Tuple[int, int], switches: Dict[str, Any],
+                     command: Any) -> None:
     if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence):
         raise ConfigError('lrs', f"'lrs' must be a list of learning rates "
                           f"(got {lrs!r})")
     if not lrs:
         raise ConfigError('lrs', "'lrs' must not be empty")
     for lr in lrs:
-        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or \
-                not math.isfinite(lr) or lr <= 0:
-            raise ConfigError('lrs', f"learning rates must be positive "
-                              f"numbers (got {lr!r})")
+        check_learning_rate('lrs', lr)
     if len(set(lrs)) != len(lrs):
         raise ConfigError('lrs', f"learning rates given twice: {list(lrs)}")
     for name, value in (('workers', workers), ('threads', threads)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or \
+                value < 1:
             raise ConfigError(name, f"'{name}' must be a positive integer "
                               f"(got {value!r})")
     if not (isinstance(shard, tuple) and len(shard) == 2):
@@ -71,6 +73,13 @@ def _check_numbers(lrs: Sequence[float], workers: int, threads: int,
     if not (isinstance(i, int) and isinstance(n, int) and 0 <= i < n):
         raise ConfigError('shard', f"'shard' must be i/n with 0 <= i < n "
                           f"(got {i}/{n})")
+    for name, value in switches.items():
+        if not isinstance(value, bool):
+            raise ConfigError(name, f"'{name}' must be True or False (got "
+                              f"{value!r})")
+    if command is not None and not isinstance(command, str):
+        raise ConfigError('command', f"'command' must be a string (got "
+                          f"{command!r})")
 
 
 def _check_out(out: str) -> None:
@@ -101,12 +110,14 @@ def _load(dataset: Any, base: Any) -> GraphTask:
 
 def prepare(dataset: Any, readouts: Sequence[Union[str, Variant]],
             lrs: Sequence[float], config: Dict[str, Any],
-            out: str) -> Tuple[GraphTask, RunPlan, List[Variant]]:
+            out: str, render: bool = False
+            ) -> Tuple[GraphTask, RunPlan, List[Variant]]:
     r"""Checks everything and builds the plan of a comparison, in this
     order, so that bad input fails before any data is loaded where it
     can, and always before any training or output: readouts, options and
-    the output folder; then the data, its labels and the splits; then
-    one model per readout."""
+    the output folder (with :obj:`render`, that it holds finished runs);
+    then the data, its labels and the splits; then one model per
+    readout."""
     from sap_graph.experiments.train.config import (
         TrainConfig,
         resolve_config,
@@ -127,10 +138,17 @@ def prepare(dataset: Any, readouts: Sequence[Union[str, Variant]],
                           f"{', '.join(unknown)}")
     base = TrainConfig(**{**config, 'dataset': dataset
                           if isinstance(dataset, str) else 'graphs'})
+    if not isinstance(dataset, str):  # Not loaded by name: no data root,
+        check_data_options(base, 'graphs')  # columns or TU features.
     validate_config(base)
     for v in variants:
         check_readout(replace(base, **v.config()))
     _check_out(out)
+    if render and not osp.isdir(osp.join(out, 'runs')):
+        raise ConfigError('out', f"no finished run of this comparison is "
+                          f"in '{out}' (it has no runs/ folder): nothing "
+                          f"to render; is it the comparison's output "
+                          f"folder?")
     task = _load(dataset, base)
     check_task(task)
     _check_labels(task)
@@ -188,7 +206,9 @@ def compare(
             :obj:`n`-th run from the :obj:`i`-th (cluster job arrays).
             (default: :obj:`(0, 1)`)
         train (bool, optional): :obj:`False` only renders the finished
-            runs. (default: :obj:`True`)
+            runs; with none of this plan in :obj:`out`, it raises a
+            :class:`ConfigError` and writes nothing. (default:
+            :obj:`True`)
         write (bool, optional): :obj:`False` returns the result without
             writing the report files. (default: :obj:`True`)
         progress (bool, optional): Show a progress bar.
@@ -202,25 +222,34 @@ def compare(
     Returns:
         ComparisonResult: The table, runs and tests (also when partial).
     """
-    _check_numbers(lrs, workers, threads, shard)
+    _check_arguments(lrs, workers, threads, shard, dict(
+        train=train, write=write, progress=progress), command)
     lrs = [float(lr) for lr in lrs]
     if config.get('lr') is not None:
         raise ConfigError('lr', "compare chooses the learning rate per "
                           "fold/seed on validation among 'lrs'; pass "
                           "lrs=[...] instead of lr")
     config.pop('lr', None)
-    task, plan, variants = prepare(dataset, readouts, lrs, config, out)
     cache = osp.join(out, 'runs')
-    try:
-        os.makedirs(cache, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"output folder '{out}' cannot be made "
-                          f"({e.strerror or e})") from None
+    task, plan, variants = prepare(dataset, readouts, lrs, config, out,
+                                   render=not train)
     if train:
+        try:
+            os.makedirs(cache, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"output folder '{out}' cannot be made "
+                              f"({e.strerror or e})") from None
         for _ in execute(plan, cache, workers, shard, threads, progress):
             pass
     finished = load_finished(plan, cache)
     records = [finished[r] for r in plan.runs if r in finished]
+    if not train and not records:  # Rendering nothing would overwrite.
+        raise ConfigError('out', f"no finished run of this comparison is "
+                          f"in '{cache}' ({len(plan.runs)} planned): "
+                          f"nothing to render; the options (readouts, "
+                          f"learning rates, budget, seeds, folds, data) "
+                          f"may differ from those the runs were trained "
+                          f"with")
     base = asdict(plan.base)
     base['lrs'] = list(lrs)
     base['command'] = command or _python_call(dataset, variants, lrs,
@@ -262,10 +291,45 @@ def _python_call(dataset: Any, variants: Sequence[Variant],
             f"compare({', '.join(args)})")
 
 
+#: The flags of :obj:`sap-graph compare` that say how this process
+#: runs, not what the comparison is (they are not in the runs' cache
+#: keys): the flag's name without dashes -> whether it takes a value.
+HOW_TO_RUN = {'shard': True, 'workers': True, 'threads': True,
+              'render_only': False, 'no_progress': False,
+              'no_download': False}
+
+
+def _how_to_run(arg: str) -> Optional[str]:
+    r"""The :data:`HOW_TO_RUN` flag :obj:`arg` (:obj:`--workers`,
+    :obj:`--render-only`, :obj:`--shard=0/2`, or an abbreviation argparse
+    took) names, else :obj:`None`."""
+    if not arg.startswith('--') or arg == '--':
+        return None
+    name = arg.split('=', 1)[0][2:].replace('-', '_')
+    if name in HOW_TO_RUN:
+        return name
+    longer = [f for f in HOW_TO_RUN if f.startswith(name)]
+    return longer[0] if len(longer) == 1 else None
+
+
 def command_line(argv: Sequence[str]) -> str:
-    r"""The shell command :obj:`sap-graph` was run with."""
-    return 'sap-graph ' + ' '.join(shlex.quote(a) for a in argv)
+    r"""The shell command that reproduces the whole comparison
+    :obj:`sap-graph` was run with: :obj:`argv` without the flags of
+    :data:`HOW_TO_RUN` (:obj:`--shard`, :obj:`--render_only`,
+    :obj:`--workers`, ...), which do not change the results."""
+    kept: List[str] = []
+    value = False  # The next argument is the value of a left-out flag.
+    for arg in argv:
+        if value:
+            value = False
+            continue
+        flag = _how_to_run(arg)
+        if flag is None:
+            kept.append(arg)
+        else:
+            value = HOW_TO_RUN[flag] and '=' not in arg
+    return 'sap-graph ' + ' '.join(shlex.quote(a) for a in kept)
 
 
-__all__ = ['DEFAULT_LRS', 'command_line', 'compare', 'prepare',
+__all__ = ['DEFAULT_LRS', 'HOW_TO_RUN', 'command_line', 'compare', 'prepare',
            'write_report']

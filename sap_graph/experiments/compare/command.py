@@ -104,14 +104,29 @@ def run_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
               f'{result.missing} runs of the plan missing. Render with '
               f'--render_only once all shards have finished.')
         return 0
-    if result.best is not None:
-        row = result.row(result.best)
-        print(f"{result.dataset['name']}: best by validation {result.best}"
-              f", test {result.metric} {row.test_mean:.4f} ± "
-              f"{row.test_std:.4f} ({row.n} "
-              f"{'folds' if result.protocol == 'kfold' else 'seeds'})")
+    print(_summary(result, '' if args.render_only else
+                   ' (rerun to train them)'))
     print(f'Wrote {os.path.join(args.out, "report.md")}')
     return 0
+
+
+def _summary(result: Any, hint: str = '') -> str:
+    r"""The line saying the best readout, and whether the result is
+    partial (planned runs missing: held by another process, say)."""
+    name = result.dataset['name']
+    if result.missing:
+        total = result.missing + len(result.runs)
+        name += (f': partial, {result.missing} of {total} planned runs '
+                 f'missing{hint}')
+        if result.best is None:
+            return f'{name}; no readout is ranked yet'
+        name += '; so far'
+    if result.best is None:
+        return f'{name}: no readout has a finite validation score'
+    row = result.row(result.best)
+    return (f"{name}: best by validation {result.best}, test "
+            f"{result.metric} {row.test_mean:.4f} ± {row.test_std:.4f} "
+            f"({row.n} {'folds' if result.protocol == 'kfold' else 'seeds'})")
 
 
 

@@ -4,6 +4,7 @@ per-dataset defaults, validation and device.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import (
     Any,
@@ -135,9 +136,35 @@ _INTEGERS = {'heads', 'hidden_channels', 'num_layers', 'batch_size',
 _BOUNDS: Dict[str, Tuple[float, bool]] = {
     'heads': (1, True), 'hidden_channels': (1, True),
     'num_layers': (1, True), 'batch_size': (1, True), 'lr': (0, False),
-    'lr_step': (0, True), 'weight_decay': (0, True), 'epochs': (1, True),
-    'folds': (2, True), 'val_ratio': (0, False), 'dropout': (0, True),
-    'layer_dropout': (0, True)}
+    'lr_step': (0, True), 'lr_gamma': (0, False), 'weight_decay': (0, True),
+    'epochs': (1, True), 'folds': (2, True), 'val_ratio': (0, False),
+    'dropout': (0, True), 'layer_dropout': (0, True)}
+
+#: The widest model: a message passing layer holds hidden x hidden
+#: weights, 2**30 of them (4 GiB as float32) at this width; wider is a
+#: typo, not a model.
+MAX_HIDDEN_CHANNELS = 2**15
+
+#: The range of float32, which training computes in: a learning rate
+#: or weight decay outside it is 0 or inf in Adam's update.
+FLOAT32_TINY = float(torch.finfo(torch.float32).tiny)
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def check_learning_rate(name: str, value: Any) -> None:
+    r"""Checks that :obj:`value` is a learning rate: a number within
+    float32's (normal) positive range, whose update is neither 0 nor inf.
+
+    Raises:
+        ConfigError: For anything else (:obj:`name` is the field).
+    """
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not FLOAT32_TINY <= value <= FLOAT32_MAX):
+        raise ConfigError(name, f"learning rates must be positive finite "
+                          f"numbers within float32's range "
+                          f"[{FLOAT32_TINY:.3g}, {FLOAT32_MAX:.3g}] (got "
+                          f"{value!r})")
 
 
 def validate_config(cfg: TrainConfig) -> None:
@@ -156,10 +183,25 @@ def validate_config(cfg: TrainConfig) -> None:
         if name in _INTEGERS and not isinstance(value, int):
             raise ConfigError(name, f"'{name}' must be an integer (got "
                               f"{value!r})")
+        if not math.isfinite(value):
+            raise ConfigError(name, f"'{name}' must be a finite number "
+                              f"(got {value!r})")
+        if abs(value) > FLOAT32_MAX:
+            raise ConfigError(name, f"'{name}' must be within float32's "
+                              f"range, at most {FLOAT32_MAX:.3g} (got "
+                              f"{value!r})")
         if value < low or (value == low and not inclusive):
             op = '>=' if inclusive else '>'
             raise ConfigError(name, f"'{name}' must be {op} {low} (got "
                               f"{value})")
+    if cfg.lr is not None:
+        check_learning_rate('lr', cfg.lr)
+    if (cfg.hidden_channels is not None
+            and cfg.hidden_channels > MAX_HIDDEN_CHANNELS):
+        raise ConfigError('hidden_channels', f"'hidden_channels' must be <= "
+                          f"{MAX_HIDDEN_CHANNELS} (got {cfg.hidden_channels}"
+                          f"): a layer of that width would have "
+                          f"{cfg.hidden_channels ** 2:,} weights")
     for name in ('val_ratio', 'dropout', 'layer_dropout'):
         value = getattr(cfg, name)
         if value is not None and value >= 1:
@@ -190,6 +232,7 @@ def validate_config(cfg: TrainConfig) -> None:
     if kind is not None:
         _check_seeds_used(cfg, kind.protocol == 'kfold'
                           or cfg.folds is not None)
+        check_data_options(cfg, kind.name)
     resolve_device(cfg.device)
 
 
@@ -199,6 +242,40 @@ def _check_seeds_used(cfg: TrainConfig, kfold: bool) -> None:
                           f"ignored: k-fold cross-validation draws its "
                           f"folds and models from 'seed' (seeds are for "
                           f"scaffold and official splits)")
+
+
+#: The options of loading data: their defaults, the dataset kinds that
+#: read them, and what they are for. Set for another kind they would be
+#: ignored, so they are refused.
+_DATA_OPTIONS: Dict[str, Tuple[Any, Tuple[str, ...], str]] = {
+    'root': (None, ('tu', 'ogb'), 'a data root is for TU and OGB datasets'),
+    'node_features': ('auto', ('tu',), 'node features are chosen for TU '
+                      'datasets without any'),
+    'use_node_attr': (False, ('tu',), 'continuous node attributes are for '
+                      'TU datasets'),
+    'smiles_column': ('smiles', ('molecules',), 'a SMILES column is for a '
+                      'CSV of molecules'),
+    'targets': (None, ('molecules',), 'target columns are for a CSV of '
+                'molecules'),
+}
+
+
+def check_data_options(cfg: TrainConfig, kind: str) -> None:
+    r"""Refuses the data options that a dataset of :obj:`kind` (a key of
+    :data:`~sap_graph.experiments.data.kinds.KINDS`) would ignore, e.g.
+    :obj:`root` for a CSV of molecules or :obj:`targets` for graphs
+    passed from Python.
+
+    Raises:
+        ConfigError: For the first such option.
+    """
+    what = ('graphs passed from Python' if kind == 'graphs' else
+            f"'{cfg.dataset}'")
+    for name, (default, kinds, purpose) in _DATA_OPTIONS.items():
+        value = getattr(cfg, name)
+        if kind not in kinds and value != default:
+            raise ConfigError(name, f"{purpose}; {what} would ignore "
+                              f"{name}={value!r}")
 
 
 def resolve_config(cfg: TrainConfig, kind: str) -> TrainConfig:

@@ -126,10 +126,27 @@ def check_readout(cfg: TrainConfig, kind: Optional[str] = None) -> None:
         raise _invalid_options(cfg, e) from None
     numel += width * hidden  # GraphClassifier.lin1
     if numel > MAX_READOUT_PARAMETERS:
-        raise _invalid_options(cfg, ValueError(
-            f"at width {channels}, the readout and the linear layer after "
-            f"it would have {numel:,} parameters (at most "
-            f"{MAX_READOUT_PARAMETERS:,})"))
+        layers = (f" ({hidden} x {channels // hidden} layers, jk='cat')"
+                  if channels != hidden else '')
+        too_many = (f"at width {channels}{layers}, the readout and the "
+                    f"linear layer after it would have {numel:,} parameters "
+                    f"(at most {MAX_READOUT_PARAMETERS:,})")
+        if _too_wide(cfg, hidden, channels):
+            name = ('hidden_channels' if cfg.hidden_channels is not None
+                    else 'num_layers')
+            raise ConfigError(name, f"too wide for readout "
+                              f"'{cfg.readout}': {too_many}")
+        raise _invalid_options(cfg, ValueError(too_many))
+
+
+def _too_wide(cfg: TrainConfig, hidden: int, channels: int) -> bool:
+    r"""Whether the readout would be too large at this width with its
+    default options, too: the width is at fault, not the options."""
+    try:
+        numel, width = readout_size(cfg.readout, channels)
+    except Exception:  # The defaults need options (e.g. a 'k').
+        return False
+    return numel + width * hidden > MAX_READOUT_PARAMETERS
 
 
 def build_model(cfg: TrainConfig, task: GraphTask) -> GraphClassifier:
