@@ -105,7 +105,8 @@ def _config(args: argparse.Namespace) -> Any:
 def _summary(result: dict) -> str:
     cfg = result['config']
     runs = result.get('folds') or result.get('seeds') or []
-    what = f"{len(runs)} {'folds' if 'folds' in result else 'seeds'}"
+    what = (f"{len(runs)} {'fold' if 'folds' in result else 'seed'}"
+            f"{'s' if len(runs) != 1 else ''}")
     return (f"{result['dataset']['name']} readout={cfg['readout']}: test "
             f"{result['metric']} {result['test_mean']:.4f} ± "
             f"{result['test_std']:.4f} ({what}), val "

@@ -133,3 +133,17 @@ def test_summary_says_when_planned_runs_are_missing(tmp_path, capsys):
     assert 'synthetic: partial, 1 of 3 planned runs missing' in printed
     assert '**Partial:** 1 of 3 planned runs' in (
         out / 'report.md').read_text()
+
+
+@pytest.mark.parametrize('protocol,n,unit', [('kfold', 1, '1 fold'),
+                                             ('kfold', 3, '3 folds'),
+                                             ('scaffold', 1, '1 seed')])
+def test_summary_counts_in_words(protocol, n, unit):
+    from types import SimpleNamespace
+
+    from sap_graph.experiments.compare.command import _summary
+    row = SimpleNamespace(test_mean=0.5, test_std=0.0, n=n)
+    result = SimpleNamespace(dataset={'name': 'd'}, missing=0, runs=[],
+                             best='sum', metric='acc', protocol=protocol,
+                             row=lambda name: row)
+    assert _summary(result).endswith(f'({unit})')

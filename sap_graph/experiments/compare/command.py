@@ -126,7 +126,8 @@ def _summary(result: Any, hint: str = '') -> str:
     row = result.row(result.best)
     return (f"{name}: best by validation {result.best}, test "
             f"{result.metric} {row.test_mean:.4f} ± {row.test_std:.4f} "
-            f"({row.n} {'folds' if result.protocol == 'kfold' else 'seeds'})")
+            f"({row.n} {'fold' if result.protocol == 'kfold' else 'seed'}"
+            f"{'s' if row.n != 1 else ''})")
 
 
 
