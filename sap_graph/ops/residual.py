@@ -52,5 +52,16 @@ def residual_pool(x: Tensor, index: Tensor, dim_size: int,
     if reduce is None:
         return None
     if reduce == 'max':
+        if torch.jit.is_tracing():  # A trace cannot record the Function.
+            return _traceable_max(x, index, dim_size)
         return SegmentMax.apply(x, index, dim_size)
     return scatter(x, index, 0, dim_size, reduce=reduce)
+
+
+def _traceable_max(x: Tensor, index: Tensor, dim_size: int) -> Tensor:
+    # The same function from differentiable ops (scatter_reduce's backward
+    # also shares a maximum's gradient evenly among the tied nodes).
+    out = x.new_full((dim_size, x.size(1)), float('-inf')).scatter_reduce(
+        0, index.unsqueeze(1).expand_as(x), x, 'amax', include_self=False)
+    count = x.new_zeros(dim_size).index_add(0, index, x.new_ones(index.numel()))
+    return out.masked_fill((count == 0).unsqueeze(1), 0.0)

@@ -85,14 +85,15 @@ def test_choose_path_of_lengths_alone(sap_backend):
                                 lengths=torch.tensor([2, 3])) == fused
 
 
-def test_a_trace_is_right_for_other_batches(sap_backend):
+@pytest.mark.parametrize('residual', [None, 'max', 'mean'])
+def test_a_trace_is_right_for_other_batches(sap_backend, residual):
     """``torch.jit.trace`` takes the capture paths, which read no values:
-    a trace made on a sorted index (or full lengths) gives the eager
-    result on an unsorted index (or other lengths), not the path of the
-    example baked in."""
+    a trace made on one batch (a sorted index, a ptr, full lengths) gives
+    the eager result, values and gradients, on another (an unsorted index,
+    other sizes with an empty graph, other lengths), not the path of the
+    example baked in; the max residual included."""
     torch.manual_seed(0)
-    aggr = SAP(4, heads=2).eval()
-    x = torch.randn(5, 4)
+    aggr = SAP(4, heads=2, residual=residual).eval()
 
     class Flat(torch.nn.Module):
         def __init__(self):
@@ -100,23 +101,39 @@ def test_a_trace_is_right_for_other_batches(sap_backend):
             self.aggr = aggr
 
         def forward(self, x, index):
-            return self.aggr(x, index, dim_size=2)
+            return self.aggr(x, index, dim_size=3)
+
+    class Ptr(Flat):
+        def forward(self, x, ptr):
+            return self.aggr(x, ptr=ptr)
 
     class Padded(Flat):
         def forward(self, x, lengths):
             return self.aggr(x, lengths=lengths)
 
+    sorted_index = torch.tensor([0, 0, 1, 1, 2, 2])
     with pytest.warns(Warning):  # jit.trace is deprecated.
-        flat = torch.jit.trace(Flat(), (x, torch.tensor([0, 0, 1, 1, 1])))
-        padded = torch.jit.trace(
-            Padded(), (torch.randn(3, 6, 4), torch.tensor([6, 6, 6])))
-    for index in ([1, 0, 1, 0, 1], [0, 1, 1, 1, 1]):
-        index = torch.tensor(index)
-        torch.testing.assert_close(flat(x, index),
-                                   aggr(x, index, dim_size=2))
-    xp, lengths = torch.randn(3, 6, 4), torch.tensor([2, 5, 0])
-    torch.testing.assert_close(padded(xp, lengths),
-                               aggr(xp, lengths=lengths))
+        traced = {
+            'index': torch.jit.trace(Flat(), (torch.randn(2, 6, 4),
+                                              sorted_index)),
+            'ptr': torch.jit.trace(Ptr(), (torch.randn(6, 4),
+                                           torch.tensor([0, 2, 4, 6]))),
+            'lengths': torch.jit.trace(Padded(), (torch.randn(3, 6, 4),
+                                                  torch.tensor([6, 6, 6]))),
+        }
+    cases = [('index', torch.randn(2, 6, 4), torch.tensor([2, 0, 2, 1, 0, 2])),
+             ('ptr', torch.randn(9, 4), torch.tensor([0, 0, 4, 9])),
+             ('lengths', torch.randn(3, 6, 4), torch.tensor([2, 5, 0]))]
+    for name, x, batch in cases:
+        got_x = x.clone().requires_grad_()
+        got = traced[name](got_x, batch)
+        want_x = x.clone().requires_grad_()
+        want = {'index': Flat(), 'ptr': Ptr(),
+                'lengths': Padded()}[name](want_x, batch)
+        torch.testing.assert_close(got, want)
+        got.sum().backward()
+        want.sum().backward()
+        torch.testing.assert_close(got_x.grad, want_x.grad)
 
 
 def test_the_path_named_is_the_path_run(sap_backend):
