@@ -287,3 +287,41 @@ def test_cli_explain_multitask_models(tmp_path, capsys):
     assert lines[1].startswith('  a: label missing, predicted ')
     assert lines[2].startswith('  b: label 220, predicted ')
     assert 'p =' not in lines[1] + lines[2]
+
+
+@pytest.mark.filterwarnings('ignore:mols. skipped')
+def test_cli_explain_from_another_folder_and_other_columns(
+        tmp_path, capsys, monkeypatch):
+    """A checkpoint trained on a CSV named by a relative path is explained
+    from another folder (the file it read); an old checkpoint's scale is
+    only recomputed from the columns it was trained on, and the outputs
+    keep the trained targets' names."""
+    pytest.importorskip('rdkit')
+    pytest.importorskip('matplotlib')
+    from sap_graph.experiments.checkpoint import read_checkpoint
+    data = tmp_path / 'data'
+    data.mkdir()
+    write_csv(data / 'mols.csv', 'smiles,y,w', [
+        f'{s},{(i % 13) * 2.0 - 7.87},{i * 100.0}'
+        for i, s in enumerate(SMILES)])
+    monkeypatch.chdir(tmp_path)
+    train('data/mols.csv', tmp_path / 'reg.pt', ['y'], seeds=[0])
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    out = str(tmp_path / 'g.png')
+    assert main(['explain', '--checkpoint', str(tmp_path / 'reg.pt'),
+                 '--index', '3', '--out', out]) == 0
+    line = first_line(capsys)
+    assert line.startswith('mols graph 3:') and 'label -1.87,' in line, line
+
+    state = read_checkpoint(str(tmp_path / 'reg.pt'))
+    del state['config']['target_scale']
+    old = tmp_path / 'old.pt'
+    torch.save(state, old)
+    assert main(['explain', '--checkpoint', str(old), '--target', 'w',
+                 '--index', '3', '--out', out]) == 0
+    printed = capsys.readouterr()
+    assert '(standardised units)' in printed.out.splitlines()[0]
+    assert 'cannot be recomputed' in printed.err
+    assert 'label 300' in printed.out.splitlines()[0]

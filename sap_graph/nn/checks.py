@@ -54,7 +54,10 @@ def check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
             raise ValueError("Expected a non-decreasing 'ptr'")
     if index is not None and index.numel() > 0:
         low, high = (int(v) for v in torch.aminmax(index))
-        if low < 0 or high >= dim_size:
+        if low < 0:
+            raise ValueError(f"Expected a non-negative 'index' (got "
+                             f"values in [{low}, {high}])")
+        if high >= dim_size:
             raise ValueError(f"Encountered invalid 'dim_size' (got "
                              f"'{dim_size}' but 'index' holds values in "
                              f"[{low}, {high}], expected values in "

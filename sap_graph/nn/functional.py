@@ -69,6 +69,18 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor] = None,
                          f"(got {list(x.shape)} and "
                          f"{list(score_weight.shape)})")
     check_inputs(x, x.size(1), -2, index, None, None, ptr)
+    heads = score_weight.size(0)
+    if gate is not None and (gate.shape != (x.size(0), heads)
+                             or gate.dtype != x.dtype):
+        raise ValueError(f"Expected a {x.dtype} 'gate' of shape "
+                         f"[{x.size(0)}, {heads}] (got {gate.dtype} "
+                         f"{list(gate.shape)})")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+            or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"'dropout' must be in [0, 1) (got {dropout!r})")
+    if residual not in (None, 'sum', 'mean', 'max'):
+        raise ValueError(f"'residual' must be 'sum', 'mean', 'max' or None "
+                         f"(got {residual!r})")
     if dim_size is None:
         if ptr is not None:
             dim_size = ptr.numel() - 1

@@ -231,7 +231,7 @@ def test_bad_input_raises_value_error():
         aggr(x, index[:-1], dim_size=num_graphs)
     with pytest.raises(ValueError, match="invalid 'dim_size'"):
         aggr(x, index, dim_size=3)
-    with pytest.raises(ValueError, match="invalid 'dim_size'"):
+    with pytest.raises(ValueError, match="non-negative 'index'"):
         aggr(x, index - 1, dim_size=num_graphs)
     with pytest.raises(ValueError, match='Expected node features with 8'):
         aggr(torch.randn(16, 7), index, dim_size=num_graphs)

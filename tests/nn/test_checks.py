@@ -155,6 +155,13 @@ def test_batch_vectors_must_be_integers(call, message):
     (dict(ptr=torch.tensor([0, 3, 7])), r"'ptr' to run from 0 to 4"),
     (dict(index=_IDX.float()), r"'index' .* integer"),
     (dict(index=torch.tensor([0, 0, 5, 1]), dim_size=2), r"'dim_size'"),
+    (dict(index=torch.tensor([-1, -1, -1, -1])), r"non-negative 'index'"),
+    (dict(index=_IDX, gate=torch.rand(1, 3)), r"'gate' of shape \[4, 3\]"),
+    (dict(index=_IDX, gate=torch.rand(4, 3).double()),
+     r"torch.float32 'gate'"),
+    (dict(index=_IDX, dropout=-0.1), r"'dropout' must be in \[0, 1\)"),
+    (dict(index=_IDX, dropout=1.5), r"'dropout' must be in \[0, 1\)"),
+    (dict(index=_IDX, residual='min'), r"'residual' must be"),
 ])
 def test_functional_sap_pool_checks_its_batch(call, message):
     from sap_graph import sap_pool

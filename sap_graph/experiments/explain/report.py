@@ -3,6 +3,7 @@ model and dataset and draws what the readout attends to.
 """
 from __future__ import annotations
 
+import os.path as osp
 import warnings
 from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -122,6 +123,10 @@ def _load(checkpoint: str, dataset: Optional[str], root: Optional[str],
                           f"dataset; name it")
     same = trained_on is not None and name.lower() == trained_on.lower()
     csv = kind_of(name).name == 'molecules'
+    source = (config.get('dataset') or {}).get('source')
+    if same and csv and not osp.isfile(name) and source and (
+            osp.isfile(source)):
+        name = source  # Trained from another folder: the file it read.
     both_csv = csv and trained_on is not None and (
         kind_of(trained_on).name == 'molecules')
     # The training config's data fields; another dataset keeps those that
@@ -147,8 +152,15 @@ def _load(checkpoint: str, dataset: Optional[str], root: Optional[str],
                          f"features but the model of '{checkpoint}' "
                          f"expects {model.in_channels}")
     _check_targets(checkpoint, config, model, task, csv)
-    names = target_names(task.task_type, task.num_classes, cfg.targets)
-    scale, scale_from = _target_scale(checkpoint, config, task, cfg, same)
+    # The outputs are those of the trained targets, whatever columns the
+    # labels are read from; recomputing their scale needs those columns.
+    trained = train.get('targets')
+    names = target_names(task.task_type, task.num_classes,
+                         trained if trained else cfg.targets)
+    same_targets = same and (cfg.targets or None) == (trained or None) and (
+        cfg.smiles_column == train.get('smiles_column', cfg.smiles_column))
+    scale, scale_from = _target_scale(checkpoint, config, task, cfg,
+                                      same_targets)
     return Explained(model, task, cfg, names, scale, scale_from)
 
 
