@@ -48,7 +48,8 @@ def main() -> None:
     result = holdout(task, cfg)
 
     print(f"Test {task.metric}: {result['test_mean']:.4f} ± "
-          f"{result['test_std']:.4f} ({len(cfg.seeds)} seeds), valid "
+          f"{result['test_std']:.4f} ({len(cfg.seeds)} "
+          f"seed{'s' * (len(cfg.seeds) != 1)}), valid "
           f"{result['val_mean']:.4f}")
     times = [s['epoch_time_median'] for s in result['seeds']]
     print(f'Median time per epoch: {statistics.median(times):.4f}s')

@@ -84,6 +84,10 @@ def no_data(monkeypatch):
      "'out_channels' must be a positive integer (got -2)"),
     (['--readout_kwargs', '{"temperature": Infinity}'],
      "'temperature' must be a finite number (got inf)"),
+    # Finite but inf in float32: trained to NaN before.
+    (['--diversity', '1e39'], "'diversity' must be within float32's range"),
+    (['--readout_kwargs', '{"temperature": 1e39}'],
+     "'temperature' must be within float32's range"),
     # Absurd sizes: counted on the meta device, never allocated.
     (['--readout_kwargs', '{"heads": 1000000000000}'],
      'would have 2,112,000,000,001,024 parameters (at most 1,073,741,824)'),

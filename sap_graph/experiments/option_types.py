@@ -29,11 +29,20 @@ def flag(name: str, value: Any) -> None:
                          f"(got {value!r})")
 
 
+#: The largest float32 (``torch.finfo(torch.float32).max``): options
+#: become float32 tensors (a larger weight would be inf there, and train
+#: to NaN).
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def _finite(name: str, value: Any) -> float:
     if (isinstance(value, bool) or not isinstance(value, Real)
             or not math.isfinite(value)):
         raise ValueError(f"'{name}' must be a finite number "
                          f"(got {value!r})")
+    if abs(value) > FLOAT32_MAX:
+        raise ValueError(f"'{name}' must be within float32's range, at "
+                         f"most {FLOAT32_MAX:.3g} (got {value!r})")
     return float(value)
 
 

@@ -374,3 +374,28 @@ def test_each_run_records_the_paths_it_ran(full, tiny, tmp_path):
     paths = {r['readout']: r['versions']['sap_graph_paths']
              for r in full[1].runs}
     assert paths['sum'] is None and paths['sap'] in ('native', 'torch')
+
+
+def test_a_loaded_molecule_task_takes_its_seeds(tmp_path):
+    """A loaded task passed from Python is judged by its own kind: the
+    seeds of a CSV of molecules (scaffold splits) are used, not refused
+    as if it were cross-validated."""
+    pytest.importorskip('rdkit')
+    from sap_graph.experiments.data import load_dataset
+    from sap_graph.experiments.train import TrainConfig, run
+    rings = ['c1ccccc1', 'c1ccncc1', 'C1CCCCC1', 'C1CCCC1', 'c1ccoc1',
+             'c1ccsc1', 'c1cc[nH]c1', 'c1ccc2ccccc2c1', 'c1ccc2[nH]ccc2c1',
+             'C1CCNCC1', 'C1CCOCC1', 'c1cnccn1', 'c1ncncn1', 'C1CC1',
+             'C1CCC1', 'c1ccc(-c2ccccc2)cc1', 'O=C1CCCCC1', 'c1cn[nH]c1',
+             'C1CCCCCC1', 'c1ccc2ncccc2c1']
+    smiles = rings + [s + 'C' for s in rings] + [s + 'O' for s in rings]
+    path = tmp_path / 'm.csv'
+    path.write_text('smiles,y\n' + ''.join(
+        f'{s},{i % 7 * 0.5}\n' for i, s in enumerate(smiles)))
+    task = load_dataset(str(path), targets=['y'])
+    tiny = dict(epochs=1, hidden_channels=8, num_layers=1, progress=False)
+    res = compare(task, ['sum'], out=str(tmp_path / 'out'), lrs=[0.01],
+                  seeds=[0, 1], **tiny)
+    assert sorted(r['unit'] for r in res.runs) == ['seed_0', 'seed_1']
+    result = run(TrainConfig(seeds=[3], verbose=False, **tiny), task=task)
+    assert [r['seed'] for r in result['seeds']] == [3]

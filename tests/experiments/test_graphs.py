@@ -164,6 +164,14 @@ BAD = {
         graphs(every=dict(num_nodes=4)),
         f"{G} 0 has num_nodes = 4 but node features 'x' for 3 nodes; 'x' "
         f"needs one row per node"),
+    'num_nodes in a later graph only': (
+        graphs(g3=dict(num_nodes=5)),
+        f"{G} 3 has 'num_nodes' but graph 0 has not; every graph needs the "
+        f"same attributes"),
+    'edge_attr in later graphs only': (
+        graphs(g1=dict(edge_attr=torch.ones(4, 2))),
+        f"{G} 1 has 'edge_attr' but graph 0 has not; every graph needs the "
+        f"same attributes"),
     'num_nodes short of x in a later graph': (
         graphs(every=dict(num_nodes=3), g4=dict(num_nodes=2)),
         f"{G} 4 has num_nodes = 2 but node features 'x' for 3 nodes; 'x' "

@@ -140,7 +140,9 @@ def prepare(dataset: Any, readouts: Sequence[Union[str, Variant]],
                           if isinstance(dataset, str) else 'graphs'})
     if not isinstance(dataset, str):  # Not loaded by name: no data root,
         check_data_options(base, 'graphs')  # columns or TU features.
-    validate_config(base)
+    # A loaded task's protocol is its kind's (seeds for molecules, OGB).
+    validate_config(base, dataset.kind if isinstance(dataset, GraphTask)
+                    else None)
     for v in variants:
         check_readout(replace(base, **v.config()))
     _check_out(out)

@@ -182,6 +182,19 @@ def _well_formed(data: Any, slices: Any) -> bool:
                             slices['edge_index'].diff()))
 
 
+def _same_keys(data_list: Sequence[Data], name: str) -> None:
+    r"""Collation keeps the attributes of graph 0 only: an attribute that
+    a later graph has and graph 0 lacks (its :obj:`edge_attr`, its
+    :obj:`num_nodes`) would be dropped without a word."""
+    first = set(data_list[0].keys())
+    for i, data in enumerate(data_list):
+        extra = sorted(set(data.keys()) - first)
+        if extra:
+            raise DatasetFormatError(
+                f"Dataset '{name}': graph {i} has '{extra[0]}' but graph 0 "
+                f"has not; every graph needs the same attributes")
+
+
 def _collate(data_list: Sequence[Any], name: str) -> GraphList:
     first = next((i for i, data in enumerate(data_list)
                   if not isinstance(data, Data)), None)
@@ -190,6 +203,7 @@ def _collate(data_list: Sequence[Any], name: str) -> GraphList:
             f"Dataset '{name}': graph {first} is a "
             f"{type(data_list[first]).__name__}, not a torch_geometric "
             f"Data")
+    _same_keys(data_list, name)
     try:
         dataset = GraphList(data_list)
     except Exception as e:

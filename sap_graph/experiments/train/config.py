@@ -20,6 +20,7 @@ import torch_geometric
 from sap_graph.experiments import distributed
 from sap_graph.experiments.data.load import REGRESSION_METRICS
 from sap_graph.experiments.errors import ConfigError
+from sap_graph.experiments.option_types import FLOAT32_MAX
 
 
 def _opt(default: Any, help: str, **cli: Any) -> Any:
@@ -148,7 +149,6 @@ MAX_HIDDEN_CHANNELS = 2**15
 #: The range of float32, which training computes in: a learning rate
 #: or weight decay outside it is 0 or inf in Adam's update.
 FLOAT32_TINY = float(torch.finfo(torch.float32).tiny)
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 def check_learning_rate(name: str, value: Any) -> None:
@@ -167,8 +167,12 @@ def check_learning_rate(name: str, value: Any) -> None:
                           f"{value!r})")
 
 
-def validate_config(cfg: TrainConfig) -> None:
+def validate_config(cfg: TrainConfig, kind: Optional[str] = None) -> None:
     r"""Checks the set fields of :obj:`cfg` (before any data is loaded).
+    The data options follow the dataset's name; so does the protocol
+    (whether :obj:`seeds` are used), except for data passed as objects (a
+    loaded :class:`~sap_graph.experiments.data.GraphTask`), whose
+    :obj:`kind` decides it.
 
     Raises:
         ConfigError: For the first invalid field.
@@ -224,15 +228,17 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ConfigError('metric', f"'metric' must be one of "
                           f"{', '.join(REGRESSION_METRICS)} (got "
                           f"{cfg.metric!r})")
-    from sap_graph.experiments.data.kinds import kind_of
+    from sap_graph.experiments.data.kinds import KINDS, kind_of
     try:  # By name, before any data is read.
-        kind = kind_of(cfg.dataset)
+        named = kind_of(cfg.dataset)
     except ValueError:
-        kind = None  # An empty name: the loader says so.
-    if kind is not None:
-        _check_seeds_used(cfg, kind.protocol == 'kfold'
+        named = None  # An empty name: the loader says so.
+    if named is not None:
+        check_data_options(cfg, named.name)
+    protocol = KINDS[kind] if kind is not None else named
+    if protocol is not None:
+        _check_seeds_used(cfg, protocol.protocol == 'kfold'
                           or cfg.folds is not None)
-        check_data_options(cfg, kind.name)
     resolve_device(cfg.device)
 
 

@@ -143,7 +143,8 @@ def run(cfg: TrainConfig,
         The result dict written to :obj:`cfg.out`.
     """
     ctx = distributed.init(cfg.device)  # Under torchrun.
-    validate_config(cfg)  # The device too, before anything else.
+    # The device too, before anything else.
+    validate_config(cfg, None if task is None else task.kind)
     check_resume(cfg)
     check_readout(cfg, None if task is None else task.kind)  # Before data.
     locks = []
