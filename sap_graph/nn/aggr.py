@@ -262,7 +262,8 @@ class SAPAggregation(Aggregation):
         A padded batch :obj:`[*, L, in_channels]` with :obj:`mask` or
         :obj:`lengths` and no :obj:`index`/:obj:`ptr` is one set per row
         (output :obj:`[*, 1, output_channels]`); whatever its masked
-        positions hold (NaN, inf) reaches no output and no gradient.
+        positions hold (NaN, inf, huge values) reaches no output and no
+        gradient.
         Without :obj:`index` and :obj:`ptr`, all elements form one set.
         """
         assert dim_size is not None  # Set by `__call__`.
