@@ -376,6 +376,7 @@ def test_each_run_records_the_paths_it_ran(full, tiny, tmp_path):
     assert paths['sum'] is None and paths['sap'] in ('native', 'torch')
 
 
+@pytest.mark.filterwarnings('ignore:m. skipped')
 def test_a_loaded_molecule_task_takes_its_seeds(tmp_path):
     """A loaded task passed from Python is judged by its own kind: the
     seeds of a CSV of molecules (scaffold splits) are used, not refused
