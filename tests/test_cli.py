@@ -85,7 +85,6 @@ def no_data(monkeypatch):
     (['--readout_kwargs', '{"temperature": Infinity}'],
      "'temperature' must be a finite number (got inf)"),
     # Finite but inf in float32: trained to NaN before.
-    (['--diversity', '1e39'], "'diversity' must be within float32's range"),
     (['--readout_kwargs', '{"temperature": 1e39}'],
      "'temperature' must be within float32's range"),
     # Absurd sizes: counted on the meta device, never allocated.
@@ -112,6 +111,13 @@ def test_bad_readouts_are_one_line_before_any_data(args, message, capsys,
     assert line.startswith('error: --readout_kwargs: invalid options for '
                            'readout'), line
     assert message in line
+
+
+@pytest.mark.parametrize('flag', ['--diversity', '--entropy'])
+def test_regulariser_weights_are_named_by_their_flag(flag, capsys, no_data):
+    assert main(['train', '--epochs', '1', '--quiet', flag, '1e39']) == 2
+    assert one_error_line(capsys).startswith(
+        f"error: {flag}: '{flag[2:]}' must be within float32's range")
 
 
 def test_readouts_are_checked_at_the_width_they_pool(tmp_path, capsys):

@@ -36,7 +36,7 @@ from sap_graph.experiments.data import (
     DatasetNotFoundError,
     UnknownDatasetError,
 )
-from sap_graph.experiments.errors import one_line
+from sap_graph.experiments.errors import ConfigError, one_line
 from sap_graph.experiments.files import (
     LockedError,
     OutputError,
@@ -49,6 +49,7 @@ from sap_graph.experiments.flags import (
     add_config_arguments,
     config_from_args,
 )
+from sap_graph.experiments.option_types import number
 from sap_graph.experiments.readouts import READOUTS, UnknownReadoutError
 from sap_graph.experiments.signals import sigterm_as_interrupt
 
@@ -88,11 +89,16 @@ def _add_train(sub: Any) -> None:
 def _sap_regularisers(args: argparse.Namespace) -> Dict[str, Any]:
     kwargs = dict(args.readout_kwargs)
     for name in ('diversity', 'entropy'):
-        if getattr(args, name):
+        value = getattr(args, name)
+        if value:
             if args.readout != 'sap':
                 raise ValueError(f"--{name} applies to the 'sap' readout "
                                  f"only (got --readout {args.readout})")
-            kwargs[name] = getattr(args, name)
+            try:  # Named by its own flag, not --readout_kwargs.
+                number(name, value)
+            except ValueError as e:
+                raise ConfigError(name, str(e)) from None
+            kwargs[name] = value
     return kwargs
 
 
