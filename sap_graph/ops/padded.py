@@ -6,7 +6,8 @@ Masked positions take no part whatever they hold: :func:`lay_out_padded`
 zero-fills them first, so that neither NaN or inf nor a finite value large
 enough to overflow a score or a product of the backward reaches the output
 or any gradient; only a ``'runs'`` layout on the CPU whose scores are
-bounded (:func:`scores_bounded`, one read of the features) skips the fill.
+bounded (:func:`scores_bounded` of the features' :func:`extent`, one read)
+skips the fill.
 Two layouts, both over all :math:`BL` positions:
 
 * **runs** (lengths, or a mask whose kept positions form one contiguous run
@@ -97,35 +98,44 @@ def run_ptr(start: Tensor, end: Tensor, length: int) -> Tensor:
     return torch.cat([bounds, bounds.new_full((1, ), start.numel() * length)])
 
 
-def zero_masked(x: Tensor, mask: Tensor) -> Tensor:
+def extent(x: Tensor) -> Optional[float]:
+    r""":math:`\max_i \|\mathbf{x}_i\|_\infty` of a CPU batch in eager
+    mode (NaN or inf where :obj:`x` holds them; one read of :obj:`x`), or
+    :obj:`None` on GPUs and while capturing (no value is read back)."""
+    if x.device.type != 'cpu' or capturing():
+        return None
+    if x.numel() == 0:
+        return 0.0
+    low, high = torch.aminmax(x.detach())
+    return max(-float(low), float(high))  # NaN propagates from both.
+
+
+def zero_masked(x: Tensor, mask: Tensor, size: Optional[float]) -> Tensor:
     """:obj:`x` :obj:`[*, L, F]` with the positions that :obj:`mask`
     :obj:`[*, L]` drops set to zero, whatever they held: a product with
-    the mask where every feature is finite (one read to know it, on the
-    CPU), else :func:`torch.where` (always on GPUs and under
+    the mask where every feature is finite (:obj:`size`, its
+    :func:`extent`, is finite: the cheapest fill on the CPU, forward and
+    backward), else :func:`torch.where` (always on GPUs and under
     :func:`torch.compile`, where it fuses and no sync is wanted)."""
     keep = mask.unsqueeze(-1)
-    if (x.device.type == 'cpu' and not capturing()
-            and bool(torch.isfinite(x.detach().sum()))):
+    if size is not None and math.isfinite(size):
         return x * keep.to(x.dtype)
     return torch.where(keep, x, x.new_zeros(()))
 
 
-def scores_bounded(x: Tensor, score_weight: Tensor) -> bool:
+def scores_bounded(size: Optional[float], score_weight: Tensor,
+                   dtype: torch.dtype) -> bool:
     r"""Whether every score :math:`|\mathbf{x}_i^{\top}\mathbf{w}_h|
     \le \max_i \|\mathbf{x}_i\|_\infty \max_h \|\mathbf{w}_h\|_1` of
-    the CPU batch :obj:`x` is below half the largest value of its dtype
-    (no NaN or inf anywhere). Then a ``'runs'`` layout needs no fill: its
-    padding segments get finite scores, their outputs are discarded, so
-    their gradient is zero, and every product of that zero with the
-    features is zero."""
-    if x.device.type != 'cpu' or capturing():
+    a batch of :func:`extent` :obj:`size` is below half the largest value
+    of :obj:`dtype` (:obj:`False` for NaN or inf, or no extent). Then a
+    ``'runs'`` layout needs no fill: its padding segments get finite
+    scores, their outputs are discarded, so their gradient is zero, and
+    every product of that zero with the features is zero."""
+    if size is None:
         return False
-    if x.numel() == 0:
-        return True
-    low, high = torch.aminmax(x.detach())
-    size = max(-float(low), float(high))
     weight = float(score_weight.detach().abs().sum(1).max())
-    return size * weight < torch.finfo(x.dtype).max / 2  # False for NaN.
+    return size * weight < torch.finfo(dtype).max / 2  # False for NaN.
 
 
 def _runs(mask: Tensor, lengths: Optional[Tensor]
@@ -158,9 +168,10 @@ def lay_out_padded(x: Tensor, mask: Tensor, lengths: Optional[Tensor],
     mask = mask.reshape(batch, length)
     runs = _runs(mask, None if lengths is None else lengths.reshape(-1))
     x = x.reshape(batch, length, channels)
+    size = extent(x)  # One read of x decides the fill.
     if runs is None or gate is not None or not scores_bounded(
-            x, score_weight):
-        x = zero_masked(x, mask)
+            size, score_weight, x.dtype):
+        x = zero_masked(x, mask, size)
     g = None if gate is None else gate(x)
     shapes = ((*lead, 1), (*lead, length, heads))
     if runs is None:
