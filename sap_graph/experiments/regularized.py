@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from sap_graph.nn.aggr import SAPAggregation
-from sap_graph.ops.layout import index_from_ptr
+from sap_graph.ops.layout import flat_batch
 from sap_graph.ops.padded import lengths_to_mask
 from sap_graph.regularizers import weighted_penalty
 
@@ -65,25 +65,18 @@ class RegularizedSAP(SAPAggregation):
 def _flat_sets(alpha: Tensor, index: Optional[Tensor],
                ptr: Optional[Tensor], dim_size: int, mask: Optional[Tensor],
                lengths: Optional[Tensor]) -> Tuple[Tensor, Tensor, int]:
-    # The weights [*, N, H] of any call form as one flat batch: the kept
-    # nodes' weights [M, H], their set (leading position c, set b: set
-    # c * dim_size + b; a padded row is one set) and the number of sets.
-    # Masked nodes leave it, so a set without kept nodes is empty.
-    num_nodes, heads = alpha.size(-2), alpha.size(-1)
-    copies = alpha.numel() // max(num_nodes * heads, 1)
-    if index is None:
-        index = (index_from_ptr(ptr, num_nodes) if ptr is not None else
-                 torch.zeros(num_nodes, dtype=torch.long,
-                             device=alpha.device))
-    offset = torch.arange(copies, device=index.device) * dim_size
-    sets = (offset.unsqueeze(1) + index.to(torch.long)).reshape(-1)
-    alpha = alpha.reshape(-1, heads)
+    # The weights [*, N, H] of any call form as the layer lays out its
+    # features (ops.layout.flat_batch): the kept nodes' weights [M, H],
+    # their set (leading position c, set b: set c * dim_size + b; a padded
+    # row is one set) and the number of sets; a set whose nodes are all
+    # masked is empty.
+    num_nodes = alpha.size(-2)
+    if index is None and ptr is None:  # One set per leading position.
+        index = torch.zeros(num_nodes, dtype=torch.long, device=alpha.device)
     if lengths is not None:
         mask = lengths_to_mask(lengths, num_nodes)
-    if mask is not None:
-        keep = mask.reshape(-1)
-        alpha, sets = alpha[keep], sets[keep]
-    return alpha, sets, copies * dim_size
+    kept, sets, _, num_sets = flat_batch(alpha, index, ptr, dim_size, mask)
+    return kept, sets, num_sets
 
 
 def aux_loss(model: torch.nn.Module) -> Optional[Tensor]:

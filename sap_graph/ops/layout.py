@@ -235,9 +235,9 @@ class Layout(NamedTuple):
                     self.count, self.shape)
 
 
-def _flat_batch(x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
-                dim_size: int, mask: Optional[Tensor]
-                ) -> Tuple[Tensor, Tensor, Optional[Tensor], int]:
+def flat_batch(x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
+               dim_size: int, mask: Optional[Tensor]
+               ) -> Tuple[Tensor, Tensor, Optional[Tensor], int]:
     """The flat batch ``(x [N', F], index, ptr, sets)``: leading positions
     as independent copies of the sets, masked nodes dropped, int64
     :obj:`index` and :obj:`ptr`."""
@@ -276,7 +276,7 @@ def lay_out_flat(x: Tensor, index: Optional[Tensor], ptr: Optional[Tensor],
     :func:`torch.compile` without :class:`Segments` (no device sync).
     :obj:`gate` (a callable, optional) maps the kept rows to their gate."""
     lead, num_nodes = x.shape[:-2], x.size(-2)
-    xs, index, ptr, sets = _flat_batch(x, index, ptr, dim_size, mask)
+    xs, index, ptr, sets = flat_batch(x, index, ptr, dim_size, mask)
     if capturing():
         seg = None
         count = torch.zeros(sets, dtype=torch.long,
