@@ -83,7 +83,7 @@ def core_timings() -> None:
         return
     dev = 'cuda'
     shapes = [  # (name, graph sizes, F, H)
-        ('128 x 15-35, F=300, H=4', torch.randint(15, 36, (128,)), 300, 4),
+        ('128 x 15-35, F=256, H=4', torch.randint(15, 36, (128,)), 256, 4),
         ('10k x 100, F=64, H=4', torch.full((10_000,), 100), 64, 4),
         ('10k x 100, F=64, H=1', torch.full((10_000,), 100), 64, 1),
         ('1 x 1M, F=64, H=4', torch.tensor([1_000_000]), 64, 4),

@@ -63,8 +63,11 @@ from sap_graph.ops.triton.forward import _sap_fwd_long, _sap_fwd_main
 
 #: Input dtypes of the Triton path (all accumulate in float32).
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-#: Widest feature dimension and most heads handled (registers).
-MAX_CHANNELS = 1024
+#: Widest feature dimension and most heads handled. Wider features take
+#: the PyTorch path: on an H200 (benchmarks/gpu_check.sh, 2026-12-04) the
+#: backward at F=300 (blocks of 512 channels) asked for 289-292 KiB of
+#: shared memory (limit 227 KiB), with or without software pipelining.
+MAX_CHANNELS = 256
 MAX_HEADS = 64
 
 #: Launch parameters forced by tests (keys of :func:`launch_config`).
