@@ -12,9 +12,10 @@ it, adds its residual pooling and returns the
   unless ``SAP_GRAPH_NATIVE=0`` or the kernels cannot be built, and except
   for a few huge graphs (the kernels give each graph to one thread).
 * ``'triton'`` (:class:`sap_graph.ops.triton.TritonPath`): fused Triton
-  kernels, for sorted CUDA batches (``ptr`` given) without dropout or gate,
-  **only with ``SAP_GRAPH_TRITON=1``**: no GPU has run them yet, so a CUDA
-  tensor takes the ``'torch'`` path by default.
+  kernels, for sorted CUDA batches (``ptr`` given, at most 256 channels)
+  without dropout or gate, **only with ``SAP_GRAPH_TRITON=1``**: until the
+  whole GPU check has passed (one partial H200 run so far), a CUDA tensor
+  takes the ``'torch'`` path by default.
 * ``'torch'`` (:class:`sap_graph.ops.torch.TorchPath`): PyTorch ops with a
   hand-written backward; any device, any batch; the reference for the
   others.
