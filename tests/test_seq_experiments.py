@@ -96,6 +96,26 @@ def test_token_readout_sap_attention_sums_to_one():
     assert torch.equal(out[2], torch.zeros(8))
 
 
+@pytest.mark.parametrize('kind', ['mean', 'max', 'sap'])
+def test_token_readout_ignores_nan_padding(kind):
+    """NaN behind the padding mask changes nothing (it made 'mean' NaN);
+    'mean' and 'max' against the kept tokens of each row."""
+    torch.manual_seed(3)
+    readout = TokenReadout(kind, 8, heads=2).eval()
+    h = torch.randn(3, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]],
+                        dtype=torch.bool)
+    out = readout(h, mask)
+    h_nan = h.clone()
+    h_nan[~mask] = float('nan')
+    torch.testing.assert_close(readout(h_nan, mask), out, rtol=0, atol=0)
+    if kind != 'sap':
+        expected = torch.stack([
+            getattr(row[keep], 'amax' if kind == 'max' else kind)(0)
+            for row, keep in zip(h, mask, strict=True)])
+        torch.testing.assert_close(out, expected)
+
+
 @pytest.mark.parametrize('token,kind', [
     ('<cls>', '[CLS]'), ('c', 'aromatic atom'), ('n', 'aromatic atom'),
     ('C', 'aliphatic atom'), ('Cl', 'aliphatic atom'), ('Br', 'aliphatic atom'),

@@ -212,15 +212,18 @@ def pool_dense(x: Tensor, score_weight: Tensor, mask: Tensor,
 
 def masked_reduce(x: Tensor, mask: Tensor, reduce: str) -> Tensor:
     """Sum, mean or max :obj:`[B, F]` of the kept rows of :obj:`x`
-    :obj:`[B, L, F]` (zero for a row without any)."""
-    weight = mask.to(x.dtype)
+    :obj:`[B, L, F]` (zero for a row without any). The kept rows are
+    selected (:func:`torch.where`), not weighted by the mask: whatever the
+    masked rows hold (NaN, inf) reaches neither the result nor the
+    gradient."""
+    keep = mask.unsqueeze(-1)
     if reduce == 'max':
-        out = torch.where(mask.unsqueeze(-1), x,
-                          x.new_full((), float('-inf'))).amax(1)
+        out = torch.where(keep, x, x.new_full((), float('-inf'))).amax(1)
         return out.masked_fill(~mask.any(1, keepdim=True), 0.0)
-    out = torch.matmul(weight.unsqueeze(1), x).squeeze(1)
+    out = torch.where(keep, x, x.new_zeros(())).sum(1)
     if reduce == 'mean':
-        out = out / weight.sum(1, keepdim=True).clamp_min(1.0)
+        count = mask.sum(1, keepdim=True).clamp_min(1)
+        out = out / count.to(out.dtype)
     return out
 
 

@@ -8,7 +8,7 @@ import torch
 
 from sap_graph import SAPAggregation
 from sap_graph.ops import dispatch as _dispatch
-from sap_graph.ops.padded import lengths_to_mask, mask_runs
+from sap_graph.ops.padded import lengths_to_mask, mask_runs, masked_reduce
 from tests.reference import sap_reference
 
 # Every test runs on the fused C++ kernels and on the pure-PyTorch path.
@@ -194,3 +194,32 @@ def test_lengths_errors():
              mask=torch.ones(3, L, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"'lengths' in \[0, 9\]"):
         aggr(x, lengths=torch.tensor([1, 10, 3]))
+
+
+@pytest.mark.parametrize('fill', [float('nan'), float('inf'),
+                                  float('-inf'), 3e38])
+@pytest.mark.parametrize('reduce', ['sum', 'mean', 'max'])
+def test_masked_reduce_ignores_what_padding_holds(reduce, fill):
+    """Values and gradient against a loop over the kept rows of each row
+    (zero for the all-padding row), whatever the padding holds: NaN or
+    inf there once made 'sum' and 'mean' NaN (padding times a zero
+    weight)."""
+    torch.manual_seed(7)
+    mask = make_masks()['scattered']
+    x = torch.randn(len(LENGTHS), L, 4, dtype=torch.double)
+    x[~mask] = fill
+    x.requires_grad_()
+    out = masked_reduce(x, mask, reduce)
+    expected = []
+    for row, keep in zip(x.detach(), mask, strict=True):
+        kept = row[keep]
+        if kept.size(0) == 0:
+            expected.append(torch.zeros(4, dtype=torch.double))
+        else:
+            expected.append({'sum': kept.sum(0), 'mean': kept.mean(0),
+                             'max': kept.amax(0)}[reduce])
+    torch.testing.assert_close(out, torch.stack(expected), rtol=0,
+                               atol=1e-12)
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert torch.equal(x.grad[~mask], torch.zeros_like(x.grad[~mask]))
