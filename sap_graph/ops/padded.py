@@ -26,8 +26,8 @@ Two layouts, both over all :math:`BL` positions:
   :math:`L` and one batched product
   :math:`\boldsymbol{\alpha}^{\top}\mathbf{X}`.
 
-A row without kept positions pools to exactly zero, with finite
-gradients.
+A row without kept positions (every row, when :math:`L = 0`) pools to
+exactly zero, with finite gradients.
 """
 from __future__ import annotations
 
@@ -197,9 +197,13 @@ def pool_dense(x: Tensor, score_weight: Tensor, mask: Tensor,
     score = torch.matmul(x, score_weight.to(x.dtype).t())  # [B, L, H]
     score = score.masked_fill(~mask.unsqueeze(-1), float('-inf'))
     # A row without kept positions has max -inf: shift it by zero instead,
-    # so that every weight is exp(-inf) = 0 and nothing is NaN.
-    score_max = score.detach().amax(1, keepdim=True)
-    score_max = score_max.masked_fill(score_max == float('-inf'), 0.0)
+    # so that every weight is exp(-inf) = 0 and nothing is NaN. Rows of
+    # length zero (amax needs a position) have nothing to shift.
+    if score.size(1) == 0:
+        score_max = score.new_zeros(score.size(0), 1, score.size(2))
+    else:
+        score_max = score.detach().amax(1, keepdim=True)
+        score_max = score_max.masked_fill(score_max == float('-inf'), 0.0)
     exp = (score - score_max).exp()
     total = exp.sum(1, keepdim=True)
     alpha = exp / total.masked_fill(total == 0, 1.0)
@@ -215,9 +219,10 @@ def masked_reduce(x: Tensor, mask: Tensor, reduce: str) -> Tensor:
     :obj:`[B, L, F]` (zero for a row without any). The kept rows are
     selected (:func:`torch.where`), not weighted by the mask: whatever the
     masked rows hold (NaN, inf) reaches neither the result nor the
-    gradient."""
+    gradient. Rows of length zero give zero for every :obj:`reduce`, as
+    an empty set of a flat batch does."""
     keep = mask.unsqueeze(-1)
-    if reduce == 'max':
+    if reduce == 'max' and x.size(1) > 0:  # L = 0: the zero sum below.
         out = torch.where(keep, x, x.new_full((), float('-inf'))).amax(1)
         return out.masked_fill(~mask.any(1, keepdim=True), 0.0)
     out = torch.where(keep, x, x.new_zeros(())).sum(1)

@@ -8,6 +8,7 @@ import torch
 
 from sap_graph import SAPAggregation
 from sap_graph.ops import dispatch as _dispatch
+from sap_graph.ops import padded as _padded
 from sap_graph.ops.padded import lengths_to_mask, mask_runs, masked_reduce
 from tests.reference import sap_reference
 
@@ -223,3 +224,50 @@ def test_masked_reduce_ignores_what_padding_holds(reduce, fill):
     out.sum().backward()
     assert torch.isfinite(x.grad).all()
     assert torch.equal(x.grad[~mask], torch.zeros_like(x.grad[~mask]))
+
+
+@pytest.mark.parametrize('path', ['runs', 'dense'])
+@pytest.mark.parametrize('residual', [None, 'sum', 'mean', 'max'])
+@pytest.mark.parametrize('concat', [True, False])
+def test_rows_of_length_zero_are_empty_sets(monkeypatch, path, residual,
+                                            concat):
+    """A padded batch [B, 0, F] is B empty sets: the output and the
+    parameters' gradients of the flat batch with B empty sets (zero rows),
+    on both padded layouts (the dense one, as on a GPU, once failed in
+    amax over the empty dimension)."""
+    if path == 'dense':  # What a GPU mask or torch.compile gets.
+        monkeypatch.setattr(_padded, '_runs', lambda mask, lengths: None)
+    torch.manual_seed(8)
+    aggr = SAPAggregation(4, 3, heads=2, concat=concat, residual=residual,
+                          size_scaler='log', query_init='normal')
+    ref_aggr = copy.deepcopy(aggr)
+    mask = torch.zeros(2, 0, dtype=torch.bool)
+    x = torch.randn(2, 0, 4, requires_grad=True)
+    chosen = _dispatch.choose_path(x, aggr.score_weight(), mask=mask)
+    assert (chosen == 'dense') == (path == 'dense')
+    out, alpha = aggr(x, mask=mask, return_attention_weights=True)
+    ref = ref_aggr(torch.randn(0, 4), torch.zeros(0, dtype=torch.long),
+                   dim_size=2)
+    assert out.shape == (2, 1, aggr.output_channels)
+    assert alpha.shape == (2, 0, 2)
+    assert torch.equal(out.squeeze(1), ref)
+    assert torch.equal(ref, torch.zeros_like(ref))
+    out.sum().backward()
+    ref.sum().backward()
+    assert x.grad.shape == x.shape
+    for (name, p), p_ref in zip(aggr.named_parameters(),
+                                ref_aggr.parameters(), strict=True):
+        assert (p.grad is None) == (p_ref.grad is None), name
+        if p.grad is not None:
+            assert torch.equal(p.grad, p_ref.grad), name
+
+
+@pytest.mark.parametrize('reduce', ['sum', 'mean', 'max'])
+def test_masked_reduce_rows_of_length_zero(reduce):
+    """L = 0: zero rows (the flat path's empty sets), still differentiable
+    ('max' once failed in amax over the empty dimension)."""
+    x = torch.randn(3, 0, 5, requires_grad=True)
+    out = masked_reduce(x, torch.zeros(3, 0, dtype=torch.bool), reduce)
+    assert torch.equal(out, torch.zeros(3, 5))
+    out.sum().backward()
+    assert x.grad.shape == x.shape
