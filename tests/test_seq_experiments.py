@@ -272,6 +272,19 @@ def test_fusion_head_masks_missing_modality(fusion):
         assert alpha is None
 
 
+@pytest.mark.parametrize('fusion,heads', [('sap', 1), ('sap', 2),
+                                          ('concat', 1), ('mean', 1)])
+def test_fusion_head_of_no_molecules(fusion, heads):
+    """A batch of zero molecules gives zero rows of the fused width (SAP
+    over zero sets with concatenated heads once failed to reshape)."""
+    head = FusionHead(fusion, [4, 6, 5], 8, heads=heads)
+    emb = [torch.randn(0, c) for c in (4, 6, 5)]
+    present = torch.zeros(0, 3, dtype=torch.bool)
+    fused, _ = head.fuse(emb, present)
+    assert fused.shape == (0, 24 if fusion == 'concat' else 8)
+    assert head(emb, present).shape == (0, )
+
+
 def test_modality_dropout_keeps_one():
     present = modality_dropout(1000, 3, 0.9,
                                torch.Generator().manual_seed(0))

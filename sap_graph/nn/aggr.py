@@ -326,8 +326,9 @@ class SAPAggregation(Aggregation):
         out = torch.baddbmm(
             weight_sum.unsqueeze(-1) * bias.view(heads, 1, -1), pooled,
             w_value.transpose(1, 2))
-        if self.concat:
-            return out.transpose(0, 1).reshape(dim_size, -1)
+        if self.concat:  # The width named: no sets (B = 0) keep it too.
+            return out.transpose(0, 1).reshape(dim_size,
+                                               heads * out.size(-1))
         return out.mean(dim=0)
 
     def __prepare_scriptable__(self) -> 'SAPAggregation':
