@@ -116,6 +116,32 @@ def test_token_readout_ignores_nan_padding(kind):
         torch.testing.assert_close(out, expected)
 
 
+@pytest.mark.parametrize('bad', ['float', 'int', 'shape'])
+def test_readouts_and_fusions_refuse_a_mask_that_is_not_boolean(bad):
+    """A 0/1 float or int mask (once read as weights by 'mean', an error
+    deep in torch for 'max', a silent zeroing by the 'concat' fusion) or a
+    mask of another shape is refused by name, by every readout and
+    fusion."""
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.bool)
+    wrong = {'float': mask.float(), 'int': mask.long(),
+             'shape': mask[:, :2]}[bad]
+    got = {'float': 'torch.float32 [2, 3]', 'int': 'torch.int64 [2, 3]',
+           'shape': 'torch.bool [2, 2]'}[bad]
+    tail = f'True for kept (got {got}; a 0/1 mask becomes one with ' \
+        'mask.bool())'
+    for kind in READOUTS:
+        with pytest.raises(ValueError) as info:
+            TokenReadout(kind, 4, heads=2)(torch.randn(2, 3, 4), wrong)
+        assert str(info.value) == (
+            f"'mask' must be a boolean tensor of shape [2, 3], {tail}")
+    emb = [torch.randn(2, c) for c in (4, 6, 5)]
+    for fusion in ('sap', 'concat', 'mean'):
+        with pytest.raises(ValueError) as info:
+            FusionHead(fusion, [4, 6, 5], 8)(emb, wrong)
+        assert str(info.value) == (
+            f"'present' must be a boolean tensor of shape [2, 3], {tail}")
+
+
 @pytest.mark.parametrize('token,kind', [
     ('<cls>', '[CLS]'), ('c', 'aromatic atom'), ('n', 'aromatic atom'),
     ('C', 'aliphatic atom'), ('Cl', 'aliphatic atom'), ('Br', 'aliphatic atom'),

@@ -24,7 +24,7 @@ from torch_geometric.data import Batch
 from torch_geometric.nn import GINEConv, global_mean_pool
 
 from sap_graph import SAPAggregation
-from sap_graph.experiments.seq.models import check_heads
+from sap_graph.experiments.seq.models import check_heads, check_mask
 
 MODALITIES = ('graph', 'sequence', 'fingerprint')
 FUSIONS = ('sap', 'concat', 'mean')
@@ -193,9 +193,12 @@ class FusionHead(torch.nn.Module):
 
     def fuse(self, emb: Sequence[Tensor], present: Tensor):
         """:obj:`(fused [B, width], attention [B, M] or None)` of the
-        modality embeddings :obj:`emb` (:obj:`M` tensors :obj:`[B, C_m]`).
+        modality embeddings :obj:`emb` (:obj:`M` tensors :obj:`[B, C_m]`)
+        and the boolean :obj:`present` :obj:`[B, M]`
+        (:func:`~.models.check_mask`).
         """
         tokens = self.tokens(emb)
+        check_mask(present, tokens.shape[:2], 'present')
         if self.sap is not None:
             out, alpha = self.sap(tokens, mask=present,
                                   return_attention_weights=True)

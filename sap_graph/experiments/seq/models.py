@@ -9,6 +9,7 @@ encoding, as with BERT's [CLS]).
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,23 @@ def check_heads(heads: int, channels: int) -> None:
         raise ValueError(f"'heads' ({heads!r}) must be a positive integer "
                          f"that divides the width {channels} (each head "
                          f"gives channels // heads of it)")
+
+
+def check_mask(mask: Tensor, shape: Sequence[int],
+               name: str = 'mask') -> None:
+    r"""Raises a :class:`ValueError` unless :obj:`mask` is a boolean
+    tensor of :obj:`shape` (:obj:`True` for kept): a float or integer 0/1
+    mask would be read as weights (or not at all) instead of as a mask.
+    The readouts over tokens and the fusions over modalities share it."""
+    shape = list(shape)
+    if (isinstance(mask, Tensor) and mask.dtype == torch.bool
+            and list(mask.shape) == shape):
+        return
+    got = (f'{mask.dtype} {list(mask.shape)}' if isinstance(mask, Tensor)
+           else type(mask).__name__)
+    raise ValueError(f"'{name}' must be a boolean tensor of shape {shape}, "
+                     f"True for kept (got {got}; a 0/1 mask becomes one "
+                     f"with mask.bool())")
 
 
 class TokenReadout(torch.nn.Module):
@@ -59,6 +77,9 @@ class TokenReadout(torch.nn.Module):
 
     def forward(self, h: Tensor, mask: Tensor,
                 return_attention_weights: bool = False):
+        """Pools :obj:`h` :obj:`[B, L, C]` over the tokens that the boolean
+        :obj:`mask` :obj:`[B, L]` keeps (:func:`check_mask`)."""
+        check_mask(mask, h.shape[:2])
         alpha = None
         if self.sap is not None:
             out, alpha = self.sap(h, mask=mask,
