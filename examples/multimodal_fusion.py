@@ -15,7 +15,10 @@ hashed atom-environment counts computed from the PyG graphs.
 Data: --root holding ogbg_molhiv/ (read only), else $SAP_GRAPH_DATA/ogb,
 else ./data/ogb. Default budget (stage 1: 2 epochs per encoder; stage 2:
 3 fusions x 3 seeds x 15 epochs): 2.4 minutes on one thread of a 2-core
-machine (2026-12-03; the report states the measured time).
+machine (2026-12-03; the report states the measured time). A flag value
+that makes no run (a count or width below 1, a learning rate that is not
+positive, --modality_dropout outside [0, 1), a --limit below 10) is
+refused with one error line before any data is read.
 
     python examples/multimodal_fusion.py --out docs/fusion.md \\
         --figure docs/img/fusion_attention.png

@@ -1,15 +1,19 @@
-r"""The types of readout options: a check takes an option's name and value
-and raises a :class:`ValueError` naming both when the value is not of
-the option's type, so that :obj:`{"k": 0}` or :obj:`{"rezero": "false"}`
-is an error, not a readout that means something else
-(:data:`~sap_graph.experiments.readouts.READOUTS` gives each option its
-check).
+r"""The types of options: a check takes an option's name and value and
+raises a :class:`ValueError` naming both when the value is not of the
+option's type, so that :obj:`{"k": 0}` or :obj:`{"rezero": "false"}` is
+an error, not a readout that means something else
+(:data:`~sap_graph.experiments.readouts.READOUTS` gives each readout
+option its check). :func:`check_fields` runs checks on the fields of a
+config dataclass (*e.g.* the sequence examples' configs) and raises a
+:class:`~sap_graph.experiments.errors.ConfigError` naming the field.
 """
 from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+
+from sap_graph.experiments.errors import ConfigError
 
 Check = Callable[[str, Any], None]
 
@@ -82,5 +86,22 @@ def one_of(*choices: Any) -> Check:
     return choice
 
 
-__all__ = ['Check', 'flag', 'number', 'one_of', 'optional', 'positive',
-           'probability', 'size']
+def check_fields(obj: Any, checks: Mapping[str, Check]) -> None:
+    r"""Runs every check of :obj:`checks` (field name to check) on that
+    field of :obj:`obj` (a config dataclass), in order.
+
+    Raises:
+        ConfigError: For the first invalid field, naming it (the command
+            line names its flag).
+    """
+    for name, check in checks.items():
+        try:
+            check(name, getattr(obj, name))
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise ConfigError(name, str(e)) from None
+
+
+__all__ = ['Check', 'check_fields', 'flag', 'number', 'one_of', 'optional',
+           'positive', 'probability', 'size']

@@ -2,8 +2,10 @@ r"""Command-line plumbing shared by the sequence examples
 (:obj:`examples/smiles_sequence.py`, :obj:`examples/multimodal_fusion.py`):
 their parser, with one flag per field of a config dataclass
 (:func:`~sap_graph.experiments.flags.add_dataclass_arguments`) and the
-flags they share (:func:`example_parser`); the parsed config with its
-heads checked (:func:`parse_example`); the OGB root holding
+flags they share (:func:`example_parser`, whose usage errors are one
+line); the parsed config and flags, checked before any data is read, a
+bad value refused with one :obj:`error: --flag: ...` line
+(:func:`parse_example`, :func:`check_run_flags`); the OGB root holding
 :obj:`ogbg_molhiv/` (:func:`ogb_root`); and the pieces of the markdown
 report (:func:`report_header`, :func:`time_note`, :func:`figure_link`,
 :func:`write_report`)."""
@@ -17,11 +19,17 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
+from sap_graph.experiments.errors import ConfigError, one_line
 from sap_graph.experiments.flags import (
+    ArgumentParser,
     add_dataclass_arguments,
     dataclass_from_args,
+    flag_of,
 )
+from sap_graph.experiments.option_types import size
 from sap_graph.experiments.seq.models import check_heads
+from sap_graph.experiments.seq.smiles import check_limit
+from sap_graph.experiments.train.config import MAX_SEED
 
 
 def default_root() -> str:
@@ -44,7 +52,7 @@ def example_parser(doc: str, cls: Any, seeds: List[int], seeds_help: str,
     :obj:`--root`, one flag per field of the dataclass :obj:`cls`, and
     :obj:`--seeds` (default :obj:`seeds`), :obj:`--limit`,
     :obj:`--threads`, :obj:`--out` and :obj:`--figure`."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=doc.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--root', default=None,
@@ -75,19 +83,63 @@ def parse_example(parser: argparse.ArgumentParser, cls: Any,
     r"""Parses :obj:`argv` into the flags and the :obj:`cls` config; sets
     the torch threads.
 
-    When the list flag :obj:`poolers` (*e.g.* :obj:`'readouts'`) holds
-    :obj:`'sap'`, the config's :obj:`heads` must divide its field
-    :obj:`width`: else exits with one :obj:`error: --heads: ...` line,
-    status 2."""
+    Checked before any data is read: the config's fields (its
+    :obj:`check`, run when it is made); when the list flag :obj:`poolers`
+    (*e.g.* :obj:`'readouts'`) holds :obj:`'sap'`, that the config's
+    :obj:`heads` divide its field :obj:`width`; and
+    :func:`check_run_flags`. A bad value exits with one
+    :obj:`error: --flag: ...` line, status 2."""
     args = parser.parse_args(argv)
-    cfg = dataclass_from_args(cls, args)
-    if 'sap' in getattr(args, poolers):
-        try:
-            check_heads(cfg.heads, getattr(cfg, width))
-        except ValueError as e:
-            parser.exit(2, f'error: --heads: {e}\n')
+    try:
+        cfg = dataclass_from_args(cls, args)
+        if 'sap' in getattr(args, poolers):
+            try:
+                check_heads(cfg.heads, getattr(cfg, width))
+            except ValueError as e:
+                raise ConfigError('heads', str(e)) from None
+        check_run_flags(args, poolers)
+    except ConfigError as e:
+        refuse(parser, e, cls)
     torch.set_num_threads(args.threads)
     return args, cfg
+
+
+def check_run_flags(args: argparse.Namespace, poolers: str) -> None:
+    r"""Checks the flags of :func:`example_parser` beside the config's:
+    :obj:`seeds` (integers in :math:`[0, 2^{31})`, each once), the list
+    flag :obj:`poolers` (each once), :obj:`limit`
+    (:func:`~.smiles.check_limit`) and :obj:`threads` (a positive
+    integer).
+
+    Raises:
+        ConfigError: For the first bad one, naming it.
+    """
+    for seed in args.seeds:
+        if not 0 <= seed < MAX_SEED:
+            raise ConfigError('seeds', f"'seeds' must be integers from 0 to "
+                              f"{MAX_SEED - 1} (got {seed})")
+    for name, values in (('seeds', args.seeds),
+                         (poolers, getattr(args, poolers))):
+        if len(set(values)) != len(values):
+            raise ConfigError(name, f"'{name}' holds a value twice: "
+                              f"{' '.join(map(str, values))} (each is one "
+                              f"run)")
+    check_limit(args.limit)
+    try:
+        size('threads', args.threads)
+    except ValueError as e:
+        raise ConfigError('threads', str(e)) from None
+
+
+def refuse(parser: argparse.ArgumentParser, error: BaseException,
+           cls: Any = None) -> None:
+    r"""Exits with :obj:`error` as one :obj:`error: ...` line, status 2,
+    prefixed with the flag of its :obj:`field` (a field of the dataclass
+    :obj:`cls`, or a flag of its own name)."""
+    field = getattr(error, 'field', None)
+    flag = f'--{flag_of(field, cls)}: ' if field and cls else (
+        f'--{field}: ' if field else '')
+    parser.exit(2, f'error: {flag}{one_line(error)}\n')
 
 
 def report_header(title: str) -> str:

@@ -20,6 +20,11 @@ import torch
 from torch import Tensor
 from torch_geometric import seed_everything
 
+from sap_graph.experiments.option_types import (
+    check_fields,
+    probability,
+    size,
+)
 from sap_graph.experiments.seq.figures import size_groups
 from sap_graph.experiments.seq.fusion import (
     MODALITIES,
@@ -40,6 +45,7 @@ from sap_graph.experiments.seq.loop import (
 from sap_graph.experiments.seq.models import SequenceEncoder, TokenReadout
 from sap_graph.experiments.seq.sequences import sequence_batches
 from sap_graph.experiments.seq.smiles import SmilesTask
+from sap_graph.experiments.train.config import check_learning_rate
 
 
 @dataclass
@@ -73,6 +79,33 @@ class FusionConfig:
         'help': 'stage 2 learning rate'})
     modality_dropout: float = field(default=0.15, metadata={
         'help': 'probability of masking a modality token in training'})
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        r"""Raises a :class:`~sap_graph.experiments.errors.ConfigError`
+        naming the first field whose value makes no run: counts and widths
+        are positive integers, learning rates positive float32 numbers,
+        :obj:`modality_dropout` is in :math:`[0, 1)` (called on
+        construction)."""
+        counts = ('graph_channels', 'graph_layers', 'sequence_channels',
+                  'fingerprint_channels', 'encoder_epochs', 'batch_size',
+                  'channels', 'heads', 'fusion_epochs', 'fusion_batch_size')
+        check_fields(self, {
+            **{name: size for name in counts},
+            'encoder_lr': check_learning_rate,
+            'fusion_lr': check_learning_rate,
+            'modality_dropout': _modality_dropout})
+
+
+def _modality_dropout(name: str, value: Any) -> None:
+    try:
+        probability(name, value)
+    except ValueError:
+        raise ValueError(f"'{name}' must be in [0, 1), the probability of "
+                         f"masking each modality token in training (1 "
+                         f"masks them all; got {value!r})") from None
 
 
 class SequenceEmbedding(torch.nn.Module):

@@ -11,9 +11,16 @@ import torch
 from torch import Tensor
 from torch_geometric import seed_everything
 
+from sap_graph.experiments.option_types import (
+    check_fields,
+    one_of,
+    probability,
+    size,
+)
 from sap_graph.experiments.seq.loop import Batch, fit_sequences
-from sap_graph.experiments.seq.models import SequenceClassifier
+from sap_graph.experiments.seq.models import READOUTS, SequenceClassifier
 from sap_graph.experiments.seq.smiles import CLS, SmilesTask, length_batches
+from sap_graph.experiments.train.config import check_learning_rate
 from sap_graph.ops.padded import lengths_to_mask
 
 #: Kinds of SMILES tokens, for the attention summary.
@@ -41,6 +48,30 @@ class SequenceConfig:
     epochs: int = field(default=3, metadata={'help': 'epochs per run'})
     max_length: int = field(default=128, metadata={
         'help': 'tokens kept per SMILES, [CLS] included'})
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        r"""Raises a :class:`~sap_graph.experiments.errors.ConfigError`
+        naming the first field whose value makes no run: counts and widths
+        are positive integers, :obj:`max_length` keeps a token after
+        [CLS], :obj:`dropout` is in :math:`[0, 1)`, :obj:`lr` a positive
+        float32 number (called on construction)."""
+        check_fields(self, {
+            'readout': one_of(*READOUTS),
+            'encoder': one_of('conv', 'transformer'),
+            'hidden_channels': size, 'num_layers': size, 'heads': size,
+            'dropout': probability, 'batch_size': size,
+            'lr': check_learning_rate, 'epochs': size,
+            'max_length': _token_count})
+
+
+def _token_count(name: str, value: Any) -> None:
+    size(name, value)
+    if value < 2:
+        raise ValueError(f"'{name}' must be at least 2, the [CLS] token and "
+                         f"one token of the SMILES (got {value!r})")
 
 
 def sequence_batches(task: SmilesTask, split: str, batch_size: int,

@@ -18,6 +18,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from sap_graph.experiments.errors import ConfigError
+
 SMILES_REGEX = re.compile(
     r'(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|'
     r'\/|:|~|@|\?|>|\*|\$|\%[0-9]{2}|[0-9])')
@@ -100,10 +102,30 @@ def read_molhiv(folder: str) -> Tuple[List[str], Tensor,
     return smiles, y, split_idx
 
 
+#: The smallest :obj:`limit`: its tenths, the validation and test
+#: molecules, hold one molecule each.
+MIN_LIMIT = 10
+
+
+def check_limit(limit: Optional[int]) -> None:
+    """Raises a :class:`~sap_graph.experiments.errors.ConfigError` (field
+    :obj:`'limit'`) unless :obj:`limit` is :obj:`None` or an integer of at
+    least :data:`MIN_LIMIT`."""
+    if limit is None:
+        return
+    if (isinstance(limit, bool) or not isinstance(limit, int)
+            or limit < MIN_LIMIT):
+        raise ConfigError('limit', f"'limit' must be an integer of at least "
+                          f"{MIN_LIMIT}, so that its validation and test "
+                          f"tenths hold a molecule each (got {limit!r})")
+
+
 def limit_split(split_idx: Dict[str, Tensor],
                 limit: Optional[int]) -> Dict[str, Tensor]:
     """The first 80/10/10% of :obj:`limit` molecules of every split (for a
-    quick run); the split unchanged when :obj:`limit` is :obj:`None`."""
+    quick run); the split unchanged when :obj:`limit` is :obj:`None`
+    (:func:`check_limit`)."""
+    check_limit(limit)
     if limit is None:
         return split_idx
     sizes = {'train': limit - 2 * (limit // 10), 'valid': limit // 10,

@@ -1,0 +1,86 @@
+"""The flags of the sequence examples (:mod:`sap_graph.experiments.seq.cli`):
+every value that makes no run is refused before any data is read, with
+one :obj:`error: --flag: ...` line and exit status 2. The examples' own
+:obj:`main` runs in this process (argv patched); the data root does not
+exist, so reaching the data would fail otherwise."""
+import importlib.util
+import os.path as osp
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def example(name):
+    """The module of :obj:`examples/{name}.py`."""
+    spec = importlib.util.spec_from_file_location(
+        f'example_{name}', osp.join(ROOT, 'examples', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def refusal(name, args, monkeypatch, capsys, tmp_path):
+    """The one stderr line of :obj:`examples/{name}.py args` (exit 2)."""
+    monkeypatch.setattr(sys, 'argv', [f'{name}.py', '--root',
+                                      str(tmp_path / 'none'), *args])
+    with pytest.raises(SystemExit) as info:
+        example(name).main()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize('args,line', [
+    (['--epochs', '0'],
+     "error: --epochs: 'epochs' must be a positive integer (got 0)"),
+    (['--batch_size', '-3'],
+     "error: --batch_size: 'batch_size' must be a positive integer (got -3)"),
+    (['--max_length', '1'], "error: --max_length: 'max_length' must be at "
+     "least 2, the [CLS] token and one token of the SMILES (got 1)"),
+    (['--dropout', '1'], "error: --dropout: 'dropout' must be in [0, 1) "
+     "(got 1.0)"),
+    (['--limit', '0'], "error: --limit: 'limit' must be an integer of at "
+     "least 10, so that its validation and test tenths hold a molecule "
+     "each (got 0)"),
+    (['--threads', '0'],
+     "error: --threads: 'threads' must be a positive integer (got 0)"),
+    (['--seeds', '0', '-1'], "error: --seeds: 'seeds' must be integers "
+     "from 0 to 2147483647 (got -1)"),
+    (['--seeds', '1', '1'], "error: --seeds: 'seeds' holds a value twice: "
+     "1 1 (each is one run)"),
+    (['--readouts', 'max', 'max'], "error: --readouts: 'readouts' holds a "
+     "value twice: max max (each is one run)"),
+    (['--epochs', 'x'], "error: argument --epochs: invalid int value: 'x' "
+     "(see smiles_sequence.py --help)"),
+])
+def test_smiles_sequence_refuses(args, line, monkeypatch, capsys, tmp_path):
+    assert refusal('smiles_sequence', args, monkeypatch, capsys,
+                   tmp_path) == line
+
+
+@pytest.mark.parametrize('args,line', [
+    (['--modality_dropout', '1.0'], "error: --modality_dropout: "
+     "'modality_dropout' must be in [0, 1), the probability of masking each "
+     "modality token in training (1 masks them all; got 1.0)"),
+    (['--epochs', '0'], "error: --epochs: 'fusion_epochs' must be a "
+     "positive integer (got 0)"),
+    (['--encoder_epochs', '-1'], "error: --encoder_epochs: "
+     "'encoder_epochs' must be a positive integer (got -1)"),
+    (['--graph_channels', '0'], "error: --graph_channels: "
+     "'graph_channels' must be a positive integer (got 0)"),
+    (['--fusion_lr', '-0.001'], "error: --fusion_lr: learning rates must be "
+     "positive finite numbers within float32's range [1.18e-38, 3.4e+38] "
+     "(got -0.001)"),
+    (['--limit', '9'], "error: --limit: 'limit' must be an integer of at "
+     "least 10, so that its validation and test tenths hold a molecule "
+     "each (got 9)"),
+    (['--fusions', 'sap', 'sap'], "error: --fusions: 'fusions' holds a "
+     "value twice: sap sap (each is one run)"),
+])
+def test_multimodal_fusion_refuses(args, line, monkeypatch, capsys,
+                                   tmp_path):
+    assert refusal('multimodal_fusion', args, monkeypatch, capsys,
+                   tmp_path) == line
