@@ -17,8 +17,9 @@ else ./data/ogb. Default budget (stage 1: 2 epochs per encoder; stage 2:
 3 fusions x 3 seeds x 15 epochs): 2.4 minutes on one thread of a 2-core
 machine (2026-12-03; the report states the measured time). A flag value
 that makes no run (a count or width below 1, a learning rate that is not
-positive, --modality_dropout outside [0, 1), a --limit below 10) is
-refused with one error line before any data is read.
+positive, --modality_dropout outside [0, 1), a --limit below 10), a
+--out or --figure that cannot be written and a --root without
+ogbg_molhiv/ are refused with one error line before any data is read.
 
     python examples/multimodal_fusion.py --out docs/fusion.md \\
         --figure docs/img/fusion_attention.png
@@ -30,7 +31,8 @@ from typing import Optional
 
 import torch
 
-from sap_graph.experiments.data import load_ogbg
+from sap_graph.experiments.data import DatasetNotFoundError, load_ogbg
+from sap_graph.experiments.flags import refuse
 from sap_graph.experiments.seq import cli
 from sap_graph.experiments.seq.figures import plot_fusion_attention
 from sap_graph.experiments.seq.fusion import (
@@ -72,7 +74,10 @@ def main() -> None:
 
     root = cli.ogb_root(args)
     task = load_smiles_task(osp.join(root, 'ogbg_molhiv'), limit=args.limit)
-    graphs = load_ogbg('ogbg-molhiv', root=root, download=False).dataset
+    try:  # The PyG graphs need OGB's raw/ files besides the SMILES.
+        graphs = load_ogbg('ogbg-molhiv', root=root, download=False).dataset
+    except DatasetNotFoundError as e:
+        refuse(parser, e)
     fp, fp_kind = dataset_fingerprints(
         graphs, task.smiles, args.fingerprint,
         index=torch.cat(list(task.split_idx.values())))

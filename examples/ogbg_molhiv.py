@@ -12,11 +12,13 @@ Needs `pip install ogb`.
 """
 import statistics
 
+from sap_graph.experiments.cli import USER_ERRORS
 from sap_graph.experiments.data import load_configured
 from sap_graph.experiments.flags import (
     ArgumentParser,
     add_config_arguments,
     config_from_args,
+    refuse,
 )
 from sap_graph.experiments.train import (
     holdout,
@@ -38,8 +40,11 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = config_from_args(args, readout=args.readout)
-    validate_config(cfg)  # Before the data is read.
-    task = load_configured(cfg)
+    try:
+        validate_config(cfg)  # Before the data is read.
+        task = load_configured(cfg)
+    except (*USER_ERRORS, ValueError) as e:  # A bad flag, a missing --root.
+        refuse(parser, e)
     sizes = {k: len(v) for k, v in task.split_idx.items()}
     print(f'{task.name}: {len(task.dataset)} graphs, split {sizes}, '
           f'metric {task.metric}')

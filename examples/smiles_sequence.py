@@ -11,7 +11,9 @@ channels, 3 epochs, seeds 0 1, four readouts: 24 epochs of ~10-12 s):
 6.2 minutes on one thread of a 2-core machine (2026-12-02; the report
 states the measured time). A flag value that makes no run (a count or
 width below 1, --max_length below 2, --dropout outside [0, 1), a --limit
-below 10) is refused with one error line before any data is read.
+below 10), a --out or --figure that cannot be written and a --root
+without ogbg_molhiv/ are refused with one error line before any data is
+read.
 
     python examples/smiles_sequence.py --out docs/sequences.md \\
         --figure docs/img/smiles_attention.png

@@ -10,11 +10,13 @@ $SAP_GRAPH_DATA/TUDataset, else ./data/TUDataset.
 """
 import statistics
 
+from sap_graph.experiments.cli import USER_ERRORS
 from sap_graph.experiments.data import load_configured
 from sap_graph.experiments.flags import (
     ArgumentParser,
     add_config_arguments,
     config_from_args,
+    refuse,
 )
 from sap_graph.experiments.train import (
     cross_validate,
@@ -37,8 +39,11 @@ def main() -> None:
 
     seed_everything(args.seed)
     cfg = config_from_args(args, readout=args.readout)
-    validate_config(cfg)  # Before the data is read.
-    task = load_configured(cfg)
+    try:
+        validate_config(cfg)  # Before the data is read.
+        task = load_configured(cfg)
+    except (*USER_ERRORS, ValueError) as e:  # A bad flag, a missing --root.
+        refuse(parser, e)
     print(f'{task.name}: {len(task.dataset)} graphs, {task.num_classes} '
           f'classes, {task.num_features} node features {task.notes}')
 

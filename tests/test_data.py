@@ -175,6 +175,20 @@ def test_default_root(monkeypatch):
     assert default_root('tu') == osp.join('data', 'TUDataset')
 
 
+def test_default_root_refuses_a_file(monkeypatch, tmp_path):
+    """A root that is a file is refused by name (the loaders once failed
+    in os.makedirs with FileExistsError)."""
+    path = tmp_path / 'file'
+    path.write_text('')
+    with pytest.raises(DatasetNotFoundError) as info:
+        default_root('tu', str(path))
+    assert str(info.value) == f"data root '{path}' is not a folder"
+    assert info.value.field == 'root'
+    monkeypatch.setenv('SAP_GRAPH_DATA', str(path))
+    with pytest.raises(DatasetNotFoundError, match='is not a folder'):
+        default_root('ogb')
+
+
 def test_cli_reports_errors_in_one_line(tmp_path, capsys):
     code = main(['train', '--dataset', 'NOPE', '--root', str(tmp_path),
                  '--no-download', '--no-progress'])

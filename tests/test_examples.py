@@ -53,9 +53,22 @@ def test_example_rejects_bad_flags_before_data(script, tmp_path):
         [sys.executable, osp.join(ROOT, 'examples', script), '--lr', '-1',
          '--root', str(tmp_path / 'nothing')], capture_output=True,
         text=True, timeout=120)
-    assert proc.returncode == 1
-    assert "'lr' must be > 0 (got -1.0)" in proc.stderr
+    assert proc.returncode == 2  # One line, no traceback.
+    assert proc.stderr == "error: --lr: 'lr' must be > 0 (got -1.0)\n"
     assert not (tmp_path / 'nothing').exists()
+
+
+@pytest.mark.parametrize('script', ['tu_classification.py',
+                                    'ogbg_molhiv.py'])
+def test_example_refuses_a_root_that_is_a_file(script, tmp_path):
+    root = tmp_path / 'file'
+    root.write_text('not a folder')  # Nothing can be downloaded into it.
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'examples', script), '--root',
+         str(root)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr == (f"error: --root: data root '{root}' is not a "
+                           f"folder\n")
 
 
 @pytest.mark.realdata

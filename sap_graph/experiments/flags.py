@@ -23,17 +23,27 @@ _HINTS = {'state': ' (continue it with --resume)',
           'resume': ' (pass --state PATH)'}
 
 
-def _error(e: BaseException, status: int = 2) -> int:
+def _error(e: BaseException, status: int = 2, cls: Any = None) -> int:
     r"""Prints :obj:`e` as one :obj:`error: ...` line; returns
     :obj:`status`. An error that names its option (:obj:`e.field`, *e.g.*
     a :class:`~sap_graph.experiments.errors.ConfigError`) is prefixed with
-    the option's flag."""
+    the option's flag (:func:`flag_of` the dataclass :obj:`cls`)."""
     text = one_line(e)
     field = getattr(e, 'field', None)
     if field:
-        text = f'--{flag_of(field)}: {text}{_HINTS.get(field, "")}'
+        text = f'--{flag_of(field, cls)}: {text}{_HINTS.get(field, "")}'
     print(f'error: {text}', file=sys.stderr)
     return status
+
+
+def refuse(parser: argparse.ArgumentParser, error: BaseException,
+           cls: Any = None) -> NoReturn:
+    r"""Exits with :obj:`error` as one :obj:`error: ...` line, status 2,
+    prefixed with the flag of its :obj:`field` when it has one (a field of
+    the dataclass :obj:`cls`, default
+    :class:`~sap_graph.experiments.train.TrainConfig`, else a flag of its
+    own name): how the examples refuse a bad flag."""
+    parser.exit(_error(error, 2, cls))
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -84,3 +84,83 @@ def test_multimodal_fusion_refuses(args, line, monkeypatch, capsys,
                                    tmp_path):
     assert refusal('multimodal_fusion', args, monkeypatch, capsys,
                    tmp_path) == line
+
+
+def smiles_only_root(tmp_path):
+    """An OGB root whose ogbg_molhiv/ holds the SMILES and the split of 20
+    molecules, but not the graphs (raw/)."""
+    import gzip
+    folder = tmp_path / 'smiles' / 'ogbg_molhiv'
+    (folder / 'mapping').mkdir(parents=True)
+    (folder / 'split' / 'scaffold').mkdir(parents=True)
+    rows = ''.join(f'{s},{i % 2}\n' for i, s in enumerate(['CCO', 'c1ccccc1']
+                                                          * 10))
+    with gzip.open(folder / 'mapping' / 'mol.csv.gz', 'wt') as f:
+        f.write('smiles,HIV_active\n' + rows)
+    for name, ids in (('train', range(16)), ('valid', range(16, 18)),
+                      ('test', range(18, 20))):
+        with gzip.open(folder / 'split' / 'scaffold' / f'{name}.csv.gz',
+                       'wt') as f:
+            f.write(''.join(f'{i}\n' for i in ids))
+    return folder.parent
+
+
+@pytest.mark.parametrize('name', ['smiles_sequence', 'multimodal_fusion'])
+def test_outputs_are_checked_before_the_run(name, monkeypatch, capsys,
+                                            tmp_path):
+    """A report or figure that could not be written (a folder, a path
+    under a file) was found after the whole run, as a traceback."""
+    (tmp_path / 'dir').mkdir()
+    (tmp_path / 'file').write_text('')
+    cases = [
+        (['--out', str(tmp_path / 'dir')], f"error: --out: report "
+         f"'{tmp_path / 'dir'}' is a folder (expected a file name)"),
+        (['--out', str(tmp_path / 'file' / 'r.md')], f"error: --out: report "
+         f"'{tmp_path / 'file' / 'r.md'}': '{tmp_path / 'file'}' is not a "
+         f"folder"),
+        (['--figure', str(tmp_path / 'file' / 'f.png')], f"error: --figure: "
+         f"figure '{tmp_path / 'file' / 'f.png'}': '{tmp_path / 'file'}' is "
+         f"not a folder"),
+        (['--out', str(tmp_path / 'r.md'), '--figure',
+          str(tmp_path / 'r.md')], f"error: --figure: the figure "
+         f"'{tmp_path / 'r.md'}' would overwrite the report (out)"),
+    ]
+    poolers = ('--readouts' if name == 'smiles_sequence' else '--fusions')
+    cases.append(([poolers, 'mean', '--figure', str(tmp_path / 'f.png')],
+                  f"error: --figure: the figure shows the attention of "
+                  f"'sap', which is not among the {poolers[2:]} (mean)"))
+    for args, line in cases:
+        assert refusal(name, args, monkeypatch, capsys, tmp_path) == line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['dir', 'file']
+
+
+@pytest.mark.parametrize('name', ['smiles_sequence', 'multimodal_fusion'])
+def test_root_is_checked_before_the_run(name, monkeypatch, capsys,
+                                        tmp_path):
+    expected = ('mapping/mol.csv.gz, split/scaffold/train.csv.gz, '
+                'split/scaffold/valid.csv.gz, split/scaffold/test.csv.gz')
+    folder = tmp_path / 'none' / 'ogbg_molhiv'
+    assert refusal(name, [], monkeypatch, capsys, tmp_path) == (
+        f"error: --root: ogbg-molhiv not found in '{folder}' (no such "
+        f"folder); expected OGB's ogbg_molhiv/ folder with {expected}")
+    partial = tmp_path / 'partial' / 'ogbg_molhiv'
+    (partial / 'mapping').mkdir(parents=True)
+    (partial / 'mapping' / 'mol.csv.gz').write_bytes(b'')
+    assert refusal(name, ['--root', str(partial.parent)], monkeypatch,
+                   capsys, tmp_path) == (
+        f"error: --root: ogbg-molhiv not found in '{partial}' (missing: "
+        f"{expected[len('mapping/mol.csv.gz, '):]}); expected OGB's "
+        f"ogbg_molhiv/ folder with {expected}")
+
+
+def test_fusion_refuses_a_root_without_the_graphs(monkeypatch, capsys,
+                                                  tmp_path):
+    """The SMILES are there, the PyG graphs (OGB's raw/ files) are not:
+    one line from the graph loader, not its traceback."""
+    root = smiles_only_root(tmp_path)
+    line = refusal('multimodal_fusion', ['--root', str(root), '--limit',
+                                         '10'], monkeypatch, capsys,
+                   tmp_path)
+    assert line.startswith(f"error: --root: OGB dataset 'ogbg-molhiv' not "
+                           f"found in '{root / 'ogbg_molhiv'}'")
+    assert 'RELEASE_v1.txt' in line

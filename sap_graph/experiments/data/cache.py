@@ -38,6 +38,8 @@ from typing import (
     Sequence,
 )
 
+from sap_graph.experiments.data.task import DatasetNotFoundError
+
 ENV_DATA = 'SAP_GRAPH_DATA'
 ENV_CACHE = 'SAP_GRAPH_CACHE'
 DOWNLOAD_TIMEOUT = 30.0
@@ -55,13 +57,27 @@ def default_root(kind: str, root: Optional[str] = None) -> str:
             and OGB's meaning). (default: :obj:`None`, *i.e.*
             :obj:`$SAP_GRAPH_DATA/TUDataset` or :obj:`$SAP_GRAPH_DATA/ogb`,
             else :obj:`./data/TUDataset` or :obj:`./data/ogb`)
+
+    Raises:
+        DatasetNotFoundError: When the root, or the first path above it
+            that exists, is not a folder (nothing can be read from it or
+            downloaded into it).
     """
     if root:
-        return osp.expanduser(root)
-    from sap_graph.experiments.data.kinds import KINDS
-    sub = KINDS[kind].data_folder
-    base = os.environ.get(ENV_DATA) or 'data'
-    return osp.join(osp.expanduser(base), sub)
+        root = osp.expanduser(root)
+    else:
+        from sap_graph.experiments.data.kinds import KINDS
+        sub = KINDS[kind].data_folder
+        base = os.environ.get(ENV_DATA) or 'data'
+        root = osp.join(osp.expanduser(base), sub)
+    above = osp.abspath(root)  # The root, else the first folder above it.
+    while not osp.exists(above) and osp.dirname(above) != above:
+        above = osp.dirname(above)
+    if not osp.isdir(above):
+        where = '' if above == osp.abspath(root) else f": '{above}'"
+        raise DatasetNotFoundError(f"data root '{root}'{where} is not a "
+                                   f"folder")
+    return root
 
 
 def cache_root() -> str:

@@ -5,13 +5,15 @@ their parser, with one flag per field of a config dataclass
 flags they share (:func:`example_parser`, whose usage errors are one
 line); the parsed config and flags, checked before any data is read, a
 bad value refused with one :obj:`error: --flag: ...` line
-(:func:`parse_example`, :func:`check_run_flags`); the OGB root holding
+(:func:`parse_example`, :func:`check_run_flags`, :func:`check_outputs`,
+:func:`check_root`); the OGB root holding
 :obj:`ogbg_molhiv/` (:func:`ogb_root`); and the pieces of the markdown
 report (:func:`report_header`, :func:`time_note`, :func:`figure_link`,
 :func:`write_report`)."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import os.path as osp
 import sys
@@ -19,16 +21,21 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
-from sap_graph.experiments.errors import ConfigError, one_line
+from sap_graph.experiments.data.task import DatasetNotFoundError
+from sap_graph.experiments.errors import ConfigError
+from sap_graph.experiments.files import OutputError, check_writable
 from sap_graph.experiments.flags import (
     ArgumentParser,
     add_dataclass_arguments,
     dataclass_from_args,
-    flag_of,
+    refuse,
 )
 from sap_graph.experiments.option_types import size
 from sap_graph.experiments.seq.models import check_heads
-from sap_graph.experiments.seq.smiles import check_limit
+from sap_graph.experiments.seq.smiles import (
+    check_limit,
+    check_molhiv_folder,
+)
 from sap_graph.experiments.train.config import MAX_SEED
 
 
@@ -86,9 +93,9 @@ def parse_example(parser: argparse.ArgumentParser, cls: Any,
     Checked before any data is read: the config's fields (its
     :obj:`check`, run when it is made); when the list flag :obj:`poolers`
     (*e.g.* :obj:`'readouts'`) holds :obj:`'sap'`, that the config's
-    :obj:`heads` divide its field :obj:`width`; and
-    :func:`check_run_flags`. A bad value exits with one
-    :obj:`error: --flag: ...` line, status 2."""
+    :obj:`heads` divide its field :obj:`width`; :func:`check_run_flags`,
+    :func:`check_outputs` and :func:`check_root`. A bad value exits with
+    one :obj:`error: --flag: ...` line, status 2."""
     args = parser.parse_args(argv)
     try:
         cfg = dataclass_from_args(cls, args)
@@ -98,7 +105,9 @@ def parse_example(parser: argparse.ArgumentParser, cls: Any,
             except ValueError as e:
                 raise ConfigError('heads', str(e)) from None
         check_run_flags(args, poolers)
-    except ConfigError as e:
+        check_outputs(args, poolers)
+        check_root(args)
+    except (ConfigError, DatasetNotFoundError) as e:
         refuse(parser, e, cls)
     torch.set_num_threads(args.threads)
     return args, cfg
@@ -131,15 +140,49 @@ def check_run_flags(args: argparse.Namespace, poolers: str) -> None:
         raise ConfigError('threads', str(e)) from None
 
 
-def refuse(parser: argparse.ArgumentParser, error: BaseException,
-           cls: Any = None) -> None:
-    r"""Exits with :obj:`error` as one :obj:`error: ...` line, status 2,
-    prefixed with the flag of its :obj:`field` (a field of the dataclass
-    :obj:`cls`, or a flag of its own name)."""
-    field = getattr(error, 'field', None)
-    flag = f'--{flag_of(field, cls)}: ' if field and cls else (
-        f'--{field}: ' if field else '')
-    parser.exit(2, f'error: {flag}{one_line(error)}\n')
+def check_outputs(args: argparse.Namespace, poolers: str) -> None:
+    r"""Checks the files that the run writes at its end, before it runs:
+    :obj:`out` (the report) and :obj:`figure` can be written
+    (:func:`~sap_graph.experiments.files.check_writable`: not a folder,
+    not under a file, in a writable folder) and differ; the figure, which
+    shows the attention of SAP, needs :obj:`'sap'` among :obj:`poolers`
+    and matplotlib.
+
+    Raises:
+        ConfigError: For the first bad one, naming it.
+    """
+    for name, what in (('out', 'report'), ('figure', 'figure')):
+        path = getattr(args, name)
+        if path is None:
+            continue
+        try:
+            check_writable(path, what)
+        except OutputError as e:
+            raise ConfigError(name, str(e)) from None
+    if args.figure is None:
+        return
+    if args.out is not None and (osp.abspath(args.figure) ==
+                                 osp.abspath(args.out)):
+        raise ConfigError('figure', f"the figure '{args.figure}' would "
+                          f"overwrite the report (out)")
+    if 'sap' not in getattr(args, poolers):
+        raise ConfigError('figure', f"the figure shows the attention of "
+                          f"'sap', which is not among the {poolers} "
+                          f"({' '.join(getattr(args, poolers))})")
+    if importlib.util.find_spec('matplotlib') is None:
+        raise ConfigError('figure', 'drawing the figure needs matplotlib '
+                          '(pip install matplotlib)')
+
+
+def check_root(args: argparse.Namespace) -> None:
+    r"""Checks that the OGB root (:func:`ogb_root`) holds
+    :obj:`ogbg_molhiv/` (:func:`~.smiles.check_molhiv_folder`).
+
+    Raises:
+        DatasetNotFoundError: Naming the missing files (field
+            :obj:`'root'`).
+    """
+    check_molhiv_folder(osp.join(ogb_root(args), 'ogbg_molhiv'))
 
 
 def report_header(title: str) -> str:

@@ -18,6 +18,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from sap_graph.experiments.data.task import DatasetNotFoundError
 from sap_graph.experiments.errors import ConfigError
 
 SMILES_REGEX = re.compile(
@@ -85,10 +86,31 @@ class SmilesTask:
     vocab: Vocabulary
 
 
+#: The files of the OGB folder :obj:`ogbg_molhiv/` that
+#: :func:`read_molhiv` reads.
+MOLHIV_FILES = ('mapping/mol.csv.gz', 'split/scaffold/train.csv.gz',
+                'split/scaffold/valid.csv.gz', 'split/scaffold/test.csv.gz')
+
+
+def check_molhiv_folder(folder: str) -> None:
+    """Raises a :class:`~sap_graph.experiments.data.DatasetNotFoundError`
+    (field :obj:`'root'`) naming the missing files unless :obj:`folder`
+    (the OGB folder :obj:`ogbg_molhiv/`) holds :data:`MOLHIV_FILES`."""
+    missing = [f for f in MOLHIV_FILES
+               if not osp.isfile(osp.join(folder, f))]
+    if missing:
+        what = ('no such folder' if not osp.isdir(folder) else
+                f"missing: {', '.join(missing)}")
+        raise DatasetNotFoundError(
+            f"ogbg-molhiv not found in '{folder}' ({what}); expected OGB's "
+            f"ogbg_molhiv/ folder with {', '.join(MOLHIV_FILES)}")
+
+
 def read_molhiv(folder: str) -> Tuple[List[str], Tensor,
                                       Dict[str, Tensor]]:
     """Reads :obj:`(smiles, y, split_idx)` of the OGB folder
-    :obj:`ogbg_molhiv/` (read-only)."""
+    :obj:`ogbg_molhiv/` (read-only; :func:`check_molhiv_folder`)."""
+    check_molhiv_folder(folder)
     with gzip.open(osp.join(folder, 'mapping', 'mol.csv.gz'), 'rt') as f:
         rows = list(csv.DictReader(f))
     smiles = [r['smiles'] for r in rows]
