@@ -10,7 +10,10 @@ Stage 1 trains each modality encoder alone (linear probe, seed 0) and
 embeds every molecule once; stage 2 trains the fusion heads on the frozen
 embeddings over seeds, with modality dropout. Fingerprints: RDKit Morgan
 (radius 2, 1024 bits) when RDKit imports (`pip install rdkit`), else
-hashed atom-environment counts computed from the PyG graphs.
+hashed atom-environment counts computed from the PyG graphs. With
+--embeddings FILE, stage 1 is read back from FILE when FILE records the
+same stage 1 settings, molecules, split and fingerprints, and computed
+again (FILE replaced) when it does not.
 
 Data: --root holding ogbg_molhiv/ (read only), else $SAP_GRAPH_DATA/ogb,
 else ./data/ogb. Default budget (stage 1: 2 epochs per encoder; stage 2:
@@ -32,8 +35,13 @@ from typing import Optional
 import torch
 
 from sap_graph.experiments.data import DatasetNotFoundError, load_ogbg
+from sap_graph.experiments.errors import ConfigError
 from sap_graph.experiments.flags import refuse
 from sap_graph.experiments.seq import cli
+from sap_graph.experiments.seq.embeddings import (
+    cached_encoders,
+    check_cache_path,
+)
 from sap_graph.experiments.seq.figures import plot_fusion_attention
 from sap_graph.experiments.seq.fusion import (
     FUSIONS,
@@ -47,7 +55,6 @@ from sap_graph.experiments.seq.multimodal import (
     evaluate_fusion,
     fusion_attention_rows,
     run_fusion,
-    train_encoders,
 )
 from sap_graph.experiments.seq.smiles import load_smiles_task
 
@@ -65,9 +72,15 @@ def main() -> None:
                         choices=FUSIONS,
                         help=f'fusions (default: {" ".join(FUSIONS)})')
     parser.add_argument('--embeddings', default=None,
-                        help='cache of the stage 1 embeddings: loaded when '
-                        'the file exists, else written (default: none)')
+                        help='cache of the stage 1 embeddings: read back '
+                        'when the file holds those of the same stage 1 '
+                        'settings, data and split, else computed and '
+                        'written there (default: none)')
     args, cfg = cli.parse_example(parser, FusionConfig, 'fusions', 'channels')
+    try:
+        check_cache_path(args.embeddings)
+    except ConfigError as e:
+        refuse(parser, e)
     if args.limit:  # A smoke test: stage 1 as short as stage 2.
         cfg.encoder_epochs = cfg.fusion_epochs
     start = time.perf_counter()
@@ -84,13 +97,11 @@ def main() -> None:
     sizes = {k: len(v) for k, v in task.split_idx.items()}
     print(f'ogbg-molhiv: split {sizes}, fingerprints: {fp_kind}')
 
-    if args.embeddings and osp.exists(args.embeddings):
-        stage1 = torch.load(args.embeddings)
-        print(f'Loaded stage 1 embeddings from {args.embeddings}')
-    else:
-        stage1 = train_encoders(graphs, task, fp, cfg)
-        if args.embeddings:
-            torch.save(stage1, args.embeddings)
+    try:  # Read back only when made with this run's settings.
+        stage1 = cached_encoders(graphs, task, fp, fp_kind, cfg,
+                                 args.embeddings)
+    except ConfigError as e:
+        refuse(parser, e)
     emb = stage1['embeddings']
 
     test = task.split_idx['test']
