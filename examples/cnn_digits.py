@@ -7,15 +7,18 @@ GAP); the variant pools them with :class:`~sap_graph.SAPAggregation`
 applied to the feature map as a :obj:`[B, H * W, C]` tensor with
 :obj:`dim=-2` and no index (one set per image, the batch as a leading
 dimension). Both variants train with the same seed, split and epochs, and
-the test accuracies are printed::
+the test accuracies are printed. :obj:`--epochs`, :obj:`--seed` (of the
+split, the initialisation and the batch order) and :obj:`--threads` are
+checked (a count below 1 or a seed outside :math:`[0, 2^{31})` is one
+error line)::
 
-    python examples/cnn_digits.py --epochs 30
+    python examples/cnn_digits.py --epochs 30 --seed 0 --threads 1
 """
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Dict, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +26,9 @@ from torch import Tensor
 from torch.nn import Conv2d, Linear, Module
 
 from sap_graph import SAPAggregation
+from sap_graph.experiments.errors import ConfigError
+from sap_graph.experiments.flags import ArgumentParser, refuse
+from sap_graph.experiments.option_types import check_fields, seed, size
 
 
 class DigitsCNN(Module):
@@ -111,8 +117,12 @@ def train_and_test(pool: str, data: Tuple[Tensor, ...], epochs: int = 30,
     return {'test_acc': acc, 'train_time': elapsed, 'params': params}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    r"""The flags, checked: a value that makes no run (:obj:`--epochs` or
+    :obj:`--threads` below 1, a :obj:`--seed` outside
+    :math:`[0, 2^{31})`) exits with one :obj:`error: --flag: ...` line,
+    status 2."""
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--epochs', type=int, default=30,
                         help='training epochs (default: 30)')
     parser.add_argument('--seed', type=int, default=0,
@@ -120,7 +130,16 @@ def main() -> None:
                         '(default: 0)')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch CPU threads (default: 1)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        check_fields(args, {'epochs': size, 'seed': seed, 'threads': size})
+    except ConfigError as e:
+        refuse(parser, e)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     data = load_digits_split(seed=args.seed)
     print(f'digits 8x8: {len(data[1])} train, {len(data[3])} test images; '

@@ -102,3 +102,47 @@ def test_multimodal_fusion_example(tmp_path):
         assert f'| {fusion} |' in text
     assert 'fingerprint masked' in text
     assert figure.stat().st_size > 10_000
+
+
+def cnn_example():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'example_cnn_digits', osp.join(ROOT, 'examples', 'cnn_digits.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('args,line', [
+    (['--epochs', '0'], "error: --epochs: 'epochs' must be a positive "
+     "integer (got 0)"),
+    (['--threads', '-2'], "error: --threads: 'threads' must be a positive "
+     "integer (got -2)"),
+    (['--seed', '-1'], "error: --seed: 'seed' must be an integer from 0 to "
+     "2147483647 (got -1)"),
+    (['--seed', str(2**32)], "error: --seed: 'seed' must be an integer "
+     f"from 0 to 2147483647 (got {2**32})"),
+    (['--epochs', '1.5'], "error: argument --epochs: invalid int value: "
+     "'1.5' (see cnn_digits.py --help)"),
+])
+def test_cnn_example_refuses_bad_flags(args, line, capsys, monkeypatch):
+    monkeypatch.setattr(sys, 'argv', ['cnn_digits.py'])  # The prog name.
+    with pytest.raises(SystemExit) as info:
+        cnn_example().parse_args(args)
+    assert info.value.code == 2
+    assert capsys.readouterr().err == line + '\n'
+
+
+def test_cnn_example_flags_reach_the_run(capsys, monkeypatch):
+    """--epochs, --seed and --threads set the run (once hard-coded)."""
+    import torch
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(sys, 'argv', ['cnn_digits.py', '--epochs', '1',
+                                      '--seed', '3', '--threads', '1'])
+    try:
+        cnn_example().main()
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert '1347 train, 450 test images; 1 epochs, seed 3' in out
+    assert out.count('test accuracy') == 2

@@ -26,6 +26,17 @@ def size(name: str, value: Any) -> None:
                          f"(got {value!r})")
 
 
+def seed(name: str, value: Any) -> None:
+    r"""A seed: an integer from :math:`0` to :math:`2^{31} - 1`, as
+    :class:`~sap_graph.experiments.train.TrainConfig`'s (numpy and
+    scikit-learn take :math:`[0, 2^{32})`; k-fold runs add to it)."""
+    from sap_graph.experiments.train.config import MAX_SEED
+    if (isinstance(value, bool) or not isinstance(value, Integral)
+            or not 0 <= value < MAX_SEED):
+        raise ValueError(f"'{name}' must be an integer from 0 to "
+                         f"{MAX_SEED - 1} (got {value!r})")
+
+
 def flag(name: str, value: Any) -> None:
     r"""A boolean (JSON :obj:`true`/:obj:`false`, not :obj:`"false"`)."""
     if not isinstance(value, bool):
@@ -104,4 +115,4 @@ def check_fields(obj: Any, checks: Mapping[str, Check]) -> None:
 
 
 __all__ = ['Check', 'check_fields', 'flag', 'number', 'one_of', 'optional',
-           'positive', 'probability', 'size']
+           'positive', 'probability', 'seed', 'size']
