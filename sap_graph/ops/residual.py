@@ -9,7 +9,12 @@ scatter max on the CPU also counts the zeros it starts from as ties, so
 a maximum of exactly zero loses part of its gradient; torch's
 ``segment_reduce`` gives every tied node the whole gradient when there is
 more than one feature column.) Its backward is a comparison, a count and
-a gather, without atomics or arg-max buffers, on any device.
+a gather, without atomics or arg-max buffers, on any device. While a graph
+is captured (:func:`~sap_graph.ops.layout.capturing`: :func:`torch.compile`,
+:func:`torch.jit.trace`, :mod:`torch.func` transforms) the same maximum
+comes from differentiable ops instead: a custom autograd function with a
+hand-written backward cannot be traced there (with dynamic shapes Dynamo
+failed on it in training).
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch_geometric.utils import scatter
+
+from sap_graph.ops.layout import capturing
 
 
 class SegmentMax(torch.autograd.Function):
@@ -52,15 +59,17 @@ def residual_pool(x: Tensor, index: Tensor, dim_size: int,
     if reduce is None:
         return None
     if reduce == 'max':
-        if torch.jit.is_tracing():  # A trace cannot record the Function.
-            return _traceable_max(x, index, dim_size)
+        if capturing():  # No custom autograd function can be captured.
+            return differentiable_max(x, index, dim_size)
         return SegmentMax.apply(x, index, dim_size)
     return scatter(x, index, 0, dim_size, reduce=reduce)
 
 
-def _traceable_max(x: Tensor, index: Tensor, dim_size: int) -> Tensor:
-    # The same function from differentiable ops (scatter_reduce's backward
-    # also shares a maximum's gradient evenly among the tied nodes).
+def differentiable_max(x: Tensor, index: Tensor, dim_size: int) -> Tensor:
+    r"""The function of :class:`SegmentMax` from differentiable ops, for
+    capture (:func:`torch.compile`, :func:`torch.jit.trace`,
+    :mod:`torch.func`): :func:`~torch.Tensor.scatter_reduce`'s backward
+    also shares a maximum's gradient evenly among the tied nodes."""
     out = x.new_full((dim_size, x.size(1)), float('-inf')).scatter_reduce(
         0, index.unsqueeze(1).expand_as(x), x, 'amax', include_self=False)
     count = x.new_zeros(dim_size).index_add(0, index, x.new_ones(index.numel()))
