@@ -19,7 +19,7 @@ from sap_graph.nn.checks import (
     check_removed,
 )
 from sap_graph.ops.dispatch import pool
-from sap_graph.ops.layout import Core, capturing
+from sap_graph.ops.layout import Core, capturing, readable
 
 
 class SAPAggregation(Aggregation):
@@ -282,8 +282,9 @@ class SAPAggregation(Aggregation):
                mask: Optional[Tensor], lengths: Optional[Tensor]
                ) -> Optional[Tensor]:
         # Shapes always; values, dtype and the conv width in eager mode
-        # (reading values back would break a compiled graph). Returns the
-        # node mask (built from `lengths` when given).
+        # (reading values back would break a compiled graph), the batch
+        # vectors and dtype also under torch.func transforms that leave
+        # them plain. Returns the node mask (built from `lengths`).
         mask = check_inputs(x, self.in_channels, dim, index, mask, lengths,
                             ptr)
         if not capturing():
@@ -294,6 +295,9 @@ class SAPAggregation(Aggregation):
                 # Every eager call until it warns: the same layer may be
                 # called outside a convolution first and inside one later.
                 self._width_warned = check_conv_width(self)
+        elif readable(index, ptr):  # A torch.func transform of x alone.
+            check_batch(index, ptr, x.size(-2), dim_size)
+            check_dtype(x, self.lin_value.weight.dtype)
         return mask
 
     def _gate(self, x: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from sap_graph.nn.checks import check_batch, check_inputs
 from sap_graph.ops.dispatch import pool
-from sap_graph.ops.layout import capturing
+from sap_graph.ops.layout import readable
 
 
 def sap_pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor] = None,
@@ -90,7 +90,7 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor] = None,
             dim_size = 1
     if index is None and ptr is None:
         index = x.new_zeros(x.size(0), dtype=torch.long)
-    if not capturing():
+    if readable(index, ptr):  # Eager, or a torch.func transform of x.
         check_batch(index, ptr, x.size(0), dim_size)
     core = pool(x, score_weight, index, ptr, dim_size, dropout=dropout,
                 gate=None if gate is None else (lambda kept: gate),

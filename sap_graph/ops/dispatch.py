@@ -21,9 +21,11 @@ it, adds its residual pooling and returns the
   others.
 * ``'dense'`` (:class:`sap_graph.ops.padded.DensePath`): a padded
   ``[B, L, F]`` batch whose mask is not one run per row (or any mask on a
-  GPU, or under :func:`torch.compile`), from differentiable ops.
+  GPU, or while capturing), from differentiable ops.
 * ``'compiled'`` (:class:`sap_graph.ops.compiled.CompiledPath`): a flat
-  batch under :func:`torch.compile`, from differentiable ops.
+  batch while capturing (:func:`~sap_graph.ops.layout.capturing`:
+  :func:`torch.compile`, :func:`torch.jit.trace`, :mod:`torch.func`
+  transforms), from differentiable ops.
 
 The switches are read by :mod:`sap_graph.ops.env`. :func:`paths_used`
 lists the paths this process has run (eager calls), and

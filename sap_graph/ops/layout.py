@@ -33,12 +33,41 @@ warnings.filterwarnings('ignore', message='Sparse CSR tensor support')
 Gate = Optional[Callable[[Tensor], Tensor]]
 
 
+def transforming() -> bool:
+    r"""Whether a :mod:`torch.func` transform (:func:`~torch.func.vmap`,
+    :func:`~torch.func.grad`, :func:`~torch.func.jacrev`, ...) is active
+    (:obj:`False` where torch cannot tell)."""
+    active = getattr(torch._C, '_are_functorch_transforms_active', None)
+    return active is not None and bool(active())
+
+
 def capturing() -> bool:
     r"""Whether a graph is being captured, by :func:`torch.compile` or
-    :func:`torch.jit.trace`: no value may be read back and no branch may
-    depend on the data (a trace would bake it in), so the layouts and
-    paths that need neither are taken."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+    :func:`torch.jit.trace`, or transformed by :mod:`torch.func`: no value
+    may be read back and no branch may depend on the data (a trace would
+    bake it in; a batched tensor has no one value), and no custom autograd
+    function with a hand-written backward may run (they do not support
+    the transforms), so the layouts and paths of plain differentiable ops
+    are taken."""
+    return (torch.compiler.is_compiling() or torch.jit.is_tracing()
+            or transforming())
+
+
+def readable(*tensors: Optional[Tensor]) -> bool:
+    r"""Whether the values of :obj:`tensors` (:obj:`None` entries
+    ignored) can be read back now: not while :func:`torch.compile` or
+    :func:`torch.jit.trace` captures, nor for a tensor that a
+    :mod:`torch.func` transform wraps (an index mapped over by
+    :func:`~torch.func.vmap`); the plain tensors of a transformed call
+    can."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
+    if not transforming():
+        return True
+    wrapped = getattr(torch._C._functorch, 'is_functorch_wrapped_tensor',
+                      None)
+    return wrapped is not None and not any(
+        t is not None and wrapped(t) for t in tensors)
 
 
 def index_from_ptr(ptr: Tensor, num_nodes: int) -> Tensor:

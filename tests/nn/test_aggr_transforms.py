@@ -9,6 +9,7 @@ import torch
 
 from sap_graph import SAPAggregation
 from tests.helpers import make_batch
+from tests.reference import sap_reference
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith('linux'),
                                 reason='torch.compile tested on Linux')
@@ -65,3 +66,135 @@ def test_compile_dynamic_training_matches_eager(dropout):
         with torch.no_grad():
             assert not torch.allclose(want, eager.eval()(x, index,
                                                          num_graphs))
+
+
+# torch.func ###############################################################
+
+#: Layers under the transforms: the defaults (max residual), and the
+#: options with their own code (gate, mean residual, size scaler, concat).
+OPTIONS = [dict(), dict(gated=True, residual='mean', size_scaler='log'),
+           dict(concat=True, residual=None, learn_temperature=True)]
+
+
+def transform_batch():
+    """An unsorted float64 batch with an empty graph: ``(x, index, B)``."""
+    x, index, _, num_graphs = make_batch([3, 0, 4, 2], channels=4,
+                                         dtype=torch.float64, shuffle=True)
+    return x, index, num_graphs
+
+
+@pytest.mark.parametrize('options', OPTIONS)
+def test_func_grad_and_jacrev_equal_eager_autograd(options):
+    """:func:`torch.func.grad` and :func:`torch.func.jacrev` (they failed
+    on the custom autograd functions) give eager autograd's gradient and
+    Jacobian, with respect to the features and to the parameters."""
+    from torch.func import functional_call, grad, jacrev
+
+    torch.manual_seed(1)
+    aggr = SAPAggregation(4, heads=2, query_init='normal',
+                          **options).double()
+    x, index, num_graphs = transform_batch()
+    weight = torch.randn(num_graphs, aggr.output_channels,
+                         dtype=torch.float64)
+
+    def loss(x):
+        return (aggr(x, index, dim_size=num_graphs) * weight).sum()
+
+    x_eager = x.clone().requires_grad_()
+    loss(x_eager).backward()
+    torch.testing.assert_close(grad(loss)(x), x_eager.grad)
+
+    params = {k: v.detach() for k, v in aggr.named_parameters()}
+    got = grad(lambda p: (functional_call(aggr, p, (x, index), dict(
+        dim_size=num_graphs)) * weight).sum())(params)
+    for name, p in aggr.named_parameters():
+        torch.testing.assert_close(got[name], p.grad, msg=name)
+
+    jacobian = jacrev(lambda x: aggr(x, index, dim_size=num_graphs))(x)
+    want = torch.autograd.functional.jacobian(
+        lambda x: aggr(x, index, dim_size=num_graphs), x)
+    torch.testing.assert_close(jacobian, want)
+
+
+@pytest.mark.parametrize('options', OPTIONS)
+def test_func_vmap_equals_a_loop(options):
+    """:func:`torch.func.vmap` over the features equals a loop of eager
+    calls, and per-sample parameter gradients (``vmap(grad(...))``) equal
+    one eager backward per sample."""
+    from torch.func import functional_call, grad, vmap
+
+    torch.manual_seed(2)
+    aggr = SAPAggregation(4, heads=2, query_init='normal',
+                          **options).double()
+    x, index, num_graphs = transform_batch()
+    xs = torch.stack([x, x.flip(1), 2 * x])
+
+    got = vmap(lambda x: aggr(x, index, dim_size=num_graphs))(xs)
+    want = torch.stack([aggr(x, index, dim_size=num_graphs) for x in xs])
+    torch.testing.assert_close(got, want)
+
+    params = {k: v.detach() for k, v in aggr.named_parameters()}
+
+    def loss(p, x):
+        return functional_call(aggr, p, (x, index),
+                               dict(dim_size=num_graphs)).square().sum()
+
+    per_sample = vmap(grad(loss), in_dims=(None, 0))(params, xs)
+    for i, x in enumerate(xs):
+        aggr.zero_grad()
+        aggr(x, index, dim_size=num_graphs).square().sum().backward()
+        for name, p in aggr.named_parameters():
+            torch.testing.assert_close(per_sample[name][i], p.grad,
+                                       msg=name)
+
+
+def test_func_transforms_still_check_the_batch():
+    """Under a transform of the features alone the batch vectors are plain
+    tensors, and a bad index is still the layer's error."""
+    from torch.func import grad
+
+    aggr = SAPAggregation(4, heads=2).double()
+    x, index, num_graphs = transform_batch()
+    with pytest.raises(ValueError, match="invalid 'dim_size'"):
+        grad(lambda x: aggr(x, index + 1, dim_size=num_graphs).sum())(x)
+
+
+def test_func_vmap_with_attention_dropout():
+    """Attention dropout in training under :func:`torch.func.vmap` with
+    ``randomness='different'``: one mask per sample (the samples are equal
+    here, their outputs differ), finite gradients."""
+    from torch.func import grad, vmap
+
+    torch.manual_seed(3)
+    aggr = SAPAggregation(4, heads=2, dropout=0.5, query_init='normal',
+                          residual=None).double().train()
+    x, index, num_graphs = transform_batch()
+    xs = x.expand(4, -1, -1)
+    out = vmap(lambda x: aggr(x, index, dim_size=num_graphs),
+               randomness='different')(xs)
+    assert out.shape == (4, num_graphs, 4)
+    assert not torch.allclose(out[0], out[1])
+    grads = vmap(grad(lambda x: aggr(x, index, dim_size=num_graphs).sum()),
+                 randomness='different')(xs)
+    assert grads.shape == xs.shape and bool(torch.isfinite(grads).all())
+
+
+def test_func_grad_of_grad_equals_the_reference():
+    """Double backward, which the eager paths' hand-written backwards
+    refuse (docs/api.md), works under :func:`torch.func.grad`: the
+    gradient of a gradient penalty is the float64 reference's."""
+    from torch.func import grad
+
+    torch.manual_seed(4)
+    aggr = SAPAggregation(4, heads=2, query_init='normal',
+                          residual='mean').double()
+    x, index, num_graphs = transform_batch()
+
+    def penalty(pool):
+        inner = grad(lambda x: pool(x).square().sum())
+        return lambda x: inner(x).square().sum()
+
+    got = grad(penalty(lambda x: aggr(x, index, dim_size=num_graphs)))(x)
+    want = grad(penalty(lambda x: sap_reference(aggr, x, index,
+                                                num_graphs)[0]))(x)
+    torch.testing.assert_close(got, want)

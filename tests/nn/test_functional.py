@@ -41,3 +41,28 @@ def test_no_index_is_one_set_and_residual_and_gate():
     pooled, alpha, weight_sum = sap_pool(x, w, gate=gate)
     torch.testing.assert_close(weight_sum, (alpha * gate).sum(0)[:, None])
     torch.testing.assert_close(pooled[:, 0], (alpha * gate).t() @ x)
+
+
+@pytest.mark.parametrize('layout', ['index', 'ptr', 'index and ptr'])
+def test_func_grad_against_the_reference(layout):
+    """Under :func:`torch.func.grad` (the capture path of plain
+    differentiable ops; the kernels' autograd functions do not support
+    the transforms) the gradient of every output with respect to the
+    features and the scores is the reference's."""
+    from torch.func import grad
+
+    x, w, index, ptr, num_graphs = core_batch([2, 0, 5, 1], 6, 3)
+    call = {'index': dict(index=index), 'ptr': dict(ptr=ptr),
+            'index and ptr': dict(index=index, ptr=ptr)}[layout]
+    weights = [torch.randn_like(t) for t in sap_core_reference(x, w, ptr)]
+
+    def loss(function):
+        return lambda x, w: sum((out * weight).sum() for out, weight in zip(
+            function(x, w), weights, strict=True))
+
+    got = grad(loss(lambda x, w: sap_pool(x, w, dim_size=num_graphs,
+                                          **call)), argnums=(0, 1))(x, w)
+    want = grad(loss(lambda x, w: sap_core_reference(x, w, ptr)),
+                argnums=(0, 1))(x, w)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
