@@ -184,3 +184,26 @@ def test_the_datasets_notes_are_in_the_report():
                     'acc', True, 'scaffold', {'lrs': LRS}, 6)
     assert 'Data: skipped 2 invalid SMILES (lines 3, 9).' in markdown(res)
     assert 'Data:' not in markdown(result(records, ['sum']))
+
+
+def test_unknown_readout_names_the_known_ones():
+    """``row`` and ``paired`` look readouts up by name: another name is an
+    error listing the readouts of the comparison (``row`` raised a bare
+    StopIteration, ``paired`` returned an empty test)."""
+    from sap_graph.experiments.compare import UnknownReadout
+
+    records = [run(r, lr, u, 0.6 + 0.1 * i, 0.5 + 0.1 * i)
+               for i, r in enumerate(['sum', 'sap{"rezero": true}'])
+               for lr in LRS for u in UNITS]
+    res = result(records, ['sum', 'sap{"rezero": true}'])
+    known = r"""\(it has: 'sum', 'sap{"rezero": true}'\)"""
+    for call in (lambda: res.row('sap'), lambda: res.paired('sap', 'sum'),
+                 lambda: res.paired('sum', 'max')):
+        with pytest.raises(UnknownReadout, match=known) as info:
+            call()
+        assert isinstance(info.value, KeyError)
+        assert isinstance(info.value, ValueError)
+    assert res.row('sum').readout == 'sum'
+    test = res.paired('sap{"rezero": true}', 'sum')
+    assert test.units == UNITS
+    assert test.diffs == pytest.approx([0.1] * 3)

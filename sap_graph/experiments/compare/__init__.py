@@ -15,6 +15,7 @@ from sap_graph.experiments.compare.report import (
     ComparisonResult,
     PairedTest,
     ReadoutRow,
+    UnknownReadout,
 )
 from sap_graph.experiments.compare.stats import sign_flip_test
 from sap_graph.experiments.compare.variants import (
@@ -26,6 +27,6 @@ from sap_graph.experiments.compare.variants import (
 
 __all__ = [
     'ComparisonResult', 'DEFAULT_LRS', 'DEFAULT_READOUTS', 'PairedTest',
-    'RunPlan', 'ReadoutRow', 'Run', 'VARIANTS', 'Variant', 'compare',
-    'parse_variant', 'sign_flip_test', 'write_report',
+    'RunPlan', 'ReadoutRow', 'Run', 'UnknownReadout', 'VARIANTS', 'Variant',
+    'compare', 'parse_variant', 'sign_flip_test', 'write_report',
 ]

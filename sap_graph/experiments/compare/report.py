@@ -108,6 +108,16 @@ class PairedTest:
         return statistics.fmean(self.diffs) if self.diffs else math.nan
 
 
+class UnknownReadout(KeyError, ValueError):
+    r"""Raised by :meth:`ComparisonResult.row` and
+    :meth:`ComparisonResult.paired` for a readout that the comparison does
+    not hold; the message lists those it holds. A :class:`KeyError` (a
+    lookup by name) and a :class:`ValueError` (a bad argument)."""
+
+    def __str__(self) -> str:  # KeyError's would quote the message.
+        return str(self.args[0]) if self.args else ''
+
+
 @dataclass
 class ComparisonResult:
     r"""A finished (or partial) comparison.
@@ -147,14 +157,28 @@ class ComparisonResult:
     units: List[str] = field(default_factory=list)
 
     def row(self, readout: str) -> ReadoutRow:
+        r"""The table row of :obj:`readout` (a name of :obj:`rows`, as
+        given: :obj:`'sap'`, :obj:`'sap{"rezero": true}'`); raises
+        :class:`UnknownReadout` for another."""
+        self._check_readout(readout)
         return next(r for r in self.rows if r.readout == readout)
 
     def paired(self, readout: str, against: str) -> PairedTest:
         r"""The paired test of :obj:`readout` against :obj:`against` on
-        the folds/seeds both finished (as :obj:`tests` against the best).
+        the folds/seeds both finished (as :obj:`tests` against the best);
+        raises :class:`UnknownReadout` for a name not in :obj:`rows`.
         """
+        self._check_readout(readout)
+        self._check_readout(against)
         return paired_test(self.selected, readout, against, self.units,
                            self.higher_is_better)
+
+    def _check_readout(self, readout: str) -> None:
+        known = [r.readout for r in self.rows]
+        if readout not in known:
+            raise UnknownReadout(
+                f"{readout!r} is not a readout of this comparison (it "
+                f"has: {', '.join(map(repr, known)) or 'none'})")
 
     def to_pandas(self) -> Any:
         r"""The readout table as a :class:`pandas.DataFrame`."""
@@ -317,4 +341,5 @@ def paired_test(selected: Dict[Any, Dict[str, Any]], readout: str,
 
 
 __all__ = ['CHANCE_LOSS', 'ComparisonResult', 'PairedTest', 'ReadoutRow',
-           'collapsed', 'diverged', 'finite', 'paired_test', 'summarise']
+           'UnknownReadout', 'collapsed', 'diverged', 'finite', 'paired_test',
+           'summarise']
