@@ -316,3 +316,43 @@ def test_edge_attr_is_one_row_per_edge_and_trains_with_gine(
     res = compare(data, ['sum'], out=str(tmp_path), lrs=[0.01],
                   progress=False, conv='gine', **TINY)
     assert len(res.runs) == 2 and not any(diverged(r) for r in res.runs)
+
+
+def test_node_counts_are_those_of_the_tasks_graphs(tmp_path):
+    """Graphs of different sizes: the statistics that compare reports and
+    keys its cache on count the nodes and edges of each graph of the task,
+    from a list of Data and from a task whose dataset selects graphs of a
+    larger storage (``dataset[indices]``, counted over the whole storage
+    before, so two selections of one storage shared a cache key)."""
+    from dataclasses import replace
+
+    from sap_graph.experiments.compare.api import prepare
+
+    sizes = [1, 6, 2, 9, 4, 3, 7, 5]
+    data = []
+    for i, n in enumerate(sizes):
+        line = torch.arange(n - 1)
+        data.append(Data(x=torch.full((n, 4), float(i)),
+                         edge_index=torch.stack([line, line + 1]),
+                         y=torch.tensor(i % 2)))
+    task = task_from_graphs(data)
+    stats = task.stats()
+    assert stats['num_nodes'] == sum(sizes) == task.dataset._data.num_nodes
+    assert stats['avg_nodes'] == pytest.approx(sum(sizes) / len(sizes))
+    assert stats['num_directed_edges'] == sum(sizes) - len(sizes)
+
+    first = [0, 1, 2, 3]
+    halves = [replace(task, dataset=task.dataset[keep])
+              for keep in (first, [4, 5, 6, 7])]
+    for half, keep in zip(halves, (first, [4, 5, 6, 7]), strict=True):
+        nodes = sum(sizes[i] for i in keep)
+        assert half.stats()['num_nodes'] == nodes
+        assert half.stats()['avg_nodes'] == nodes / 4
+        ready, _, _ = prepare(half, ['sum'], [0.01], TINY, str(tmp_path))
+        assert ready.stats()['num_nodes'] == nodes
+        assert [ready.dataset[i].num_nodes for i in range(4)] == [
+            sizes[i] for i in keep]
+        assert torch.equal(ready.labels, half.labels)
+    fingerprints = [engine.task_fingerprint(prepare(
+        half, ['sum'], [0.01], TINY, str(tmp_path))[0]) for half in halves]
+    assert fingerprints[0] != fingerprints[1]

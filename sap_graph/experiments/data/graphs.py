@@ -9,6 +9,7 @@ by one only to name the culprit once something is wrong.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
@@ -287,7 +288,10 @@ def task_from_graphs(graphs: Any, name: Optional[str] = None) -> GraphTask:
     one per graph, make a multiclass task (accuracy); float labels
     :obj:`[1, T]` per graph (NaN = missing) make binary classification
     tasks (ROC-AUC) when every value is 0 or 1, else regression tasks
-    (RMSE). Node features become :obj:`float32`.
+    (RMSE). Node features become :obj:`float32`. A :class:`GraphTask` is
+    returned as it is, except that the graphs of one whose dataset selects
+    graphs of a larger storage (:obj:`dataset[indices]`) are collated
+    anew, so that its statistics and cache keys are those of its graphs.
 
     Args:
         graphs (Dataset or list of Data): Graphs with node features
@@ -307,7 +311,14 @@ def task_from_graphs(graphs: Any, name: Optional[str] = None) -> GraphTask:
             the first offending graph (see also :func:`check_task`).
     """
     if isinstance(graphs, GraphTask):
-        return graphs
+        ds = graphs.dataset
+        if getattr(ds, '_indices', None) is None:
+            return graphs
+        # A selection (dataset[indices]) shares the storage of all the
+        # graphs: collated anew, what is counted and fingerprinted (cache
+        # keys) is its own graphs.
+        return replace(graphs, dataset=GraphList(
+            [ds[i] for i in range(len(ds))]))
     data_list, name = _graph_list(graphs, name)
     if not data_list:
         raise DatasetFormatError(f"Dataset '{name}' has no graphs")

@@ -76,10 +76,14 @@ class GraphTask:
         return self.metric not in ('rmse', 'mae')
 
     def stats(self) -> Dict[str, Any]:
-        r"""Returns the dataset statistics written to result files."""
+        r"""Returns the dataset statistics written to result files: node
+        and edge counts summed over the task's graphs, one by one (also
+        for a dataset that selects graphs of a larger storage,
+        :obj:`dataset[indices]`)."""
         ds = self.dataset
-        num_nodes = int(ds.slices['x'][-1]) if 'x' in ds.slices else None
-        num_edges = int(ds.slices['edge_index'][-1])
+        nodes = per_graph(ds, 'x')
+        num_nodes = None if nodes is None else int(nodes.sum())
+        num_edges = int(per_graph(ds, 'edge_index').sum())
         out: Dict[str, Any] = dict(
             name=self.name, kind=self.kind, num_graphs=len(ds),
             num_classes=self.num_classes, num_features=self.num_features,
@@ -96,6 +100,21 @@ class GraphTask:
             out['split_sizes'] = {k: int(v.numel())
                                   for k, v in self.split_idx.items()}
         return out
+
+
+def per_graph(dataset: InMemoryDataset, key: str) -> Optional[Tensor]:
+    r"""How many rows of :obj:`key` (:obj:`'x'`: nodes, :obj:`'edge_index'`:
+    edges) each graph of :obj:`dataset` has, :obj:`[len(dataset)]`, read
+    off the collated slices (no loop over the graphs); only the graphs
+    that :obj:`dataset[indices]` selects, in its order. :obj:`None` when
+    the graphs have no :obj:`key`."""
+    slices = getattr(dataset, 'slices', None)
+    if slices is None or key not in slices:
+        return None
+    counts = slices[key].diff()
+    if getattr(dataset, '_indices', None) is None:
+        return counts
+    return counts[torch.as_tensor(list(dataset.indices()), dtype=torch.long)]
 
 
 class GraphList(InMemoryDataset):
