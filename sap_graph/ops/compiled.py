@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 import torch.nn.functional as F
 from torch import Tensor
 
-from sap_graph.ops.layout import Core, Layout
+from sap_graph.ops.layout import Core, Layout, dropout_runs
 from sap_graph.ops.residual import residual_pool
 
 
@@ -54,6 +54,6 @@ class CompiledPath:
         x, index = layout.x, layout.index
         pooled, alpha, weight_sum = pool_compiled(
             x, score_weight.to(x.dtype), index, layout.sets, dropout,
-            dropout > 0.0, layout.gate)
+            dropout_runs(dropout), layout.gate)
         res = residual_pool(x, index, layout.sets, residual)
         return layout.core(pooled, alpha, weight_sum, res)

@@ -70,6 +70,22 @@ def readable(*tensors: Optional[Tensor]) -> bool:
         t is not None and wrapped(t) for t in tensors)
 
 
+def dropout_runs(dropout: float) -> bool:
+    r"""Whether attention dropout with probability :obj:`dropout` runs (the
+    :obj:`training` flag of :func:`torch.nn.functional.dropout` on the
+    capture paths), as a Python :obj:`bool` also when :obj:`dropout` is
+    symbolic: :func:`torch.compile` with :obj:`dynamic=True` makes a
+    module's float attribute a :class:`torch.SymFloat`, ``dropout > 0.0``
+    a :class:`torch.SymBool`, which :func:`~torch.nn.functional.dropout`
+    refuses (a graph break, or an error with :obj:`fullgraph=True`), and
+    so does ``bool()`` of it under Dynamo. A branch on it is decided
+    while tracing instead, behind a guard (a new probability on either
+    side of zero recompiles)."""
+    if dropout > 0.0:
+        return True
+    return False
+
+
 def index_from_ptr(ptr: Tensor, num_nodes: int) -> Tensor:
     """Expands a CSR pointer :obj:`[B + 1]` into a sorted batch vector."""
     count = ptr[1:] - ptr[:-1]

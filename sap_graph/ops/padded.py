@@ -45,6 +45,7 @@ from sap_graph.ops.layout import (
     Layout,
     Segments,
     capturing,
+    dropout_runs,
     index_from_ptr,
 )
 
@@ -243,6 +244,7 @@ class DensePath:
         :obj:`residual` pooling (:func:`masked_reduce`)."""
         x, mask = layout.x, layout.mask
         pooled, alpha, weight_sum = pool_dense(
-            x, score_weight, mask, dropout, dropout > 0.0, layout.gate)
+            x, score_weight, mask, dropout, dropout_runs(dropout),
+            layout.gate)
         res = None if residual is None else masked_reduce(x, mask, residual)
         return layout.core(pooled, alpha, weight_sum, res)
