@@ -11,6 +11,7 @@ from torch_geometric.nn.aggr import Aggregation
 from torch_geometric.nn.dense.linear import Linear
 
 from sap_graph.nn.checks import (
+    assert_agree,
     check_batch,
     check_conv_width,
     check_dtype,
@@ -243,8 +244,11 @@ class SAPAggregation(Aggregation):
                 :obj:`[N]`, not necessarily sorted. (default: :obj:`None`)
             ptr (torch.Tensor, optional): CSR boundaries of a sorted batch
                 :obj:`[B + 1]`. With :obj:`index` too, both must describe
-                the same batch (checked on the CPU, and on GPUs under
-                :func:`torch_geometric.debug`). (default: :obj:`None`)
+                the same batch: a :class:`ValueError` naming the first
+                node that differs on the CPU (and on GPUs under
+                :func:`torch_geometric.debug`), an assertion that reads
+                nothing back on GPUs and under :func:`torch.compile`.
+                (default: :obj:`None`)
             dim_size (int, optional): Number of sets :math:`B` (empty sets
                 give zero rows); avoids a device sync and graph breaks under
                 :func:`torch.compile`. (default: :obj:`None`)
@@ -284,7 +288,8 @@ class SAPAggregation(Aggregation):
         # Shapes always; values, dtype and the conv width in eager mode
         # (reading values back would break a compiled graph), the batch
         # vectors and dtype also under torch.func transforms that leave
-        # them plain. Returns the node mask (built from `lengths`).
+        # them plain; compiled, that index and ptr agree. Returns the node
+        # mask (built from `lengths` when given).
         mask = check_inputs(x, self.in_channels, dim, index, mask, lengths,
                             ptr)
         if not capturing():
@@ -298,6 +303,8 @@ class SAPAggregation(Aggregation):
         elif readable(index, ptr):  # A torch.func transform of x alone.
             check_batch(index, ptr, x.size(-2), dim_size)
             check_dtype(x, self.lin_value.weight.dtype)
+        elif torch.compiler.is_compiling():  # An assertion in the graph.
+            assert_agree(index, ptr, x.size(-2))
         return mask
 
     def _gate(self, x: Tensor) -> Tensor:

@@ -24,13 +24,44 @@ def _head(values: Tensor, count: int = 8) -> str:
     return f"[{items}{', ...' if values.numel() > count else ''}]"
 
 
+#: What :func:`assert_agree` says when :obj:`index` and :obj:`ptr` differ.
+DISAGREE = ("'index' and 'ptr' disagree: 'index' is not the sorted batch "
+            "vector of 'ptr' (a graph beyond those of 'ptr', or a node in "
+            "another graph). Pass only one of them, or 'ptr' of a sorted "
+            "'index'")
+
+
+def reads_values(device: torch.device) -> bool:
+    r"""Whether :func:`check_batch` reads the values of batch vectors on
+    :obj:`device`: on the CPU, and elsewhere under
+    :func:`torch_geometric.debug` (reading back would stall a GPU stream
+    once per forward)."""
+    return device.type == 'cpu' or is_debug_enabled()
+
+
+def assert_agree(index: Optional[Tensor], ptr: Optional[Tensor],
+                 num_nodes: int) -> None:
+    r"""Asserts, without reading a value back (no device sync, no graph
+    break under :func:`torch.compile`), that :obj:`index` is the sorted
+    batch vector of :obj:`ptr` (nothing when one of them is
+    :obj:`None`), so that no path follows one and not the other: a
+    :class:`RuntimeError` saying :data:`DISAGREE` on the CPU (also from a
+    compiled graph), a device-side assertion on a GPU, reported at the
+    next synchronisation. A trace of :func:`torch.jit.trace` drops it."""
+    if index is None or ptr is None:
+        return
+    expected = index_from_ptr(ptr.to(torch.long), num_nodes)
+    torch._assert_async((index.to(torch.long) == expected).all(), DISAGREE)
+
+
 def check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
                  num_nodes: int, dim_size: int) -> None:
     r"""Checks the batch vectors of a call in eager mode: :obj:`dim_size`
     a non-negative integer, :obj:`ptr` of shape :obj:`[dim_size + 1]`
     running from 0 to :obj:`num_nodes`, :obj:`index` in
-    :obj:`[0, dim_size)` and, with both, that they agree (values on the
-    CPU, and on GPUs under :func:`torch_geometric.debug` only)."""
+    :obj:`[0, dim_size)` and, with both, that they agree (values where
+    :func:`reads_values`; elsewhere only the agreement, by
+    :func:`assert_agree`)."""
     if not _is_int(dim_size) or dim_size < 0:
         raise ValueError(f"Expected 'dim_size' to be a non-negative "
                          f"integer (got {dim_size!r})")
@@ -39,11 +70,14 @@ def check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
         raise ValueError(f"Expected 'ptr' of shape [{dim_size + 1}] "
                          f"(got {list(ptr.shape)})")
     device = (ptr if ptr is not None else index).device
-    if device.type != 'cpu' and not is_debug_enabled():
+    if not reads_values(device):
         # Reading values back would stall the GPU stream once per
         # forward (PyG's aggregations do not check either); a bad
-        # index then fails in a device-side assert. Under
-        # ``torch_geometric.debug()`` the checks below run everywhere.
+        # index then fails in a device-side assert, and so do an index
+        # and a ptr that disagree (else one path would follow each).
+        # Under ``torch_geometric.debug()`` the checks below run
+        # everywhere.
+        assert_agree(index, ptr, num_nodes)
         return
     if ptr is not None:
         first, last = ptr[[0, -1]].tolist()

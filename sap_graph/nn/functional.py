@@ -13,7 +13,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from sap_graph.nn.checks import check_batch, check_inputs
+from sap_graph.nn.checks import assert_agree, check_batch, check_inputs
 from sap_graph.ops.dispatch import pool
 from sap_graph.ops.layout import readable
 
@@ -92,6 +92,8 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor] = None,
         index = x.new_zeros(x.size(0), dtype=torch.long)
     if readable(index, ptr):  # Eager, or a torch.func transform of x.
         check_batch(index, ptr, x.size(0), dim_size)
+    elif torch.compiler.is_compiling():  # An assertion in the graph.
+        assert_agree(index, ptr, x.size(0))
     core = pool(x, score_weight, index, ptr, dim_size, dropout=dropout,
                 gate=None if gate is None else (lambda kept: gate),
                 residual=residual)

@@ -227,3 +227,51 @@ def test_func_grad_of_grad_equals_the_reference():
                                                 num_graphs)[0]))(x)
     torch.testing.assert_close(got, want)
 
+
+
+# index and ptr that disagree, while compiling ############################
+
+#: (index, ptr): an index beyond the graphs of ptr, one in range that
+#: puts a node in another graph, and the agreeing batch.
+BATCHES = {'beyond': ([0, 0, 1, 1, 2, 2], [0, 3, 6]),
+           'other graph': ([0, 0, 0, 0, 1, 1], [0, 3, 6]),
+           'agree': ([0, 0, 0, 1, 1, 1], [0, 3, 6])}
+
+
+@pytest.mark.compile
+@linux_only
+def test_compiled_index_and_ptr_must_agree():
+    """Compiled, the eager check cannot read the batch vectors: an
+    assertion in the graph (no graph break) refuses an index that
+    disagrees with ptr, where the compiled path followed the index alone
+    (a node in another graph pooled silently there), with the layer's
+    message; the layer and sap_pool alike. An agreeing batch gives the
+    eager result."""
+    from sap_graph import sap_pool
+
+    torch.manual_seed(5)
+    aggr = SAPAggregation(4, heads=2, query_init='normal')
+    layer = torch.compile(lambda x, index, ptr: aggr(x, index, ptr,
+                                                     dim_size=2),
+                          fullgraph=True, dynamic=True)
+    core = torch.compile(lambda x, index, ptr: sap_pool(
+        x, aggr.score_weight(), index, ptr, dim_size=2, residual='max'),
+        fullgraph=True, dynamic=True)
+    x = torch.randn(6, 4)
+    for name, (index, ptr) in BATCHES.items():
+        index, ptr = torch.tensor(index), torch.tensor(ptr)
+        for compiled in (layer, core):
+            if name == 'agree':
+                got = compiled(x, index, ptr)
+                want = (aggr(x, index, ptr, dim_size=2)
+                        if compiled is layer else sap_pool(
+                            x, aggr.score_weight(), index, ptr,
+                            residual='max'))
+                torch.testing.assert_close(got, want)
+                continue
+            # An index beyond the graphs may meet Inductor's own bounds
+            # check first.
+            with pytest.raises(RuntimeError, match="'index' and 'ptr' "
+                               "disagree" + ('|index out of bounds' * (
+                                   name == 'beyond'))):
+                compiled(x, index, ptr)

@@ -299,3 +299,31 @@ def test_width_warning_also_after_a_first_call_outside_a_conv():
         warnings.simplefilter('error')
         with pytest.raises(RuntimeError, match='cannot be multiplied'):
             conv(x, edge_index)
+
+
+@pytest.mark.parametrize('case', ['beyond', 'other graph'])
+def test_index_and_ptr_agree_without_reading_values(monkeypatch, case):
+    """Where the batch vectors' values are not read back (GPUs outside
+    ``torch_geometric.debug()``), an asynchronous assertion still refuses
+    an index that disagrees with ptr (the CUDA 'torch' path followed ptr
+    for the softmax maximum and the pooled sums, the index for the weight
+    sums): shown here on the CPU, where it raises at once, with
+    :func:`reads_values` answering as for a GPU. An agreeing batch
+    passes."""
+    import sap_graph.nn.checks as checks
+
+    monkeypatch.setattr(checks, 'reads_values', lambda device: False)
+    index = {'beyond': [0, 0, 1, 1, 2, 2], 'other graph': [0, 0, 0, 0, 1, 1]}
+    ptr = torch.tensor([0, 3, 6])
+    aggr = SAP(4, heads=2)
+    x = torch.randn(6, 4)
+    with pytest.raises((RuntimeError, ValueError)) as info:
+        aggr(x, torch.tensor(index[case]), ptr, dim_size=2)
+    if case == 'beyond':  # PyG's wrapper names the index beyond dim_size,
+        assert "invalid 'dim_size'" in str(info.value)  # raised from ours.
+        assert "'index' and 'ptr' disagree" in str(info.value.__cause__)
+    else:
+        assert "'index' and 'ptr' disagree" in str(info.value)
+    agree = torch.tensor([0, 0, 0, 1, 1, 1])
+    torch.testing.assert_close(aggr(x, agree, ptr, dim_size=2),
+                               aggr(x, ptr=ptr, dim_size=2))
