@@ -130,6 +130,31 @@ def test_batched_equals_per_graph_and_ptr_path(readout):
         assert torch.allclose(out[i], single[0], atol=1e-5)
 
 
+@pytest.mark.parametrize('readout', ['sap', 'sum', 'mean', 'set2set'])
+def test_ptr_without_batch(readout):
+    """``ptr`` alone (no ``batch`` vector) gives the graph of each node:
+    the logits equal those with ``batch`` given, also with an empty graph
+    (ptr alone failed: the readout took the whole batch for one graph); a
+    ``ptr`` that does not fit the nodes is the layer's ValueError."""
+    torch.manual_seed(1)
+    batch, _ = make_batch()
+    model = GraphClassifier(8, 16, 2, num_layers=2, readout=readout).eval()
+    sizes = batch.ptr.diff().tolist()
+    ptr = torch.tensor([0, *torch.tensor(sizes[:2] + [0] + sizes[2:])
+                        .cumsum(0).tolist()])  # Graph 2 is empty.
+    index = torch.arange(ptr.numel() - 1).repeat_interleave(ptr.diff())
+    for p, b in ((batch.ptr, batch.batch), (ptr, index)):
+        want = model(batch.x, batch.edge_index, b, ptr=p,
+                     num_graphs=p.numel() - 1)
+        got = model(batch.x, batch.edge_index, ptr=p)
+        assert got.shape == (p.numel() - 1, 2)
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(model(batch.x, batch.edge_index, ptr=p,
+                                         num_graphs=p.numel() - 1), want)
+    with pytest.raises(ValueError, match="'ptr' to run from 0 to"):
+        model(batch.x, batch.edge_index, ptr=batch.ptr[:-1])
+
+
 def test_node_permutation_invariance():
     torch.manual_seed(0)
     _, data_list = make_batch(num_graphs=1)

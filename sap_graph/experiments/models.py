@@ -13,6 +13,8 @@ from torch_geometric.nn.aggr import Aggregation
 
 from sap_graph.experiments.errors import one_line
 from sap_graph.experiments.readouts import resolve_readout
+from sap_graph.nn.checks import check_batch
+from sap_graph.ops.layout import capturing, index_from_ptr
 
 CONVS = ('gin', 'gcn', 'gine')
 JK_MODES = ('last', 'cat', 'max')
@@ -303,6 +305,13 @@ class GraphClassifier(Module):
         readout_channels]` (the readout output, before the head)."""
         x = self.node_embeddings(x, edge_index, edge_attr)
 
+        if batch is None and ptr is not None:
+            # A sorted batch given by its CSR pointer alone.
+            if not capturing():
+                check_batch(None, ptr, x.size(0), ptr.numel() - 1)
+            batch = index_from_ptr(ptr.to(torch.long), x.size(0))
+            if num_graphs is None:
+                num_graphs = ptr.numel() - 1
         if batch is None:
             batch = x.new_zeros(x.size(0), dtype=torch.long)
             num_graphs = 1
@@ -326,11 +335,13 @@ class GraphClassifier(Module):
             x (torch.Tensor): Node features.
             edge_index (torch.Tensor): Edge indices :obj:`[2, E]`.
             batch (torch.Tensor, optional): Graph of each node, sorted as
-                in PyG batches. (default: :obj:`None`, *i.e.* one graph)
+                in PyG batches. (default: :obj:`None`, *i.e.* the graphs
+                of :obj:`ptr`, else one graph)
             edge_attr (torch.Tensor, optional): Edge features, needed by
                 :obj:`conv='gine'`. (default: :obj:`None`)
             ptr (torch.Tensor, optional): CSR boundaries of the batch
-                (:obj:`batch.ptr`). (default: :obj:`None`)
+                (:obj:`batch.ptr`); alone, it gives the graph of each
+                node. (default: :obj:`None`)
             num_graphs (int, optional): Number of graphs; pass it to avoid
                 a device sync. (default: :obj:`None`)
         """
