@@ -199,3 +199,25 @@ def test_cli_reports_errors_in_one_line(tmp_path, capsys):
     code = main(['train', '--readout', 'nope', '--epochs', '1'])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith('error: ') and 'sap' in err
+
+
+def test_task_digest_follows_the_graphs():
+    from dataclasses import replace
+
+    from sap_graph.experiments.data import load_synthetic
+
+    def task():
+        return load_synthetic(num_graphs=12, min_pairs=2, max_pairs=3)
+
+    ref = task()
+    assert len(ref.digest) == 64 and task().digest == ref.digest
+    changed = task()
+    changed.dataset._data.x[0, 0] += 1  # One feature of one node.
+    assert changed.digest != ref.digest
+    order = list(range(1, 12)) + [0]  # The same graphs in another order.
+    assert replace(ref, dataset=ref.dataset[order]).digest != ref.digest
+    moved = task()  # The same tensors cut into graphs elsewhere.
+    slices = moved.dataset.slices['x'].clone()
+    slices[1] += 1
+    moved.dataset.slices['x'] = slices
+    assert moved.digest != ref.digest

@@ -222,3 +222,38 @@ def test_state_files_are_plain_data(tmp_path):
     assert torch.equal(state['generators']['shuffle'], gen.get_state())
     with pytest.raises(CheckpointError, match='not found'):
         safe_load(str(tmp_path / 'missing.pt'))
+
+
+def test_resume_refuses_changed_data(tiny_task, tmp_path, monkeypatch,
+                                     capsys):
+    """Same name, sizes and classes, other graphs: refused in one line."""
+    state = str(tmp_path / 's.pt')
+    kill_after(monkeypatch, 1)
+    with pytest.raises(Killed):
+        cross_validate(tiny_task, tiny_config(state=state))
+    monkeypatch.undo()
+    changed = load_synthetic(num_graphs=90, min_pairs=3, max_pairs=6)
+    changed.dataset._data.x = changed.dataset._data.x.flip(0)
+    assert changed.stats() == tiny_task.stats()
+    assert changed.digest != tiny_task.digest
+    with pytest.raises(ValueError, match="data of dataset 'synthetic' "
+                       "changed since it was written"):
+        cross_validate(changed, tiny_config(state=state, resume=True))
+    monkeypatch.setattr(run_mod, 'load_configured',
+                        lambda *args, **kwargs: changed)
+    assert main(['train', '--epochs', '4', '--folds', '3', '--heads', '2',
+                 '--hidden_channels', '8', '--num_layers', '2',
+                 '--batch_size', '16', '--lr_step', '2', '--no-progress',
+                 '--quiet', '--state', state, '--resume']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'changed since it was written' in err
+    assert 'Traceback' not in err
+
+
+def test_old_state_format_is_a_clear_error(tiny_task, tmp_path):
+    state = str(tmp_path / 's.pt')
+    torch.save({'format': TrainState.FORMAT, 'version': 1,
+                'sap_graph_version': '0.1.0'}, state)
+    with pytest.raises(CheckpointError, match='format version 1 '
+                       r'\(expected 2\).*older sap-graph.*delete it'):
+        cross_validate(tiny_task, tiny_config(state=state, resume=True))

@@ -4,7 +4,9 @@ the checks a dataset must pass before training
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import (
     Any,
     Dict,
@@ -75,6 +77,29 @@ class GraphTask:
     def higher_is_better(self) -> bool:
         return self.metric not in ('rmse', 'mae')
 
+    @cached_property
+    def digest(self) -> str:
+        r"""The SHA-256 hex digest of the graphs' content: every attribute
+        of the collated graphs (name, dtype, shape and bytes of each
+        tensor), the slices that cut them into graphs, and the selected
+        indices of a subset. Two tasks with equal digests hold the same
+        graphs in the same order. Computed once per task (one pass over
+        the tensors); the graphs are not expected to change afterwards.
+        """
+        ds = self.dataset
+        data = getattr(ds, '_data', None)
+        slices = getattr(ds, 'slices', None)
+        if data is None or slices is None:
+            ds = GraphList([ds[i] for i in range(len(ds))])
+            data, slices = ds._data, ds.slices
+        h = hashlib.sha256()
+        for prefix, store in (('data', data.to_dict()), ('slices', slices),
+                              ('indices', {'index': getattr(
+                                  ds, '_indices', None)})):
+            for key in sorted(store):
+                _update(h, f'{prefix}.{key}', store[key])
+        return h.hexdigest()
+
     def stats(self) -> Dict[str, Any]:
         r"""Returns the dataset statistics written to result files: node
         and edge counts summed over the task's graphs, one by one (also
@@ -115,6 +140,18 @@ def per_graph(dataset: InMemoryDataset, key: str) -> Optional[Tensor]:
     if getattr(dataset, '_indices', None) is None:
         return counts
     return counts[torch.as_tensor(list(dataset.indices()), dtype=torch.long)]
+
+
+def _update(h: Any, name: str, value: Any) -> None:
+    h.update(name.encode() + b'\0')
+    if isinstance(value, Tensor):
+        value = value.detach().cpu().contiguous()
+        h.update(f'{value.dtype}{tuple(value.shape)}'.encode() + b'\0')
+        h.update(value.view(-1).view(torch.uint8).numpy().tobytes()
+                 if value.numel() else b'')
+    elif value is not None:
+        h.update(repr(value).encode())
+    h.update(b'\0')
 
 
 class GraphList(InMemoryDataset):

@@ -72,7 +72,8 @@ class TrainState:
     """
 
     FORMAT = 'sap_graph.train_state'
-    VERSION = 1
+    #: 2: the dataset fingerprint holds :attr:`GraphTask.digest`.
+    VERSION = 2
 
     def __init__(self, cfg: TrainConfig, task: GraphTask, protocol: str,
                  splits: Optional[List[Dict[str, Tensor]]] = None) -> None:
@@ -113,10 +114,16 @@ class TrainState:
                 or saved.get('format') != self.FORMAT):
             raise CheckpointError(f"'{self.path}' is not a sap-graph "
                                   f"training state file")
-        if saved.get('version') != self.VERSION:
+        version = saved.get('version')
+        if version != self.VERSION:
+            old = isinstance(version, int) and version < self.VERSION
             raise CheckpointError(
-                f"'{self.path}' has state format version "
-                f"{saved.get('version')} (expected {self.VERSION})")
+                f"'{self.path}' has state format version {version} "
+                f"(expected {self.VERSION})" + (
+                    ": it was written by an older sap-graph "
+                    f"({saved.get('sap_graph_version')}) without a digest "
+                    "of the data, so resuming it could mix data; delete "
+                    "it to start over" if old else ""))
         if saved.get('protocol') != self.data['protocol']:
             raise ValueError(f"'{self.path}' holds a '{saved['protocol']}' "
                              f"run (expected '{self.data['protocol']}')")
@@ -127,9 +134,19 @@ class TrainState:
         if diff:
             raise ValueError(f"cannot resume '{self.path}': it was written "
                              f"with {', '.join(diff)}")
-        if saved.get('dataset') != self.data['dataset']:
+        theirs_data = dict(saved.get('dataset') or {})
+        mine_data = dict(self.data['dataset'])
+        theirs_digest = theirs_data.pop('digest', None)
+        mine_digest = mine_data.pop('digest')
+        if theirs_data != mine_data:
             raise ValueError(f"cannot resume '{self.path}': it was written "
-                             f"for another dataset ({saved.get('dataset')})")
+                             f"for another dataset ({theirs_data})")
+        if theirs_digest != mine_digest:
+            raise ValueError(
+                f"cannot resume '{self.path}': the data of dataset "
+                f"'{mine_data.get('name')}' changed since it was written "
+                f"(content digest {str(theirs_digest)[:12]}, now "
+                f"{mine_digest[:12]}); delete it to start over")
         splits = saved.get('splits', [])
         same = len(splits) == len(self.data['splits']) and all(
             a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -191,6 +208,8 @@ class TrainState:
 
 def _fingerprint(task: GraphTask) -> Dict[str, Any]:
     stats = task.stats()
-    return {k: stats.get(k) for k in ('name', 'num_graphs', 'num_classes',
-                                      'num_features', 'num_nodes',
-                                      'num_directed_edges', 'class_counts')}
+    out = {k: stats.get(k) for k in ('name', 'num_graphs', 'num_classes',
+                                     'num_features', 'num_nodes',
+                                     'num_directed_edges', 'class_counts')}
+    out['digest'] = task.digest  # The content, not only its size.
+    return out
