@@ -267,19 +267,34 @@ def compare(
 
 def write_report(result: ComparisonResult, out: str) -> None:
     r"""Writes :obj:`report.md`, :obj:`results.csv` and (with matplotlib)
-    :obj:`compare.png` into :obj:`out`, each atomically."""
-    text = result.markdown()
-    atomic_write(osp.join(out, 'report.md'), lambda f: f.write(
-        text.encode()))
-    table = result.csv()
-    atomic_write(osp.join(out, 'results.csv'), lambda f: f.write(
-        table.encode()))
+    :obj:`compare.png` into :obj:`out`, each atomically.
+
+    Raises:
+        OutputError: Naming the first file that cannot be written (the
+            finished runs stay in the cache: render again with
+            :obj:`train=False` once the folder is writable).
+    """
+    path = osp.join(out, 'report.md')
     try:
-        from sap_graph.experiments.compare.render import figure
-        figure(result, osp.join(out, 'compare.png'))
-    except ImportError:
-        print("compare.png skipped: drawing needs matplotlib (pip install "
-              "'sap-graph[plot]')", file=sys.stderr)
+        text = result.markdown()
+        atomic_write(path, lambda f: f.write(text.encode()))
+        path = osp.join(out, 'results.csv')
+        table = result.csv()
+        atomic_write(path, lambda f: f.write(table.encode()))
+        path = osp.join(out, 'compare.png')
+        try:
+            from sap_graph.experiments.compare.render import figure
+        except ImportError:
+            print("compare.png skipped: drawing needs matplotlib (pip "
+                  "install 'sap-graph[plot]')", file=sys.stderr)
+            return
+        figure(result, path)
+    except OSError as e:
+        if isinstance(e, OutputError):
+            raise
+        raise OutputError(f"cannot write '{path}' ({e.strerror or e}); the "
+                          f"finished runs are kept: render them again once "
+                          f"it can be written") from None
 
 
 def _python_call(dataset: Any, variants: Sequence[Variant],

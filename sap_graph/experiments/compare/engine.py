@@ -20,14 +20,15 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
+from sap_graph.experiments.compare.records import read_record, write_record
 from sap_graph.experiments.compare.variants import Variant
 from sap_graph.experiments.data import GraphTask
 from sap_graph.experiments.errors import ConfigError
 from sap_graph.experiments.files import (
     LockedError,
+    OutputError,
     release,
     try_lock,
-    write_json,
 )
 from sap_graph.experiments.readouts import readout_options
 from sap_graph.experiments.signals import handling, raise_interrupt
@@ -160,13 +161,15 @@ def _run_path(cache: str, run: Run) -> str:
 
 
 def load_finished(plan: RunPlan, cache: str) -> Dict[Run, Dict[str, Any]]:
-    r"""The records of the runs of :obj:`plan` found in :obj:`cache`."""
+    r"""The records of the runs of :obj:`plan` found in :obj:`cache`; a
+    damaged one is left out with a warning (see
+    :func:`~sap_graph.experiments.compare.records.read_record`)."""
     out = {}
     for run in plan.runs:
-        path = _run_path(cache, run)
-        if osp.exists(path):
-            with open(path) as f:
-                out[run] = dict(json.load(f), readout=run.variant)
+        record = read_record(_run_path(cache, run), warn='left out of the '
+                             'report; rerun to train that run again')
+        if record is not None:
+            out[run] = dict(record, readout=run.variant)
     return out
 
 
@@ -230,17 +233,20 @@ def _work(run: Run, path: str) -> Optional[Dict[str, Any]]:
     writes its record atomically to :obj:`path`."""
     if _WORKER.get('stopped'):
         return None
+    lock_path = osp.join(osp.dirname(path), '.locks',
+                         osp.basename(path) + '.lock')
     try:
-        lock = try_lock(osp.join(osp.dirname(path), '.locks',
-                                 osp.basename(path) + '.lock'), 'run')
+        lock = try_lock(lock_path, 'run')
     except LockedError:
         return None  # Another process trains it.
+    except OSError as e:
+        raise OutputError(f"cannot lock run record '{path}' (lock "
+                          f"'{lock_path}': {e.strerror or e})") from None
     try:
-        if osp.exists(path):  # Finished meanwhile.
-            with open(path) as f:
-                return json.load(f)
-        record = execute_run(_WORKER['plan'], run)
-        write_json(path, record, indent=1, sort_keys=True)
+        record = read_record(path)  # Finished meanwhile (not damaged)?
+        if record is None:
+            record = execute_run(_WORKER['plan'], run)
+            write_record(path, record)
         return record
     finally:
         release(lock)
@@ -249,10 +255,13 @@ def _work(run: Run, path: str) -> Optional[Dict[str, Any]]:
 def pending(plan: RunPlan, cache: str,
             shard: Tuple[int, int] = (0, 1)) -> List[Run]:
     r"""The runs of shard :obj:`i` of :obj:`n` (every :obj:`n`-th run of
-    the plan, from the :obj:`i`-th) that are not in :obj:`cache` yet."""
+    the plan, from the :obj:`i`-th) that are not in :obj:`cache` yet, or
+    whose record there is damaged (with a warning naming the file: it is
+    trained again and replaced)."""
     i, n = shard
     return [r for k, r in enumerate(plan.runs)
-            if k % n == i and not osp.exists(_run_path(cache, r))]
+            if k % n == i and read_record(
+                _run_path(cache, r), warn='training that run again') is None]
 
 
 def execute(plan: RunPlan, cache: str, workers: int = 1,
@@ -268,7 +277,12 @@ def execute(plan: RunPlan, cache: str, workers: int = 1,
     todo = pending(plan, cache, shard)
     if not todo:
         return
-    os.makedirs(osp.join(cache, '.locks'), exist_ok=True)
+    try:
+        os.makedirs(osp.join(cache, '.locks'), exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot make the run locks folder "
+                          f"'{osp.join(cache, '.locks')}' "
+                          f"({e.strerror or e})") from None
     bar = tqdm(total=len(todo), desc='Runs', unit='run', disable=not
                progress, dynamic_ncols=True, smoothing=0.05)
     try:
