@@ -1,5 +1,6 @@
 """Checkpoint and state files: atomic writes, the one checkpoint reader,
 random number generator states."""
+import errno
 import os
 import random
 
@@ -15,6 +16,7 @@ from sap_graph.experiments.checkpoint import (
     safe_load,
     set_rng_state,
 )
+from sap_graph.experiments.files import OutputError
 
 
 class Unpicklable:
@@ -37,6 +39,55 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         atomic_save({'v': Unpicklable()}, path)
     assert safe_load(path) == {'v': 1}
     assert os.listdir(tmp_path) == ['x.pt']
+
+
+class FullDisk:
+    """A file on a disk that fills up after :obj:`room` bytes: a write
+    puts what fits on disk, then raises ENOSPC."""
+
+    def __init__(self, file, room):
+        self.file, self.room = file, room
+
+    def write(self, data):
+        data = bytes(data)
+        self.file.write(data[:self.room])
+        self.room -= min(self.room, len(data))
+        if self.room == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return len(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def fill_disk(monkeypatch, room=100):
+    """Makes every file the atomic writer opens hit a full disk."""
+    import sap_graph.experiments.files as files
+    real = os.fdopen
+    monkeypatch.setattr(files.os, 'fdopen', lambda *args, **kwargs:
+                        FullDisk(real(*args, **kwargs), room))
+
+
+def test_disk_full_is_one_error_and_keeps_the_old_file(tmp_path,
+                                                       monkeypatch):
+    path = str(tmp_path / 'x.pt')
+    atomic_save({'v': torch.arange(5)}, path)
+    fill_disk(monkeypatch)
+    with pytest.raises(OutputError, match=r"^cannot write training state "
+                       r"'.*x\.pt' \(No space left on device\); its "
+                       r"previous version is kept$"):
+        atomic_save({'v': torch.arange(10 ** 4)}, path, 'training state')
+    with pytest.raises(OutputError, match='nothing was written'):
+        atomic_save({'v': 1}, str(tmp_path / 'new.pt'), 'checkpoint')
+    monkeypatch.undo()
+    assert torch.equal(safe_load(path)['v'], torch.arange(5))
+    assert os.listdir(tmp_path) == ['x.pt']  # No partial temporary file.
 
 
 def test_read_checkpoint_checks_the_layout(tmp_path):

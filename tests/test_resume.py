@@ -257,3 +257,38 @@ def test_old_state_format_is_a_clear_error(tiny_task, tmp_path):
     with pytest.raises(CheckpointError, match='format version 1 '
                        r'\(expected 2\).*older sap-graph.*delete it'):
         cross_validate(tiny_task, tiny_config(state=state, resume=True))
+
+
+def test_disk_full_while_saving_state_is_one_line(tiny_task, tmp_path,
+                                                  monkeypatch, capsys):
+    """ENOSPC on the second state write: one line, exit 2, the state of
+    the first epoch kept whole, and --resume continues from it."""
+    import errno
+
+    import sap_graph.experiments.checkpoint as checkpoint
+    monkeypatch.setattr(run_mod, 'load_configured',
+                        lambda *args, **kwargs: tiny_task)
+    state = tmp_path / 's.pt'
+    args = ['train', '--epochs', '2', '--folds', '2', '--hidden_channels',
+            '8', '--heads', '2', '--batch_size', '16', '--no-progress',
+            '--quiet', '--state', str(state), '--out',
+            str(tmp_path / 'r.json')]
+    real, writes = checkpoint.atomic_write, []
+
+    def full_on_second(path, write):
+        writes.append(path)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(path, write)
+
+    monkeypatch.setattr(checkpoint, 'atomic_write', full_on_second)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: cannot write training state '{state}' (No space "
+                   f"left on device); its previous version is kept\n")
+    saved = safe_load(str(state))
+    assert saved['current']['fit']['epoch'] == 1 and not saved['runs']
+    assert sorted(os.listdir(tmp_path)) == ['s.pt', 's.pt.lock']
+    monkeypatch.setattr(checkpoint, 'atomic_write', real)
+    assert main(args + ['--resume']) == 0
+    assert json.loads((tmp_path / 'r.json').read_text())['resumed']

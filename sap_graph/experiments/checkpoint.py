@@ -1,9 +1,10 @@
 r"""Safe, atomic files for models and training state.
 
-* :func:`atomic_save` writes with :func:`torch.save` through
-  :func:`sap_graph.experiments.files.atomic_write`: a kill at any moment leaves
-  either
-  the old or the new file, never a partial one.
+* :func:`atomic_save` serialises with :func:`torch.save` in memory and
+  writes through :func:`sap_graph.experiments.files.atomic_write`: a kill
+  or a full disk at any moment leaves either the old or the new file,
+  never a partial one, and a failed write is one
+  :class:`~sap_graph.experiments.files.OutputError`.
 * :func:`safe_load` reads with :obj:`torch.load(..., weights_only=True)`
   only: a file holding anything but tensors and plain containers (for
   example a pickle whose :obj:`__reduce__` would run code) is refused, and
@@ -15,6 +16,7 @@ r"""Safe, atomic files for models and training state.
 """
 from __future__ import annotations
 
+import io
 import os.path as osp
 import random
 import re
@@ -24,7 +26,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 import torch
 
-from sap_graph.experiments.files import atomic_write
+from sap_graph.experiments.files import OutputError, atomic_write
 
 
 class CheckpointError(ValueError):
@@ -32,15 +34,36 @@ class CheckpointError(ValueError):
     training state file."""
 
 
-def atomic_save(obj: Any, path: str) -> None:
-    r"""Saves :obj:`obj` with :func:`torch.save` atomically (see
-    :func:`sap_graph.experiments.files.atomic_write`).
+def atomic_save(obj: Any, path: str, what: str = 'file') -> None:
+    r"""Saves :obj:`obj` with :func:`torch.save` atomically: it is
+    serialised in memory first (an object that cannot be saved touches no
+    file), then written to a temporary file that is moved into place (see
+    :func:`sap_graph.experiments.files.atomic_write`), so a full disk or a
+    kill leaves the previous file whole, and no partial one.
 
     Args:
         obj (Any): Tensors and plain Python containers.
         path (str): The target file; missing folders are created.
+        what (str, optional): What the file is, for the error message.
+            (default: :obj:`'file'`)
+
+    Raises:
+        OutputError: If it cannot be written (disk full, permissions),
+            naming :obj:`what`, the file and the reason.
     """
-    atomic_write(path, lambda f: torch.save(obj, f))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getbuffer()
+    existed = osp.isfile(path)
+    try:
+        atomic_write(path, lambda f: f.write(data))
+    except OSError as e:
+        if isinstance(e, OutputError):
+            raise
+        kept = ('its previous version is kept' if existed and
+                osp.isfile(path) else 'nothing was written')
+        raise OutputError(f"cannot write {what} '{path}' "
+                          f"({e.strerror or e}); {kept}") from None
 
 
 def _first_line(error: BaseException) -> str:

@@ -60,7 +60,8 @@ def save_checkpoint(path: str, model: GraphClassifier,
     r"""Saves :obj:`{'state_dict', 'config'}` (plain Python values only),
     loadable with :obj:`torch.load(path, weights_only=True)` and
     :func:`sap_graph.experiments.models.load_checkpoint`."""
-    atomic_save(checkpoint_state(model, state_dict, extra), path)
+    atomic_save(checkpoint_state(model, state_dict, extra), path,
+                'checkpoint')
 
 
 def checkpoint_state(model: GraphClassifier, state_dict: Dict[str, Tensor],

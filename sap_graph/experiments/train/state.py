@@ -196,9 +196,14 @@ class TrainState:
 
     def save(self) -> None:
         r"""Writes the state atomically (nothing without a path, and only
-        on rank 0 under :obj:`torchrun`)."""
+        on rank 0 under :obj:`torchrun`).
+
+        Raises:
+            OutputError: If it cannot be written (disk full, ...); the
+                state written last is kept whole.
+        """
         if self.path and distributed.is_main():
-            atomic_save(self.data, self.path)
+            atomic_save(self.data, self.path, 'training state')
 
     def close(self) -> None:
         r"""Releases the lock on the state file."""
