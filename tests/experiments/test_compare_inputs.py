@@ -257,3 +257,54 @@ def test_ctrl_c_with_workers_is_one_line_and_stops_them(tmp_path):
     assert err.strip().splitlines() == [
         f'error: interrupted; finished runs are kept in {out}/runs, rerun '
         f'to continue']
+
+
+def _alive(pid):
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+def _children(pid):
+    found = []
+    for entry in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{entry}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):  # Gone meanwhile.
+            continue
+        if fields[1] == str(pid):  # Its parent.
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir('/proc'), reason='needs /proc')
+def test_workers_exit_when_the_parent_is_killed(tmp_path):
+    out = tmp_path / 'out'
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'sap_graph', 'compare',
+         '--dataset', 'synthetic', '--readouts', 'sum', 'mean', '--folds',
+         '3', '--epochs', '500', '--hidden_channels', '8', '--num_layers',
+         '1', '--workers', '2', '--no_progress', '--out', str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    locks = out / 'runs' / '.locks'
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+            locks.is_dir() and len(os.listdir(locks)) >= 2):
+        time.sleep(0.5)  # Both workers are training.
+    workers = _children(proc.pid)
+    try:
+        assert len(workers) >= 2
+        proc.kill()  # SIGKILL: the parent cannot stop its workers itself.
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_alive, workers))
+    finally:
+        for pid in filter(_alive, workers):
+            os.kill(pid, signal.SIGKILL)

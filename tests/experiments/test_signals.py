@@ -1,9 +1,14 @@
 """Signal handlers for a block (``sap_graph.experiments.signals``): set
 inside, restored after (also after an error), untouched off the main
-thread; SIGTERM inside ``sigterm_as_interrupt`` is a KeyboardInterrupt."""
+thread; SIGTERM inside ``sigterm_as_interrupt`` is a KeyboardInterrupt;
+a worker under ``exit_with_parent`` ends when its parent is killed."""
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 
 import pytest
 
@@ -41,3 +46,52 @@ def test_off_the_main_thread_nothing_changes():
     thread.start()
     thread.join()
     assert done == [before]
+
+
+#: A parent that starts a worker calling exit_with_parent (with or without
+#: the kernel's parent-death signal), prints the worker's pid and waits.
+PARENT = textwrap.dedent("""
+    import os, subprocess, sys
+    child = subprocess.Popen([sys.executable, '-c', sys.argv[1],
+                              str(os.getpid()), sys.argv[2]],
+                             stdout=subprocess.PIPE, text=True)
+    print(child.stdout.readline().strip(), flush=True)
+    child.wait()
+""")
+WORKER = textwrap.dedent("""
+    import os, sys, time
+    import sap_graph.experiments.signals as signals
+    if sys.argv[2] == 'poll':  # The portable check alone.
+        signals._parent_death_signal = lambda signum: False
+    signals.exit_with_parent(int(sys.argv[1]), interval=0.1)
+    print(os.getpid(), flush=True)
+    time.sleep(120)  # A long run.
+""")
+
+
+def _alive(pid):
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc'), reason='needs /proc')
+@pytest.mark.parametrize('how', ['prctl', 'poll'])
+def test_worker_exits_when_its_parent_is_killed(how):
+    parent = subprocess.Popen([sys.executable, '-c', PARENT, WORKER, how],
+                              stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    try:
+        time.sleep(0.3)
+        assert _alive(worker)  # Not while the parent lives.
+        parent.kill()  # SIGKILL: no chance to stop its workers.
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(worker)
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)

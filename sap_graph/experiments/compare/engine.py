@@ -31,7 +31,11 @@ from sap_graph.experiments.files import (
     try_lock,
 )
 from sap_graph.experiments.readouts import readout_options
-from sap_graph.experiments.signals import handling, raise_interrupt
+from sap_graph.experiments.signals import (
+    exit_with_parent,
+    handling,
+    raise_interrupt,
+)
 from sap_graph.experiments.train.config import TrainConfig, resolve_device
 from sap_graph.experiments.train.protocols import readout_arguments
 from sap_graph.experiments.train.runs import Split
@@ -199,7 +203,10 @@ def _interrupted(signum: int, frame: Any) -> None:
     raise_interrupt(signum, frame)
 
 
-def _init_worker(plan: RunPlan, threads: int) -> None:
+def _init_worker(plan: RunPlan, threads: int, parent: int) -> None:
+    # A parent killed outright (SIGKILL, OOM killer) cannot stop its
+    # workers: they end with it instead of training on unseen.
+    exit_with_parent(parent)
     # _stop's signal ends the run in hand (its record is not written);
     # the worker then exits as a pool worker does, cleaning up after
     # itself.
@@ -302,7 +309,8 @@ def execute(plan: RunPlan, cache: str, workers: int = 1,
         ctx = multiprocessing.get_context('spawn')
         with ProcessPoolExecutor(workers, mp_context=ctx,
                                  initializer=_init_worker,
-                                 initargs=(plan, threads)) as pool:
+                                 initargs=(plan, threads,
+                                           os.getpid())) as pool:
             # Ctrl-C reaches the whole process group: the parent alone
             # answers it (and stops the workers), so that it is one line,
             # not a traceback per worker. Workers started here (submitting
