@@ -308,3 +308,40 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
     finally:
         for pid in filter(_alive, workers):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_an_idle_worker_is_one_line(tmp_path):
+    """One worker trains, the other is idle (its run is held by another
+    process): Ctrl-C is one line, no KeyboardInterrupt traceback of the
+    idle worker."""
+    from sap_graph.experiments.files import release, try_lock
+    out = tmp_path / 'out'
+    budget = dict(folds=2, epochs=500, hidden_channels=8, num_layers=1)
+    _, plan, _ = api.prepare('synthetic', ['sum'], [0.01], dict(budget),
+                             str(out))
+    locks = out / 'runs' / '.locks'
+    held = try_lock(str(locks / f'{plan.runs[1].key}.json.lock'), 'run')
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'sap_graph', 'compare', '--dataset',
+             'synthetic', '--readouts', 'sum', '--lrs', '0.01',
+             *[a for k, v in budget.items() for a in (f'--{k}', str(v))],
+             '--workers', '2', '--no_progress', '--out', str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True, env=dict(os.environ,
+                                             OMP_NUM_THREADS='1'))
+        training = locks / f'{plan.runs[0].key}.json.lock'
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not training.exists():
+            time.sleep(0.5)
+        assert training.exists()
+        time.sleep(3)  # The other worker skipped the held run: idle.
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole group.
+        _, err = proc.communicate(timeout=60)
+    finally:
+        release(held)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == [
+        f'error: interrupted; finished runs are kept in {out}/runs, rerun '
+        f'to continue']

@@ -200,7 +200,11 @@ def _stop(pool: Any) -> None:
 
 def _interrupted(signum: int, frame: Any) -> None:
     _WORKER['stopped'] = True  # The runs queued to it are skipped.
-    raise_interrupt(signum, frame)
+    if _WORKER.get('busy'):  # End the run in hand; its error goes back to
+        raise_interrupt(signum, frame)  # the parent, which ignores it.
+    # Idle (waiting for work, or starting): nothing to end; the pool's
+    # shutdown then lets it exit quietly, without a KeyboardInterrupt
+    # traceback from inside the pool's queue.
 
 
 def _init_worker(plan: RunPlan, threads: int, parent: int) -> None:
@@ -250,12 +254,16 @@ def _work(run: Run, path: str) -> Optional[Dict[str, Any]]:
         raise OutputError(f"cannot lock run record '{path}' (lock "
                           f"'{lock_path}': {e.strerror or e})") from None
     try:
+        _WORKER['busy'] = True  # _interrupted may stop it from now on.
+        if _WORKER.get('stopped'):
+            return None
         record = read_record(path)  # Finished meanwhile (not damaged)?
         if record is None:
             record = execute_run(_WORKER['plan'], run)
             write_record(path, record)
         return record
     finally:
+        _WORKER['busy'] = False
         release(lock)
 
 
