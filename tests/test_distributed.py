@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -150,6 +151,43 @@ def test_torchrun_two_processes_match_one(tmp_path, capsys):
     assert ddp['test_mean'] == pytest.approx(ref['test_mean'], abs=one_graph)
     state = torch.load(ckpt, weights_only=True)['state_dict']
     assert 'norms.0.running_mean' in state  # Plain BatchNorm keys.
+
+
+def test_torchrun_resume_restores_every_ranks_generators(tmp_path):
+    """Two gloo processes with node dropout (the ranks' generators drift
+    apart), interrupted after epoch 2 and resumed in scrambled processes:
+    the records equal the uninterrupted run's exactly (with rank 0's
+    generators restored on every rank, fold 0 differed)."""
+    out = tmp_path / 'resume.json'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+         '--master_addr=127.0.0.1', f'--master_port={free_port()}',
+         os.path.join(ROOT, 'tests', 'distributed_resume_case.py'),
+         str(tmp_path / 'state.pt'), str(out)], cwd=ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT),
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result['resumed'] and result['world_size'] == 2
+    assert result['res'] == result['ref']
+    saved = torch.load(tmp_path / 'state.pt', weights_only=True)
+    assert saved['world_size'] == 2
+
+
+def test_resume_with_another_number_of_processes_is_refused(tmp_path):
+    task = load_synthetic(num_graphs=40, min_pairs=2, max_pairs=3)
+    cfg = resolve_config(TrainConfig(
+        hidden_channels=8, num_layers=1, epochs=1, folds=2, batch_size=16,
+        progress=False, verbose=False, state=str(tmp_path / 's.pt')),
+        'synthetic')
+    train_mod.cross_validate(task, cfg)  # One process.
+    distributed._CTX = DistContext(0, 2, 0, 'gloo', torch.device('cpu'))
+    try:
+        with pytest.raises(ValueError, match=r"written by a run of 1 "
+                           r"process\(es\), this one has 2"):
+            train_mod.TrainState(replace(cfg, resume=True), task, 'folds')
+    finally:
+        distributed._CTX = None
 
 
 def test_batch_size_must_split_evenly(monkeypatch):

@@ -19,7 +19,9 @@ The distributed run reproduces the single-process run with the same seed:
 
 What is not reproduced bit for bit: dropout masks (each rank has its own
 random stream), auxiliary readout losses (a mean per share instead of per
-batch) and floating-point summation order.
+batch) and floating-point summation order. A resumed run is the
+uninterrupted one: the training state keeps the random generator states of
+every rank (:func:`all_objects`), and each rank restores its own.
 """
 from __future__ import annotations
 
@@ -125,6 +127,17 @@ def gather_shards(local: Tensor) -> Tensor:
     return out
 
 
+def all_objects(obj: Any) -> List[Any]:
+    r"""The :obj:`obj` of every rank, by rank (:obj:`[obj]` in a
+    single-process run); picklable objects, *e.g.* a rank's random
+    generator states."""
+    if _CTX is None:
+        return [obj]
+    parts: List[Any] = [None] * _CTX.world_size
+    dist.all_gather_object(parts, obj)
+    return parts
+
+
 def all_sum(*values: float) -> List[float]:
     r"""Sums floats over all ranks (float64)."""
     if _CTX is None:
@@ -221,6 +234,7 @@ def convert_batchnorm(module: Module, device: torch.device) -> Module:
     return module
 
 
-__all__ = ['DistContext', 'DistributedBatchNorm1d', 'all_sum', 'context',
+__all__ = ['DistContext', 'DistributedBatchNorm1d', 'all_objects', 'all_sum',
+           'context',
            'convert_batchnorm', 'empty_batch', 'gather_shards', 'init',
            'is_main', 'launched', 'shard', 'shutdown']

@@ -191,6 +191,19 @@ class FitResult:
     history: List[Dict[str, float]]
 
 
+def _own_rng(states: List[Dict[str, Any]]) -> Dict[str, Any]:
+    r"""This rank's random generator states of a snapshot's per-rank
+    list (:func:`distributed.all_objects`)."""
+    ctx = distributed.context()
+    rank, world = (0, 1) if ctx is None else (ctx.rank, ctx.world_size)
+    if not isinstance(states, list) or len(states) != world:
+        count = len(states) if isinstance(states, list) else 'no'
+        raise ValueError(f"cannot resume: the snapshot holds the random "
+                         f"generator states of {count} process(es), this "
+                         f"run has {world}")
+    return states[rank]
+
+
 def _clone_state(module: Any) -> Dict[str, Any]:
     return copy.deepcopy(module.state_dict())
 
@@ -231,8 +244,9 @@ def fit(
             (default: :obj:`None`)
         on_epoch (callable, optional): Called after every epoch with a
             snapshot (epoch, model, optimizer and scheduler states, the
-            best epoch so far and its weights, histories and random number
-            generator states; tensors and plain containers only).
+            best epoch so far and its weights, histories and the random
+            number generator states of every rank, a list by rank; tensors
+            and plain containers only).
             (default: :obj:`None`)
     """
     generator = torch.Generator().manual_seed(seed)
@@ -273,7 +287,7 @@ def fit(
             best_epoch=resume['best']['epoch'],
             val=dict(resume['best']['val']), epoch_times=times,
             history=history)
-        set_rng_state(resume['rng'], {'shuffle': generator})
+        set_rng_state(_own_rng(resume['rng']), {'shuffle': generator})
         first = resume['epoch'] + 1
     if ctx is not None:
         from torch.nn.parallel import DistributedDataParallel
@@ -322,7 +336,9 @@ def fit(
                          'state_dict': best.state_dict},
                 'times': list(times),
                 'history': copy.deepcopy(history),
-                'rng': get_rng_state({'shuffle': generator}),
+                # Every rank's: their dropout streams differ.
+                'rng': distributed.all_objects(
+                    get_rng_state({'shuffle': generator})),
             })
     bar.close()
     if best is None:

@@ -58,8 +58,10 @@ class TrainState:
     r"""The resumable state of a cross-validation or multi-seed run, kept
     in :obj:`cfg.state` and rewritten atomically after every epoch: the
     records (and the best selected weights) of the finished folds/seeds,
-    and a :func:`fit` snapshot of the interrupted one. Tensors and plain
-    containers only, loaded with :obj:`weights_only=True`.
+    and a :func:`fit` snapshot of the interrupted one (under
+    :obj:`torchrun` with the random generator states of every rank; rank 0
+    writes the file, each rank restores its own states from it). Tensors
+    and plain containers only, loaded with :obj:`weights_only=True`.
 
     Args:
         cfg (TrainConfig): The resolved configuration; :obj:`cfg.state`
@@ -72,7 +74,8 @@ class TrainState:
     """
 
     FORMAT = 'sap_graph.train_state'
-    #: 2: the dataset fingerprint holds :attr:`GraphTask.digest`.
+    #: 2: the dataset fingerprint holds :attr:`GraphTask.digest`; the
+    #: random generator states of every rank (:obj:`'world_size'` of them).
     VERSION = 2
 
     def __init__(self, cfg: TrainConfig, task: GraphTask, protocol: str,
@@ -85,6 +88,7 @@ class TrainState:
             'format': self.FORMAT, 'version': self.VERSION,
             'sap_graph_version': sap_graph.__version__,
             'config': asdict(cfg), 'protocol': protocol,
+            'world_size': _world_size(),
             'dataset': _fingerprint(task),
             'splits': [{k: v.clone() for k, v in s.items()}
                        for s in splits or []],
@@ -127,6 +131,13 @@ class TrainState:
         if saved.get('protocol') != self.data['protocol']:
             raise ValueError(f"'{self.path}' holds a '{saved['protocol']}' "
                              f"run (expected '{self.data['protocol']}')")
+        if saved.get('world_size') != self.data['world_size']:
+            raise ValueError(
+                f"cannot resume '{self.path}': it was written by a run of "
+                f"{saved.get('world_size')} process(es), this one has "
+                f"{self.data['world_size']}; each keeps its own random "
+                f"generators, so resume with as many (the same torchrun "
+                f"command)")
         mine, theirs = self.data['config'], saved.get('config', {})
         diff = [f'{k}={theirs.get(k)!r} (now {v!r})'
                 for k, v in mine.items()
@@ -209,6 +220,11 @@ class TrainState:
         r"""Releases the lock on the state file."""
         release(self._lock)
         self._lock = None
+
+
+def _world_size() -> int:
+    ctx = distributed.context()
+    return 1 if ctx is None else ctx.world_size
 
 
 def _fingerprint(task: GraphTask) -> Dict[str, Any]:
