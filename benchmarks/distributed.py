@@ -29,6 +29,8 @@ from typing import Any, Dict, List
 import torch
 import torch_geometric
 
+from sap_graph.experiments.files import atomic_write
+
 ROOT = osp.join(osp.dirname(osp.realpath(__file__)), '..')
 RESULTS = osp.join(ROOT, 'benchmarks', 'results')
 
@@ -124,8 +126,7 @@ def main() -> None:
     text = '\n'.join(lines) + '\n'
     print(text)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        f.write(text)
+    atomic_write(args.out, lambda f: f.write(text.encode()))
     print(f'Wrote {args.out}')
 
 
