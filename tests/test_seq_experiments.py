@@ -116,6 +116,24 @@ def test_token_readout_ignores_nan_padding(kind):
         torch.testing.assert_close(out, expected)
 
 
+@pytest.mark.parametrize('kind', ['mean', 'max', 'sap', 'cls'])
+def test_token_readout_of_empty_sequences_is_zero(kind):
+    """A row that keeps no token pools to zeros, also when the batch holds
+    no tokens at all (L = 0, where 'cls' indexed past the end); 'cls' is
+    the first token of every other row."""
+    torch.manual_seed(4)
+    readout = TokenReadout(kind, 8, heads=2).eval()
+    h = torch.randn(3, 4, 8)
+    mask = torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]],
+                        dtype=torch.bool)
+    out = readout(h, mask)
+    assert torch.equal(out[1], torch.zeros(8))
+    if kind == 'cls':
+        torch.testing.assert_close(out[[0, 2]], h[[0, 2], 0], rtol=0, atol=0)
+    empty = readout(torch.randn(2, 0, 8), torch.zeros(2, 0, dtype=torch.bool))
+    assert torch.equal(empty, torch.zeros(2, 8))
+
+
 @pytest.mark.parametrize('bad', ['float', 'int', 'shape'])
 def test_readouts_and_fusions_refuse_a_mask_that_is_not_boolean(bad):
     """A 0/1 float or int mask (once read as weights by 'mean', an error

@@ -4,7 +4,8 @@ A readout maps encoded tokens :obj:`[B, L, C]` and a padding mask
 :obj:`[B, L]` to :obj:`[B, C]`: :obj:`'sap'`
 (:class:`~sap_graph.SAPAggregation`, pooled in place over the padded
 batch), :obj:`'mean'`, :obj:`'max'` or :obj:`'cls'` (the first token's
-encoding, as with BERT's [CLS]).
+encoding, as with BERT's [CLS]; zeros for an empty sequence, as the
+others give).
 """
 from __future__ import annotations
 
@@ -86,7 +87,12 @@ class TokenReadout(torch.nn.Module):
                                   return_attention_weights=True)
             out = out.squeeze(-2)
         elif self.kind == 'cls':
-            out = h[:, 0]
+            # The first token, or zeros for an empty sequence (as the other
+            # readouts give), also when the batch holds no tokens (L = 0).
+            if h.size(1) == 0:
+                out = h.new_zeros(h.size(0), h.size(2))
+            else:
+                out = torch.where(mask[:, :1], h[:, 0], h.new_zeros(()))
         else:
             out = masked_reduce(h, mask, self.kind)
         return (out, alpha) if return_attention_weights else out
