@@ -50,6 +50,53 @@ def test_folds_are_stratified_and_disjoint():
         stratified_splits(torch.tensor([0] * 20 + [1] * 3), folds=5)
 
 
+def binary_graphs(y):
+    """Tiny graphs with one float label each (rows of ``y``)."""
+    from torch_geometric.data import Data
+    return [Data(x=torch.ones(2, 3), edge_index=torch.tensor([[0, 1],
+                                                             [1, 0]]),
+                 y=torch.tensor([row], dtype=torch.float))
+            for row in y]
+
+
+@pytest.mark.parametrize('case', ['one binary target', 'a missing label',
+                                  'two targets',
+                                  'a class smaller than the folds'])
+def test_kfold_stratifies_one_binary_target(case):
+    """k-fold over a single 0/1 target without missing labels keeps the
+    class shares in every test fold (plain k-fold left validation parts
+    of one class, where ROC-AUC is undefined); missing labels, several
+    targets or a class with fewer graphs than folds keep plain k-fold."""
+    from sap_graph.experiments.data.graphs import task_from_graphs
+    from sap_graph.experiments.train import kfold_splits, plan_splits
+    y = [[1.0]] * 8 + [[0.0]] * 32
+    if case == 'a missing label':
+        y = [[float(i % 2)] for i in range(200)]
+        y[-1] = [float('nan')]
+    elif case == 'two targets':
+        y = [[float(i % 2), float(i % 3 == 0)] for i in range(200)]
+    elif case == 'a class smaller than the folds':
+        y = [[1.0]] * 3 + [[0.0]] * 37
+    task = task_from_graphs(binary_graphs(y))
+    assert task.task_type == 'binary classification'
+    strata = runs.strata_of(task, 4)
+    if case == 'one binary target':
+        assert torch.equal(strata, torch.tensor([1] * 8 + [0] * 32))
+        cfg = resolve_config(TrainConfig(folds=4, seed=0), task.kind)
+        splits = plan_splits(task, cfg)
+        for s in splits:
+            assert int(strata[s.index['test']].sum()) == 2
+            assert int(strata[s.index['val']].sum()) >= 1
+        return
+    assert strata is None
+    if case != 'a class smaller than the folds':
+        cfg = resolve_config(TrainConfig(folds=4, seed=0), task.kind)
+        plain = kfold_splits(len(y), 4, cfg.val_ratio, cfg.seed)
+        for ours, theirs in zip(plan_splits(task, cfg), plain, strict=True):
+            assert all(torch.equal(ours.index[k], theirs[k])
+                       for k in ('train', 'val', 'test'))
+
+
 def with_ids(task):
     data_list = []
     for i in range(len(task.dataset)):

@@ -16,7 +16,8 @@ from sap_graph.experiments.compare.stats import EXACT_MAX, SAMPLES
 
 _DIRECTION = {True: 'higher is better', False: 'lower is better'}
 _PROTOCOLS = {
-    'kfold': 'k-fold cross-validation (stratified for classes) with a '
+    'kfold': 'k-fold cross-validation (stratified for classes and for '
+             'one 0/1 target without missing labels) with a '
              'validation split carved from each training fold; the test '
              'fold is scored once, by the epoch selected on validation',
     'official': "the dataset's official train/validation/test split, one "

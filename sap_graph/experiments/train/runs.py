@@ -100,6 +100,26 @@ class Split:
     index: Dict[str, Tensor]
 
 
+def strata_of(task: GraphTask, folds: int) -> Optional[Tensor]:
+    r"""The labels that :math:`k`-fold over :obj:`task` stratifies by:
+    the classes of a multiclass task; the 0/1 labels of a single binary
+    task without missing labels when each class has at least
+    :obj:`folds` graphs (a fold of one class has no ROC-AUC); else
+    :obj:`None`, plain :math:`k`-fold."""
+    if task.task_type == 'multiclass':
+        return task.labels
+    y = task.dataset.y
+    if (task.task_type != 'binary classification'
+            or y.view(len(task.dataset), -1).size(1) != 1):
+        return None
+    y = y.view(-1)
+    if bool(torch.isnan(y).any()):
+        return None
+    y = y.long()
+    counts = torch.bincount(y, minlength=2)
+    return y if int(counts.min()) >= folds else None
+
+
 def plan_splits(task: GraphTask, cfg: TrainConfig) -> List[Split]:
     r"""The folds or seeds of :obj:`task`'s protocol under a resolved
     :obj:`cfg`: stratified :math:`k`-fold (plain :math:`k`-fold for
@@ -109,8 +129,9 @@ def plan_splits(task: GraphTask, cfg: TrainConfig) -> List[Split]:
     each seed in :obj:`cfg.seeds` (80/10/10)."""
     protocol = protocol_of(task, cfg.folds)
     if protocol == 'kfold':
-        if task.task_type == 'multiclass':
-            index = stratified_splits(task.labels, cfg.folds, cfg.val_ratio,
+        strata = strata_of(task, cfg.folds)
+        if strata is not None:
+            index = stratified_splits(strata, cfg.folds, cfg.val_ratio,
                                       cfg.seed)
         else:
             index = kfold_splits(len(task.dataset), cfg.folds,
@@ -335,4 +356,5 @@ def run_split(
 
 __all__ = ['Split', 'chance_loss', 'evaluator_of', 'kfold_splits',
            'check_splits', 'plan_splits', 'run_split',
-           'selected_target_scale', 'stratified_splits', 'target_scale']
+           'selected_target_scale', 'strata_of', 'stratified_splits',
+           'target_scale']
