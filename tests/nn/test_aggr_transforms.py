@@ -229,6 +229,30 @@ def test_func_grad_of_grad_equals_the_reference():
 
 
 
+@pytest.mark.parametrize('options', OPTIONS)
+def test_func_jvp_equals_the_jacobian_product(options):
+    """Forward-mode AD (:func:`torch.func.jvp`, and
+    :func:`torch.func.jacfwd`) gives the Jacobian-vector product of eager
+    autograd's Jacobian."""
+    from torch.func import jacfwd, jvp
+
+    torch.manual_seed(5)
+    aggr = SAPAggregation(4, heads=2, query_init='normal',
+                          **options).double()
+    x, index, num_graphs = transform_batch()
+    tangent = torch.randn_like(x)
+
+    def pool(x):
+        return aggr(x, index, dim_size=num_graphs)
+
+    out, got = jvp(pool, (x, ), (tangent, ))
+    jacobian = torch.autograd.functional.jacobian(pool, x)
+    torch.testing.assert_close(out, pool(x))
+    torch.testing.assert_close(
+        got, torch.einsum('bcnf,nf->bc', jacobian, tangent))
+    torch.testing.assert_close(jacfwd(pool)(x), jacobian)
+
+
 # index and ptr that disagree, while compiling ############################
 
 #: (index, ptr): an index beyond the graphs of ptr, one in range that
