@@ -197,3 +197,24 @@ def test_batch_size_must_split_evenly(monkeypatch):
         train_mod.run(TrainConfig(batch_size=32, epochs=1, folds=2,
                                   progress=False),
                       task=load_synthetic(num_graphs=20))
+
+
+@pytest.mark.parametrize('main_rank', [True, False])
+def test_ctrl_c_is_reported_by_rank_zero_only(monkeypatch, capsys,
+                                              main_rank):
+    """torchrun interrupts every rank: rank 0 prints the one line, the
+    others exit with the same status and print nothing."""
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, 'run', interrupted)
+    monkeypatch.setattr(distributed, 'is_main', lambda: main_rank)
+    status = main(['train', '--dataset', 'synthetic', '--state', 's.pt',
+                   '--no_progress'])
+    err = capsys.readouterr().err
+    assert status == 130
+    if main_rank:
+        assert err == ('error: interrupted; continue with --resume --state '
+                       's.pt\n')
+    else:
+        assert err == ''

@@ -143,7 +143,8 @@ def _run_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         hint = (f'; continue with --resume --state {args.state}'
                 if args.state else '')
-        print(f'error: interrupted{hint}', file=sys.stderr)
+        if distributed.is_main():  # torchrun interrupts every rank.
+            print(f'error: interrupted{hint}', file=sys.stderr)
         return 130
     finally:
         rank0 = distributed.is_main()
