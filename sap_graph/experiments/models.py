@@ -7,10 +7,15 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import BatchNorm1d, Linear, Module, ModuleList, ReLU, Sequential
+from torch.nn import BatchNorm1d, Linear, Module, ModuleList
 from torch_geometric.nn import GCNConv, GINConv, GINEConv, JumpingKnowledge
 from torch_geometric.nn.aggr import Aggregation
 
+from sap_graph.experiments.convs import (
+    BondGINEConv,
+    gin_mlp,
+    require_ogb_encoders,
+)
 from sap_graph.experiments.errors import one_line
 from sap_graph.experiments.readouts import resolve_readout
 from sap_graph.nn.checks import check_batch
@@ -20,67 +25,6 @@ CONVS = ('gin', 'gcn', 'gine')
 JK_MODES = ('last', 'cat', 'max')
 NODE_ENCODERS = (None, 'atom')
 EDGE_ENCODERS = (None, 'bond')
-
-
-def _require_ogb_encoders() -> Any:
-    try:
-        from ogb.graphproppred import mol_encoder
-    except ImportError as e:  # pragma: no cover - depends on the env.
-        raise ImportError(
-            "The OGB atom/bond encoders need the 'ogb' package: "
-            "pip install 'sap-graph[ogb]' (or pip install ogb)") from e
-    return mol_encoder
-
-
-def _gin_mlp(in_channels: int, hidden_channels: int,
-             out_channels: int) -> Sequential:
-    # Both Linear layers feed a BatchNorm (the second one the norm after the
-    # convolution), which cancels any bias: a bias there only learns from
-    # rounding noise, which Adam rescales into real, run-dependent steps.
-    return Sequential(
-        Linear(in_channels, hidden_channels, bias=False),
-        BatchNorm1d(hidden_channels),
-        ReLU(),
-        Linear(hidden_channels, out_channels, bias=False),
-    )
-
-
-class BondGINEConv(Module):
-    r"""The edge-aware GIN layer of the OGB reference models
-    (`ogb/examples/graphproppred/mol/conv.py`), *i.e.* a
-    :class:`~torch_geometric.nn.conv.GINEConv` with a learnable
-    :math:`\epsilon` whose categorical bond features are embedded by a
-    layer-specific OGB :class:`BondEncoder`:
-
-    .. math::
-        \mathbf{x}^{\prime}_i = \mathrm{MLP} \Big( (1 + \epsilon)
-        \mathbf{x}_i + \sum_{j \in \mathcal{N}(i)} \mathrm{ReLU}
-        (\mathbf{x}_j + \mathrm{BondEncoder}(\mathbf{e}_{j,i})) \Big)
-
-    Args:
-        channels (int): Width of the node embeddings.
-    """
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        mol_encoder = _require_ogb_encoders()
-        self.channels = channels
-        self.bond_encoder = mol_encoder.BondEncoder(emb_dim=channels)
-        self.conv = GINEConv(_gin_mlp(channels, 2 * channels, channels),
-                             train_eps=True)
-
-    def reset_parameters(self) -> None:
-        r"""Resets all learnable parameters of the module."""
-        for emb in self.bond_encoder.bond_embedding_list:
-            torch.nn.init.xavier_uniform_(emb.weight.data)
-        self.conv.reset_parameters()
-
-    def forward(self, x: Tensor, edge_index: Tensor,
-                edge_attr: Tensor) -> Tensor:
-        return self.conv(x, edge_index, self.bond_encoder(edge_attr))
-
-    def __repr__(self) -> str:
-        return f'{self.__class__.__name__}({self.channels})'
 
 
 class GraphClassifier(Module):
@@ -203,7 +147,7 @@ class GraphClassifier(Module):
 
         self.node_encoder: Optional[Module] = None
         if node_encoder == 'atom':
-            mol_encoder = _require_ogb_encoders()
+            mol_encoder = require_ogb_encoders()
             self.node_encoder = mol_encoder.AtomEncoder(emb_dim=hidden_channels)
             in_channels = hidden_channels
 
@@ -234,11 +178,11 @@ class GraphClassifier(Module):
         if self.conv_type == 'gcn':
             return GCNConv(channels, hidden, bias=False)  # BatchNorm next.
         if self.conv_type == 'gin':
-            return GINConv(_gin_mlp(channels, hidden, hidden),
+            return GINConv(gin_mlp(channels, hidden, hidden),
                            train_eps=self.train_eps)
         if self.edge_encoder_type == 'bond':
             return BondGINEConv(channels)
-        return GINEConv(_gin_mlp(channels, hidden, hidden),
+        return GINEConv(gin_mlp(channels, hidden, hidden),
                         train_eps=self.train_eps, edge_dim=self.edge_dim)
 
     def reset_parameters(self) -> None:
