@@ -145,3 +145,13 @@ def _prod(shape) -> int:
     for size in shape:
         out *= size
     return out
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (exists and is no zombie; reads
+    ``/proc``)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False

@@ -17,6 +17,7 @@ from sap_graph.experiments.cli import main
 from sap_graph.experiments.compare import compare
 from sap_graph.experiments.data import load_synthetic
 from sap_graph.experiments.errors import ConfigError
+from tests.helpers import alive
 
 MOLECULES = ['CCO', 'c1ccccc1', 'CC(=O)O', 'CCN', 'CCCC', 'OCCO', 'CCOC',
              'c1ccncc1', 'CC(C)O', 'C1CCCCC1', 'CCCl', 'CC=O']
@@ -235,36 +236,36 @@ def test_graphs_from_python_refuse_the_options_of_loading(option, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.slow
-def test_ctrl_c_with_workers_is_one_line_and_stops_them(tmp_path):
-    out = tmp_path / 'out'
+def _compare_with_two_workers(out, **popen):
+    """Starts ``sap-graph compare`` with two workers on long runs and
+    returns its process once both workers train (each holds a run lock)."""
     proc = subprocess.Popen(
         [sys.executable, '-m', 'sap_graph', 'compare',
          '--dataset', 'synthetic', '--readouts', 'sum', 'mean', '--folds',
          '3', '--epochs', '500', '--hidden_channels', '8', '--num_layers',
          '1', '--workers', '2', '--no_progress', '--out', str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+        env=dict(os.environ, OMP_NUM_THREADS='1'), **popen)
     locks = out / 'runs' / '.locks'
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (
             locks.is_dir() and len(os.listdir(locks)) >= 2):
         time.sleep(0.5)  # Both workers are training.
     assert locks.is_dir() and len(os.listdir(locks)) >= 2
+    return proc
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_workers_is_one_line_and_stops_them(tmp_path):
+    out = tmp_path / 'out'
+    proc = _compare_with_two_workers(
+        out, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole group.
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert err.strip().splitlines() == [
         f'error: interrupted; finished runs are kept in {out}/runs, rerun '
         f'to continue']
-
-
-def _alive(pid):
-    try:
-        with open(f'/proc/{pid}/stat') as f:
-            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
-    except FileNotFoundError:
-        return False
 
 
 def _children(pid):
@@ -283,30 +284,20 @@ def _children(pid):
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir('/proc'), reason='needs /proc')
 def test_workers_exit_when_the_parent_is_killed(tmp_path):
-    out = tmp_path / 'out'
-    proc = subprocess.Popen(
-        [sys.executable, '-m', 'sap_graph', 'compare',
-         '--dataset', 'synthetic', '--readouts', 'sum', 'mean', '--folds',
-         '3', '--epochs', '500', '--hidden_channels', '8', '--num_layers',
-         '1', '--workers', '2', '--no_progress', '--out', str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=dict(os.environ, OMP_NUM_THREADS='1'))
-    locks = out / 'runs' / '.locks'
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (
-            locks.is_dir() and len(os.listdir(locks)) >= 2):
-        time.sleep(0.5)  # Both workers are training.
+    proc = _compare_with_two_workers(tmp_path / 'out',
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
     workers = _children(proc.pid)
     try:
         assert len(workers) >= 2
         proc.kill()  # SIGKILL: the parent cannot stop its workers itself.
         proc.wait()
         deadline = time.monotonic() + 10
-        while any(map(_alive, workers)) and time.monotonic() < deadline:
+        while any(map(alive, workers)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(map(_alive, workers))
+        assert not any(map(alive, workers))
     finally:
-        for pid in filter(_alive, workers):
+        for pid in filter(alive, workers):
             os.kill(pid, signal.SIGKILL)
 
 

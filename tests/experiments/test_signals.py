@@ -13,6 +13,7 @@ import time
 import pytest
 
 from sap_graph.experiments.signals import handling, sigterm_as_interrupt
+from tests.helpers import alive
 
 
 def test_handler_is_set_inside_and_restored_after():
@@ -69,14 +70,6 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def _alive(pid):
-    try:
-        with open(f'/proc/{pid}/stat') as f:
-            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.skipif(not os.path.isdir('/proc'), reason='needs /proc')
 @pytest.mark.parametrize('how', ['prctl', 'poll'])
 def test_worker_exits_when_its_parent_is_killed(how):
@@ -85,13 +78,13 @@ def test_worker_exits_when_its_parent_is_killed(how):
     worker = int(parent.stdout.readline())
     try:
         time.sleep(0.3)
-        assert _alive(worker)  # Not while the parent lives.
+        assert alive(worker)  # Not while the parent lives.
         parent.kill()  # SIGKILL: no chance to stop its workers.
         parent.wait()
         deadline = time.monotonic() + 10
-        while _alive(worker) and time.monotonic() < deadline:
+        while alive(worker) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(worker)
+        assert not alive(worker)
     finally:
-        if _alive(worker):
+        if alive(worker):
             os.kill(worker, signal.SIGKILL)
