@@ -23,6 +23,7 @@ import torch
 from sap_graph.experiments.compare.records import read_record, write_record
 from sap_graph.experiments.compare.variants import Variant
 from sap_graph.experiments.data import GraphTask
+from sap_graph.experiments.data.task import tensor_digest
 from sap_graph.experiments.errors import ConfigError
 from sap_graph.experiments.files import (
     LockedError,
@@ -62,17 +63,14 @@ def task_fingerprint(task: GraphTask) -> Dict[str, Any]:
     r"""What identifies the data of :obj:`task` in cache keys: its
     statistics and a digest of its labels and structure."""
     stats = task.stats()
-    ds = task.dataset
-    digest = hashlib.sha256()
-    for key in ('y', 'edge_index', 'x', 'edge_attr'):
-        value = getattr(getattr(ds, '_data', None), key, None)
-        if value is not None:
-            digest.update(value.detach().cpu().contiguous().numpy()
-                          .tobytes())
+    data = getattr(task.dataset, '_data', None)
+    values = [getattr(data, key, None)
+              for key in ('y', 'edge_index', 'x', 'edge_attr')]
+    digest = tensor_digest(*(v for v in values if v is not None))
     keep = ('name', 'kind', 'num_graphs', 'num_classes', 'num_features',
             'num_edge_features', 'metric', 'task_type', 'num_nodes',
             'num_directed_edges')
-    return {**{k: stats.get(k) for k in keep}, 'digest': digest.hexdigest()}
+    return {**{k: stats.get(k) for k in keep}, 'digest': digest}
 
 
 def run_config(base: TrainConfig, variant: Variant, lr: float) -> TrainConfig:

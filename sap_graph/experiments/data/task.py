@@ -142,6 +142,16 @@ def per_graph(dataset: InMemoryDataset, key: str) -> Optional[Tensor]:
     return counts[torch.as_tensor(list(dataset.indices()), dtype=torch.long)]
 
 
+def tensor_digest(*tensors: Tensor) -> str:
+    r"""The SHA-256 hex digest of the bytes of :obj:`tensors`, in order
+    (values only: no names, dtypes or shapes, unlike
+    :attr:`GraphTask.digest`)."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _update(h: Any, name: str, value: Any) -> None:
     h.update(name.encode() + b'\0')
     if isinstance(value, Tensor):

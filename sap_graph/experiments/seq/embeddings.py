@@ -13,7 +13,6 @@ stale embeddings silently).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import os.path as osp
 from typing import Any, Dict, List, Optional
@@ -21,12 +20,10 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor
 
+from sap_graph.experiments.checkpoint import atomic_save
+from sap_graph.experiments.data.task import tensor_digest
 from sap_graph.experiments.errors import ConfigError
-from sap_graph.experiments.files import (
-    OutputError,
-    atomic_write,
-    check_writable,
-)
+from sap_graph.experiments.files import OutputError, check_writable
 from sap_graph.experiments.seq.multimodal import FusionConfig, train_encoders
 from sap_graph.experiments.seq.smiles import SmilesTask
 
@@ -40,10 +37,7 @@ CACHE_VERSION = 1
 
 
 def _digest(*tensors: Tensor) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    return tensor_digest(*tensors)[:16]
 
 
 def stage1_settings(cfg: FusionConfig, task: SmilesTask, fp: Tensor,
@@ -147,7 +141,7 @@ def cached_encoders(dataset, task: SmilesTask, fp: Tensor,
     stage1 = train_encoders(dataset, task, fp, cfg, seed=seed, log=log)
     stage1['settings'] = settings
     if embeddings is not None:
-        atomic_write(embeddings, lambda f: torch.save(stage1, f))
+        atomic_save(stage1, embeddings, 'embeddings cache')
         if log:
             print(f'Wrote stage 1 embeddings to {embeddings}')
     return stage1

@@ -89,7 +89,8 @@ class TrainState:
             'sap_graph_version': sap_graph.__version__,
             'config': asdict(cfg), 'protocol': protocol,
             'world_size': _world_size(),
-            'dataset': _fingerprint(task),
+            # Only a state file needs it (the digest reads all the data).
+            'dataset': _fingerprint(task) if self.path else None,
             'splits': [{k: v.clone() for k, v in s.items()}
                        for s in splits or []],
             'runs': [], 'best': None, 'current': None,
