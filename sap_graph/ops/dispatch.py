@@ -13,9 +13,10 @@ it, adds its residual pooling and returns the
   for a few huge graphs (the kernels give each graph to one thread).
 * ``'triton'`` (:class:`sap_graph.ops.triton.TritonPath`): fused Triton
   kernels, for sorted CUDA batches (``ptr`` given, at most 256 channels)
-  without dropout or gate, **only with ``SAP_GRAPH_TRITON=1``**: until the
-  whole GPU check has passed (one partial H200 run so far), a CUDA tensor
-  takes the ``'torch'`` path by default.
+  without dropout or gate, by default on the GPUs of the architecture on
+  which ``benchmarks/gpu_check.sh`` has passed (:data:`TRITON_CHECKED`:
+  compute capability 9.0, H100/H200); on other GPUs only with
+  ``SAP_GRAPH_TRITON=1``, never with ``SAP_GRAPH_TRITON=0``.
 * ``'torch'`` (:class:`sap_graph.ops.torch.TorchPath`): PyTorch ops with a
   hand-written backward; any device, any batch; the reference for the
   others.
@@ -34,8 +35,9 @@ lists the paths this process has run (eager calls), and
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
-from typing import Iterator, List, NamedTuple, Optional, Set
+from typing import Iterator, List, NamedTuple, Optional, Set, Tuple
 
 import torch
 from torch import Tensor
@@ -60,6 +62,13 @@ PATHS = ('native', 'triton', 'torch', 'dense', 'compiled')
 #: The paths that run kernels on :class:`~sap_graph.ops.layout.Segments`.
 FUSED = ('native', 'triton', 'torch')
 
+#: CUDA compute capabilities on which ``benchmarks/gpu_check.sh`` has
+#: passed (NVIDIA H200, 2026-12-04, ``benchmarks/results/gpu_nvidia-h200``):
+#: there the Triton path is on by default (``SAP_GRAPH_TRITON=auto``). The
+#: kernels' shared memory fits Hopper's 227 KiB per block; GPUs with less
+#: are not yet checked.
+TRITON_CHECKED = frozenset({(9, 0)})
+
 _used: Set[str] = set()
 _recorders: List[Set[str]] = []
 
@@ -75,6 +84,18 @@ def device_type(x: Tensor) -> str:
     """The device type of :obj:`x` as the dispatch sees it (a function of
     its own so that tests can present a CPU tensor as a CUDA one)."""
     return x.device.type
+
+
+@functools.lru_cache(maxsize=None)
+def _capability(index: int) -> Tuple[int, int]:
+    return torch.cuda.get_device_capability(index)
+
+
+def triton_checked(x: Tensor) -> bool:
+    """Whether :obj:`x` is on a GPU of an architecture in
+    :data:`TRITON_CHECKED` (a function of its own so that tests can present
+    a CPU tensor as such a GPU's)."""
+    return x.is_cuda and _capability(x.device.index) in TRITON_CHECKED
 
 
 def paths_used() -> List[str]:
@@ -103,6 +124,11 @@ def is_padded(x: Tensor, ptr: Optional[Tensor], dim_size: int,
             and dim_size == 1)
 
 
+def _triton_wanted(x: Tensor) -> bool:
+    state = switch('triton')
+    return state == 'on' or (state == 'auto' and triton_checked(x))
+
+
 def _segment_path(x: Tensor, score_weight: Tensor, seg: Segments,
                   dropout: float, gated: bool) -> str:
     if not seg.sorted or dropout > 0.0 or gated:
@@ -117,7 +143,7 @@ def _segment_path(x: Tensor, score_weight: Tensor, seg: Segments,
                 and score_weight.dtype == x.dtype
                 and _native.native() is not None):
             return 'native'
-    elif device == 'cuda' and switch('triton') == 'on' and (
+    elif device == 'cuda' and _triton_wanted(x) and (
             importlib.util.find_spec('triton') is not None):
         from sap_graph.ops import triton as _triton  # Only here.
         if _triton.supports(x, score_weight):

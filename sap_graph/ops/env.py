@@ -3,11 +3,11 @@ r"""The environment switches of the SAP core, read in one place.
 * ``SAP_GRAPH_NATIVE``: the fused C++ CPU kernels. ``auto`` (default:
   build on first use, fall back to PyTorch with a warning), ``0`` (never
   build), ``1`` (build; raise if the build fails).
-* ``SAP_GRAPH_TRITON``: the fused Triton kernels for CUDA tensors. ``0``
-  (default: CUDA tensors take the PyTorch path) or ``1`` (sorted CUDA
-  batches take the Triton kernels). Off by default until a GPU has run
-  ``benchmarks/gpu_check.sh``: the kernels have only run in Triton's
-  interpreter and compiled to PTX so far.
+* ``SAP_GRAPH_TRITON``: the fused Triton kernels for CUDA tensors.
+  ``auto`` (default: on the GPU architecture that has passed
+  ``benchmarks/gpu_check.sh``, compute capability 9.0, *i.e.* H100/H200;
+  other GPUs take the PyTorch path), ``0`` (never) or ``1`` (every CUDA
+  GPU).
 
 Both are read on every call (no caching), so tests and users can change
 them at run time.
@@ -22,7 +22,7 @@ _ON = ('1', 'on', 'true', 'yes', 'require')
 
 #: Switch name -> (environment variable, default).
 SWITCHES = {'native': ('SAP_GRAPH_NATIVE', 'auto'),
-            'triton': ('SAP_GRAPH_TRITON', 'off')}
+            'triton': ('SAP_GRAPH_TRITON', 'auto')}
 
 
 def switch(name: str) -> str:
@@ -40,5 +40,5 @@ def switch(name: str) -> str:
 
 def switches() -> Dict[str, str]:
     r"""All switches by name, *e.g.* ``{'native': 'auto', 'triton':
-    'off'}``."""
+    'auto'}``."""
     return {name: switch(name) for name in SWITCHES}

@@ -5,8 +5,9 @@ in float64 on the CPU (and against the independent reference of
 Runs only where CUDA is available (CI has no GPU; the README says where
 these were last run). On CUDA the SAP core takes the Triton kernels of
 :mod:`sap_graph.ops.triton` for sorted batches (``ptr`` given) without
-attention dropout or gate when Triton is installed and
-``SAP_GRAPH_TRITON=1`` (``benchmarks/gpu_check.sh`` sets it), and the
+attention dropout or gate when Triton is installed, by default on GPUs of
+compute capability 9.0 (H100/H200, where this module passed) and on any
+GPU with ``SAP_GRAPH_TRITON=1`` (``benchmarks/gpu_check.sh`` sets it); the
 pure-PyTorch
 :class:`~sap_graph.ops.torch.SAPPoolFunction` otherwise (the fused C++
 kernels are CPU-only). ``benchmarks/gpu_check.sh`` runs this module.
@@ -353,8 +354,9 @@ def test_triton_one_huge_graph():
 
 def test_triton_is_dispatched(monkeypatch):
     """With ``SAP_GRAPH_TRITON=1``, SAPAggregation with ``ptr`` on CUDA
-    takes the Triton path, unless ``SAP_GRAPH_TRITON=0`` (the default),
-    dropout or the gate is used or the batch comes without ``ptr``."""
+    takes the Triton path, unless ``SAP_GRAPH_TRITON=0``, dropout or the
+    gate is used or the batch comes without ``ptr``; with the switch unset
+    only on a GPU of a checked architecture (compute capability 9.0)."""
     tri = triton_module()
     monkeypatch.setenv('SAP_GRAPH_TRITON', '1')
     calls = []
@@ -374,6 +376,10 @@ def test_triton_is_dispatched(monkeypatch):
     monkeypatch.setenv('SAP_GRAPH_TRITON', '0')
     aggr(xg, ig, pg, dim_size=num_graphs)
     assert len(calls) == 1
+    monkeypatch.delenv('SAP_GRAPH_TRITON')
+    aggr(xg, ig, pg, dim_size=num_graphs)
+    checked = torch.cuda.get_device_capability(xg.device) in {(9, 0)}
+    assert len(calls) == 1 + checked
 
 
 def test_triton_no_host_sync():

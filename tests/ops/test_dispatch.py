@@ -1,7 +1,8 @@
 """The one dispatch of the SAP core (:mod:`sap_graph.ops.dispatch`) and its
 switches (:mod:`sap_graph.ops.env`): which path a batch takes, that the
-path named is the one run, and that a CUDA tensor takes the PyTorch path
-unless ``SAP_GRAPH_TRITON=1`` (a CPU tensor presented as a CUDA one)."""
+path named is the one run, and that a CUDA tensor takes the Triton path
+by default only on a GPU architecture that has passed the GPU check, or
+with ``SAP_GRAPH_TRITON=1`` (a CPU tensor presented as a CUDA one)."""
 import types
 
 import pytest
@@ -24,14 +25,14 @@ SIZES = [3, 0, 4, 2]
                                            ('SAP_GRAPH_TRITON', 'triton')])
 def test_one_parser_of_the_switches(monkeypatch, variable, name):
     monkeypatch.delenv(variable, raising=False)
-    assert env.switch(name) == {'native': 'auto', 'triton': 'off'}[name]
+    assert env.switch(name) == {'native': 'auto', 'triton': 'auto'}[name]
     for value, state in (('1', 'on'), (' ON ', 'on'), ('true', 'on'),
                          ('yes', 'on'), ('0', 'off'), ('off', 'off'),
                          ('False', 'off'), ('no', 'off')):
         monkeypatch.setenv(variable, value)
         assert env.switch(name) == state, value
     monkeypatch.setenv(variable, 'maybe')  # Unrecognised: the default.
-    assert env.switch(name) == {'native': 'auto', 'triton': 'off'}[name]
+    assert env.switch(name) == {'native': 'auto', 'triton': 'auto'}[name]
     assert set(env.switches()) == {'native', 'triton'}
 
 
@@ -152,20 +153,24 @@ def test_the_path_named_is_the_path_run(sap_backend):
         assert path in dispatch.paths_used()
 
 
-def present_as_cuda(monkeypatch, triton_supports=True):
-    """CPU tensors look like CUDA tensors to the dispatch; a stand-in for
-    the Triton module says whether it supports the inputs (no Triton or
-    GPU is needed)."""
+def present_as_cuda(monkeypatch, triton_supports=True, checked=False):
+    """CPU tensors look like CUDA tensors to the dispatch, of a GPU whose
+    architecture has passed the GPU check or not (:obj:`checked`); a
+    stand-in for the Triton module says whether it supports the inputs (no
+    Triton or GPU is needed)."""
     monkeypatch.setattr(dispatch, 'device_type', lambda x: 'cuda')
+    monkeypatch.setattr(dispatch, 'triton_checked', lambda x: checked)
     fake = types.SimpleNamespace(supports=lambda x, w: triton_supports)
     monkeypatch.setattr(sap_graph.ops, 'triton', fake, raising=False)
     monkeypatch.setattr(dispatch.importlib.util, 'find_spec',
                         lambda name: object())
 
 
-def test_cuda_tensor_takes_the_torch_path_without_the_switch(monkeypatch):
-    """A (presented) CUDA batch without ``SAP_GRAPH_TRITON=1`` takes the
-    PyTorch path, and gives the reference's values and gradients."""
+def test_unchecked_gpu_takes_the_torch_path_without_the_switch(
+        monkeypatch):
+    """A (presented) CUDA batch on a GPU whose architecture has not passed
+    the GPU check takes the PyTorch path unless ``SAP_GRAPH_TRITON=1``,
+    and gives the reference's values and gradients."""
     present_as_cuda(monkeypatch)
     monkeypatch.delenv('SAP_GRAPH_TRITON', raising=False)
     torch.manual_seed(3)
@@ -180,6 +185,34 @@ def test_cuda_tensor_takes_the_torch_path_without_the_switch(monkeypatch):
                                        dim_size=num_graphs))
     monkeypatch.setenv('SAP_GRAPH_TRITON', '0')
     assert dispatch.choose_path(x, w, index, ptr, num_graphs) == 'torch'
+
+
+def test_checked_gpu_takes_triton_by_default(monkeypatch):
+    """On a GPU of a checked architecture the Triton path is the default
+    (switch unset or ``auto``); ``SAP_GRAPH_TRITON=0`` turns it off."""
+    present_as_cuda(monkeypatch, checked=True)
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    w = torch.randn(2, 8)
+    monkeypatch.delenv('SAP_GRAPH_TRITON', raising=False)
+    assert dispatch.choose_path(x, w, index, ptr, num_graphs) == 'triton'
+    monkeypatch.setenv('SAP_GRAPH_TRITON', 'auto')
+    assert dispatch.choose_path(x, w, index, ptr, num_graphs) == 'triton'
+    monkeypatch.setenv('SAP_GRAPH_TRITON', '0')
+    assert dispatch.choose_path(x, w, index, ptr, num_graphs) == 'torch'
+
+
+@pytest.mark.parametrize('capability,checked', [((9, 0), True),
+                                                ((8, 0), False),
+                                                ((8, 9), False),
+                                                ((10, 0), False)])
+def test_checked_architectures(monkeypatch, capability, checked):
+    """Only the compute capabilities of :data:`TRITON_CHECKED` (9.0, where
+    the GPU check passed) count as checked; CPU tensors never."""
+    monkeypatch.setattr(dispatch, '_capability', lambda index: capability)
+    x = torch.randn(3, 4)
+    assert not dispatch.triton_checked(x)
+    monkeypatch.setattr(torch.Tensor, 'is_cuda', property(lambda t: True))
+    assert dispatch.triton_checked(x) == checked
 
 
 def test_cuda_tensor_takes_triton_only_when_asked(monkeypatch):
