@@ -1,10 +1,10 @@
 r"""The functional form of self-attention pooling.
 
 :func:`sap_pool` runs the SAP core of one batch through the dispatch of
-:mod:`sap_graph.ops.dispatch` (fused C++ kernels on CPU, PyTorch
-otherwise, Triton on CUDA with ``SAP_GRAPH_TRITON=1``, plain differentiable
-ops under :func:`torch.compile`); :class:`~sap_graph.SAPAggregation`
-applies its value projection after it.
+:mod:`sap_graph.ops.dispatch` (fused C++ kernels on CPU, Triton on
+H100/H200 or with ``SAP_GRAPH_TRITON=1``, PyTorch otherwise, plain
+differentiable ops under :func:`torch.compile`);
+:class:`~sap_graph.SAPAggregation` applies its value projection after it.
 """
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ role:
 * :mod:`~sap_graph.ops.native`: fused C++ kernels (``csrc/``), built on
   first use (path ``'native'``);
 * :mod:`~sap_graph.ops.triton`: fused Triton kernels for CUDA tensors,
-  imported only when asked for (``SAP_GRAPH_TRITON=1``, path ``'triton'``);
+  imported only for a CUDA batch that takes them (path ``'triton'``: by
+  default on compute capability 9.0, elsewhere with ``SAP_GRAPH_TRITON=1``);
 * :mod:`~sap_graph.ops.torch`: pure PyTorch with a hand-written backward,
   any device (path ``'torch'``, the reference for the others);
 * :mod:`~sap_graph.ops.padded`: padded ``[B, L, F]`` batches (their

@@ -41,12 +41,14 @@ blocks padded to 16, by default with IEEE float32 precision (no TF32; see
 Not handled here (:mod:`sap_graph.ops.dispatch` keeps the PyTorch
 path, :class:`~sap_graph.ops.torch.SAPPoolFunction`): attention dropout,
 the value gate, unsorted batches (index without ``ptr`` on a GPU), float64,
-and :math:`F > 1024` or :math:`H > 64`. GPU speed of this path is not yet
-measured (written and tested in Triton's interpreter on CPU only).
+and :math:`F > 256` (:data:`MAX_CHANNELS`) or :math:`H > 64`. Tested in
+Triton's interpreter on CPU and on one NVIDIA H200
+(``benchmarks/results/gpu_nvidia-h200/``).
 
 This module imports :mod:`triton`; :mod:`sap_graph.ops.dispatch` imports it
-only for CUDA tensors with ``SAP_GRAPH_TRITON=1``, so CPU-only installs
-never need Triton.
+only for CUDA tensors that take this path (by default on GPUs of compute
+capability 9.0, elsewhere with ``SAP_GRAPH_TRITON=1``), so CPU-only
+installs never need Triton.
 """
 from __future__ import annotations
 
