@@ -26,6 +26,33 @@ def size(name: str, value: Any) -> None:
                          f"(got {value!r})")
 
 
+#: The widest model: a layer holds width x width weights, 2**30 of them
+#: (4 GiB as float32) at this width; wider is a typo, not a model.
+MAX_HIDDEN_CHANNELS = 2**15
+
+#: The deepest model (the deepest published GNNs have about 1000 layers);
+#: deeper is a typo that would build layers until memory runs out.
+MAX_LAYERS = 1024
+
+
+def size_at_most(high: int, meaning: str) -> Check:
+    r"""A positive integer of at most :obj:`high`; :obj:`meaning` says
+    what a larger one would be."""
+    def bounded_size(name: str, value: Any) -> None:
+        size(name, value)
+        if value > high:
+            raise ValueError(f"'{name}' must be <= {high} (got {value}): "
+                             f"{meaning}")
+    return bounded_size
+
+
+#: A layer width (:data:`MAX_HIDDEN_CHANNELS` at most).
+width = size_at_most(MAX_HIDDEN_CHANNELS, 'a layer of that width would '
+                     'have more than 2**30 weights')
+#: A number of layers (:data:`MAX_LAYERS` at most).
+depth = size_at_most(MAX_LAYERS, 'deeper than any published GNN')
+
+
 def seed(name: str, value: Any) -> None:
     r"""A seed: an integer from :math:`0` to :math:`2^{31} - 1`, as
     :class:`~sap_graph.experiments.train.TrainConfig`'s (numpy and
@@ -115,4 +142,5 @@ def check_fields(obj: Any, checks: Mapping[str, Check]) -> None:
 
 
 __all__ = ['Check', 'check_fields', 'flag', 'number', 'one_of', 'optional',
-           'positive', 'probability', 'seed', 'size']
+           'positive', 'probability', 'seed', 'size', 'size_at_most', 'width',
+           'depth']

@@ -85,8 +85,8 @@ class SAPAggregation(Aggregation):
         dropout (float, optional): Dropout probability of the normalised
             attention weights, applied in training mode only.
             (default: :obj:`0.0`)
-        temperature (float, optional): Softmax temperature :math:`\tau`.
-            (default: :obj:`1.0`)
+        temperature (float, optional): Softmax temperature :math:`\tau`,
+            at least :obj:`1e-6`. (default: :obj:`1.0`)
         learn_temperature (bool, optional): Learn :math:`\tau` (as its
             logarithm). (default: :obj:`False`)
         gated (bool, optional): Scale each head's values by a per-node gate

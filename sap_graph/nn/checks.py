@@ -200,6 +200,12 @@ def check_removed(options: Dict[str, object]) -> None:
                         f"argument '{name}'")
 
 
+#: The smallest softmax temperature: the queries are divided by it, so
+#: at 1e-40 they are inf in float32 (scores of +-inf, NaN weights), and
+#: near float32's bound any score above a few units overflows.
+MIN_TEMPERATURE = 1e-6
+
+
 def check_options(in_channels: int, out_channels: Optional[int],
                   heads: int, key_channels: Optional[int], dropout: float,
                   temperature: float, residual: Union[str, bool, None],
@@ -208,7 +214,8 @@ def check_options(in_channels: int, out_channels: Optional[int],
     r"""Checks the options of :class:`~sap_graph.SAPAggregation`: sizes are
     positive integers (:obj:`out_channels` and :obj:`key_channels` may be
     :obj:`None`), :obj:`flags` (:obj:`concat`, :obj:`gated`, ...) real
-    booleans, the temperature finite and positive."""
+    booleans, the temperature finite and at least
+    :data:`MIN_TEMPERATURE`."""
     for name, value in (('in_channels', in_channels),
                         ('out_channels', out_channels), ('heads', heads),
                         ('key_channels', key_channels)):
@@ -232,6 +239,11 @@ def check_options(in_channels: int, out_channels: Optional[int],
     if not (temperature > 0.0 and math.isfinite(temperature)):
         raise ValueError(f"'temperature' must be positive and finite "
                          f"(got {temperature})")
+    if temperature < MIN_TEMPERATURE:
+        raise ValueError(f"'temperature' must be at least "
+                         f"{MIN_TEMPERATURE:g} (got {temperature}): the "
+                         f"queries are divided by it, and float32 scores "
+                         f"overflow to inf and NaN weights below that")
     if isinstance(residual, bool):
         raise ValueError(
             f"'residual' must be one of 'sum', 'mean', 'max' or None (got "

@@ -138,6 +138,9 @@ IGNORED = [
      '--root: a data root is for TU and OGB datasets'),
     (['--target', 'y', '--hidden_channels', '100000000000'],
      "--hidden_channels: 'hidden_channels' must be <= 32768"),
+    (['--target', 'y', '--num_layers', '1000000000'],
+     "--num_layers: 'num_layers' must be <= 1024 (got 1000000000): deeper "
+     "than any published GNN"),
     (['--target', 'y', '--readouts', 'set2set', '--hidden_channels',
       '32768'], "--hidden_channels: too wide for readout 'set2set'"),
 ]
@@ -336,3 +339,29 @@ def test_ctrl_c_with_an_idle_worker_is_one_line(tmp_path):
     assert err.strip().splitlines() == [
         f'error: interrupted; finished runs are kept in {out}/runs, rerun '
         f'to continue']
+
+
+def _stuck(seconds):
+    """A run that ignores the stop signal (stuck in a long operation)."""
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    time.sleep(seconds)
+
+
+@pytest.mark.skipif(not hasattr(signal, 'SIGUSR1'), reason='POSIX signal')
+def test_stop_kills_a_worker_that_does_not_stop(monkeypatch):
+    """Ctrl-C with workers waits at most STOP_GRACE seconds for a worker
+    that ignores the stop signal, then kills it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    monkeypatch.setattr(engine, 'STOP_GRACE', 1.0)
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(
+        'spawn'))
+    future = pool.submit(_stuck, 45)
+    while not future.running():
+        time.sleep(0.05)
+    time.sleep(0.5)  # Inside _stuck, the signal ignored.
+    process, = pool._processes.values()
+    start = time.monotonic()
+    engine._stop(pool)
+    assert time.monotonic() - start < 30
+    assert not process.is_alive()

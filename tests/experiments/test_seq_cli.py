@@ -42,6 +42,8 @@ def refusal(name, args, monkeypatch, capsys, tmp_path):
      "least 2, the [CLS] token and one token of the SMILES (got 1)"),
     (['--dropout', '1'], "error: --dropout: 'dropout' must be in [0, 1) "
      "(got 1.0)"),
+    (['--num_layers', '100000'], "error: --num_layers: 'num_layers' must "
+     "be <= 1024 (got 100000): deeper than any published GNN"),
     (['--limit', '0'], "error: --limit: 'limit' must be an integer of at "
      "least 10, so that its validation and test tenths hold a molecule "
      "each (got 0)"),

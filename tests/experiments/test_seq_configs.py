@@ -29,6 +29,12 @@ LR = ("learning rates must be positive finite numbers within float32's "
     ('lr', 0.0, LR.format('0.0')),
     ('max_length', 1, "'max_length' must be at least 2, the [CLS] token "
      "and one token of the SMILES (got 1)"),
+    ('max_length', 10**9, "'max_length' must be <= 65536 (got 1000000000): "
+     "longer than any SMILES"),
+    ('num_layers', 10**6, "'num_layers' must be <= 1024 (got 1000000): "
+     "deeper than any published GNN"),
+    ('hidden_channels', 2**20, "'hidden_channels' must be <= 32768 (got "
+     "1048576): a layer of that width would have more than 2**30 weights"),
     ('encoder', 'lstm', "'encoder' must be one of 'conv', 'transformer' "
      "(got 'lstm')"),
     ('readout', 'sum', "'readout' must be one of 'sap', 'mean', 'max', "
@@ -51,6 +57,11 @@ def test_sequence_config_refuses(field, value, message):
     ('fusion_batch_size', 0,
      "'fusion_batch_size' must be a positive integer (got 0)"),
     ('channels', 0, "'channels' must be a positive integer (got 0)"),
+    ('graph_channels', 10**9, "'graph_channels' must be <= 32768 (got "
+     "1000000000): a layer of that width would have more than 2**30 "
+     "weights"),
+    ('graph_layers', 5000, "'graph_layers' must be <= 1024 (got 5000): "
+     "deeper than any published GNN"),
     ('fusion_lr', float('inf'), LR.format('inf')),
     ('modality_dropout', 1.0, "'modality_dropout' must be in [0, 1), the "
      "probability of masking each modality token in training (1 masks them "

@@ -23,6 +23,9 @@ pytestmark = pytest.mark.usefixtures('sap_backend')
     ({'dropout': 1.0}, "'dropout' must be in [0, 1) (got 1.0)"),
     ({'temperature': None}, "'temperature' must be a number (got None)"),
     ({'temperature': -1}, "'temperature' must be positive and finite (got -1)"),
+    ({'temperature': 1e-40}, "'temperature' must be at least 1e-06 "
+                             "(got 1e-40)"),
+    ({'temperature': 1e-7}, "'temperature' must be at least 1e-06 (got 1e-07)"),
     ({'residual': 'min'}, "'residual' must be one of"),
     ({'size_scaler': 'sqrt'}, "'size_scaler' must be 'log' or None"),
     ({'query_init': 'ones'}, "'query_init' must be 'zeros' or 'normal'"),
@@ -87,6 +90,20 @@ def test_temperature_sharpens_attention():
     assert (a_cold.max(0).values > a_warm.max(0).values).all()
     with pytest.raises(ValueError, match="'temperature' must be positive"):
         SAP(8, temperature=0.0)
+
+
+def test_smallest_temperature_stays_finite():
+    """At the smallest temperature accepted, random queries give finite
+    outputs and gradients (at 1e-40 they were inf, the weights NaN)."""
+    x, index, ptr, num_graphs = make_batch([7, 0, 12], channels=8)
+    torch.manual_seed(5)
+    aggr = SAP(8, heads=2, temperature=1e-6, query_init='normal')
+    x.requires_grad_()
+    out = aggr(x, ptr=ptr, dim_size=num_graphs)
+    out.square().sum().backward()
+    grads = [x.grad] + [p.grad for p in aggr.parameters()]
+    assert torch.isfinite(out).all()
+    assert all(torch.isfinite(g).all() for g in grads if g is not None)
 
 
 def test_node_mask():

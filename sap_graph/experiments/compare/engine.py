@@ -184,16 +184,33 @@ def _init(plan: RunPlan, threads: int) -> None:
     _WORKER['plan'] = plan
 
 
+#: Seconds the workers get to stop after Ctrl-C before they are killed.
+STOP_GRACE = 10.0
+
+
 def _stop(pool: Any) -> None:
     r"""Stops the workers of :obj:`pool` now; runs they were training
-    are not written (each record is written atomically when done)."""
+    are not written (each record is written atomically when done). A
+    worker that has not exited :data:`STOP_GRACE` seconds later (stuck in
+    a long operation) is killed, so that Ctrl-C never waits on it."""
     stop = getattr(signal, 'SIGUSR1', signal.SIGTERM)  # Windows: kill.
-    for process in list((getattr(pool, '_processes', None) or {}).values()):
+    processes = list((getattr(pool, '_processes', None) or {}).values())
+    for process in processes:
         try:
             os.kill(process.pid, stop)
         except OSError:  # Already gone.
             pass
-    pool.shutdown(wait=True, cancel_futures=True)
+    manager = getattr(pool, '_executor_manager_thread', None)
+    pool.shutdown(wait=False, cancel_futures=True)  # Sends them home.
+    deadline = time.monotonic() + STOP_GRACE
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join()
+    if manager is not None:
+        manager.join()
 
 
 def _interrupted(signum: int, frame: Any) -> None:

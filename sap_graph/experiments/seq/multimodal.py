@@ -22,8 +22,10 @@ from torch_geometric import seed_everything
 
 from sap_graph.experiments.option_types import (
     check_fields,
+    depth,
     probability,
     size,
+    width,
 )
 from sap_graph.experiments.seq.figures import size_groups
 from sap_graph.experiments.seq.fusion import (
@@ -86,13 +88,16 @@ class FusionConfig:
     def check(self) -> None:
         r"""Raises a :class:`~sap_graph.experiments.errors.ConfigError`
         naming the first field whose value makes no run: counts and widths
-        are positive integers, learning rates positive float32 numbers,
-        :obj:`modality_dropout` is in :math:`[0, 1)` (called on
-        construction)."""
-        counts = ('graph_channels', 'graph_layers', 'sequence_channels',
-                  'fingerprint_channels', 'encoder_epochs', 'batch_size',
-                  'channels', 'heads', 'fusion_epochs', 'fusion_batch_size')
+        are positive integers (widths and depth bounded), learning rates
+        positive float32 numbers, :obj:`modality_dropout` is in
+        :math:`[0, 1)` (called on construction)."""
+        widths = ('graph_channels', 'sequence_channels',
+                  'fingerprint_channels', 'channels')
+        counts = ('encoder_epochs', 'batch_size', 'heads', 'fusion_epochs',
+                  'fusion_batch_size')
         check_fields(self, {
+            **{name: width for name in widths},
+            'graph_layers': depth,
             **{name: size for name in counts},
             'encoder_lr': check_learning_rate,
             'fusion_lr': check_learning_rate,

@@ -13,9 +13,12 @@ from torch_geometric import seed_everything
 
 from sap_graph.experiments.option_types import (
     check_fields,
+    depth,
     one_of,
     probability,
     size,
+    size_at_most,
+    width,
 )
 from sap_graph.experiments.seq.loop import Batch, fit_sequences
 from sap_graph.experiments.seq.models import READOUTS, SequenceClassifier
@@ -55,20 +58,25 @@ class SequenceConfig:
     def check(self) -> None:
         r"""Raises a :class:`~sap_graph.experiments.errors.ConfigError`
         naming the first field whose value makes no run: counts and widths
-        are positive integers, :obj:`max_length` keeps a token after
-        [CLS], :obj:`dropout` is in :math:`[0, 1)`, :obj:`lr` a positive
-        float32 number (called on construction)."""
+        are positive integers (widths, depth and length bounded),
+        :obj:`max_length` keeps a token after [CLS], :obj:`dropout` is
+        in :math:`[0, 1)`, :obj:`lr` a positive float32 number (called
+        on construction)."""
         check_fields(self, {
             'readout': one_of(*READOUTS),
             'encoder': one_of('conv', 'transformer'),
-            'hidden_channels': size, 'num_layers': size, 'heads': size,
+            'hidden_channels': width, 'num_layers': depth, 'heads': size,
             'dropout': probability, 'batch_size': size,
             'lr': check_learning_rate, 'epochs': size,
             'max_length': _token_count})
 
 
+#: The longest sequence kept (a position embedding row per token).
+MAX_LENGTH = 2**16
+
+
 def _token_count(name: str, value: Any) -> None:
-    size(name, value)
+    size_at_most(MAX_LENGTH, 'longer than any SMILES')(name, value)
     if value < 2:
         raise ValueError(f"'{name}' must be at least 2, the [CLS] token and "
                          f"one token of the SMILES (got {value!r})")

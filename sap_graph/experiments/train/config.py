@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import (
     Any,
+    Callable,
     Dict,
     List,
     Optional,
@@ -20,7 +21,11 @@ import torch_geometric
 from sap_graph.experiments import distributed
 from sap_graph.experiments.data.load import REGRESSION_METRICS
 from sap_graph.experiments.errors import ConfigError
-from sap_graph.experiments.option_types import FLOAT32_MAX
+from sap_graph.experiments.option_types import (
+    FLOAT32_MAX,
+    MAX_HIDDEN_CHANNELS,
+    MAX_LAYERS,
+)
 
 
 def _opt(default: Any, help: str, **cli: Any) -> Any:
@@ -141,10 +146,13 @@ _BOUNDS: Dict[str, Tuple[float, bool]] = {
     'epochs': (1, True), 'folds': (2, True), 'val_ratio': (0, False),
     'dropout': (0, True), 'layer_dropout': (0, True)}
 
-#: The widest model: a message passing layer holds hidden x hidden
-#: weights, 2**30 of them (4 GiB as float32) at this width; wider is a
-#: typo, not a model.
-MAX_HIDDEN_CHANNELS = 2**15
+#: Upper bounds of the counts that size the model: field -> (bound, what
+#: a larger value would mean).
+_CEILINGS: Dict[str, Tuple[int, Callable[[int], str]]] = {
+    'hidden_channels': (MAX_HIDDEN_CHANNELS, lambda n: f'a layer of that '
+                        f'width would have {n ** 2:,} weights'),
+    'num_layers': (MAX_LAYERS, lambda n: 'deeper than any published GNN'),
+}
 
 #: The range of float32, which training computes in: a learning rate
 #: or weight decay outside it is 0 or inf in Adam's update.
@@ -200,12 +208,11 @@ def validate_config(cfg: TrainConfig, kind: Optional[str] = None) -> None:
                               f"{value})")
     if cfg.lr is not None:
         check_learning_rate('lr', cfg.lr)
-    if (cfg.hidden_channels is not None
-            and cfg.hidden_channels > MAX_HIDDEN_CHANNELS):
-        raise ConfigError('hidden_channels', f"'hidden_channels' must be <= "
-                          f"{MAX_HIDDEN_CHANNELS} (got {cfg.hidden_channels}"
-                          f"): a layer of that width would have "
-                          f"{cfg.hidden_channels ** 2:,} weights")
+    for name, (high, meaning) in _CEILINGS.items():
+        value = getattr(cfg, name)
+        if value is not None and value > high:
+            raise ConfigError(name, f"'{name}' must be <= {high} (got "
+                              f"{value}): {meaning(value)}")
     for name in ('val_ratio', 'dropout', 'layer_dropout'):
         value = getattr(cfg, name)
         if value is not None and value >= 1:
