@@ -1,7 +1,11 @@
-"""Output files: writability probes, umask modes, locks, standard JSON."""
+"""Output files: writability probes, umask modes, locks, standard JSON,
+atomic writes."""
 import json
 import math
 import os
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ import pytest
 from sap_graph.experiments.files import (
     LockedError,
     OutputError,
+    atomic_write,
     check_writable,
     exclusive_lock,
     json_bytes,
@@ -89,3 +94,27 @@ def test_output_locks(tmp_path):
     assert output_lock(out) == output_lock(os.path.join(tmp_path, 'x', '..',
                                                         'r.json'))
     assert output_lock(out) != output_lock(str(tmp_path / 'm.pt'))
+
+
+def test_atomic_write_removes_temp_files_of_killed_writers(tmp_path):
+    """A writer killed mid-write (SIGKILL: no cleanup) leaves its temporary
+    file; the next write to the folder removes it, but not those of live
+    writers, of this process, or of other hosts (a shared folder)."""
+    host = socket.gethostname()
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, '-c',
+                             'import time; time.sleep(60)'])
+    try:
+        names = {'dead': f'.tmp-{host}-{dead.pid}-abc',
+                 'live': f'.tmp-{host}-{live.pid}-abc',
+                 'own': f'.tmp-{host}-{os.getpid()}-abc',
+                 'other host': f'.tmp-{host}x-{dead.pid}-abc'}
+        for name in names.values():
+            (tmp_path / name).write_bytes(b'partial')
+        atomic_write(str(tmp_path / 'r.json'), lambda f: f.write(b'{}'))
+        left = {p.name for p in tmp_path.iterdir()}
+        assert left == {'r.json', *names.values()} - {names['dead']}
+    finally:
+        live.kill()
+        live.wait()

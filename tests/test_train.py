@@ -316,7 +316,7 @@ def test_versions_record_source_digest_and_cpu_core(sap_backend):
     # The path the batch took and the switches behind it.
     assert sap_backend in versions()['sap_graph_paths'].split(',')
     switches = versions()['sap_graph_switches']
-    assert switches.endswith(' triton=off')  # The default.
+    assert switches.endswith(' triton=auto')  # The default.
     assert ('native=off' in switches) == (sap_backend == 'torch')
 
 

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import os.path as osp
+import socket
 import tempfile
 from typing import (
     IO,
@@ -62,10 +63,41 @@ def umask() -> int:
     return mask
 
 
+def _temp_prefix() -> str:
+    return f'.tmp-{socket.gethostname()}-{os.getpid()}-'
+
+
+def _remove_orphans(folder: str) -> None:
+    r"""Removes the temporary files that writers on this host left in
+    :obj:`folder` when they were killed (SIGKILL, OOM: no cleanup ran):
+    their name holds the host and the pid, and that pid is gone. Files of
+    other hosts (a shared cluster folder) are left alone."""
+    prefix = f'.tmp-{socket.gethostname()}-'
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].split('-', 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # Alive (or another user's): maybe still writing.
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            os.remove(osp.join(folder, name))
+
+
 def atomic_write(path: str, write: Callable[[IO[bytes]], Any]) -> None:
     r"""Writes :obj:`path` atomically: :obj:`write` fills a temporary file
-    in the same folder, which is flushed with :func:`os.fsync`, given the
-    mode :obj:`0o666 & ~umask` and renamed over :obj:`path`.
+    in the same folder (named after this host and process), which is
+    flushed with :func:`os.fsync`, given the mode :obj:`0o666 & ~umask`
+    and renamed over :obj:`path`. Temporary files of killed writers on
+    this host are removed first.
 
     Args:
         path (str): The target file; missing folders are created.
@@ -73,7 +105,8 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], Any]) -> None:
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=folder)
+    _remove_orphans(folder)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), dir=folder)
     try:
         os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, 'wb') as f:
