@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU checks of sap_graph, for a machine with a CUDA device.
 #
-# Runs the CUDA tests (tests/ops/test_cuda.py, including the Triton path:
-# values and gradients against the PyTorch path, no host sync), the
+# Runs the CUDA tests (tests/ops/test_cuda*.py: test_cuda.py, and the
+# Triton path in test_cuda_triton.py: values and gradients against the
+# PyTorch path, no host sync), the
 # profile (benchmarks/profile_cuda.py: the Triton kernels against the
 # PyTorch path on the SAP core), the speed table and one training epoch,
 # and writes every log under benchmarks/results/gpu_<card>/ (card name from
@@ -59,7 +60,7 @@ run() {  # run NAME COMMAND...: log to $out/NAME.txt, record the exit code
 
 for step in "${steps[@]}"; do
   case "$step" in
-    tests) run test_cuda python -m pytest -v -rs -p no:cacheprovider tests/ops/test_cuda.py ;;
+    tests) run test_cuda python -m pytest -v -rs -p no:cacheprovider tests/ops/test_cuda*.py ;;
     profile) run profile_cuda python -m benchmarks.profile_cuda ;;
     speed) run speed_cuda python -m benchmarks.speed --device cuda --no-save ${SPEED_ARGS:-} ;;
     epoch)

@@ -6,7 +6,8 @@ import math
 import os.path as osp
 
 import pytest
-from test_hostile import TOY, one_error_line, tiny  # noqa: F401
+from test_hostile import one_error_line
+from test_hostile_cli import TOY, tiny  # noqa: F401
 
 import sap_graph.experiments.train.runner as run_mod
 import sap_graph.experiments.train.runs as runs

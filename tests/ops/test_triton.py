@@ -10,7 +10,7 @@ subprocess with the variable set; its report is printed here.
 :mod:`tests.ops.triton_compile_check` compiles the kernels for sm_90 on the CPU
 (the compiler rejects some code the interpreter runs). Both are skipped
 when Triton is not installed (``pip install sap-graph[triton]``).
-On a GPU, :mod:`tests.ops.test_cuda` checks the compiled kernels.
+On a GPU, :mod:`tests.ops.test_cuda_triton` checks the compiled kernels.
 """
 import importlib.util
 import os

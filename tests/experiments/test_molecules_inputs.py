@@ -1,0 +1,125 @@
+"""Bad molecule CSVs (``sap_graph.experiments.data.molecules``): every bad
+input raises a clear error before anything is cached, and a damaged
+compressed CSV is a format error, one error line with exit code 2 from
+``sap-graph train`` and ``sap-graph compare``."""
+import gzip
+import warnings
+
+import pytest
+
+from sap_graph.experiments.data import (
+    DatasetFormatError,
+    DatasetNotFoundError,
+    load_molecule_csv,
+)
+
+# Importing it skips this module too where RDKit or OGB is missing.
+from tests.experiments.test_molecules import cache_files, write
+
+BAD_INPUTS = [
+    # (csv text, smiles column, targets, error, message)
+    (None, 'smiles', ['t'], DatasetNotFoundError, 'not found'),
+    ('', 'smiles', ['t'], DatasetFormatError, 'is empty'),
+    ('smiles,t\n', 'smiles', ['t'], DatasetFormatError, 'no rows'),
+    ('smiles,t\n\n\n', 'smiles', ['t'], DatasetFormatError, 'no rows'),
+    ('SMILES,t\nCC,1\n', 'smiles', ['t'], DatasetFormatError,
+     r"no SMILES column 'smiles' \(columns: 'SMILES', 't'\); did you mean "
+     r"'SMILES'\?"),
+    ('smiles,target\nCC,1\n', 'smiles', ['targt'], DatasetFormatError,
+     r"no target column 'targt'.*did you mean 'target'\?"),
+    ('smiles,t\nCC,1\n', 'smiles', None, DatasetFormatError,
+     r"No target column given.*columns: 'smiles', 't'"),
+    ('smiles,t\nXx,1\nC1CC,0\n', 'smiles', ['t'], DatasetFormatError,
+     "none of the 2 SMILES"),
+    ('smiles,t\nCC,1\nCCC,\nCCO,high\nCCN,x\n', 'smiles', ['t'],
+     DatasetFormatError, "'t' has a non-numeric value 'high' on line 4 "
+     r"\(2 non-numeric, infinite or out-of-range values in all\)"),
+    ('smiles,t\nCC,1\nCCO,inf\n', 'smiles', ['t'], DatasetFormatError,
+     "'t' has an infinite value 'inf' on line 3"),
+    ('smiles,t\nCC,1\nCCO,-1e300\n', 'smiles', ['t'], DatasetFormatError,
+     r"'t' has an out-of-range \(beyond float32\) value '-1e300' on line 3"),
+    ('smiles,t\nCC,1\nCCO,0\n', 'smiles', ['t', 't'], DatasetFormatError,
+     r"given more than once: 't'"),
+    ('smiles,t\nCC,1\nCCO,1\nCCC,\n', 'smiles', ['t'], DatasetFormatError,
+     r"'t' has one class only \(1\)"),
+    ('smiles,t,u\nCC,1,\nCCO,0,\n', 'smiles', ['t', 'u'], DatasetFormatError,
+     "'u' has no values"),
+    ('smiles,t\nCC,\nXx,1\n', 'smiles', ['t'], DatasetFormatError,
+     "'t' has no values"),
+]
+
+
+@pytest.mark.parametrize('text,column,targets,error,match', BAD_INPUTS)
+def test_bad_input_raises_before_caching(tmp_path, text, column, targets,
+                                         error, match):
+    path = str(tmp_path / 'bad.csv')
+    if text is not None:
+        write(path, text)
+    cache = tmp_path / 'cache'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        with pytest.raises(error, match=match):
+            load_molecule_csv(path, column, targets, cache=str(cache))
+    assert cache_files(cache) == []
+
+
+def _compressed(kind, text):
+    import bz2
+    import io
+    import lzma
+    import zipfile
+    if kind == 'zip':
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, 'w', zipfile.ZIP_DEFLATED) as z:
+            z.writestr('a.csv', text)
+        return buffer.getvalue()
+    return {'gz': gzip, 'bz2': bz2, 'xz': lzma}[kind].compress(
+        text.encode())
+
+
+def _damaged(kind, how):
+    data = _compressed(kind, 'smiles,y\n' + 'CCO,1\nCCN,0\n' * 40)
+    if how == 'truncated':
+        return data[:len(data) // 2]
+    middle = bytearray(data)
+    for i in range(20, len(middle) - 10):
+        middle[i] ^= 0x55
+    return bytes(middle)
+
+
+@pytest.mark.parametrize('kind', ['gz', 'bz2', 'xz', 'zip'])
+@pytest.mark.parametrize('how', ['truncated', 'corrupt'])
+def test_damaged_compressed_csv_is_a_format_error(kind, how, tmp_path):
+    """The fifth trial's truncated .csv.gz was an EOFError traceback and
+    a corrupt one a zlib.error: both are not a readable CSV, as for every
+    compression pandas infers."""
+    path = tmp_path / f'bad.csv.{kind}'
+    path.write_bytes(_damaged(kind, how))
+    with pytest.raises(DatasetFormatError,
+                       match=r"bad\.csv\.\w+' is not a readable CSV file "
+                             r"\(\w+"):
+        load_molecule_csv(str(path), targets='y', cache=str(tmp_path / 'c'))
+    assert cache_files(tmp_path / 'c') == []
+
+
+@pytest.mark.parametrize('command', ['train', 'compare'])
+@pytest.mark.parametrize('how,error', [
+    ('truncated', 'EOFError: Compressed file ended'),
+    ('corrupt', 'zlib.error: Error -3 while decompressing data')])
+def test_damaged_csv_gz_is_one_line_exit_2(command, how, error, tmp_path,
+                                           capsys, monkeypatch):
+    from sap_graph.experiments.cli import main
+    monkeypatch.setenv('SAP_GRAPH_CACHE', str(tmp_path / 'cache'))
+    path = tmp_path / 'bad.csv.gz'
+    path.write_bytes(_damaged('gz', how))
+    out = tmp_path / 'out'
+    flags = (['--readouts', 'sum', '--folds', '2'] if command == 'compare'
+             else ['--readout', 'sum'])
+    assert main([command, '--dataset', str(path), '--target', 'y',
+                 '--epochs', '1', *flags, '--out', str(out),
+                 '--no_progress']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: '{path}' is not a readable CSV file "
+                          f"({error}"), err
+    assert '\n' not in err
+    assert not out.exists()
