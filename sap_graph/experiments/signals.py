@@ -1,8 +1,8 @@
 r"""Signal handlers for the duration of a block (:func:`handling`), as
 the commands use them: SIGTERM (a scheduler's preemption) taken as Ctrl-C
 (:func:`sigterm_as_interrupt`), and worker processes started with SIGINT
-ignored so that the parent alone answers Ctrl-C; worker processes that
-end with their parent (:func:`exit_with_parent`).
+held back (:func:`holding_back`) so that the parent alone answers Ctrl-C;
+worker processes that end with their parent (:func:`exit_with_parent`).
 """
 from __future__ import annotations
 
@@ -39,6 +39,26 @@ def handling(signum: int, handler: Any) -> Iterator[None]:
         yield
     finally:
         signal.signal(signum, previous)
+
+
+@contextlib.contextmanager
+def holding_back(signum: int) -> Iterator[None]:
+    r"""Blocks :obj:`signum` in this thread while the block runs: a signal
+    that arrives meanwhile is delivered when the block ends (not lost),
+    and the threads and processes started inside inherit it blocked, so
+    that they never receive it (worker processes: the parent alone answers
+    Ctrl-C). Where signals cannot be blocked (Windows), the signal is
+    ignored inside the block instead (then one arriving meanwhile is
+    lost)."""
+    if not hasattr(signal, 'pthread_sigmask'):
+        with handling(signum, signal.SIG_IGN):
+            yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def sigterm_as_interrupt() -> Any:

@@ -209,6 +209,9 @@ def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
             gradient).
         lengths (torch.Tensor, optional): The lengths behind :obj:`mask`
             (the kept leading positions), when the caller has them.
+            :obj:`mask` and :obj:`lengths` may be on the CPU for a GPU
+            batch (as :func:`~torch.nn.utils.rnn.pack_padded_sequence`
+            wants lengths): they are copied to :obj:`x`'s device.
         dropout (float, optional): Attention dropout probability (pass
             :obj:`0.0` in evaluation).
         gate (callable, optional): Maps the (kept) features :obj:`[M, F]`
@@ -216,6 +219,10 @@ def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
         residual (str, optional): :obj:`'sum'`, :obj:`'mean'` or
             :obj:`'max'` pooling of the features to return beside.
     """
+    if mask is not None:
+        mask = mask.to(x.device)
+    if lengths is not None:
+        lengths = lengths.to(x.device)
     plan = _plan(x, score_weight, index, ptr, dim_size, mask, lengths,
                  dropout, gate, gate is not None)
     if not capturing():

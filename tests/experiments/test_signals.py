@@ -1,7 +1,8 @@
 """Signal handlers for a block (``sap_graph.experiments.signals``): set
 inside, restored after (also after an error), untouched off the main
 thread; SIGTERM inside ``sigterm_as_interrupt`` is a KeyboardInterrupt;
-a worker under ``exit_with_parent`` ends when its parent is killed."""
+a worker under ``exit_with_parent`` ends when its parent is killed; a
+signal held back by ``holding_back`` arrives after the block."""
 import os
 import signal
 import subprocess
@@ -12,7 +13,11 @@ import time
 
 import pytest
 
-from sap_graph.experiments.signals import handling, sigterm_as_interrupt
+from sap_graph.experiments.signals import (
+    handling,
+    holding_back,
+    sigterm_as_interrupt,
+)
 from tests.helpers import alive
 
 
@@ -88,3 +93,31 @@ def test_worker_exits_when_its_parent_is_killed(how):
     finally:
         if alive(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_a_signal_held_back_is_delivered_after_the_block():
+    """Ctrl-C inside :func:`holding_back` is not lost: it raises when the
+    block ends; a process started inside has SIGINT blocked (it never
+    gets the Ctrl-C of its process group)."""
+    if not hasattr(signal, 'pthread_sigmask'):
+        pytest.skip('signals cannot be blocked here (Windows)')
+    child = None
+    with pytest.raises(KeyboardInterrupt):
+        with holding_back(signal.SIGINT):
+            os.kill(os.getpid(), signal.SIGINT)  # Held, not raised here.
+            child = subprocess.Popen(
+                [sys.executable, '-c', 'import time; time.sleep(30)'])
+            entered = True
+        entered = False  # Not reached: raised as the block ends.
+    assert entered
+    try:
+        if not os.path.exists(f'/proc/{child.pid}/status'):
+            return  # No /proc (not Linux): the mask cannot be read.
+        with open(f'/proc/{child.pid}/status') as f:
+            blocked = next(int(line.split()[1], 16) for line in f
+                           if line.startswith('SigBlk:'))
+        assert blocked >> (signal.SIGINT - 1) & 1
+    finally:
+        child.kill()
+        child.wait()
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])

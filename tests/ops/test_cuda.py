@@ -135,6 +135,26 @@ def test_cuda_uses_pure_pytorch_path(monkeypatch):
     assert calls == [] and out.is_cuda
 
 
+@pytest.mark.parametrize('given', ['lengths', 'mask', 'scattered mask'])
+def test_padded_batch_with_cpu_lengths_or_mask(given):
+    """A padded CUDA batch with its lengths or mask on the CPU (as
+    pack_padded_sequence wants lengths) pools as the same batch on the CPU,
+    NaN padding included."""
+    torch.manual_seed(4)
+    aggr = SAP(16, heads=2)
+    x = torch.randn(3, 5, 16)
+    lengths = torch.tensor([2, 5, 0])
+    mask = torch.arange(5) < lengths[:, None]
+    if given == 'scattered mask':
+        mask = torch.tensor([[1, 0, 1, 0, 1], [1] * 5, [0] * 5]).bool()
+    x[~mask] = float('nan')
+    call = dict(lengths=lengths) if given == 'lengths' else dict(mask=mask)
+    ref = aggr(x, **call)
+    out = aggr.cuda()(x.cuda(), **call)
+    assert out.is_cuda
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-5)
+
+
 def test_attention_dropout_on_cuda():
     """Dropout on the attention weights in training mode: outputs vary from
     call to call, their mean is the eval-mode output (kept weights are

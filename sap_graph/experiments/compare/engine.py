@@ -34,7 +34,7 @@ from sap_graph.experiments.files import (
 from sap_graph.experiments.readouts import readout_options
 from sap_graph.experiments.signals import (
     exit_with_parent,
-    handling,
+    holding_back,
     raise_interrupt,
 )
 from sap_graph.experiments.train.config import TrainConfig, resolve_device
@@ -337,11 +337,15 @@ def execute(plan: RunPlan, cache: str, workers: int = 1,
             # Ctrl-C reaches the whole process group: the parent alone
             # answers it (and stops the workers), so that it is one line,
             # not a traceback per worker. Workers started here (submitting
-            # starts them) inherit an ignored SIGINT; Python keeps it so.
-            with handling(signal.SIGINT, signal.SIG_IGN):
-                futures = {pool.submit(_work, run, _run_path(cache, run)):
-                           run for run in todo}
+            # starts them, and waits while each imports its packages)
+            # inherit SIGINT blocked; a Ctrl-C meanwhile reaches the parent
+            # when the block ends, inside the try.
+            futures: Dict[Any, Run] = {}
             try:
+                with holding_back(signal.SIGINT):
+                    for run in todo:
+                        futures[pool.submit(
+                            _work, run, _run_path(cache, run))] = run
                 for future in as_completed(futures):
                     record = future.result()
                     bar.update()
