@@ -2,6 +2,7 @@
 ``tests/ops``): batches, the layer under test and the comparison with the
 independent float64 reference of :mod:`tests.reference` (values and
 gradients)."""
+import signal
 from functools import partial
 from typing import Dict, Optional, Tuple
 
@@ -155,3 +156,11 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
     except FileNotFoundError:
         return False
+
+
+def answers_ctrl_c() -> None:
+    """``preexec_fn`` of a child process that must answer Ctrl-C even when
+    the tests themselves run with SIGINT ignored (a background job of a
+    non-interactive shell: POSIX ignores SIGINT there, children inherit
+    it, and Python then keeps it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

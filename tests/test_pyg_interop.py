@@ -1,11 +1,19 @@
 """SAPAggregation at PyG's entry points for an aggregation: the resolver,
 convolutions' ``aggr=`` and the ``torch_geometric.nn.models`` GNNs (one
-instance per layer through their ``init_conv`` hook), each against the
-float64 reference. ``'sap'`` is not a string PyG resolves (docs/api.md,
+instance per layer through their ``init_conv`` hook) and the multi-head
+messages ``[E, heads, C]`` of GATConv and TransformerConv, each against
+the float64 reference. ``'sap'`` is not a string PyG resolves (docs/api.md,
 "Use in convolutions and PyG models", says why)."""
 import pytest
 import torch
-from torch_geometric.nn import GINConv, GraphConv, SAGEConv, models
+from torch_geometric.nn import (
+    GATConv,
+    GINConv,
+    GraphConv,
+    SAGEConv,
+    TransformerConv,
+    models,
+)
 from torch_geometric.nn.resolver import aggregation_resolver
 
 import sap_graph  # noqa: F401  (imported as a user would, before PyG)
@@ -123,3 +131,49 @@ def test_gcn_aggregates_at_the_output_width():
     expected = agg.float() + conv.bias
     assert torch.allclose(conv(x, EDGE_INDEX), expected, atol=1e-5)
     assert model(x, EDGE_INDEX).shape == (10, 5)
+
+
+def test_multi_head_messages_pool_each_head():
+    """Messages ``[E, heads, C]`` pooled over ``dim=0`` (as GATConv and
+    TransformerConv aggregate): each head's slice is pooled as a set of
+    its own, values and gradients as the reference's per head."""
+    torch.manual_seed(2)
+    aggr = sharp_sap(8)
+    x = torch.randn(10, 3, 8, dtype=torch.float64, requires_grad=True)
+    index = EDGE_INDEX[1]
+    out, alpha = aggr.double()(x, index, dim_size=10, dim=0,
+                               return_attention_weights=True)
+    assert out.shape == (10, 3, 8) and alpha.shape == (10, 3, 4)
+    assert out.is_contiguous()
+    ref = [sap_reference(aggr, x[:, h], index, 10) for h in range(3)]
+    torch.testing.assert_close(out, torch.stack([r[0] for r in ref], 1))
+    torch.testing.assert_close(alpha, torch.stack([r[1] for r in ref], 1))
+    cot = torch.randn_like(out)
+    grad, = torch.autograd.grad((out * cot).sum(), x)
+    grad_ref, = torch.autograd.grad(
+        sum((r[0] * cot[:, h]).sum() for h, r in enumerate(ref)), x)
+    torch.testing.assert_close(grad, grad_ref)
+
+
+@pytest.mark.parametrize('conv_cls', [GATConv, TransformerConv])
+def test_multi_head_convolution_aggr_instance(conv_cls):
+    """GATConv and TransformerConv (heads=2, concatenated) aggregate their
+    messages with the instance: the output is the reference's pooling of
+    the messages they computed, head by head."""
+    torch.manual_seed(3)
+    aggr = sharp_sap(4)
+    conv = conv_cls(16, 4, heads=2, aggr=aggr, root_weight=False) if (
+        conv_cls is TransformerConv) else conv_cls(16, 4, heads=2, aggr=aggr)
+    seen = {}
+    conv.register_message_forward_hook(
+        lambda m, inputs, out: seen.update(messages=out.detach()))
+    conv.register_aggregate_forward_pre_hook(
+        lambda m, inputs: seen.update(index=inputs[0]['index']))
+    x = torch.randn(10, 16)
+    out = conv(x, EDGE_INDEX)
+    msgs, index = seen['messages'].double(), seen['index']
+    heads = [sap_reference(aggr, msgs[:, h], index, 10)[0] for h in range(2)]
+    expected = torch.cat(heads, 1).float()
+    if getattr(conv, 'bias', None) is not None:
+        expected = expected + conv.bias
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)

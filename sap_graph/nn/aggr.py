@@ -252,8 +252,11 @@ class SAPAggregation(Aggregation):
             dim_size (int, optional): Number of sets :math:`B` (empty sets
                 give zero rows); avoids a device sync and graph breaks under
                 :func:`torch.compile`. (default: :obj:`None`)
-            dim (int, optional): The node dimension, the second-to-last.
-                (default: :obj:`-2`)
+            dim (int, optional): The node dimension, any but the last
+                (the channels): the others lead, *e.g.* :obj:`dim=0` for
+                the messages :obj:`[E, heads, C]` of
+                :class:`~torch_geometric.nn.conv.GATConv` (each GAT head
+                pooled by the same layer). (default: :obj:`-2`)
             return_attention_weights (bool, optional): Also return the
                 weights :obj:`[*, N, heads]`. (default: :obj:`False`)
             mask (torch.Tensor, optional): Boolean node mask :obj:`[*, N]`;
@@ -271,6 +274,18 @@ class SAPAggregation(Aggregation):
         Without :obj:`index` and :obj:`ptr`, all elements form one set.
         """
         assert dim_size is not None  # Set by `__call__`.
+        node_dim = dim % x.dim() if x.dim() > 2 else x.dim() - 2
+        if node_dim < x.dim() - 2:  # Nodes first, other dimensions lead.
+            out = self.forward(
+                x.movedim(node_dim, -2), index, ptr, dim_size, -2,
+                return_attention_weights,
+                None if mask is None else mask.movedim(node_dim, -1),
+                lengths)
+            # Contiguous, as PyG's aggregations return (GATConv views it).
+            if return_attention_weights:
+                return (out[0].movedim(-2, node_dim).contiguous(),
+                        out[1].movedim(-2, node_dim).contiguous())
+            return out.movedim(-2, node_dim).contiguous()
         mask = self._check(x, index, ptr, dim_size, dim, mask, lengths)
         core = pool(x, self.score_weight(), index, ptr, dim_size, mask,
                     lengths, dropout=self.dropout if self.training else 0.0,

@@ -131,8 +131,8 @@ def check_inputs(x: Tensor, in_channels: int, dim: int,
     and returns the node mask (built from :obj:`lengths` when those are
     given)."""
     if x.dim() < 2 or dim % x.dim() != x.dim() - 2:
-        raise ValueError(f"'SAPAggregation' pools over the second-to-last "
-                         f"dimension of a [*, N, {in_channels}] "
+        raise ValueError(f"'SAPAggregation' pools over a node dimension "
+                         f"before the channels of a [*, N, {in_channels}] "
                          f"tensor (got dim={dim} for a tensor of shape "
                          f"{tuple(x.shape)})")
     if x.size(-1) != in_channels:

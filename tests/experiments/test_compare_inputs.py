@@ -17,7 +17,7 @@ from sap_graph.experiments.cli import main
 from sap_graph.experiments.compare import compare
 from sap_graph.experiments.data import load_synthetic
 from sap_graph.experiments.errors import ConfigError
-from tests.helpers import alive
+from tests.helpers import alive, answers_ctrl_c
 
 MOLECULES = ['CCO', 'c1ccccc1', 'CC(=O)O', 'CCN', 'CCCC', 'OCCO', 'CCOC',
              'c1ccncc1', 'CC(C)O', 'C1CCCCC1', 'CCCl', 'CC=O']
@@ -247,7 +247,8 @@ def _compare_with_two_workers(out, **popen):
          '--dataset', 'synthetic', '--readouts', 'sum', 'mean', '--folds',
          '3', '--epochs', '500', '--hidden_channels', '8', '--num_layers',
          '1', '--workers', '2', '--no_progress', '--out', str(out)],
-        env=dict(os.environ, OMP_NUM_THREADS='1'), **popen)
+        env=dict(os.environ, OMP_NUM_THREADS='1'), preexec_fn=answers_ctrl_c,
+        **popen)
     locks = out / 'runs' / '.locks'
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (
@@ -323,7 +324,8 @@ def test_ctrl_c_with_an_idle_worker_is_one_line(tmp_path):
              *[a for k, v in budget.items() for a in (f'--{k}', str(v))],
              '--workers', '2', '--no_progress', '--out', str(out)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True, env=dict(os.environ,
+            start_new_session=True, preexec_fn=answers_ctrl_c,
+            env=dict(os.environ,
                                              OMP_NUM_THREADS='1'))
         training = locks / f'{plan.runs[0].key}.json.lock'
         deadline = time.monotonic() + 120

@@ -237,7 +237,8 @@ def test_bad_input_raises_value_error():
         aggr(torch.randn(16, 7), index, dim_size=num_graphs)
     with pytest.raises(ValueError, match="'ptr' to run from 0 to 16"):
         aggr(x, ptr=ptr - 1)
-    with pytest.raises(ValueError, match='second-to-last'):
+    with pytest.raises(ValueError, match='a node dimension before the '
+                       'channels'):
         aggr(x.t(), index, dim_size=num_graphs, dim=-1)
     with pytest.raises(ValueError, match="'heads' must be positive"):
         SAP(8, heads=0)
