@@ -43,13 +43,14 @@ def handling(signum: int, handler: Any) -> Iterator[None]:
 
 @contextlib.contextmanager
 def holding_back(signum: int) -> Iterator[None]:
-    r"""Blocks :obj:`signum` in this thread while the block runs: a signal
-    that arrives meanwhile is delivered when the block ends (not lost),
-    and the threads and processes started inside inherit it blocked, so
-    that they never receive it (worker processes: the parent alone answers
-    Ctrl-C). Where signals cannot be blocked (Windows), the signal is
-    ignored inside the block instead (then one arriving meanwhile is
-    lost)."""
+    r"""Blocks :obj:`signum` in this thread while the block runs: the
+    threads and processes started inside inherit it blocked, so that they
+    never receive it (worker processes: the parent alone answers Ctrl-C).
+    A signal that arrives meanwhile is not lost: Python's handler runs in
+    the main thread when the block ends, or at once where another thread
+    of the process, which does not block it, receives it. Where signals
+    cannot be blocked (Windows), the signal is ignored inside the block
+    instead (then one arriving meanwhile is lost)."""
     if not hasattr(signal, 'pthread_sigmask'):
         with handling(signum, signal.SIG_IGN):
             yield

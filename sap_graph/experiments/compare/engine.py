@@ -338,8 +338,8 @@ def execute(plan: RunPlan, cache: str, workers: int = 1,
             # answers it (and stops the workers), so that it is one line,
             # not a traceback per worker. Workers started here (submitting
             # starts them, and waits while each imports its packages)
-            # inherit SIGINT blocked; a Ctrl-C meanwhile reaches the parent
-            # when the block ends, inside the try.
+            # inherit SIGINT blocked; a Ctrl-C meanwhile raises in the
+            # parent inside the try (at once, or when the block ends).
             futures: Dict[Any, Run] = {}
             try:
                 with holding_back(signal.SIGINT):
