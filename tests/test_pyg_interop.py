@@ -177,3 +177,30 @@ def test_multi_head_convolution_aggr_instance(conv_cls):
     if getattr(conv, 'bias', None) is not None:
         expected = expected + conv.bias
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_nodes_first_runs_forward_once_and_names_the_callers_shapes():
+    """The nodes-first form moves the dimension inside one forward (a
+    subclass that scales x in forward scales it once), and a wrong mask or
+    node dimension is named in the caller's shapes."""
+    class Scaled(SAPAggregation):
+        def forward(self, x, *args, **kwargs):
+            return super().forward(2 * x, *args, **kwargs)
+
+    torch.manual_seed(4)
+    scaled, plain = Scaled(8, heads=2), SAPAggregation(8, heads=2)
+    plain.load_state_dict(scaled.state_dict())
+    x, index = torch.randn(10, 3, 8), EDGE_INDEX[1]
+    torch.testing.assert_close(scaled(x, index, dim_size=10, dim=0),
+                               plain(2 * x, index, dim_size=10, dim=0))
+    with pytest.raises(ValueError, match=r"'mask' of shape \[10, 3\] \(got "
+                       r"torch.bool \[3, 10\]\)"):
+        plain(x, index, dim_size=10, dim=0,
+              mask=torch.ones(3, 10, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"'mask' of shape \[10, 3\] \(got "
+                       r"list\)"):
+        plain(x, index, dim_size=10, dim=0, mask=[[True] * 3] * 10)
+    for dim in (3, -4, -1):  # Out of range, or the channels.
+        with pytest.raises(ValueError, match='a node dimension before the '
+                           'channels'):
+            plain.forward(x, index, dim_size=10, dim=dim)

@@ -16,8 +16,10 @@ from sap_graph.nn.checks import (
     check_conv_width,
     check_dtype,
     check_inputs,
+    check_mask,
     check_options,
     check_removed,
+    node_dimension,
 )
 from sap_graph.ops.dispatch import pool
 from sap_graph.ops.layout import Core, capturing, readable
@@ -258,8 +260,10 @@ class SAPAggregation(Aggregation):
                 :class:`~torch_geometric.nn.conv.GATConv` (each GAT head
                 pooled by the same layer). (default: :obj:`-2`)
             return_attention_weights (bool, optional): Also return the
-                weights :obj:`[*, N, heads]`. (default: :obj:`False`)
-            mask (torch.Tensor, optional): Boolean node mask :obj:`[*, N]`;
+                weights :obj:`[*, N, heads]` (nodes at :obj:`dim`).
+                (default: :obj:`False`)
+            mask (torch.Tensor, optional): Boolean node mask :obj:`[*, N]`
+                (:obj:`x.shape[:-1]`, nodes at :obj:`dim`);
                 masked nodes get zero weight and skip the residual.
                 (default: :obj:`None`)
             lengths (torch.Tensor, optional): Instead of :obj:`mask`, the
@@ -274,26 +278,23 @@ class SAPAggregation(Aggregation):
         Without :obj:`index` and :obj:`ptr`, all elements form one set.
         """
         assert dim_size is not None  # Set by `__call__`.
-        node_dim = dim % x.dim() if x.dim() > 2 else x.dim() - 2
-        if node_dim < x.dim() - 2:  # Nodes first, other dimensions lead.
-            out = self.forward(
-                x.movedim(node_dim, -2), index, ptr, dim_size, -2,
-                return_attention_weights,
-                None if mask is None else mask.movedim(node_dim, -1),
-                lengths)
-            # Contiguous, as PyG's aggregations return (GATConv views it).
-            if return_attention_weights:
-                return (out[0].movedim(-2, node_dim).contiguous(),
-                        out[1].movedim(-2, node_dim).contiguous())
-            return out.movedim(-2, node_dim).contiguous()
+        moved = node_dimension(x, dim)
+        if moved is not None:  # Nodes first: the other dimensions lead.
+            check_mask(mask, x)
+            x, dim = x.movedim(moved, -2), -2
+            mask = None if mask is None else mask.movedim(moved, -1)
         mask = self._check(x, index, ptr, dim_size, dim, mask, lengths)
         core = pool(x, self.score_weight(), index, ptr, dim_size, mask,
                     lengths, dropout=self.dropout if self.training else 0.0,
                     gate=None if self.lin_gate is None else self._gate,
                     residual=self.residual)
         out = self._combine(core).view(*core.shape, self.output_channels)
+        alpha = core.alpha
+        if moved is not None:  # Back, contiguous (GATConv views it).
+            out = out.movedim(-2, moved).contiguous()
+            alpha = alpha.movedim(-2, moved).contiguous()
         if return_attention_weights:
-            return out, core.alpha
+            return out, alpha
         return out
 
     def _check(self, x: Tensor, index: Optional[Tensor],

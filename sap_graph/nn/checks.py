@@ -122,6 +122,27 @@ def _describe(value) -> str:
     return type(value).__name__
 
 
+def node_dimension(x: Tensor, dim: int) -> Optional[int]:
+    r"""The node dimension :obj:`dim` of :obj:`x` as a non-negative index
+    where it lies before the second-to-last (the layer then moves it
+    there: *e.g.* :obj:`dim=0` of GATConv's messages :obj:`[E, H, C]`),
+    else :obj:`None`."""
+    if x.dim() > 2 and -x.dim() <= dim < x.dim() and (
+            dim % x.dim() < x.dim() - 2):
+        return dim % x.dim()
+    return None
+
+
+def check_mask(mask: Optional[Tensor], x: Tensor) -> None:
+    r"""Checks that :obj:`mask` (optional) is a boolean tensor of shape
+    :obj:`x.shape[:-1]`."""
+    if mask is not None and (
+            not isinstance(mask, Tensor) or mask.dtype != torch.bool
+            or mask.shape != x.shape[:-1]):
+        raise ValueError(f"Expected a boolean 'mask' of shape "
+                         f"{list(x.shape[:-1])} (got {_describe(mask)})")
+
+
 def check_inputs(x: Tensor, in_channels: int, dim: int,
                  index: Optional[Tensor], mask: Optional[Tensor],
                  lengths: Optional[Tensor], ptr: Optional[Tensor] = None
@@ -130,7 +151,8 @@ def check_inputs(x: Tensor, in_channels: int, dim: int,
     :class:`~sap_graph.SAPAggregation` (or :func:`~sap_graph.sap_pool`)
     and returns the node mask (built from :obj:`lengths` when those are
     given)."""
-    if x.dim() < 2 or dim % x.dim() != x.dim() - 2:
+    if x.dim() < 2 or not -x.dim() <= dim < x.dim() or (
+            dim % x.dim() != x.dim() - 2):
         raise ValueError(f"'SAPAggregation' pools over a node dimension "
                          f"before the channels of a [*, N, {in_channels}] "
                          f"tensor (got dim={dim} for a tensor of shape "
@@ -153,11 +175,7 @@ def check_inputs(x: Tensor, in_channels: int, dim: int,
                          f"one per node (got {index.numel()})")
     if mask is not None and lengths is not None:
         raise ValueError("Pass only one of 'mask' and 'lengths' (got both)")
-    if mask is not None:
-        if not isinstance(mask, Tensor) or mask.dtype != torch.bool or (
-                mask.shape != x.shape[:-1]):
-            raise ValueError(f"Expected a boolean 'mask' of shape "
-                             f"{list(x.shape[:-1])} (got {_describe(mask)})")
+    check_mask(mask, x)
     if lengths is not None:
         if not isinstance(lengths, Tensor) or lengths.dtype not in _INT_DTYPES:
             raise ValueError(f"Expected integer 'lengths' (a tensor of "

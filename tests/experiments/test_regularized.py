@@ -56,3 +56,16 @@ def test_leading_dimensions_are_independent_sets(layer):
     expected = per_set([alpha[c][index == b] for c in range(2)
                         for b in range(2)])
     torch.testing.assert_close(aux_loss(layer), expected)
+
+
+def test_nodes_first_messages_of_multi_head_convolutions(layer):
+    """Messages [E, H, C] pooled over dim=0 (GATConv): each message head
+    and graph is a set, and the layer's forward runs once per call."""
+    x, index = torch.randn(5, 2, 4), torch.tensor([0, 0, 1, 1, 1])
+    mask = torch.tensor([[1, 1], [1, 0], [0, 1], [1, 1], [1, 0]]).bool()
+    _, alpha = layer(x, index, dim_size=2, dim=0, mask=mask,
+                     return_attention_weights=True)
+    assert alpha.shape == (5, 2, 3)
+    expected = per_set([alpha[:, h][(index == b) & mask[:, h]]
+                        for h in range(2) for b in range(2)])
+    torch.testing.assert_close(aux_loss(layer), expected)
