@@ -20,18 +20,17 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
-import statistics
 import sys
-import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 import torch
 from torch import Tensor
 
 from sap_graph import SAPAggregation
 
-from .speed import RESULTS, sync, versions
+from .speed import RESULTS, versions
+from .timing import interleaved
 
 
 @dataclass
@@ -114,18 +113,7 @@ def check(case: Case, device: torch.device) -> None:
 def bench(case: Case, device: torch.device, repeats: int,
           warmup: int) -> Dict[str, float]:
     """Median milliseconds of forward+backward per row, interleaved."""
-    rows = steps(case, device)
-    times: Dict[str, List[float]] = {name: [] for name in rows}
-    for round_ in range(warmup + repeats):
-        for name, forward in rows.items():
-            sync(device)
-            start = time.perf_counter()
-            out = forward()
-            out.backward(torch.ones_like(out))
-            sync(device)
-            if round_ >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+    return interleaved(steps(case, device), device, repeats, warmup)
 
 
 def render(table: Dict[str, Dict[str, float]], header: str,
