@@ -320,6 +320,18 @@ def test_versions_record_source_digest_and_cpu_core(sap_backend):
     assert ('native=off' in switches) == (sap_backend == 'torch')
 
 
+def test_versions_of_resumed_runs_name_the_core_they_used(monkeypatch):
+    """A finished training state resumed trains nothing and loads no
+    kernels: its result names the core its runs recorded, not 'not
+    loaded'."""
+    from sap_graph.experiments.train import versions
+    from sap_graph.ops import native
+    monkeypatch.setattr(native, 'status', lambda: 'not loaded')
+    assert versions({'native'})['sap_graph_cpu_core'] == 'native'
+    assert versions({'torch'})['sap_graph_cpu_core'] == 'not loaded'
+    assert versions()['sap_graph_cpu_core'] == 'not loaded'
+
+
 def test_kernels_are_built_before_the_first_timed_epoch(monkeypatch):
     from sap_graph.experiments.data import load_synthetic
     from sap_graph.experiments.train import loop

@@ -39,8 +39,10 @@ def source_digest() -> str:
 def versions(paths: Optional[Iterable[str]] = None
              ) -> Dict[str, Optional[str]]:
     r"""Returns the versions of Python and the main packages, the digest of
-    this package's sources, which SAP core this process ran on CPU
-    (:func:`sap_graph.ops.native.status`), the paths of the SAP core
+    this package's sources, which SAP core ran on CPU
+    (:func:`sap_graph.ops.native.status`, or ``'native'`` where the
+    :obj:`paths` of the runs name it and this process loaded nothing),
+    the paths of the SAP core
     (:obj:`paths`: those of one run, recorded by
     :func:`sap_graph.ops.dispatch.recording_paths`; by default those this
     process has run) and the switches that chose them
@@ -48,13 +50,18 @@ def versions(paths: Optional[Iterable[str]] = None
     layer ran."""
     from sap_graph.ops import dispatch, env
     from sap_graph.ops import native as _native
+    core = _native.status()
+    if core == 'not loaded' and paths is not None and 'native' in paths:
+        # The runs (a finished training state resumed) used the kernels,
+        # this process has not needed them.
+        core = 'native'
     out: Dict[str, Optional[str]] = {
         'python': platform.python_version(),
         'torch': torch.__version__,
         'torch_geometric': torch_geometric.__version__,
         'sap_graph': sap_graph.__version__,
         'sap_graph_source': source_digest(),
-        'sap_graph_cpu_core': _native.status(),
+        'sap_graph_cpu_core': core,
         'sap_graph_paths': ','.join(sorted(
             dispatch.paths_used() if paths is None else paths)) or None,
         'sap_graph_switches': ' '.join(
