@@ -5,6 +5,7 @@ option or input and the value given."""
 from __future__ import annotations
 
 import math
+import os
 import sys
 import warnings
 from numbers import Integral, Real
@@ -317,6 +318,30 @@ def conv_of(aggr: torch.nn.Module) -> Optional[torch.nn.Module]:
     return None
 
 
+def _library_folders() -> tuple:
+    import torch_geometric
+
+    import sap_graph
+    return tuple(os.path.dirname(m.__file__) + os.sep
+                 for m in (torch, torch_geometric, sap_graph))
+
+
+def user_stacklevel() -> int:
+    r"""The :obj:`stacklevel` of :func:`warnings.warn`, called from the
+    function that calls this, that names the first caller outside torch,
+    PyG (its generated :obj:`propagate` modules too) and this package:
+    the user's line, however deep the convolution called the layer."""
+    folders = _library_folders()
+    frame, level = sys._getframe(2), 2
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not (name.startswith(folders) or os.path.basename(
+                name).startswith('torch_geometric.')):
+            return level
+        frame, level = frame.f_back, level + 1
+    return 1
+
+
 def check_conv_width(aggr: torch.nn.Module) -> bool:
     r"""Warns (and returns :obj:`True`) when :obj:`aggr`, whose output width
     differs from its input's, is running as the aggregation of a PyG
@@ -334,7 +359,7 @@ def check_conv_width(aggr: torch.nn.Module) -> bool:
         f"use out_channels={aggr.in_channels} with concat=False, "
         f"or heads * out_channels == {aggr.in_channels} with "
         f"concat=True (a width-changing SAP belongs in the "
-        f"readout)", UserWarning, stacklevel=4)
+        f"readout)", UserWarning, stacklevel=user_stacklevel())
     return True
 
 

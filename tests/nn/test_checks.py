@@ -284,7 +284,8 @@ def test_readout_of_a_message_passing_model_is_not_warned():
 
 def test_width_warning_also_after_a_first_call_outside_a_conv():
     """The same wide layer, called as a readout first and then inside a
-    convolution, is warned about there (once)."""
+    convolution, is warned about there (once), at the caller's line (not
+    inside torch or PyG)."""
     x, edge_index, batch = neighbourhood()
     aggr = SAP(16, heads=4)
     with warnings.catch_warnings():
@@ -292,9 +293,11 @@ def test_width_warning_also_after_a_first_call_outside_a_conv():
         aggr(x, batch, dim_size=2)
     conv = SAGEConv(16, 32, aggr=aggr)
     assert conv.aggr_module is aggr
-    with pytest.warns(UserWarning, match="64 channels inside 'SAGEConv'"):
+    with pytest.warns(UserWarning, match="64 channels inside "
+                      "'SAGEConv'") as record:
         with pytest.raises(RuntimeError, match='cannot be multiplied'):
             conv(x, edge_index)
+    assert [w.filename for w in record] == [__file__]
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         with pytest.raises(RuntimeError, match='cannot be multiplied'):
