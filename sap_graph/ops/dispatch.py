@@ -15,7 +15,7 @@ it, adds its residual pooling and returns the
   kernels, for sorted CUDA batches (``ptr`` given, at most 256 channels)
   without dropout or gate, by default on the GPUs of the architecture on
   which ``benchmarks/gpu_check.sh`` has passed (:data:`TRITON_CHECKED`:
-  compute capability 9.0, H100/H200); on other GPUs only with
+  compute capability 9.0, H100/H200) with Triton 3.6 or newer; else only with
   ``SAP_GRAPH_TRITON=1``, never with ``SAP_GRAPH_TRITON=0``.
 * ``'torch'`` (:class:`sap_graph.ops.torch.TorchPath`): PyTorch ops with a
   hand-written backward; any device, any batch; the reference for the
@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import itertools
 from typing import Iterator, List, NamedTuple, Optional, Set, Tuple
 
 import torch
@@ -69,6 +70,10 @@ FUSED = ('native', 'triton', 'torch')
 #: are not yet checked.
 TRITON_CHECKED = frozenset({(9, 0)})
 
+#: The oldest Triton release the check passed with (3.6.0): older ones
+#: keep the PyTorch path by default too.
+TRITON_CHECKED_VERSION = (3, 6)
+
 _used: Set[str] = set()
 _recorders: List[Set[str]] = []
 
@@ -91,11 +96,32 @@ def _capability(index: int) -> Tuple[int, int]:
     return torch.cuda.get_device_capability(index)
 
 
+@functools.lru_cache(maxsize=None)
+def triton_version() -> Optional[Tuple[int, ...]]:
+    """The installed Triton's release as integers (from its package
+    metadata, without importing it), or :obj:`None` when unknown."""
+    from importlib import metadata
+    try:
+        version = metadata.version('triton')
+    except metadata.PackageNotFoundError:
+        return None
+    parts = []
+    for part in version.split('.')[:3]:
+        digits = ''.join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts) or None
+
+
 def triton_checked(x: Tensor) -> bool:
     """Whether :obj:`x` is on a GPU of an architecture in
-    :data:`TRITON_CHECKED` (a function of its own so that tests can present
-    a CPU tensor as such a GPU's)."""
-    return x.is_cuda and _capability(x.device.index) in TRITON_CHECKED
+    :data:`TRITON_CHECKED` and Triton is at least
+    :data:`TRITON_CHECKED_VERSION` (a function of its own so that tests can
+    present a CPU tensor as such a GPU's)."""
+    version = triton_version()
+    return (x.is_cuda and _capability(x.device.index) in TRITON_CHECKED
+            and version is not None and version >= TRITON_CHECKED_VERSION)
 
 
 def paths_used() -> List[str]:

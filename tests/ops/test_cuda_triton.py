@@ -138,7 +138,10 @@ def test_triton_is_dispatched(monkeypatch):
     assert len(calls) == 1
     monkeypatch.delenv('SAP_GRAPH_TRITON')
     aggr(xg, ig, pg, dim_size=num_graphs)
-    checked = torch.cuda.get_device_capability(xg.device) in {(9, 0)}
+    triton = pytest.importorskip('triton')
+    release = tuple(int(p) for p in triton.__version__.split('.')[:2])
+    checked = (torch.cuda.get_device_capability(xg.device) == (9, 0)
+               and release >= (3, 6))  # Where the GPU check passed.
     assert len(calls) == 1 + checked
 
 

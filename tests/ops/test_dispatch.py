@@ -209,10 +209,30 @@ def test_checked_architectures(monkeypatch, capability, checked):
     """Only the compute capabilities of :data:`TRITON_CHECKED` (9.0, where
     the GPU check passed) count as checked; CPU tensors never."""
     monkeypatch.setattr(dispatch, '_capability', lambda index: capability)
+    monkeypatch.setattr(dispatch, 'triton_version', lambda: (3, 6, 0))
     x = torch.randn(3, 4)
     assert not dispatch.triton_checked(x)
     monkeypatch.setattr(torch.Tensor, 'is_cuda', property(lambda t: True))
     assert dispatch.triton_checked(x) == checked
+    # Older or unknown Triton releases: not checked either.
+    for version in ((3, 5, 1), (2, 3), None):
+        monkeypatch.setattr(dispatch, 'triton_version',
+                            lambda version=version: version)
+        assert not dispatch.triton_checked(x)
+
+
+@pytest.mark.parametrize('text,version', [('3.6.0', (3, 6, 0)),
+                                          ('3.7.0+git1234', (3, 7, 0)),
+                                          ('3.6.0rc1', (3, 6, 0)),
+                                          ('3.10', (3, 10))])
+def test_triton_version_from_metadata(monkeypatch, text, version):
+    from importlib import metadata
+    dispatch.triton_version.cache_clear()
+    monkeypatch.setattr(metadata, 'version', lambda name: text)
+    try:
+        assert dispatch.triton_version() == version
+    finally:
+        dispatch.triton_version.cache_clear()
 
 
 def test_cuda_tensor_takes_triton_only_when_asked(monkeypatch):
