@@ -4,10 +4,10 @@ r"""The environment switches of the SAP core, read in one place.
   build on first use, fall back to PyTorch with a warning), ``0`` (never
   build), ``1`` (build; raise if the build fails).
 * ``SAP_GRAPH_TRITON``: the fused Triton kernels for CUDA tensors.
-  ``auto`` (default: on the GPU architecture that has passed
-  ``benchmarks/gpu_check.sh``, compute capability 9.0, *i.e.* H100/H200;
-  other GPUs take the PyTorch path), ``0`` (never) or ``1`` (every CUDA
-  GPU).
+  ``auto`` (default: on the GPU architecture and Triton release with
+  which ``benchmarks/gpu_check.sh`` has passed, compute capability 9.0,
+  *i.e.* H100/H200, and Triton 3.6 or newer; elsewhere the PyTorch path),
+  ``0`` (never) or ``1`` (every CUDA GPU).
 
 Both are read on every call (no caching), so tests and users can change
 them at run time.
