@@ -6,11 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 from sap_graph.experiments.files import (
+    ORPHAN_AGE,
     LockedError,
     OutputError,
     atomic_write,
@@ -98,8 +100,9 @@ def test_output_locks(tmp_path):
 
 def test_atomic_write_removes_temp_files_of_killed_writers(tmp_path):
     """A writer killed mid-write (SIGKILL: no cleanup) leaves its temporary
-    file; the next write to the folder removes it, but not those of live
-    writers, of this process, or of other hosts (a shared folder)."""
+    file; the next write to the folder removes it once it is old, but not
+    those of live writers, of this process, of other hosts (a shared
+    folder), or a recent one (a live writer in another pid namespace)."""
     host = socket.gethostname()
     dead = subprocess.Popen([sys.executable, '-c', 'pass'])
     dead.wait()
@@ -109,9 +112,13 @@ def test_atomic_write_removes_temp_files_of_killed_writers(tmp_path):
         names = {'dead': f'.tmp-{host}-{dead.pid}-abc',
                  'live': f'.tmp-{host}-{live.pid}-abc',
                  'own': f'.tmp-{host}-{os.getpid()}-abc',
-                 'other host': f'.tmp-{host}x-{dead.pid}-abc'}
-        for name in names.values():
+                 'other host': f'.tmp-{host}x-{dead.pid}-abc',
+                 'recent': f'.tmp-{host}-{dead.pid}-def'}
+        old = time.time() - 2 * ORPHAN_AGE
+        for key, name in names.items():
             (tmp_path / name).write_bytes(b'partial')
+            if key != 'recent':
+                os.utime(tmp_path / name, (old, old))
         atomic_write(str(tmp_path / 'r.json'), lambda f: f.write(b'{}'))
         left = {p.name for p in tmp_path.iterdir()}
         assert left == {'r.json', *names.values()} - {names['dead']}

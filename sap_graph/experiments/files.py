@@ -31,6 +31,7 @@ import os
 import os.path as osp
 import socket
 import tempfile
+import time
 from typing import (
     IO,
     Any,
@@ -67,16 +68,24 @@ def _temp_prefix() -> str:
     return f'.tmp-{socket.gethostname()}-{os.getpid()}-'
 
 
+#: Seconds since its last write after which the temporary file of a dead
+#: writer is removed (a live writer in another pid namespace of the same
+#: host, *e.g.* a container, is still writing to its file).
+ORPHAN_AGE = 600.0
+
+
 def _remove_orphans(folder: str) -> None:
     r"""Removes the temporary files that writers on this host left in
     :obj:`folder` when they were killed (SIGKILL, OOM: no cleanup ran):
-    their name holds the host and the pid, and that pid is gone. Files of
-    other hosts (a shared cluster folder) are left alone."""
+    their name holds the host and the pid, that pid is gone, and the file
+    has not been written for :data:`ORPHAN_AGE` seconds. Files of other
+    hosts (a shared cluster folder) are left alone."""
     prefix = f'.tmp-{socket.gethostname()}-'
     try:
         names = [n for n in os.listdir(folder) if n.startswith(prefix)]
     except OSError:
         return
+    now = time.time()
     for name in names:
         pid = name[len(prefix):].split('-', 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -88,8 +97,10 @@ def _remove_orphans(folder: str) -> None:
             pass
         except OSError:
             continue
+        path = osp.join(folder, name)
         with contextlib.suppress(OSError):
-            os.remove(osp.join(folder, name))
+            if now - os.stat(path).st_mtime > ORPHAN_AGE:
+                os.remove(path)
 
 
 def atomic_write(path: str, write: Callable[[IO[bytes]], Any]) -> None:
