@@ -109,11 +109,15 @@ def test_atomic_write_removes_temp_files_of_killed_writers(tmp_path):
     live = subprocess.Popen([sys.executable, '-c',
                              'import time; time.sleep(60)'])
     try:
-        names = {'dead': f'.tmp-{host}-{dead.pid}-abc',
-                 'live': f'.tmp-{host}-{live.pid}-abc',
-                 'own': f'.tmp-{host}-{os.getpid()}-abc',
-                 'other host': f'.tmp-{host}x-{dead.pid}-abc',
-                 'recent': f'.tmp-{host}-{dead.pid}-def'}
+        names = {'dead': f'.tmp-{host}~{dead.pid}-abc',
+                 'live': f'.tmp-{host}~{live.pid}-abc',
+                 'own': f'.tmp-{host}~{os.getpid()}-abc',
+                 'other host': f'.tmp-{host}x~{dead.pid}-abc',
+                 'dashed host': f'.tmp-{host}-{dead.pid}~99-abc',
+                 'recent': f'.tmp-{host}~{dead.pid}-def',
+                 'huge pid': f'.tmp-{host}~99999999999999999999-x',
+                 'odd pid': f'.tmp-{host}~\u00b2-x',
+                 'pid 0': f'.tmp-{host}~0-x'}
         old = time.time() - 2 * ORPHAN_AGE
         for key, name in names.items():
             (tmp_path / name).write_bytes(b'partial')

@@ -330,6 +330,10 @@ def test_versions_of_resumed_runs_name_the_core_they_used(monkeypatch):
     assert versions({'native'})['sap_graph_cpu_core'] == 'native'
     assert versions({'torch'})['sap_graph_cpu_core'] == 'not loaded'
     assert versions()['sap_graph_cpu_core'] == 'not loaded'
+    monkeypatch.setattr(native, 'status', lambda: 'torch (SAP_GRAPH_NATIVE=0)')
+    assert versions({'native'})['sap_graph_cpu_core'] == 'native'
+    monkeypatch.setattr(native, 'status', lambda: 'native')
+    assert versions({'torch'})['sap_graph_cpu_core'] == 'torch'
 
 
 def test_kernels_are_built_before_the_first_timed_epoch(monkeypatch):

@@ -64,8 +64,14 @@ def umask() -> int:
     return mask
 
 
+def _host_prefix() -> str:
+    # '~' cannot occur in a host name: host "vm" never reads the files of
+    # host "vm-4242" as its own.
+    return f'.tmp-{socket.gethostname()}~'
+
+
 def _temp_prefix() -> str:
-    return f'.tmp-{socket.gethostname()}-{os.getpid()}-'
+    return f'{_host_prefix()}{os.getpid()}-'
 
 
 #: Seconds since its last write after which the temporary file of a dead
@@ -80,7 +86,7 @@ def _remove_orphans(folder: str) -> None:
     their name holds the host and the pid, that pid is gone, and the file
     has not been written for :data:`ORPHAN_AGE` seconds. Files of other
     hosts (a shared cluster folder) are left alone."""
-    prefix = f'.tmp-{socket.gethostname()}-'
+    prefix = _host_prefix()
     try:
         names = [n for n in os.listdir(folder) if n.startswith(prefix)]
     except OSError:
@@ -88,14 +94,15 @@ def _remove_orphans(folder: str) -> None:
     now = time.time()
     for name in names:
         pid = name[len(prefix):].split('-', 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
+        if not (pid.isascii() and pid.isdigit() and 0 < len(pid) <= 9
+                and int(pid) > 0) or int(pid) == os.getpid():
+            continue  # Not a name atomic_write gives, or ours.
         try:
             os.kill(int(pid), 0)
             continue  # Alive (or another user's): maybe still writing.
         except ProcessLookupError:
             pass
-        except OSError:
+        except (OSError, OverflowError, ValueError):
             continue
         path = osp.join(folder, name)
         with contextlib.suppress(OSError):

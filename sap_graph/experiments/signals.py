@@ -114,5 +114,5 @@ def exit_with_parent(parent: int, interval: float = 0.5) -> None:
                      daemon=True).start()
 
 
-__all__ = ['exit_with_parent', 'handling', 'raise_interrupt',
+__all__ = ['exit_with_parent', 'handling', 'holding_back', 'raise_interrupt',
            'sigterm_as_interrupt']

@@ -88,7 +88,8 @@ class SAPAggregation(Aggregation):
             attention weights, applied in training mode only.
             (default: :obj:`0.0`)
         temperature (float, optional): Softmax temperature :math:`\tau`,
-            at least :obj:`1e-6`. (default: :obj:`1.0`)
+            at least :obj:`1e-6` (float32's bound; float16 scores overflow
+            at larger ones). (default: :obj:`1.0`)
         learn_temperature (bool, optional): Learn :math:`\tau` (as its
             logarithm). (default: :obj:`False`)
         gated (bool, optional): Scale each head's values by a per-node gate

@@ -115,12 +115,14 @@ def triton_version() -> Optional[Tuple[int, ...]]:
 
 
 def triton_checked(x: Tensor) -> bool:
-    """Whether :obj:`x` is on a GPU of an architecture in
+    """Whether :obj:`x` is on an NVIDIA GPU of an architecture in
     :data:`TRITON_CHECKED` and Triton is at least
     :data:`TRITON_CHECKED_VERSION` (a function of its own so that tests can
     present a CPU tensor as such a GPU's)."""
     version = triton_version()
-    return (x.is_cuda and _capability(x.device.index) in TRITON_CHECKED
+    # ROCm reports compute capabilities too (MI200: (9, 0)): NVIDIA only.
+    return (x.is_cuda and torch.version.hip is None
+            and _capability(x.device.index) in TRITON_CHECKED
             and version is not None and version >= TRITON_CHECKED_VERSION)
 
 

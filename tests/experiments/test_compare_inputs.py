@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from sap_graph.experiments.cli import main
 from sap_graph.experiments.compare import compare
 from sap_graph.experiments.data import load_synthetic
 from sap_graph.experiments.errors import ConfigError
+from sap_graph.experiments.signals import handling
 from tests.helpers import alive, answers_ctrl_c
 
 MOLECULES = ['CCO', 'c1ccccc1', 'CC(=O)O', 'CCN', 'CCCC', 'OCCO', 'CCOC',
@@ -343,27 +345,38 @@ def test_ctrl_c_with_an_idle_worker_is_one_line(tmp_path):
         f'to continue']
 
 
-def _stuck(seconds):
-    """A run that ignores the stop signal (stuck in a long operation)."""
+def _stuck(seconds, ready):
+    """A run that ignores the stop signal (stuck in a long operation);
+    creates file :obj:`ready` once it does."""
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    open(ready, 'w').close()
     time.sleep(seconds)
 
 
 @pytest.mark.skipif(not hasattr(signal, 'SIGUSR1'), reason='POSIX signal')
-def test_stop_kills_a_worker_that_does_not_stop(monkeypatch):
+def test_stop_kills_a_worker_that_does_not_stop(monkeypatch, tmp_path):
     """Ctrl-C with workers waits at most STOP_GRACE seconds for a worker
-    that ignores the stop signal, then kills it."""
+    that ignores the stop signal, then kills it; a second Ctrl-C meanwhile
+    does not cancel the kill."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     monkeypatch.setattr(engine, 'STOP_GRACE', 1.0)
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(
         'spawn'))
-    future = pool.submit(_stuck, 45)
-    while not future.running():
-        time.sleep(0.05)
-    time.sleep(0.5)  # Inside _stuck, the signal ignored.
+    ready = tmp_path / 'ready'
+    pool.submit(_stuck, 45, str(ready))
+    deadline = time.monotonic() + 120
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # Until inside _stuck, the signal ignored.
+    assert ready.exists()
     process, = pool._processes.values()
     start = time.monotonic()
-    engine._stop(pool)
-    assert time.monotonic() - start < 30
+    again = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    # Python's Ctrl-C handler, also where the tests run with SIGINT
+    # ignored (a background job of a non-interactive shell).
+    with handling(signal.SIGINT, signal.default_int_handler):
+        again.start()
+        engine._stop(pool)
+    again.join()
+    assert engine.STOP_GRACE <= time.monotonic() - start < 30
     assert not process.is_alive()

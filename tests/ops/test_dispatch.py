@@ -214,6 +214,10 @@ def test_checked_architectures(monkeypatch, capability, checked):
     assert not dispatch.triton_checked(x)
     monkeypatch.setattr(torch.Tensor, 'is_cuda', property(lambda t: True))
     assert dispatch.triton_checked(x) == checked
+    # Not on ROCm, whose MI200 also reports (9, 0).
+    monkeypatch.setattr(torch.version, 'hip', '6.2.0')
+    assert not dispatch.triton_checked(x)
+    monkeypatch.setattr(torch.version, 'hip', None)
     # Older or unknown Triton releases: not checked either.
     for version in ((3, 5, 1), (2, 3), None):
         monkeypatch.setattr(dispatch, 'triton_version',

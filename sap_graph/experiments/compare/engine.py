@@ -34,6 +34,7 @@ from sap_graph.experiments.files import (
 from sap_graph.experiments.readouts import readout_options
 from sap_graph.experiments.signals import (
     exit_with_parent,
+    handling,
     holding_back,
     raise_interrupt,
 )
@@ -192,7 +193,13 @@ def _stop(pool: Any) -> None:
     r"""Stops the workers of :obj:`pool` now; runs they were training
     are not written (each record is written atomically when done). A
     worker that has not exited :data:`STOP_GRACE` seconds later (stuck in
-    a long operation) is killed, so that Ctrl-C never waits on it."""
+    a long operation) is killed, so that Ctrl-C never waits on it; a
+    second Ctrl-C meanwhile is ignored (it would cancel the kill)."""
+    with handling(signal.SIGINT, signal.SIG_IGN):
+        _stop_workers(pool)
+
+
+def _stop_workers(pool: Any) -> None:
     stop = getattr(signal, 'SIGUSR1', signal.SIGTERM)  # Windows: kill.
     processes = list((getattr(pool, '_processes', None) or {}).values())
     for process in processes:

@@ -40,8 +40,8 @@ def versions(paths: Optional[Iterable[str]] = None
              ) -> Dict[str, Optional[str]]:
     r"""Returns the versions of Python and the main packages, the digest of
     this package's sources, which SAP core ran on CPU
-    (:func:`sap_graph.ops.native.status`, or ``'native'`` where the
-    :obj:`paths` of the runs name it and this process loaded nothing),
+    (:func:`sap_graph.ops.native.status`; with the :obj:`paths` of the
+    runs, ``'native'`` where they name it and never where they do not),
     the paths of the SAP core
     (:obj:`paths`: those of one run, recorded by
     :func:`sap_graph.ops.dispatch.recording_paths`; by default those this
@@ -51,10 +51,11 @@ def versions(paths: Optional[Iterable[str]] = None
     from sap_graph.ops import dispatch, env
     from sap_graph.ops import native as _native
     core = _native.status()
-    if core == 'not loaded' and paths is not None and 'native' in paths:
-        # The runs (a finished training state resumed) used the kernels,
-        # this process has not needed them.
-        core = 'native'
+    if paths is not None:  # The runs' own record (also when resumed).
+        if 'native' in paths:
+            core = 'native'
+        elif core == 'native':  # Loaded here, not used by these runs.
+            core = 'torch'
     out: Dict[str, Optional[str]] = {
         'python': platform.python_version(),
         'torch': torch.__version__,
