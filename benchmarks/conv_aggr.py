@@ -22,9 +22,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import os.path as osp
-import sys
 from dataclasses import dataclass
 from typing import Callable, Dict
 
@@ -34,8 +31,8 @@ from torch_geometric.nn import GATConv, TransformerConv
 
 from sap_graph import SAPAggregation
 
-from .speed import RESULTS, versions
-from .timing import interleaved
+from .speed import versions
+from .timing import arguments, measure, save, time_tables
 
 HEADS, CHANNELS, IN_CHANNELS = 4, 16, 32
 
@@ -129,7 +126,6 @@ def steps(conv: str, graph: Graph,
 
 def render(table: Dict[str, Dict[str, float]], header: str,
            args: argparse.Namespace) -> str:
-    cols = list(table)
     lines = [
         '# SAP as the aggregation of multi-head convolutions', '', header,
         '', f'Command: `python -m benchmarks.conv_aggr{args.cmdline}` '
@@ -141,53 +137,24 @@ def render(table: Dict[str, Dict[str, float]], header: str,
         'Graphs: ' + '; '.join(
             f'{g.name}: {g.graphs} x {g.nodes} nodes, {g.edges} random '
             f'edges each' for g in GRAPHS) + ' (plus self-loops in '
-        'GATConv).', '', '## Time per forward+backward (ms)', '',
-        f'| aggr | {" | ".join(cols)} |', '|---|' + '---|' * len(cols)]
-    for name in AGGRS:
-        lines.append(f'| {name} | ' + ' | '.join(
-            f'{table[c][name]:.2f}' for c in cols) + ' |')
-    lines += ['', f'## Ratio to {BASE}', '', '(lower is faster)', '',
-              f'| aggr | {" | ".join(cols)} |', '|---|' + '---|' * len(cols)]
-    for name in AGGRS:
-        if name != BASE:
-            lines.append(f'| {name} | ' + ' | '.join(
-                f'{table[c][name] / table[c][BASE]:.2f}' for c in cols)
-                + ' |')
+        'GATConv).', '', *time_tables(table, 'aggr', BASE, BASE)]
     return '\n'.join(lines) + '\n'
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--device', default='cpu',
-                        help='device to run on (default: cpu)')
-    parser.add_argument('--repeats', type=int, default=15,
-                        help='measured rounds (default: 15)')
-    parser.add_argument('--warmup', type=int, default=3,
-                        help='warm-up rounds (default: 3)')
-    parser.add_argument('--no-save', dest='save', action='store_false',
-                        help='print only, do not write results/')
-    args = parser.parse_args()
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error('--repeats must be at least 1, --warmup at least 0')
-    args.cmdline = ''.join(f' {a}' for a in sys.argv[1:])
+    args = arguments(__doc__)
     device = torch.device(args.device)
     table = {}
     for conv in CONVS:
         for graph in GRAPHS:
             check(conv, graph, device)
             col = f'{conv}, {graph.name}'
-            print(f'[{col}]', flush=True)
-            table[col] = interleaved(steps(conv, graph, device), device,
-                                     args.repeats, args.warmup)
-            for name, ms in table[col].items():
-                print(f'  {name:36s} {ms:9.2f} ms', flush=True)
+            table[col] = measure(col, steps(conv, graph, device), device,
+                                 args, width=36)
     text = render(table, versions(device), args)
     print(text)
     if args.save:
-        os.makedirs(RESULTS, exist_ok=True)
-        suffix = '' if device.type == 'cpu' else f'_{device.type}'
-        with open(osp.join(RESULTS, f'conv_aggr{suffix}.md'), 'w') as f:
-            f.write(text)
+        save(text, 'conv_aggr', device)
 
 
 if __name__ == '__main__':

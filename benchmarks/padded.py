@@ -18,9 +18,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import os.path as osp
-import sys
 from dataclasses import dataclass
 from typing import Callable, Dict
 
@@ -29,8 +26,8 @@ from torch import Tensor
 
 from sap_graph import SAPAggregation
 
-from .speed import RESULTS, versions
-from .timing import interleaved
+from .speed import versions
+from .timing import arguments, measure, save, time_tables
 
 
 @dataclass
@@ -110,19 +107,11 @@ def check(case: Case, device: torch.device) -> None:
                                  f'with the flat batch')
 
 
-def bench(case: Case, device: torch.device, repeats: int,
-          warmup: int) -> Dict[str, float]:
-    """Median milliseconds of forward+backward per row, interleaved."""
-    return interleaved(steps(case, device), device, repeats, warmup)
-
-
 def render(table: Dict[str, Dict[str, float]], header: str,
            args: argparse.Namespace) -> str:
     by_name = {c.name: c for c in CASES}
-    cols = list(table)
-    heads = ' | '.join(
-        f'{c} ({by_name[c].rows}x{by_name[c].length}, '
-        f'd={by_name[c].channels})' for c in cols)
+    heads = [f'{c} ({by_name[c].rows}x{by_name[c].length}, '
+             f'd={by_name[c].channels})' for c in table]
     lines = [
         '# Padded batches: SAP in place against the rows packed flat', '',
         header, '',
@@ -133,51 +122,22 @@ def render(table: Dict[str, Dict[str, float]], header: str,
         f'in the padding; every SAP row is `SAPAggregation(d)` (the '
         f'defaults) with the same weights; the scattered mask keeps as '
         f'many positions per row as the one-run mask, at random places.',
-        '', '## Time per forward+backward (ms)', '',
-        f'| row | {heads} |', '|---|' + '---|' * len(cols)]
-    names = list(table[cols[0]])
-    for name in names:
-        lines.append(f'| {name} | ' + ' | '.join(
-            f'{table[c][name]:.2f}' for c in cols) + ' |')
-    lines += ['', f'## Ratio to `{FLAT}`', '', '(lower is faster)', '',
-              f'| row | {" | ".join(cols)} |', '|---|' + '---|' * len(cols)]
-    for name in names:
-        if name != FLAT:
-            lines.append(f'| {name} | ' + ' | '.join(
-                f'{table[c][name] / table[c][FLAT]:.2f}' for c in cols)
-                + ' |')
+        '', *time_tables(table, 'row', FLAT, f'`{FLAT}`', heads)]
     return '\n'.join(lines) + '\n'
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--device', default='cpu',
-                        help='device to run on (default: cpu)')
-    parser.add_argument('--repeats', type=int, default=15,
-                        help='measured rounds (default: 15)')
-    parser.add_argument('--warmup', type=int, default=3,
-                        help='warm-up rounds (default: 3)')
-    parser.add_argument('--no-save', dest='save', action='store_false',
-                        help='print only, do not write results/')
-    args = parser.parse_args()
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error('--repeats must be at least 1, --warmup at least 0')
-    args.cmdline = ''.join(f' {a}' for a in sys.argv[1:])
+    args = arguments(__doc__)
     device = torch.device(args.device)
     table = {}
     for case in CASES:
         check(case, device)
-        print(f'[{case.name}]', flush=True)
-        table[case.name] = bench(case, device, args.repeats, args.warmup)
-        for name, ms in table[case.name].items():
-            print(f'  {name:40s} {ms:9.2f} ms', flush=True)
+        table[case.name] = measure(case.name, steps(case, device), device,
+                                   args)
     text = render(table, versions(device), args)
     print(text)
     if args.save:
-        os.makedirs(RESULTS, exist_ok=True)
-        suffix = '' if device.type == 'cpu' else f'_{device.type}'
-        with open(osp.join(RESULTS, f'padded{suffix}.md'), 'w') as f:
-            f.write(text)
+        save(text, 'padded', device)
 
 
 if __name__ == '__main__':
