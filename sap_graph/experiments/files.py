@@ -40,6 +40,7 @@ from typing import (
     List,
     Optional,
     Sequence,
+    Set,
     Tuple,
 )
 
@@ -80,12 +81,21 @@ def _temp_prefix() -> str:
 ORPHAN_AGE = 600.0
 
 
+#: Folders this process has cleaned of orphans (once each: a comparison
+#: writes thousands of records into one folder).
+_cleaned: Set[str] = set()
+
+
 def _remove_orphans(folder: str) -> None:
-    r"""Removes the temporary files that writers on this host left in
-    :obj:`folder` when they were killed (SIGKILL, OOM: no cleanup ran):
-    their name holds the host and the pid, that pid is gone, and the file
-    has not been written for :data:`ORPHAN_AGE` seconds. Files of other
-    hosts (a shared cluster folder) are left alone."""
+    r"""Removes, on this process's first write to :obj:`folder`, the
+    temporary files that writers on this host left there when they were
+    killed (SIGKILL, OOM: no cleanup ran): their name holds the host and
+    the pid, that pid is gone, and the file has not been written for
+    :data:`ORPHAN_AGE` seconds. Files of other hosts (a shared cluster
+    folder) are left alone."""
+    if folder in _cleaned:
+        return
+    _cleaned.add(folder)
     prefix = _host_prefix()
     try:
         names = [n for n in os.listdir(folder) if n.startswith(prefix)]

@@ -46,20 +46,20 @@ class RegularizedSAP(SAPAggregation):
         weights = kwargs.pop('return_attention_weights', False)
         out, alpha = super().forward(x, index, ptr, dim_size, dim,
                                      return_attention_weights=True, **kwargs)
-        alpha_out = alpha
         self.aux_loss = None
         if self.training:
             assert dim_size is not None  # Set by `__call__`.
-            mask, moved = kwargs.get('mask'), node_dimension(x, dim)
+            nodes_last, mask = alpha, kwargs.get('mask')
+            moved = node_dimension(x, dim)
             if moved is not None:  # The layer's layout: nodes at -2.
-                alpha = alpha.movedim(moved, -2)
+                nodes_last = alpha.movedim(moved, -2)
                 mask = None if mask is None else mask.movedim(moved, -1)
             kept, sets, num_sets = _flat_sets(
-                alpha, index, ptr, dim_size, mask, kwargs.get('lengths'))
+                nodes_last, index, ptr, dim_size, mask, kwargs.get('lengths'))
             self.aux_loss = weighted_penalty(kept, sets, num_sets,
                                              self.diversity_weight,
                                              self.entropy_weight)
-        return (out, alpha_out) if weights else out
+        return (out, alpha) if weights else out
 
     def __repr__(self) -> str:
         return (super().__repr__()[:-1] +

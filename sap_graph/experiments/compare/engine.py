@@ -344,9 +344,9 @@ def execute(plan: RunPlan, cache: str, workers: int = 1,
             # Ctrl-C reaches the whole process group: the parent alone
             # answers it (and stops the workers), so that it is one line,
             # not a traceback per worker. Workers started here (submitting
-            # starts them, and waits while each imports its packages)
-            # inherit SIGINT blocked; a Ctrl-C meanwhile raises in the
-            # parent inside the try (at once, or when the block ends).
+            # starts them) inherit SIGINT blocked; a Ctrl-C meanwhile
+            # raises in the parent inside the try (at once, or when the
+            # block ends).
             futures: Dict[Any, Run] = {}
             try:
                 with holding_back(signal.SIGINT):
