@@ -193,7 +193,9 @@ def check_inputs(x: Tensor, in_channels: int, dim: int,
             raise ValueError(f"Expected 'lengths' in [0, {num_nodes}] "
                              f"(got values in [{int(lengths.min())}, "
                              f"{int(lengths.max())}])")
-        mask = lengths_to_mask(lengths, num_nodes)
+        # On the batch's device: lengths may stay on the CPU (checked
+        # there without a sync), the mask is used beside x.
+        mask = lengths_to_mask(lengths.to(x.device), num_nodes)
     return mask
 
 
