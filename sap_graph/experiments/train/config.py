@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import (
     Any,
@@ -129,6 +130,26 @@ class TrainConfig:
     resume: bool = _opt(
         False, 'continue the interrupted run of --state PATH to the result '
         'an uninterrupted run gives; starts afresh if PATH does not exist')
+
+    def __post_init__(self) -> None:
+        # NumPy scalars (a seed from np.arange, a width from a grid) become
+        # the Python numbers that the checks, the JSON and the cache keys
+        # take.
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, list):
+                setattr(self, name, [_plain(v) for v in value])
+            else:
+                setattr(self, name, _plain(value))
+
+
+def _plain(value: Any) -> Any:
+    r"""A NumPy integer or float scalar as a Python number; anything else
+    unchanged."""
+    if (isinstance(value, numbers.Real) and hasattr(value, 'item')
+            and not isinstance(value, (bool, int, float))):
+        return value.item()
+    return value
 
 
 #: Seeds are below this (numpy's bound is 2**32; folds add to the seed).

@@ -1,0 +1,40 @@
+"""TrainConfig takes NumPy scalars as the Python numbers they hold."""
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from sap_graph.experiments.errors import ConfigError
+from sap_graph.experiments.train import TrainConfig
+from sap_graph.experiments.train.config import validate_config
+
+
+def test_numpy_scalars_become_python_numbers():
+    cfg = TrainConfig(epochs=np.int64(3), lr=np.float32(0.25),
+                      seed=np.int32(4), hidden_channels=np.uint16(8))
+    validate_config(cfg)
+    assert (cfg.epochs, cfg.lr, cfg.seed, cfg.hidden_channels) == (3, 0.25,
+                                                                   4, 8)
+    assert [type(v) for v in (cfg.epochs, cfg.lr, cfg.seed)] == [int, float,
+                                                                 int]
+    assert json.loads(json.dumps(asdict(cfg)))['epochs'] == 3
+
+
+def test_numpy_seed_lists_become_python_ints():
+    cfg = TrainConfig(dataset='ogbg-molhiv', seeds=list(np.arange(3)))
+    validate_config(cfg)
+    assert cfg.seeds == [0, 1, 2]
+    assert {type(s) for s in cfg.seeds} == {int}
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('epochs', np.float64(2.5), "'epochs' must be an integer"),
+    ('epochs', np.int64(0), "'epochs' must be >= 1"),
+    ('lr', np.float64('nan'), "'lr' must be a finite number"),
+    ('seed', np.int64(-1), "'seed' must be an integer from 0"),
+])
+def test_bad_numpy_values_are_refused_in_the_fields_terms(field, value,
+                                                          message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(TrainConfig(**{field: value}))
