@@ -5,6 +5,8 @@ training loop adds :func:`aux_loss` of the model to the task loss.
 """
 from __future__ import annotations
 
+import sys
+from numbers import Real
 from typing import Any, Optional, Tuple
 
 import torch
@@ -29,26 +31,34 @@ class RegularizedSAP(SAPAggregation):
 
     Args:
         in_channels (int): Input width, as for the layer.
+        out_channels (int, optional): Value width, as for the layer.
         diversity (float): Weight :math:`\lambda_d`.
         entropy (float): Weight :math:`\lambda_e`.
         **kwargs: Options of :class:`~sap_graph.SAPAggregation`.
     """
 
-    def __init__(self, in_channels: int, diversity: float = 0.0,
-                 entropy: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(in_channels, **kwargs)
+    def __init__(self, in_channels: int, out_channels: Optional[int] = None,
+                 *, diversity: float = 0.0, entropy: float = 0.0,
+                 **kwargs: Any) -> None:
+        super().__init__(in_channels, out_channels, **kwargs)
+        for name, value in (('diversity', diversity), ('entropy', entropy)):
+            if isinstance(value, bool) or not isinstance(value, Real) or (
+                    not abs(value) <= sys.float_info.max):
+                raise ValueError(f"'{name}' must be a finite number (got "
+                                 f"{value!r})")
         self.diversity_weight = float(diversity)
         self.entropy_weight = float(entropy)
 
     def forward(self, x: Tensor, index: Optional[Tensor] = None,
                 ptr: Optional[Tensor] = None, dim_size: Optional[int] = None,
                 dim: int = -2, **kwargs: Any) -> Any:
+        if dim_size is None:  # Called as forward(): the call sets it.
+            return self(x, index, ptr, None, dim, **kwargs)
         weights = kwargs.pop('return_attention_weights', False)
         out, alpha = super().forward(x, index, ptr, dim_size, dim,
                                      return_attention_weights=True, **kwargs)
         self.aux_loss = None
         if self.training:
-            assert dim_size is not None  # Set by `__call__`.
             nodes_last, mask = alpha, kwargs.get('mask')
             moved = node_dimension(x, dim)
             if moved is not None:  # The layer's layout: nodes at -2.

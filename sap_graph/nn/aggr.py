@@ -13,7 +13,7 @@ from torch_geometric.nn.dense.linear import Linear
 from sap_graph.nn.checks import (
     assert_agree,
     check_batch,
-    check_conv_width,
+    check_call,
     check_dtype,
     check_inputs,
     check_mask,
@@ -21,6 +21,7 @@ from sap_graph.nn.checks import (
     check_removed,
     node_dimension,
 )
+from sap_graph.nn.conv_width import check_conv_width
 from sap_graph.ops.dispatch import pool
 from sap_graph.ops.layout import Core, capturing, readable
 
@@ -220,6 +221,8 @@ class SAPAggregation(Aggregation):
                  ptr: Optional[Tensor] = None,
                  dim_size: Optional[int] = None, dim: int = -2,
                  **kwargs) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        check_call(x, index, ptr, dim,
+                   kwargs.get('return_attention_weights', False))
         if index is None and ptr is None and dim_size is None:
             # No batch vector: all elements form one set, also when there
             # are none (one zero row, as for an empty set of a batch). PyG
@@ -278,7 +281,9 @@ class SAPAggregation(Aggregation):
         gradient.
         Without :obj:`index` and :obj:`ptr`, all elements form one set.
         """
-        assert dim_size is not None  # Set by `__call__`.
+        if dim_size is None:  # Called as forward(): the call sets it.
+            return self(x, index, ptr, None, dim, mask=mask, lengths=lengths,
+                        return_attention_weights=return_attention_weights)
         moved = node_dimension(x, dim)
         if moved is not None:  # Nodes first: the other dimensions lead.
             check_mask(mask, x)

@@ -1,13 +1,11 @@
 r"""The checks of :class:`~sap_graph.SAPAggregation`: its options, one
-call's inputs, the batch vectors and the width inside a convolution. Errors
+call's inputs and the batch vectors (the width inside a convolution:
+:mod:`~sap_graph.nn.conv_width`). Errors
 are the library's own (:class:`ValueError`, :class:`TypeError`), naming the
 option or input and the value given."""
 from __future__ import annotations
 
-import math
-import os
 import sys
-import warnings
 from numbers import Integral, Real
 from typing import Dict, Optional, Union
 
@@ -117,7 +115,7 @@ def check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
-def _describe(value) -> str:
+def describe(value) -> str:
     if isinstance(value, Tensor):
         return f'{value.dtype} {list(value.shape)}'
     return type(value).__name__
@@ -141,7 +139,29 @@ def check_mask(mask: Optional[Tensor], x: Tensor) -> None:
             not isinstance(mask, Tensor) or mask.dtype != torch.bool
             or mask.shape != x.shape[:-1]):
         raise ValueError(f"Expected a boolean 'mask' of shape "
-                         f"{list(x.shape[:-1])} (got {_describe(mask)})")
+                         f"{list(x.shape[:-1])} (got {describe(mask)})")
+
+
+def check_call(x: object, index: object, ptr: object, dim: object,
+               flag: object) -> None:
+    r"""Checks the types of a call of :class:`~sap_graph.SAPAggregation`
+    before PyG's :class:`Aggregation` reads them: tensors :obj:`x`,
+    :obj:`index` and :obj:`ptr`, an integer :obj:`dim`, and a real boolean
+    :obj:`return_attention_weights` (:obj:`flag`; a string such as
+    :obj:`'no'` would be truthy)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"Expected node features 'x' as a tensor (got "
+                        f"{describe(x)})")
+    for name, vector in (('index', index), ('ptr', ptr)):
+        if vector is not None and not isinstance(vector, Tensor):
+            raise TypeError(f"Expected '{name}' to be a 1-D tensor of "
+                            f"torch.long or another integer dtype (got "
+                            f"{describe(vector)})")
+    if not _is_int(dim):
+        raise TypeError(f"'dim' must be an integer (got {dim!r})")
+    if not isinstance(flag, bool):
+        raise TypeError(f"'return_attention_weights' must be True or False "
+                        f"(got {flag!r})")
 
 
 def check_inputs(x: Tensor, in_channels: int, dim: int,
@@ -170,7 +190,7 @@ def check_inputs(x: Tensor, in_channels: int, dim: int,
                 vector.dtype not in _INT_DTYPES or vector.dim() != 1)):
             raise ValueError(f"Expected '{name}' to be a 1-D tensor of "
                              f"torch.long or another integer dtype (got "
-                             f"{_describe(vector)})")
+                             f"{describe(vector)})")
     if index is not None and index.numel() != num_nodes:
         raise ValueError(f"Expected 'index' with {num_nodes} entries, "
                          f"one per node (got {index.numel()})")
@@ -181,7 +201,7 @@ def check_inputs(x: Tensor, in_channels: int, dim: int,
         if not isinstance(lengths, Tensor) or lengths.dtype not in _INT_DTYPES:
             raise ValueError(f"Expected integer 'lengths' (a tensor of "
                              f"torch.long or another integer dtype) of shape "
-                             f"{list(lead)} (got {_describe(lengths)})")
+                             f"{list(lead)} (got {describe(lengths)})")
         if lengths.shape != lead:
             raise ValueError(f"Expected 'lengths' of shape {list(lead)} "
                              f"(got {list(lengths.shape)})")
@@ -257,7 +277,7 @@ def check_options(in_channels: int, out_channels: Optional[int],
             raise ValueError(f"'{name}' must be a number (got {value!r})")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"'dropout' must be in [0, 1) (got {dropout})")
-    if not (temperature > 0.0 and math.isfinite(temperature)):
+    if not 0.0 < temperature <= sys.float_info.max:  # No NaN, inf, 10**400.
         raise ValueError(f"'temperature' must be positive and finite "
                          f"(got {temperature})")
     if temperature < MIN_TEMPERATURE:
@@ -284,87 +304,6 @@ def check_options(in_channels: int, out_channels: Optional[int],
                          "residual: set 'residual'")
 
 
-#: How many frames above the layer's check :func:`conv_of` reads.
-CONV_FRAMES = 16
-
-
-def conv_of(aggr: torch.nn.Module) -> Optional[torch.nn.Module]:
-    r"""The PyG :class:`~torch_geometric.nn.conv.MessagePassing` layer whose
-    aggregation step is calling :obj:`aggr` right now, or :obj:`None`.
-
-    Looks through the whole Python stack for a frame of a method named
-    ``aggregate`` (where PyG's convolutions call their
-    :obj:`aggr_module`) whose :obj:`self` is a convolution that holds
-    :obj:`aggr` itself as (or inside, *e.g.* in a
-    :class:`~torch_geometric.nn.aggr.MultiAggregation`) its
-    :obj:`aggr_module`. A readout called from the :obj:`forward` of a
-    model that happens to subclass :class:`MessagePassing` is not a
-    convolution's aggregation, whatever the stack depth. Only the
-    :data:`CONV_FRAMES` innermost frames are read: PyG's ``aggregate``
-    calls the layer a few frames up (through ``Aggregation.__call__`` and
-    :class:`~torch.nn.Module`'s call), so the cost per eager call does not
-    grow with the caller's stack."""
-    from torch_geometric.nn.conv import MessagePassing
-    frame = sys._getframe(1)
-    for _ in range(CONV_FRAMES):
-        if frame is None:
-            break
-        if frame.f_code.co_name == 'aggregate':
-            conv = frame.f_locals.get('self')
-            held = getattr(conv, 'aggr_module', None)
-            if isinstance(conv, MessagePassing) and isinstance(
-                    held, torch.nn.Module) and any(
-                        module is aggr for module in held.modules()):
-                return conv
-        frame = frame.f_back
-    return None
-
-
-def _library_folders() -> tuple:
-    import torch_geometric
-
-    import sap_graph
-    return tuple(os.path.dirname(m.__file__) + os.sep
-                 for m in (torch, torch_geometric, sap_graph))
-
-
-def user_stacklevel() -> int:
-    r"""The :obj:`stacklevel` of :func:`warnings.warn`, called from the
-    function that calls this, that names the first caller outside torch,
-    PyG (its generated :obj:`propagate` modules too) and this package:
-    the user's line, however deep the convolution called the layer."""
-    folders = _library_folders()
-    frame, level = sys._getframe(2), 2
-    while frame is not None:
-        name = frame.f_code.co_filename
-        if not (name.startswith(folders) or os.path.basename(
-                name).startswith('torch_geometric.')):
-            return level
-        frame, level = frame.f_back, level + 1
-    return 1
-
-
-def check_conv_width(aggr: torch.nn.Module) -> bool:
-    r"""Warns (and returns :obj:`True`) when :obj:`aggr`, whose output width
-    differs from its input's, is running as the aggregation of a PyG
-    convolution (see :func:`conv_of`). The convolutions size their layers
-    for an aggregation that keeps :obj:`in_channels`
-    (:class:`~torch_geometric.nn.aggr.MultiAggregation` too), so the
-    forward fails there next with a bare shape error."""
-    conv = conv_of(aggr)
-    if conv is None:
-        return False
-    warnings.warn(
-        f"{aggr} returns {aggr.output_channels} channels inside "
-        f"'{type(conv).__name__}', whose layers expect an "
-        f"aggregation that keeps in_channels={aggr.in_channels}: "
-        f"use out_channels={aggr.in_channels} with concat=False, "
-        f"or heads * out_channels == {aggr.in_channels} with "
-        f"concat=True (a width-changing SAP belongs in the "
-        f"readout)", UserWarning, stacklevel=user_stacklevel())
-    return True
-
-
 _AUTOCAST_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
@@ -376,6 +315,10 @@ def check_dtype(x: Tensor, dtype: torch.dtype) -> None:
     float64 alone)."""
     if x.dtype == dtype:
         return
+    if not x.is_floating_point():
+        raise ValueError(f"'SAPAggregation' pools floating-point features "
+                         f"(got {x.dtype}): convert them, e.g. "
+                         f"x.to({dtype})")
     if torch.is_autocast_enabled(x.device.type):
         if x.dtype in _AUTOCAST_DTYPES and dtype in _AUTOCAST_DTYPES:
             return

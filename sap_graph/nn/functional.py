@@ -13,7 +13,12 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from sap_graph.nn.checks import assert_agree, check_batch, check_inputs
+from sap_graph.nn.checks import (
+    assert_agree,
+    check_batch,
+    check_inputs,
+    describe,
+)
 from sap_graph.ops.dispatch import pool
 from sap_graph.ops.layout import readable
 
@@ -63,6 +68,12 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor] = None,
         residual pooling ``[B, F]`` when :obj:`residual` is given; all
         differentiable; an empty set gives zero rows.
     """
+    for name, value in (('x', x), ('score_weight', score_weight),
+                        ('gate', gate)):
+        if value is not None and not (isinstance(value, Tensor)
+                                      and value.is_floating_point()):
+            raise ValueError(f"Expected '{name}' as a floating-point "
+                             f"tensor (got {describe(value)})")
     if x.dim() != 2 or score_weight.dim() != 2 or (
             score_weight.size(1) != x.size(1)):
         raise ValueError(f"Expected 'x' [N, F] and 'score_weight' [H, F] "

@@ -69,3 +69,30 @@ def test_nodes_first_messages_of_multi_head_convolutions(layer):
     expected = per_set([alpha[:, h][(index == b) & mask[:, h]]
                         for h in range(2) for b in range(2)])
     torch.testing.assert_close(aux_loss(layer), expected)
+
+
+def test_signature_follows_the_layer():
+    """The second positional argument is out_channels, as for the layer;
+    the weights are keyword-only, and the repr builds the same layer."""
+    layer = RegularizedSAP(4, 3, heads=2, diversity=0.5)
+    assert (layer.out_channels, layer.diversity_weight) == (3, 0.5)
+    again = eval(repr(layer))
+    assert repr(again) == repr(layer)
+    with pytest.raises(TypeError):
+        RegularizedSAP(4, 3, 0.5)
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), True, 'abc',
+                                   None, torch.ones(2)])
+@pytest.mark.parametrize('name', ['diversity', 'entropy'])
+def test_weights_must_be_finite_numbers(name, value):
+    with pytest.raises(ValueError, match=f"'{name}' must be a finite"):
+        RegularizedSAP(4, **{name: value})
+
+
+def test_forward_called_directly_keeps_the_penalty(layer):
+    x, index = torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 1, 1])
+    out = layer.forward(x, index)
+    penalty = aux_loss(layer)
+    torch.testing.assert_close(out, layer(x, index))
+    torch.testing.assert_close(penalty, aux_loss(layer))

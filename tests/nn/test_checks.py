@@ -330,3 +330,48 @@ def test_index_and_ptr_agree_without_reading_values(monkeypatch, case):
     agree = torch.tensor([0, 0, 0, 1, 1, 1])
     torch.testing.assert_close(aggr(x, agree, ptr, dim_size=2),
                                aggr(x, ptr=ptr, dim_size=2))
+
+
+# Calls of the wrong types (before PyG's wrapper reads them) ##############
+
+X, INDEX = torch.randn(5, 4), torch.tensor([0, 0, 1, 1, 1])
+BAD_CALLS = {
+    'x as a list': (([[1.0] * 4],), {}, TypeError,
+                    "node features 'x' as a tensor"),
+    'index as a list': ((X, [0, 0, 1, 1, 1]), {}, TypeError,
+                        "'index' to be a 1-D tensor"),
+    'ptr as a list': ((X,), dict(ptr=[0, 2, 5]), TypeError,
+                      "'ptr' to be a 1-D tensor"),
+    'float dim': ((X, INDEX), dict(dim=0.0), TypeError, "'dim' must be an"),
+    'bool dim': ((X, INDEX), dict(dim=True), TypeError, "'dim' must be an"),
+    'dim None': ((X, INDEX), dict(dim=None), TypeError, "'dim' must be an"),
+    'string weights flag': ((X, INDEX), dict(return_attention_weights='no'),
+                            TypeError, "'return_attention_weights' must be"),
+    'integer features': ((X.long(), INDEX), {}, ValueError,
+                         'pools floating-point features'),
+}
+
+
+@pytest.mark.parametrize('case', list(BAD_CALLS))
+def test_calls_of_the_wrong_type_are_clear_errors(case):
+    args, kwargs, error, message = BAD_CALLS[case]
+    with pytest.raises(error, match=message):
+        SAPAggregation(4, heads=2)(*args, **kwargs)
+
+
+@pytest.mark.parametrize('temperature', [10**400, -10**400])
+def test_huge_integer_temperature_is_refused_in_the_layers_terms(
+        temperature):
+    with pytest.raises(ValueError, match="'temperature' must be positive"):
+        SAPAggregation(4, temperature=temperature)
+
+
+@pytest.mark.parametrize('call', [dict(index=INDEX), dict(),
+                                  dict(ptr=torch.tensor([0, 2, 5]))])
+def test_forward_called_directly_equals_the_call(call):
+    torch.manual_seed(0)
+    aggr = SAPAggregation(4, heads=2, query_init='normal')
+    out, alpha = aggr.forward(X, **call, return_attention_weights=True)
+    ref_out, ref_alpha = aggr(X, **call, return_attention_weights=True)
+    torch.testing.assert_close(out, ref_out, rtol=0, atol=0)
+    torch.testing.assert_close(alpha, ref_alpha, rtol=0, atol=0)

@@ -66,3 +66,16 @@ def test_func_grad_against_the_reference(layout):
                 argnums=(0, 1))(x, w)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('name', ['x', 'score_weight', 'gate'])
+@pytest.mark.parametrize('bad', ['integer', 'list'])
+def test_non_float_inputs_are_refused(name, bad):
+    """Integer features were pooled in float32 and cast back to int64:
+    weights of 0 and truncated sums."""
+    args = dict(x=torch.randn(3, 2), score_weight=torch.randn(1, 2),
+                gate=torch.rand(3, 1))
+    value = args[name]
+    args[name] = value.long() if bad == 'integer' else value.tolist()
+    with pytest.raises(ValueError, match=f"'{name}' as a floating-point"):
+        sap_pool(**args)
