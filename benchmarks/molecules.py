@@ -146,12 +146,20 @@ def render(sets: Sequence[str], epochs: int, data: str) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--sets', nargs='+', default=list(SETS),
-                        choices=list(SETS))
-    parser.add_argument('--readouts', nargs='+', default=list(CORE))
-    parser.add_argument('--epochs', type=int, default=EPOCHS)
-    parser.add_argument('--workers', type=int, default=1)
+                        choices=list(SETS),
+                        help='MoleculeNet sets (default: all)')
+    parser.add_argument('--readouts', nargs='+', default=list(CORE),
+                        help='variants of benchmarks/variants.py to run '
+                        '(default: %(default)s)')
+    parser.add_argument('--epochs', type=int, default=EPOCHS,
+                        help='epochs per run (default: %(default)s)')
+    parser.add_argument('--workers', type=int, default=1,
+                        help='local worker processes, one thread each '
+                        '(default: %(default)s)')
     parser.add_argument('--data', default=os.environ.get(
-        'SAP_GRAPH_DATA', osp.join(HERE, '..', '..', 'shared', 'data')))
+        'SAP_GRAPH_DATA', osp.join(HERE, '..', '..', 'shared', 'data')),
+        help='folder holding moleculenet/ (default: $SAP_GRAPH_DATA or '
+        '../shared/data)')
     parser.add_argument('--render', action='store_true',
                         help='only write molecules.md from the reports')
     args = parser.parse_args(argv)

@@ -17,8 +17,11 @@ Usage::
 
     python -m benchmarks.profile_cuda > benchmarks/results/profile_cuda.txt
 """
+import argparse
 import os
+import sys
 import time
+from typing import Optional, Sequence
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -28,7 +31,14 @@ from sap_graph import SAPAggregation, sap_pool
 from sap_graph.ops import torch as _ops
 
 
-def main() -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        epilog='Takes no options; needs a CUDA GPU (run by '
+        'benchmarks/gpu_check.sh).').parse_args(argv)
+    if not torch.cuda.is_available():
+        sys.exit('error: benchmarks.profile_cuda needs a CUDA GPU (torch '
+                 'sees none)')
     torch.manual_seed(0)
     dev = 'cuda'
     sizes = torch.randint(15, 36, (128,))

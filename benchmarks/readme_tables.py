@@ -17,11 +17,12 @@ Usage::
 
     python -m benchmarks.readme_tables    # rewrites README.md, docs/*.md
 """
+import argparse
 import os
 import os.path as osp
 import re
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
 HERE = osp.dirname(osp.realpath(__file__))
 README = osp.join(HERE, '..', 'README.md')
@@ -98,7 +99,11 @@ def fill_file(path: str, cache: Dict[str, Dict[str, str]]) -> int:
     return count + num_pages
 
 
-def main() -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        epilog='Takes no options: rewrites README.md and docs/*.md in '
+        'place.').parse_args(argv)
     cache: Dict[str, Dict[str, str]] = {}
     pages = [README] + sorted(
         osp.join(DOCS, name) for name in os.listdir(DOCS)

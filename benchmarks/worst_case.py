@@ -216,8 +216,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--data', default=os.environ.get(
         'SAP_GRAPH_DATA', osp.join(RESULTS, '..', '..', '..', 'shared',
-                                   'data')))
-    parser.add_argument('--out', default=osp.join(RESULTS, 'worst_case.md'))
+                                   'data')),
+        help='folder holding moleculenet/ (default: $SAP_GRAPH_DATA or '
+        '../shared/data)')
+    parser.add_argument('--out', default=osp.join(RESULTS, 'worst_case.md'),
+                        help='the page to write (default: '
+                        'benchmarks/results/worst_case.md)')
     args = parser.parse_args(argv)
     from .molecules import SETS, render_results
     cells = grid_cells()

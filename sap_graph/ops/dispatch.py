@@ -196,12 +196,17 @@ def _plan(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
 
 def choose_path(x: Tensor, score_weight: Tensor,
                 index: Optional[Tensor] = None, ptr: Optional[Tensor] = None,
-                dim_size: int = 1, mask: Optional[Tensor] = None,
+                dim_size: Optional[int] = 1, mask: Optional[Tensor] = None,
                 lengths: Optional[Tensor] = None, dropout: float = 0.0,
                 gated: bool = False) -> str:
     r"""The path (one of :data:`PATHS`) that :func:`pool` takes for these
     inputs and the current switches, without running it (a padded batch
-    may be given by its :obj:`lengths` alone, as to the layer)."""
+    may be given by its :obj:`lengths` alone, as to the layer;
+    :obj:`dim_size` :obj:`None` is inferred as the layer's call does)."""
+    if dim_size is None:
+        dim_size = (ptr.numel() - 1 if ptr is not None else
+                    int(index.max()) + 1 if index is not None
+                    and index.numel() else 0 if index is not None else 1)
     if mask is None and lengths is not None:
         mask = lengths_to_mask(lengths, x.size(-2))
     return _plan(x, score_weight, index, ptr, dim_size, mask, lengths,

@@ -69,6 +69,19 @@ def test_choose_path_on_cpu(sap_backend):
         'lengths': fused, 'scattered mask': 'dense'}
 
 
+def test_choose_path_infers_dim_size_as_the_layer(sap_backend):
+    """dim_size=None, as the layer's call is given it: the same path as
+    with the number of sets (a padded batch: 1 set per row)."""
+    x, index, ptr, num_graphs = make_batch(SIZES)
+    w = torch.randn(2, 8)
+    padded, lengths = torch.randn(3, 5, 8), torch.tensor([2, 5, 0])
+    for args, kwargs in (((x, w, index, None), {}), ((x, w, None, ptr), {}),
+                         ((padded, w, None, None), dict(lengths=lengths))):
+        assert dispatch.choose_path(*args, None, **kwargs) == (
+            dispatch.choose_path(*args, 1 if args[0] is padded
+                                 else num_graphs, **kwargs))
+
+
 def test_choose_path_while_compiling(monkeypatch):
     monkeypatch.setattr(torch.compiler, 'is_compiling', lambda: True)
     x, index, ptr, num_graphs = make_batch(SIZES)
