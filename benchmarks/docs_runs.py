@@ -3,7 +3,7 @@
 every accuracy, time, attention statistic and figure there comes from a
 kept record.
 
-    SAP_GRAPH_DATA=../shared/data python -m benchmarks.docs_runs   # ~25 min
+    SAP_GRAPH_DATA=../shared/data python -m benchmarks.docs_runs   # ~6 min
     python -m benchmarks.docs_runs --render                        # the page
     python -m benchmarks.docs_runs --only synthetic_sap --force    # rerun one
 
