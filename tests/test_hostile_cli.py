@@ -66,6 +66,44 @@ def test_unwritable_outputs_fail_before_training(flag, tmp_path, capsys,
         assert target in one_error_line(capsys)
 
 
+@pytest.mark.parametrize('first,second', [
+    ('--out', '--checkpoint'), ('--out', '--state'),
+    ('--checkpoint', '--state'), ('--dataset', '--out')])
+def test_outputs_on_one_file_are_refused_before_training(
+        first, second, tmp_path, capsys, monkeypatch):
+    """--out and --checkpoint on one file kept the JSON and lost the
+    model (exit 0); --out on the input CSV overwrote the data."""
+    def no_training(*args, **kwargs):
+        raise AssertionError('trained with colliding outputs')
+
+    monkeypatch.setattr(runs, 'fit', no_training)
+    path = tmp_path / 'same.csv'
+    if first == '--dataset':  # Else a new file (a state file must be).
+        path.write_text('smiles,y\nCC,1.0\nCCO,2.0\n')
+    before = path.read_bytes() if path.exists() else None
+    extra = (['--target', 'y', '--seeds', '0'] if first == '--dataset'
+             else ['--dataset', 'synthetic'])
+    # The same file under another spelling is the same file.
+    again = str(tmp_path / '..' / tmp_path.name / 'same.csv')
+    assert main(['train', *QUICK, *extra, first, str(path), second,
+                 again]) == 2
+    err = one_error_line(capsys)
+    named = second if first == '--dataset' else first
+    assert err.startswith(f'error: {named}: ') and 'is both the' in err
+    assert (path.read_bytes() if path.exists() else None) == before
+
+
+def test_val_ratio_is_refused_where_the_protocol_ignores_it(tmp_path,
+                                                            capsys):
+    """Scaffold and official splits have fixed validation parts: the
+    flag changed nothing but the cache key."""
+    path = tmp_path / 'm.csv'
+    path.write_text('smiles,y\nCC,1.0\nCCO,2.0\n')
+    assert main(['train', '--dataset', str(path), '--target', 'y',
+                 '--val_ratio', '0.5', *QUICK[:2]]) == 2
+    assert 'val_ratio=0.5 would be ignored' in one_error_line(capsys)
+
+
 def test_output_failure_after_training_is_rescued(tmp_path, capsys,
                                                   monkeypatch, tiny):
     def broken_disk(path, write):

@@ -55,6 +55,15 @@ class ArgumentParser(argparse.ArgumentParser):
         text = ' '.join(message.split())  # argparse's own, no exception.
         self.exit(2, f'error: {text} (see {self.prog} --help)\n')
 
+    def _get_option_tuples(self, option_string: str) -> list:
+        # argparse's abbreviation matches: the two spellings of one flag
+        # (--hidden_channels, --hidden-channels) are one match, not an
+        # ambiguous abbreviation (each tuple starts with the action).
+        unique: Dict[int, Any] = {}
+        for match in super()._get_option_tuples(option_string):
+            unique.setdefault(id(match[0]), match)
+        return list(unique.values())
+
 
 def _spellings(name: str) -> List[str]:
     flags = [f'--{name}']

@@ -51,6 +51,11 @@ def denied(*args, **kwargs):
     ('', 'not JSON'),
     ('[1, 2]', 'a JSON list, not an object'),
     ('{"val": 0.5}', "no 'lr', 'unit', 'test', 'final_train_loss'"),
+    # A field of the wrong type (a string score ranked as diverged).
+    (json.dumps({**GOOD, 'val': '0.9'}), "'val' is '0.9'"),
+    (json.dumps({**GOOD, 'lr': None}), "'lr' is None"),
+    (json.dumps({**GOOD, 'test': True}), "'test' is True"),
+    (json.dumps({**GOOD, 'unit': 0}), "'unit' is 0"),
 ])
 def test_a_damaged_record_is_none_with_a_warning(text, why, tmp_path):
     path = tmp_path / 'r.json'
@@ -61,6 +66,9 @@ def test_a_damaged_record_is_none_with_a_warning(text, why, tmp_path):
     assert read_record(str(tmp_path / 'missing.json')) is None
     path.write_text(json.dumps(GOOD))
     assert read_record(str(path), warn='retrained') == GOOD
+    diverged = {**GOOD, 'val': None, 'test': None, 'final_train_loss': None}
+    path.write_text(json.dumps(diverged))
+    assert read_record(str(path), warn='retrained') == diverged
 
 
 def test_record_folders_and_unwritable_records_are_output_errors(

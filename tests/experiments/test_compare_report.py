@@ -207,3 +207,24 @@ def test_unknown_readout_names_the_known_ones():
     test = res.paired('sap{"rezero": true}', 'sum')
     assert test.units == UNITS
     assert test.diffs == pytest.approx([0.1] * 3)
+
+
+@pytest.mark.parametrize('order', [('sum', 'mean', 'max'),
+                                   ('max', 'mean', 'sum')])
+def test_a_validation_tie_does_not_follow_the_readouts_order(order):
+    """Three readouts level on validation: the best was the first given,
+    and changed with --readouts' order. Now the lower mean validation
+    loss decides, then the name; the report names the tie."""
+    records = []
+    for readout, loss in (('sum', 0.4), ('mean', 0.3), ('max', 0.3)):
+        for unit in UNITS:
+            for lr in LRS:
+                record = run(readout, lr, unit, 0.7, 0.6)
+                record['val_loss'] = loss
+                records.append(record)
+    res = result(records, list(order))
+    assert res.best == 'max' and res.tied == ['mean', 'sum']
+    assert {r.readout: r.rank for r in res.rows} == {'max': 1.0,
+                                                     'mean': 2.0, 'sum': 3.0}
+    assert ('Best by validation: **max** (bold) (tied on the mean '
+            'validation score with mean, sum;') in markdown(res)

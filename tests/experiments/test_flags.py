@@ -129,3 +129,17 @@ def test_other_defaults_and_their_help():
     text = ' '.join(parser.format_help().split())
     assert text.count("(default: the checkpoint's)") == 2
     assert '(default: smiles)' not in text and '(default: none)' not in text
+
+
+def test_an_abbreviation_of_both_spellings_is_one_flag():
+    """'--hidden' matched --hidden_channels and --hidden-channels and was
+    'ambiguous' (Python 3.11): the two spellings are one flag; a prefix
+    of two flags stays ambiguous."""
+    from sap_graph.experiments.cli import build_parser
+    parser = build_parser()
+    args = parser.parse_args(['train', '--hidden', '8', '--num_l', '2'])
+    assert (args.hidden_channels, args.num_layers) == (8, 2)
+    args = parser.parse_args(['compare', '--render', '--out', 'x'])
+    assert args.render_only is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(['train', '--n', '3'])

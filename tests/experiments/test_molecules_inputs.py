@@ -46,7 +46,39 @@ BAD_INPUTS = [
      "'u' has no values"),
     ('smiles,t\nCC,\nXx,1\n', 'smiles', ['t'], DatasetFormatError,
      "'t' has no values"),
+    # Values beyond the header's fields (pandas would drop or shift them).
+    ('smiles,t\nCC,1,\nCCO,0,5\nCCN,1,\n', 'smiles', ['t'],
+     DatasetFormatError, "line 3 has 3 fields, the header 2: the extra "
+     "values belong to no column"),
+    # A used column named twice (pandas would rename the second 't.1').
+    ('smiles,t,t\nCC,1,0\nCCO,0,1\n', 'smiles', ['t'], DatasetFormatError,
+     r"names column 't' more than once \(columns 2, 3\)"),
+    ('\ufeffsmiles,t,smiles\nCC,1,C\nCCO,0,C\n', 'smiles', ['t'],
+     DatasetFormatError, r"names column 'smiles' more than once"),
 ]
+
+
+@pytest.mark.parametrize('missing', ['', '  ', 'NA', ' NA', 'nan ',
+                                     ' N/A ', '\tNULL'])
+def test_missing_markers_with_spaces_are_missing(tmp_path, missing):
+    """' NA' was 'a non-numeric value 'NA'' while 'NA' was masked."""
+    path = write(str(tmp_path / 'm.csv'),
+                 f'smiles,t\nCC,1.5\nCCO,{missing}\nCCN,2.5\n')
+    task = load_molecule_csv(path, 'smiles', ['t'],
+                             cache=str(tmp_path / 'c'))
+    y = [float(v) for v in task.dataset._data.y.view(-1)]
+    assert y[0] == 1.5 and y[2] == 2.5 and y[1] != y[1]  # NaN: masked.
+
+
+def test_trailing_comma_on_every_row_reads_the_columns(tmp_path):
+    """A trailing comma made pandas take the first column as the index
+    and shift the others ('none of the SMILES could be parsed')."""
+    plain = write(str(tmp_path / 'a.csv'), 'smiles,t\nCC,1\nCCO,0\n')
+    trailing = write(str(tmp_path / 'b.csv'), 'smiles,t\nCC,1,\nCCO,0,\n')
+    a, b = (load_molecule_csv(p, 'smiles', ['t'], cache=str(tmp_path / 'c'))
+            for p in (plain, trailing))
+    assert a.dataset.smiles == b.dataset.smiles == ['CC', 'CCO']
+    assert a.dataset._data.y.tolist() == b.dataset._data.y.tolist()
 
 
 @pytest.mark.parametrize('text,column,targets,error,match', BAD_INPUTS)

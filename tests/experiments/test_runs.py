@@ -105,3 +105,46 @@ def test_a_target_without_training_labels_is_named(tmp_path, capsys):
     assert err.startswith('error: ') and '\n' not in err
     assert "of target 'rare' (at least 2 needed to learn it)" in err
     assert not out.exists()
+
+
+def test_targets_near_float32s_bound_are_scaled_without_overflow():
+    """(y - mean) / std in float32 overflowed for targets near float32's
+    bound (-3.3e38 - 1.5e38 = -inf): every run diverged. Scaled and
+    scaled back in float64, against a float64 reference."""
+    import numpy as np
+
+    from sap_graph.experiments.train.runs import (
+        _scaled,
+        _Unscaled,
+        target_scale,
+    )
+    y = torch.tensor([[3.3e38], [-3.3e38], [3.0e38], [-1.0e38]])
+    mean, std = target_scale(y)
+    scaled = torch.cat([d.y for d in _scaled([Data(y=v) for v in y], mean,
+                                              std)])
+    ref = (y.double() - y.double().mean()) / y.double().std(unbiased=False)
+    assert torch.isfinite(scaled).all()
+    torch.testing.assert_close(scaled.double(), ref, rtol=1e-5, atol=1e-6)
+
+    class Echo:
+        @staticmethod
+        def eval(inputs):
+            return inputs
+
+    back = _Unscaled(Echo(), mean, std).eval(
+        {'y_true': scaled.numpy(), 'y_pred': scaled.numpy()})
+    assert np.isfinite(back['y_pred']).all()
+    np.testing.assert_allclose(back['y_true'], y.double().numpy(), rtol=1e-5)
+
+
+def test_validation_share_that_empties_training_names_val_ratio():
+    """sklearn's 'the resulting train set will be empty' was blamed on
+    --folds; 0.95 of 20 graphs leaves one."""
+    from sap_graph.experiments.errors import ConfigError
+    from sap_graph.experiments.train.runs import stratified_splits
+    labels = torch.tensor([0, 1] * 20)
+    with pytest.raises(ConfigError, match='leaves no training graph') as e:
+        stratified_splits(labels, 2, 0.99, 0)
+    assert e.value.field == 'val_ratio'
+    for fold in stratified_splits(labels, 2, 0.95, 0):
+        assert len(fold['train']) == 1 and len(fold['val']) == 19

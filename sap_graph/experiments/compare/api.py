@@ -85,11 +85,11 @@ def _check_arguments(lrs: Sequence[float], workers: int, threads: int,
 def _check_out(out: str) -> None:
     if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
         raise ConfigError('out', f"'out' must name a folder (got {out!r})")
-    check_writable(osp.join(out, 'report.md'), 'output folder')
     for folder in (out, osp.join(out, 'runs')):
         if osp.exists(folder) and not osp.isdir(folder):
             raise ConfigError('out', f"'{folder}' is a file (expected the "
                               f"output folder)")
+    check_writable(osp.join(out, 'report.md'), 'report')
 
 
 def _check_labels(task: GraphTask) -> None:

@@ -3,7 +3,8 @@ finished run, read by :func:`read_record` and written by
 :func:`write_record`.
 
 A record that cannot be read back (truncated by a full disk, overwritten
-with garbage, not an object, or without the fields a report needs) is
+with garbage, not an object, without the fields a report needs or with
+one of the wrong type) is
 *damaged*: :func:`read_record` warns, naming the file, and returns
 :obj:`None`, so that the comparison trains that run again (and replaces
 the file) instead of failing as a whole. A record path that is a folder,
@@ -37,6 +38,16 @@ def _problem(path: str) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
     missing = [k for k in REQUIRED if k not in record]
     if missing:
         return None, f"no {', '.join(repr(k) for k in missing)}"
+    for key in REQUIRED:
+        value = record[key]
+        if key == 'unit':
+            ok = isinstance(value, str)
+        else:  # A score of a diverged run is null; a rate never.
+            ok = (isinstance(value, (int, float))
+                  and not isinstance(value, bool)) or (
+                      value is None and key != 'lr')
+        if not ok:
+            return None, f"{key!r} is {value!r}"
     return record, None
 
 

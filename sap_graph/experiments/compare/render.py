@@ -156,8 +156,11 @@ def markdown(result: ComparisonResult) -> str:
                 f'{units} ranked: every learning rate diverged. Try '
                 f'smaller learning rates.', '']
     else:
-        out += ['', f'Best by validation: **{result.best}** (bold). Test '
-                f'scores are read after that choice and never choose '
+        tie = (f' (tied on the mean validation score with '
+               f'{", ".join(result.tied)}; the lower mean validation loss '
+               f'decides, then the name)' if result.tied else '')
+        out += ['', f'Best by validation: **{result.best}** (bold){tie}. '
+                f'Test scores are read after that choice and never choose '
                 f'anything.', '']
     if result.tests:
         out += [f'## Paired tests against {result.best}', '',

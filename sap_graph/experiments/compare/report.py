@@ -130,7 +130,11 @@ class ComparisonResult:
             rates).
         rows (list of ReadoutRow): Per readout, in the order given.
         best (str): The readout with the best mean validation score
-            (:obj:`None` while no readout has a finite one).
+            (:obj:`None` while no readout has a finite one); a tie goes
+            to the lower mean validation loss, then to the first name in
+            alphabetical order (never to the order of :obj:`readouts`).
+        tied (list of str): The other readouts with the same mean
+            validation score as :obj:`best`.
         tests (list of PairedTest): Every other readout that finished a
             fold/seed against :obj:`best`.
         selected (dict): :obj:`(readout, unit)` -> the record chosen on
@@ -155,6 +159,7 @@ class ComparisonResult:
     missing: int = 0
     ranked_on: List[str] = field(default_factory=list)
     units: List[str] = field(default_factory=list)
+    tied: List[str] = field(default_factory=list)
 
     def row(self, readout: str) -> ReadoutRow:
         r"""The table row of :obj:`readout` (a name of :obj:`rows`, as
@@ -292,13 +297,17 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
 
     def standing(row: ReadoutRow) -> tuple:
         # (folds/seeds diverged, mean validation score in the direction
-        # of better = smaller) on the shared ones, else on its own.
+        # of better = smaller, mean validation loss, name) on the shared
+        # ones, else on its own: ties never follow the readouts' order.
         chosen = [selected[row.readout, u]
                   for u in shared or units if (row.readout, u) in selected]
-        vals = [r['val'] for r in chosen if not diverged(r)]
-        mean = _mean(vals)
-        return (len(chosen) - len(vals),
-                math.inf if not vals else -mean if higher else mean)
+        ok = [r for r in chosen if not diverged(r)]
+        mean = _mean([r['val'] for r in ok])
+        losses = [r.get('val_loss') for r in ok]
+        loss = _mean(losses) if all(map(finite, losses)) else math.inf
+        return (len(chosen) - len(ok),
+                math.inf if not ok else -mean if higher else mean,
+                loss if ok else math.inf, row.readout)
 
     # Readouts with no finite validation score there are not ranked.
     standings = {r.readout: standing(r) for r in ranked}
@@ -307,6 +316,8 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
     for i, row in enumerate(order):
         row.rank = float(i + 1)
     best = order[0].readout if order else None
+    tied = [r.readout for r in order[1:]
+            if standings[r.readout][:2] == standings[best][:2]]
     tests = [paired_test(selected, row.readout, best, units, higher)
              for row in ranked if best is not None and row.readout != best]
     return ComparisonResult(
@@ -314,7 +325,7 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
         protocol=protocol, config=dict(config), runs=list(records),
         rows=rows, best=best, tests=tests, selected=selected,
         missing=expected_runs - len(records), ranked_on=shared,
-        units=list(units))
+        units=list(units), tied=tied)
 
 
 def paired_test(selected: Dict[Any, Dict[str, Any]], readout: str,

@@ -49,13 +49,19 @@ def _read_errors() -> tuple:
 
 
 def read_csv(path: str) -> Any:
+    import warnings
+
     import pandas as pd
     try:
         # All as text; '', 'NA', 'nan', ... become NaN. Blank lines are
         # kept (and dropped by the caller) so that rows match the records
-        # of record_lines.
-        return pd.read_csv(path, dtype=str, skip_blank_lines=False,
-                           compression='infer')
+        # of scan_records. No index column: a trailing comma on every row
+        # would make the first column the index and shift the others;
+        # scan_records refuses rows whose extra fields hold anything.
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', pd.errors.ParserWarning)
+            return pd.read_csv(path, dtype=str, skip_blank_lines=False,
+                               compression='infer', index_col=False)
     except pd.errors.EmptyDataError:
         raise DatasetFormatError(f"'{path}' is empty (no header, no rows)") \
             from None
@@ -67,31 +73,64 @@ def read_csv(path: str) -> Any:
                                  f"({kind}: {e})") from None
 
 
-def record_lines(path: str, num_rows: int) -> Tensor:
+def scan_records(path: str, num_rows: int, used: Sequence[str]) -> Tensor:
     r"""Returns the physical line (1-based) on which each of the
     :obj:`num_rows` data records of a CSV that :func:`read_csv` read
     starts: a quoted cell may hold line breaks, so record :obj:`i` is on
     line :obj:`i + 2` only without them. The records are counted by the
     :mod:`csv` module over the same decompressed text; should it see
     another number of records than pandas (or fail), the lines are
-    numbered as if no cell held a line break."""
+    numbered as if no cell held a line break.
+
+    Raises:
+        DatasetFormatError: When a column of :obj:`used` is named twice
+            in the header (pandas would rename the second), or a record
+            has more fields than the header and the extra ones are not
+            empty (pandas would drop them).
+    """
     import csv
 
     from pandas.io.common import get_handle
     starts: list = []
+    header: list = []
+    extra = None  # (line, fields) of the first record with extra values.
     try:
         with get_handle(path, 'r', encoding='utf-8', compression='infer',
                         errors='strict') as handles:
             reader = csv.reader(handles.handle)
             end = 0  # The last line of the previous record.
-            for _ in reader:
+            for fields in reader:
+                if not starts:
+                    header = fields
+                elif extra is None and len(fields) > len(header) and any(
+                        f.strip() for f in fields[len(header):]):
+                    extra = (end + 1, len(fields))
                 starts.append(end + 1)
                 end = reader.line_num
     except (csv.Error, *_read_errors()):
         starts = []
+    if extra is not None:
+        raise DatasetFormatError(
+            f"'{path}': line {extra[0]} has {extra[1]} fields, the header "
+            f"{len(header)}: the extra values belong to no column")
+    for name in used:
+        at = [i + 1 for i, c in enumerate(header)
+              if c.lstrip('\ufeff') == name]
+        if len(at) > 1:
+            raise DatasetFormatError(
+                f"'{path}' names column '{name}' more than once (columns "
+                f"{', '.join(map(str, at))}): rename the others")
     if len(starts) != num_rows + 1:  # The header is a record too.
         return torch.arange(num_rows, dtype=torch.long) + 2
     return torch.tensor(starts[1:], dtype=torch.long)
+
+
+#: The cells pandas reads as missing by default, also with spaces around
+#: them (a target cell is stripped before it is read as a number).
+MISSING = frozenset({
+    '', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan',
+    '1.#IND', '1.#QNAN', '<NA>', 'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a',
+    'nan', 'null'})
 
 
 def target_values(path: str, frame: Any, targets: Sequence[str],
@@ -101,7 +140,7 @@ def target_values(path: str, frame: Any, targets: Sequence[str],
     columns = []
     for name in targets:
         text = frame[name].str.strip()
-        text = text.where(text != '')  # A blank cell is a missing value.
+        text = text.where(~text.isin(MISSING))  # ' NA ', '  ': missing.
         values = pd.to_numeric(text, errors='coerce').to_numpy(np.float64)
         # Targets are float32 tensors: a larger value would become inf.
         huge = np.abs(values) > np.finfo(np.float32).max

@@ -35,7 +35,7 @@ from sap_graph.experiments.data.molecule_csv import (
     infer_task_type,
     missing_column,
     read_csv,
-    record_lines,
+    scan_records,
     target_values,
 )
 from sap_graph.experiments.data.ogb import require_ogb
@@ -49,8 +49,9 @@ from sap_graph.experiments.files import atomic_write
 
 #: Bump when the cached contents change, or what is parsed from the same
 #: file (2: SMILES with inner whitespace are invalid; the lines of rows
-#: after a quoted line break).
-CACHE_FORMAT = 2
+#: after a quoted line break; 3: no index column, missing markers with
+#: spaces, extra values and duplicate column names refused).
+CACHE_FORMAT = 3
 NUM_ATOM_FEATURES = 9
 NUM_BOND_FEATURES = 3
 #: How many line numbers of skipped SMILES the notes name.
@@ -204,7 +205,7 @@ def _process(path: str, smiles_column: str, targets: Sequence[str]
     for target in targets:
         if target not in columns:
             raise missing_column(path, 'target', target, columns)
-    lines = record_lines(path, len(frame))
+    lines = scan_records(path, len(frame), [smiles_column, *targets])
     blank = frame.isna().all(axis=1).to_numpy()
     if blank.any():
         frame, lines = frame[~blank], lines[torch.from_numpy(~blank)]

@@ -45,6 +45,9 @@ def _opt(default: Any, help: str, **cli: Any) -> Any:
 
 _PER_KIND = ' (default: per dataset kind, see docs/training.md)'
 
+#: The validation share of each training fold of k-fold CV by default.
+VAL_RATIO = 0.1
+
 
 @dataclass
 class TrainConfig:
@@ -100,7 +103,7 @@ class TrainConfig:
     folds: Optional[int] = _opt(
         None, 'cross-validation folds (default: 10 TU, 5 synthetic; '
         'molecules from a CSV: a scaffold split per seed unless given)')
-    val_ratio: float = _opt(0.1, 'share of each training fold used for '
+    val_ratio: float = _opt(VAL_RATIO, 'share of each training fold used for '
                             'model selection')
     seeds: Optional[List[int]] = _opt(
         None, 'one run per seed on OGB and molecules' + _PER_KIND)
@@ -265,17 +268,24 @@ def validate_config(cfg: TrainConfig, kind: Optional[str] = None) -> None:
         check_data_options(cfg, named.name)
     protocol = KINDS[kind] if kind is not None else named
     if protocol is not None:
-        _check_seeds_used(cfg, protocol.protocol == 'kfold'
+        _check_protocol_options(cfg, protocol.protocol == 'kfold'
                           or cfg.folds is not None)
     resolve_device(cfg.device)
 
 
-def _check_seeds_used(cfg: TrainConfig, kfold: bool) -> None:
+def _check_protocol_options(cfg: TrainConfig, kfold: bool) -> None:
+    # The options one protocol reads and the other would ignore.
     if kfold and cfg.seeds and list(cfg.seeds) != [cfg.seed]:
         raise ConfigError('seeds', f"seeds {list(cfg.seeds)} would be "
                           f"ignored: k-fold cross-validation draws its "
                           f"folds and models from 'seed' (seeds are for "
                           f"scaffold and official splits)")
+    if not kfold and cfg.val_ratio != VAL_RATIO:
+        raise ConfigError('val_ratio', f"val_ratio={cfg.val_ratio!r} would "
+                          f"be ignored: it is the validation share of each "
+                          f"training fold of k-fold cross-validation, and "
+                          f"scaffold and official splits have fixed "
+                          f"validation parts (pass folds for k-fold)")
 
 
 #: The options of loading data: their defaults, the dataset kinds that
@@ -317,7 +327,7 @@ def resolve_config(cfg: TrainConfig, kind: str) -> TrainConfig:
     from sap_graph.experiments.data.kinds import KINDS
     cfg = copy.deepcopy(cfg)
     kfold = KINDS[kind].protocol == 'kfold' or cfg.folds is not None
-    _check_seeds_used(cfg, kfold)
+    _check_protocol_options(cfg, kfold)
     for key, value in KINDS[kind].defaults.items():
         if getattr(cfg, key, None) is None:
             setattr(cfg, key, copy.deepcopy(value))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os.path as osp
 import time
 from dataclasses import asdict
 from typing import (
@@ -84,13 +85,25 @@ def check_outputs(cfg: TrainConfig) -> None:
 
     Raises:
         OutputError: For the first one that cannot.
+        ConfigError: When two of them, or one and the dataset's CSV file,
+            are the same file (one would silently replace the other).
     """
+    what = {'dataset': 'dataset', 'out': 'result file',
+            'checkpoint': 'checkpoint', 'state': 'training state'}
+    taken: Dict[str, str] = {}
+    if isinstance(cfg.dataset, str) and osp.isfile(cfg.dataset):
+        taken[osp.realpath(cfg.dataset)] = 'dataset'
     for name in ('out', 'checkpoint', 'state'):
         path = getattr(cfg, name)
         if path:
-            what = {'out': 'result file', 'checkpoint': 'checkpoint',
-                    'state': 'training state'}[name]
-            check_writable(path, what)
+            check_writable(path, what[name])
+            other = taken.setdefault(osp.realpath(path), name)
+            if other != name:
+                raise ConfigError(
+                    name if other == 'dataset' else other,
+                    f"'{path}' is both the {what[other]} and the "
+                    f"{what[name]} ('{other}' and '{name}'): each output "
+                    f"needs a file of its own")
 
 
 def _write_outputs(cfg: TrainConfig, task: GraphTask, result: Dict[str, Any],

@@ -23,6 +23,7 @@ from torch_geometric.data import Data
 
 from sap_graph.experiments.data import GraphTask
 from sap_graph.experiments.data.kinds import kind_of, protocol_of
+from sap_graph.experiments.errors import ConfigError
 from sap_graph.experiments.train.config import TrainConfig, seed_everything
 from sap_graph.experiments.train.loop import _eval_loader, evaluate, fit
 from sap_graph.ops.dispatch import recording_paths
@@ -78,6 +79,11 @@ def _with_val(folds: Any, y: Optional[np.ndarray], val_ratio: float,
               seed: int) -> List[Dict[str, Tensor]]:
     out = []
     for fold, (train_val, test) in enumerate(folds):
+        n = len(train_val)  # sklearn keeps floor((1 - share) * n).
+        if math.floor((1 - val_ratio) * n) < 1:
+            raise ConfigError('val_ratio', f"a validation share of "
+                              f"{val_ratio:g} of a training fold of {n} "
+                              f"graphs leaves no training graph")
         try:
             train, val = train_test_split(
                 train_val, test_size=val_ratio, random_state=seed + fold,
@@ -225,17 +231,20 @@ class _Unscaled:
         self.evaluator, self.mean, self.std = evaluator, mean, std
 
     def eval(self, inputs: Dict[str, Any]) -> Dict[str, float]:
-        mean, std = self.mean.numpy(), self.std.numpy()
+        # In float64: targets near float32's bound overflow when scaled
+        # back in float32.
+        mean, std = self.mean.double().numpy(), self.std.double().numpy()
         return self.evaluator.eval({
-            'y_true': inputs['y_true'] * std + mean,
-            'y_pred': inputs['y_pred'] * std + mean})
+            key: np.asarray(inputs[key], dtype=np.float64) * std + mean
+            for key in ('y_true', 'y_pred')})
 
 
 def _scaled(data: List[Data], mean: Tensor, std: Tensor) -> List[Data]:
     out = []
     for d in data:
         d = d.clone()
-        d.y = (d.y.view(1, -1).to(mean.dtype) - mean) / std
+        d.y = ((d.y.view(1, -1).double() - mean.double())
+               / std.double()).to(mean.dtype)
         out.append(d)
     return out
 
