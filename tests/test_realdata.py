@@ -181,3 +181,23 @@ def test_enzymes_node_attributes():
         load_tu('MUTAG', use_node_attr=True)
     with pytest.raises(ValueError, match='for TU datasets'):
         load_dataset('synthetic', use_node_attr=True)
+
+
+def test_moleculenet_csvs_read_with_the_benchmarks_columns():
+    """Every MoleculeNet CSV of the benchmark reads with its SMILES and
+    target columns (QM8 names its PBE0 block twice with the same values:
+    one column each), one line per record, at the pandas level (no
+    RDKit)."""
+    from benchmarks.molecules import SETS, targets_of
+    from sap_graph.experiments.data.molecule_csv import (
+        read_csv,
+        scan_records,
+    )
+    folder = data_root('moleculenet')
+    for name, spec in SETS.items():
+        path = osp.join(folder, spec.path)
+        frame = read_csv(path)
+        lines = scan_records(path, frame,
+                             ['smiles', *targets_of(spec, path)])
+        assert len(lines) == len(frame) > 600, name
+        assert bool((lines[1:] > lines[:-1]).all()), name

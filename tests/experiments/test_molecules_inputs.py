@@ -50,9 +50,11 @@ BAD_INPUTS = [
     ('smiles,t\nCC,1,\nCCO,0,5\nCCN,1,\n', 'smiles', ['t'],
      DatasetFormatError, "line 3 has 3 fields, the header 2: the extra "
      "values belong to no column"),
-    # A used column named twice (pandas would rename the second 't.1').
+    # A used column named twice with other values (pandas would rename
+    # the second 't.1'); identical copies are one column (QM8's PBE0).
     ('smiles,t,t\nCC,1,0\nCCO,0,1\n', 'smiles', ['t'], DatasetFormatError,
-     r"names column 't' more than once \(columns 2, 3\)"),
+     r"names column 't' more than once \(columns 2, 3\) with other "
+     "values"),
     ('\ufeffsmiles,t,smiles\nCC,1,C\nCCO,0,C\n', 'smiles', ['t'],
      DatasetFormatError, r"names column 'smiles' more than once"),
 ]
@@ -68,6 +70,17 @@ def test_missing_markers_with_spaces_are_missing(tmp_path, missing):
                              cache=str(tmp_path / 'c'))
     y = [float(v) for v in task.dataset._data.y.view(-1)]
     assert y[0] == 1.5 and y[2] == 2.5 and y[1] != y[1]  # NaN: masked.
+
+
+def test_identical_copies_of_a_column_are_one_column(tmp_path):
+    """QM8 names its PBE0 block twice with the same values."""
+    path = write(str(tmp_path / 'q.csv'),
+                 'smiles,t,u,t\nCC,1.5,0,1.5\nCCO,,1,\nCCN,2.5,2,2.5\n')
+    task = load_molecule_csv(path, 'smiles', ['t', 'u'],
+                             cache=str(tmp_path / 'c'))
+    y = task.dataset._data.y.view(3, 2)
+    assert y[:, 1].tolist() == [0, 1, 2] and y[0, 0] == 1.5
+    assert y[1, 0] != y[1, 0]
 
 
 def test_trailing_comma_on_every_row_reads_the_columns(tmp_path):

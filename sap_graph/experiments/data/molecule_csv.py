@@ -73,20 +73,21 @@ def read_csv(path: str) -> Any:
                                  f"({kind}: {e})") from None
 
 
-def scan_records(path: str, num_rows: int, used: Sequence[str]) -> Tensor:
-    r"""Returns the physical line (1-based) on which each of the
-    :obj:`num_rows` data records of a CSV that :func:`read_csv` read
-    starts: a quoted cell may hold line breaks, so record :obj:`i` is on
-    line :obj:`i + 2` only without them. The records are counted by the
+def scan_records(path: str, frame: Any, used: Sequence[str]) -> Tensor:
+    r"""Returns the physical line (1-based) on which each data record of
+    a CSV that :func:`read_csv` read as :obj:`frame` starts: a quoted cell
+    may hold line breaks, so record :obj:`i` is on line :obj:`i + 2` only
+    without them. The records are counted by the
     :mod:`csv` module over the same decompressed text; should it see
     another number of records than pandas (or fail), the lines are
     numbered as if no cell held a line break.
 
     Raises:
         DatasetFormatError: When a column of :obj:`used` is named twice
-            in the header (pandas would rename the second), or a record
-            has more fields than the header and the extra ones are not
-            empty (pandas would drop them).
+            in the header with other values in each (pandas would rename
+            the second :obj:`NAME.1`; QM8's identical PBE0 blocks are one
+            column), or a record has more fields than the header and the
+            extra ones are not empty (pandas would drop them).
     """
     import csv
 
@@ -116,10 +117,15 @@ def scan_records(path: str, num_rows: int, used: Sequence[str]) -> Tensor:
     for name in used:
         at = [i + 1 for i, c in enumerate(header)
               if c.lstrip('\ufeff') == name]
-        if len(at) > 1:
+        copies = [f'{name}.{k}' for k in range(1, len(at))]
+        if len(at) > 1 and not all(
+                c in frame.columns and frame[c].equals(frame[name])
+                for c in copies):
             raise DatasetFormatError(
                 f"'{path}' names column '{name}' more than once (columns "
-                f"{', '.join(map(str, at))}): rename the others")
+                f"{', '.join(map(str, at))}) with other values in each: "
+                f"rename the others")
+    num_rows = len(frame)
     if len(starts) != num_rows + 1:  # The header is a record too.
         return torch.arange(num_rows, dtype=torch.long) + 2
     return torch.tensor(starts[1:], dtype=torch.long)

@@ -205,7 +205,7 @@ def _process(path: str, smiles_column: str, targets: Sequence[str]
     for target in targets:
         if target not in columns:
             raise missing_column(path, 'target', target, columns)
-    lines = scan_records(path, len(frame), [smiles_column, *targets])
+    lines = scan_records(path, frame, [smiles_column, *targets])
     blank = frame.isna().all(axis=1).to_numpy()
     if blank.any():
         frame, lines = frame[~blank], lines[torch.from_numpy(~blank)]
