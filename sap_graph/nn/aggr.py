@@ -11,19 +11,14 @@ from torch_geometric.nn.aggr import Aggregation
 from torch_geometric.nn.dense.linear import Linear
 
 from sap_graph.nn.checks import (
-    assert_agree,
-    check_batch,
     check_call,
-    check_dtype,
-    check_inputs,
-    check_mask,
+    check_call_inputs,
     check_options,
     check_removed,
-    node_dimension,
 )
 from sap_graph.nn.conv_width import check_conv_width
 from sap_graph.ops.dispatch import pool
-from sap_graph.ops.layout import Core, capturing, readable
+from sap_graph.ops.layout import Core, capturing
 
 
 class SAPAggregation(Aggregation):
@@ -284,12 +279,14 @@ class SAPAggregation(Aggregation):
         if dim_size is None:  # Called as forward(): the call sets it.
             return self(x, index, ptr, None, dim, mask=mask, lengths=lengths,
                         return_attention_weights=return_attention_weights)
-        moved = node_dimension(x, dim)
-        if moved is not None:  # Nodes first: the other dimensions lead.
-            check_mask(mask, x)
-            x, dim = x.movedim(moved, -2), -2
-            mask = None if mask is None else mask.movedim(moved, -1)
-        mask = self._check(x, index, ptr, dim_size, dim, mask, lengths)
+        x, mask, moved = check_call_inputs(
+            x, self.in_channels, self.lin_value.weight.dtype, index, ptr,
+            dim_size, dim, mask, lengths)
+        if not capturing() and not self._width_warned and (
+                self.output_channels != self.in_channels):
+            # Every eager call until it warns: the same layer may be
+            # called outside a convolution first and inside one later.
+            self._width_warned = check_conv_width(self)
         core = pool(x, self.score_weight(), index, ptr, dim_size, mask,
                     lengths, dropout=self.dropout if self.training else 0.0,
                     gate=None if self.lin_gate is None else self._gate,
@@ -302,32 +299,6 @@ class SAPAggregation(Aggregation):
         if return_attention_weights:
             return out, alpha
         return out
-
-    def _check(self, x: Tensor, index: Optional[Tensor],
-               ptr: Optional[Tensor], dim_size: int, dim: int,
-               mask: Optional[Tensor], lengths: Optional[Tensor]
-               ) -> Optional[Tensor]:
-        # Shapes always; values, dtype and the conv width in eager mode
-        # (reading values back would break a compiled graph), the batch
-        # vectors and dtype also under torch.func transforms that leave
-        # them plain; compiled, that index and ptr agree. Returns the node
-        # mask (built from `lengths` when given).
-        mask = check_inputs(x, self.in_channels, dim, index, mask, lengths,
-                            ptr)
-        if not capturing():
-            check_batch(index, ptr, x.size(-2), dim_size)
-            check_dtype(x, self.lin_value.weight.dtype)
-            if self.output_channels != self.in_channels and not (
-                    self._width_warned):
-                # Every eager call until it warns: the same layer may be
-                # called outside a convolution first and inside one later.
-                self._width_warned = check_conv_width(self)
-        elif readable(index, ptr):  # A torch.func transform of x alone.
-            check_batch(index, ptr, x.size(-2), dim_size)
-            check_dtype(x, self.lin_value.weight.dtype)
-        elif torch.compiler.is_compiling():  # An assertion in the graph.
-            assert_agree(index, ptr, x.size(-2))
-        return mask
 
     def _gate(self, x: Tensor) -> Tensor:
         return torch.sigmoid(self.lin_gate(x))

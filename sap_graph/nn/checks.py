@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import sys
 from numbers import Integral, Real
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch_geometric import is_debug_enabled
 
-from sap_graph.ops.layout import capturing, index_from_ptr
-from sap_graph.ops.padded import lengths_to_mask
+from sap_graph.ops.layout import capturing, readable
 
 
 def _head(values: Tensor, count: int = 8) -> str:
@@ -38,6 +37,13 @@ def reads_values(device: torch.device) -> bool:
     return device.type == 'cpu' or is_debug_enabled()
 
 
+def _batch_of(ptr: Tensor, num_nodes: int) -> Tensor:
+    # The sorted batch vector of a CSR pointer.
+    return torch.repeat_interleave(
+        torch.arange(ptr.numel() - 1, device=ptr.device), ptr.diff(),
+        output_size=num_nodes)
+
+
 def assert_agree(index: Optional[Tensor], ptr: Optional[Tensor],
                  num_nodes: int) -> None:
     r"""Asserts, without reading a value back (no device sync, no graph
@@ -49,7 +55,7 @@ def assert_agree(index: Optional[Tensor], ptr: Optional[Tensor],
     next synchronisation. A trace of :func:`torch.jit.trace` drops it."""
     if index is None or ptr is None:
         return
-    expected = index_from_ptr(ptr.to(torch.long), num_nodes)
+    expected = _batch_of(ptr.to(torch.long), num_nodes)
     torch._assert_async((index.to(torch.long) == expected).all(), DISAGREE)
 
 
@@ -98,7 +104,7 @@ def check_batch(index: Optional[Tensor], ptr: Optional[Tensor],
     if index is not None and ptr is not None:
         # Both given: they must describe the same batch (the fused
         # kernels follow 'ptr', the other paths mostly 'index').
-        expected = index_from_ptr(ptr, index.numel())
+        expected = _batch_of(ptr, index.numel())
         wrong = (index != expected).nonzero()
         if wrong.numel() > 0:
             node = int(wrong[0])
@@ -167,11 +173,10 @@ def check_call(x: object, index: object, ptr: object, dim: object,
 def check_inputs(x: Tensor, in_channels: int, dim: int,
                  index: Optional[Tensor], mask: Optional[Tensor],
                  lengths: Optional[Tensor], ptr: Optional[Tensor] = None
-                 ) -> Optional[Tensor]:
+                 ) -> None:
     r"""Checks the shapes and dtypes of a call of
     :class:`~sap_graph.SAPAggregation` (or :func:`~sap_graph.sap_pool`)
-    and returns the node mask (built from :obj:`lengths` when those are
-    given)."""
+    with its nodes at :obj:`dim` (the second-to-last)."""
     if x.dim() < 2 or not -x.dim() <= dim < x.dim() or (
             dim % x.dim() != x.dim() - 2):
         raise ValueError(f"'SAPAggregation' pools over a node dimension "
@@ -213,10 +218,36 @@ def check_inputs(x: Tensor, in_channels: int, dim: int,
             raise ValueError(f"Expected 'lengths' in [0, {num_nodes}] "
                              f"(got values in [{int(lengths.min())}, "
                              f"{int(lengths.max())}])")
-        # On the batch's device: lengths may stay on the CPU (checked
-        # there without a sync), the mask is used beside x.
-        mask = lengths_to_mask(lengths.to(x.device), num_nodes)
-    return mask
+    # A mask is built from lengths on the batch's device by the dispatch
+    # (lengths may stay on the CPU, checked there without a sync).
+
+
+def check_call_inputs(x: Tensor, in_channels: int, dtype: torch.dtype,
+                      index: Optional[Tensor], ptr: Optional[Tensor],
+                      dim_size: int, dim: int, mask: Optional[Tensor],
+                      lengths: Optional[Tensor]
+                      ) -> Tuple[Tensor, Optional[Tensor], Optional[int]]:
+    r"""Checks one call of :class:`~sap_graph.SAPAggregation` (parameters
+    of :obj:`dtype`) and returns :obj:`(x, mask, moved)`: the features and
+    mask with the nodes moved to the second-to-last dimension, and where
+    they were (:obj:`None` when they were there).
+
+    Shapes always; values and dtype in eager mode (reading values back
+    would break a compiled graph), the batch vectors and dtype also under
+    :mod:`torch.func` transforms that leave them plain; compiled, that
+    :obj:`index` and :obj:`ptr` agree (an assertion in the graph)."""
+    moved = node_dimension(x, dim)
+    if moved is not None:  # Nodes first: the other dimensions lead.
+        check_mask(mask, x)
+        x, dim = x.movedim(moved, -2), -2
+        mask = None if mask is None else mask.movedim(moved, -1)
+    check_inputs(x, in_channels, dim, index, mask, lengths, ptr)
+    if not capturing() or readable(index, ptr):
+        check_batch(index, ptr, x.size(-2), dim_size)
+        check_dtype(x, dtype)
+    elif torch.compiler.is_compiling():
+        assert_agree(index, ptr, x.size(-2))
+    return x, mask, moved
 
 
 def _is_int(value) -> bool:

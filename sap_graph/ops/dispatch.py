@@ -240,8 +240,9 @@ def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
             batch (one set per row; masked positions are zero-filled
             first, so that whatever they hold reaches no output and no
             gradient).
-        lengths (torch.Tensor, optional): The lengths behind :obj:`mask`
-            (the kept leading positions), when the caller has them.
+        lengths (torch.Tensor, optional): The kept leading positions of
+            each row of a padded batch, alone (the mask is built from
+            them) or beside the :obj:`mask` they make.
             :obj:`mask` and :obj:`lengths` may be on the CPU for a GPU
             batch (as :func:`~torch.nn.utils.rnn.pack_padded_sequence`
             wants lengths): they are copied to :obj:`x`'s device.
@@ -256,6 +257,8 @@ def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
         mask = mask.to(x.device)
     if lengths is not None:
         lengths = lengths.to(x.device)
+        if mask is None:
+            mask = lengths_to_mask(lengths, x.size(-2))
     plan = _plan(x, score_weight, index, ptr, dim_size, mask, lengths,
                  dropout, gate, gate is not None)
     if not capturing():
