@@ -107,6 +107,38 @@ def test_fusion_head_masks_missing_modality(fusion):
         assert alpha is None
 
 
+@pytest.mark.parametrize('fusion', ['sap', 'concat', 'mean'])
+@pytest.mark.parametrize('bad', [math.nan, math.inf])
+def test_a_missing_modality_holding_nan_takes_no_part(fusion, bad):
+    """NaN or inf in a missing modality's embedding reached the concat and
+    mean fusions' outputs (0 * nan) and every fusion's adapter gradients
+    (the adapter ran before the mask): now the same outputs as with
+    zeros there, and finite gradients."""
+    torch.manual_seed(2)
+    head = FusionHead(fusion, [4, 6, 5], 8).eval()
+    emb = [torch.randn(3, c) for c in (4, 6, 5)]
+    present = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 1, 0]],
+                           dtype=torch.bool)
+    clean = [e.masked_fill(~present[:, m, None], 0.0)
+             for m, e in enumerate(emb)]
+    dirty = [e.masked_fill(~present[:, m, None], bad)
+             for m, e in enumerate(emb)]
+    out = head(dirty, present)
+    torch.testing.assert_close(out, head(clean, present), rtol=0, atol=0)
+    out.sum().backward()
+    for name, p in head.named_parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all(), name
+
+
+def test_cls_readout_takes_the_first_kept_token():
+    """Left padding gave zeros (the token at position 0 is padding)."""
+    h = torch.randn(3, 4, 5)
+    mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 0], [0, 0, 0, 0]],
+                        dtype=torch.bool)
+    expected = torch.stack([h[0, 2], h[1, 0], torch.zeros(5)])
+    assert torch.equal(TokenReadout('cls', 5)(h, mask), expected)
+
+
 @pytest.mark.parametrize('fusion,heads', [('sap', 1), ('sap', 2),
                                           ('concat', 1), ('mean', 1)])
 def test_fusion_head_of_no_molecules(fusion, heads):

@@ -197,17 +197,22 @@ class FusionHead(torch.nn.Module):
         and the boolean :obj:`present` :obj:`[B, M]`
         (:func:`~.models.check_mask`).
         """
-        tokens = self.tokens(emb)
-        check_mask(present, tokens.shape[:2], 'present')
+        check_mask(present, (emb[0].size(0) if len(emb) else 0, len(emb)),
+                   'present')
+        # A missing modality's embedding takes no part, whatever it holds
+        # (NaN, inf): zeroed before its adapter, its token then dropped.
+        tokens = self.tokens([e.masked_fill(~present[:, m, None], 0.0)
+                              for m, e in enumerate(emb)])
         if self.sap is not None:
             out, alpha = self.sap(tokens, mask=present,
                                   return_attention_weights=True)
             return out.squeeze(-2), alpha.mean(-1)
-        keep = present.unsqueeze(-1).to(tokens.dtype)
+        keep = present.unsqueeze(-1)
+        kept = tokens.masked_fill(~keep, 0.0)
         if self.fusion == 'concat':
-            return (tokens * keep).flatten(1), None
-        total = keep.sum(1).clamp_min(1.0)
-        return (tokens * keep).sum(1) / total, None
+            return kept.flatten(1), None
+        total = keep.sum(1).clamp_min(1).to(tokens.dtype)
+        return kept.sum(1) / total, None
 
     def forward(self, emb: Sequence[Tensor], present: Tensor) -> Tensor:
         return self.classifier(self.fuse(emb, present)[0]).squeeze(-1)

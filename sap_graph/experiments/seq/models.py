@@ -55,7 +55,7 @@ class TokenReadout(torch.nn.Module):
 
     Args:
         kind (str): :obj:`'sap'`, :obj:`'mean'`, :obj:`'max'` or
-            :obj:`'cls'`.
+            :obj:`'cls'` (the first kept token).
         channels (int): Token width, and the width of the output.
         heads (int, optional): SAP heads, concatenated, each of width
             :obj:`channels // heads`: :obj:`heads` must divide
@@ -87,12 +87,16 @@ class TokenReadout(torch.nn.Module):
                                   return_attention_weights=True)
             out = out.squeeze(-2)
         elif self.kind == 'cls':
-            # The first token, or zeros for an empty sequence (as the other
-            # readouts give), also when the batch holds no tokens (L = 0).
+            # The first kept token (left or right padding alike), or
+            # zeros for an empty sequence (as the other readouts give),
+            # also when the batch holds no tokens (L = 0).
             if h.size(1) == 0:
                 out = h.new_zeros(h.size(0), h.size(2))
             else:
-                out = torch.where(mask[:, :1], h[:, 0], h.new_zeros(()))
+                first = mask.to(torch.int32).argmax(1)
+                out = h[torch.arange(h.size(0), device=h.device), first]
+                out = torch.where(mask.any(1, keepdim=True), out,
+                                  h.new_zeros(()))
         else:
             out = masked_reduce(h, mask, self.kind)
         return (out, alpha) if return_attention_weights else out
