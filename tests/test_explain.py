@@ -233,6 +233,36 @@ def test_cli_explain_errors(checkpoint, tmp_path, capsys):
     assert not osp.exists(out)
 
 
+@pytest.mark.parametrize('out,stats,message', [
+    ('g.png', '/proc/s.png', "image '/proc/s.png' is not writable"),
+    ('/proc/a.png', None, "image '/proc/a.png' is not writable"),
+    ('file/child.png', None, "is not a folder"),
+    ('g.png', 's.txt', "--stats: 's.txt' names no image format"),
+    ('g.txt', None, "--out: 'g.txt' names no image format"),
+    ('noext', None, "--out: 'noext' names no image format"),
+    ('g.png', '', "--stats: '' names no image format"),
+    ('same.png', 'same.png', "--stats: 'same.png' is also the out image"),
+])
+def test_cli_explain_refuses_bad_images_before_loading(
+        checkpoint, tmp_path, capsys, monkeypatch, out, stats, message):
+    """A bad --out or --stats was a traceback (exit 1) after the other
+    image was written, or silently wrote another file ('noext.png', the
+    stats over the graph): one line, exit 2, nothing loaded or written."""
+    import sap_graph.experiments.explain.report as report
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError('loaded before the images were checked')
+
+    monkeypatch.setattr(report, '_load', no_loading)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'file').write_text('')
+    argv = ['explain', '--checkpoint', checkpoint, '--out', out]
+    assert main(argv + ([] if stats is None else ['--stats', stats])) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ') and message in err and '\n' not in err
+    assert sorted(os.listdir(tmp_path)) == ['file']
+
+
 def test_cli_explain_without_matplotlib_names_the_plot_extra(
         checkpoint, tmp_path):
     # The [train] install has no matplotlib: hide it from a fresh

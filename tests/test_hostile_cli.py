@@ -188,6 +188,24 @@ def test_a_live_state_file_has_one_writer(tmp_path, capsys, tiny):
     assert main(['train', *TOY, '--state', state, '--resume']) == 0
 
 
+def test_a_symlink_to_a_live_state_file_is_the_same_file(tmp_path, capsys,
+                                                        tiny):
+    """A symlink to a live run's state was locked apart (both ran); now
+    it is refused, and a resume through it keeps the link."""
+    from sap_graph.experiments.files import release, try_lock
+    state, link = tmp_path / 's.pt', tmp_path / 'link.pt'
+    assert main(['train', *TOY, '--state', str(state)]) == 0
+    link.symlink_to(state)
+    fd = try_lock(str(state) + '.lock', 'the live run')
+    try:
+        assert main(['train', *TOY, '--state', str(link), '--resume']) == 2
+        assert 'in use by another running process' in one_error_line(capsys)
+    finally:
+        release(fd)
+    assert main(['train', *TOY, '--state', str(link), '--resume']) == 0
+    assert link.is_symlink() and state.exists()
+
+
 @pytest.mark.parametrize('mask,mode', [(0o022, 0o644), (0o077, 0o600)])
 def test_output_files_follow_the_umask(tmp_path, monkeypatch, mask, mode,
                                        tiny):

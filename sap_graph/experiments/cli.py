@@ -249,7 +249,7 @@ def _run_explain(args: argparse.Namespace) -> int:
             args.checkpoint, args.out, index=args.index,
             dataset=args.dataset, root=args.root, stats_out=args.stats,
             smiles_column=args.smiles_column, targets=args.targets)
-    except (*USER_ERRORS, ValueError) as e:
+    except (*USER_ERRORS, ValueError, OSError) as e:
         if os.environ.get('SAP_GRAPH_DEBUG'):
             raise
         return _error(e)

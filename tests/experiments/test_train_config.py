@@ -38,3 +38,20 @@ def test_bad_numpy_values_are_refused_in_the_fields_terms(field, value,
                                                           message):
     with pytest.raises(ConfigError, match=message):
         validate_config(TrainConfig(**{field: value}))
+
+
+def test_numpy_values_inside_readout_kwargs_and_arrays_become_plain():
+    """A NumPy value in readout_kwargs trained to the end, then failed to
+    write the JSON and left a checkpoint and a state that could not be
+    loaded; seeds=np.array([0]) was 'empty'."""
+    cfg = TrainConfig(dataset='ogbg-molhiv', seeds=np.array([0, 2]),
+                      readout_kwargs={'heads': np.int64(2),
+                                      'temperature': np.float32(0.5),
+                                      'concat': np.bool_(True)})
+    validate_config(cfg)
+    assert cfg.seeds == [0, 2]
+    assert cfg.readout_kwargs == {'heads': 2, 'temperature': 0.5,
+                                  'concat': True}
+    assert [type(v) for v in cfg.readout_kwargs.values()] == [int, float,
+                                                              bool]
+    json.dumps(asdict(cfg))

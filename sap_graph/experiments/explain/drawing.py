@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import os.path as osp
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -125,6 +125,40 @@ def require_matplotlib() -> None:
             "drawing needs matplotlib, which the 'plot' extra installs: "
             "pip install 'sap-graph[plot]' (or pip install matplotlib)"
         ) from e
+
+
+def check_image_outputs(outputs: Dict[str, Optional[str]]) -> None:
+    r"""Checks, before anything is loaded or drawn, each image file of
+    :obj:`outputs` (option name -> path, :obj:`None` when not asked for):
+    its extension names a format matplotlib writes (without one it would
+    add :obj:`.png` to the name), it can be written, and no two options
+    name one file (the second figure would replace the first).
+
+    Raises:
+        ConfigError: For a path without a known image format, or two
+            options naming one file.
+        OutputError: For a file that cannot be written.
+    """
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from sap_graph.experiments.errors import ConfigError
+    from sap_graph.experiments.files import check_writable
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    seen: Dict[str, str] = {}
+    for name, path in outputs.items():
+        if path is None:
+            continue
+        extension = osp.splitext(str(path))[1][1:].lower()
+        if extension not in formats:
+            raise ConfigError(name, f"'{path}' names no image format by its "
+                              f"extension: end it in one of "
+                              f"{', '.join('.' + f for f in sorted(formats))}")
+        check_writable(path, 'image')
+        other = seen.setdefault(osp.realpath(path), name)
+        if other != name:
+            raise ConfigError(name, f"'{path}' is also the {other} image: "
+                              f"each figure needs a file of its own")
 
 
 def _figure(width: float, height: float) -> Any:

@@ -13,8 +13,8 @@ from torch_geometric.data import Batch
 
 from sap_graph.experiments.errors import ConfigError
 from sap_graph.experiments.explain.drawing import (
+    check_image_outputs,
     draw_attention,
-    require_matplotlib,
 )
 from sap_graph.experiments.explain.statistics import (
     draw_attention_statistics,
@@ -277,7 +277,8 @@ def explain_checkpoint(
         (see :func:`~sap_graph.experiments.explain.targets.graph_outcomes`;
         regression predictions in the units of the data).
     """
-    require_matplotlib()  # Before the model and the data are loaded.
+    # Before the model and the data are loaded.
+    check_image_outputs({'out': out, 'stats': stats_out})
     loaded = _load(checkpoint, dataset, root, smiles_column, targets)
     model, task = loaded.model, loaded.task
     size = len(task.dataset)
@@ -322,7 +323,7 @@ def explain_checkpoint(
         confidence=first['confidence'], targets=outcomes,
         target_scale=loaded.scale_from,
         entropy=head_entropy(alpha).tolist(), top=top, out=out)
-    if stats_out:
+    if stats_out is not None:
         stats = attention_statistics(model, task.dataset,
                                      task_type=task.task_type)
         types = {k.upper(): v for k, v in TU_ATOM_SYMBOLS.items()}.get(key)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import (
     Any,
@@ -139,19 +138,20 @@ class TrainConfig:
         # the Python numbers that the checks, the JSON and the cache keys
         # take.
         for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if isinstance(value, list):
-                setattr(self, name, [_plain(v) for v in value])
-            else:
-                setattr(self, name, _plain(value))
+            setattr(self, name, _plain(getattr(self, name)))
 
 
 def _plain(value: Any) -> Any:
-    r"""A NumPy integer or float scalar as a Python number; anything else
-    unchanged."""
-    if (isinstance(value, numbers.Real) and hasattr(value, 'item')
-            and not isinstance(value, (bool, int, float))):
-        return value.item()
+    r"""NumPy scalars and arrays as Python numbers, booleans and lists,
+    also inside dicts and lists (:obj:`readout_kwargs`): they reach the
+    result JSON, the checkpoint and the training state, which hold plain
+    Python values only; anything else unchanged."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if type(value).__module__ == 'numpy' and hasattr(value, 'tolist'):
+        return value.tolist()
     return value
 
 

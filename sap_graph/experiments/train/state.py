@@ -98,8 +98,9 @@ class TrainState:
         check_resume(cfg)
         if not self.path:
             return
-        if distributed.is_main():  # One live writer per state file.
-            self._lock = try_lock(self.path + '.lock',
+        if distributed.is_main():  # One live writer per state file,
+            # whatever its spelling (a symlink to it is the same file).
+            self._lock = try_lock(osp.realpath(self.path) + '.lock',
                                   f"training state '{self.path}'")
         if not osp.exists(self.path):
             return
@@ -215,7 +216,9 @@ class TrainState:
                 state written last is kept whole.
         """
         if self.path and distributed.is_main():
-            atomic_save(self.data, self.path, 'training state')
+            # Through a symlink to the file it names (kept a link).
+            atomic_save(self.data, osp.realpath(self.path),
+                        'training state')
 
     def close(self) -> None:
         r"""Releases the lock on the state file."""
