@@ -122,7 +122,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     :obj:`--threads` below 1, a :obj:`--seed` outside
     :math:`[0, 2^{31})`) exits with one :obj:`error: --flag: ...` line,
     status 2."""
-    parser = ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--epochs', type=int, default=30,
                         help='training epochs (default: 30)')
     parser.add_argument('--seed', type=int, default=0,

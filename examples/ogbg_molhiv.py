@@ -14,6 +14,7 @@ import statistics
 
 from sap_graph.experiments.cli import USER_ERRORS
 from sap_graph.experiments.data import load_configured
+from sap_graph.experiments.errors import ConfigError
 from sap_graph.experiments.flags import (
     ArgumentParser,
     add_config_arguments,
@@ -32,25 +33,29 @@ FLAGS = ('dataset', 'root', 'heads', 'hidden_channels', 'num_layers',
 
 
 def main() -> None:
-    parser = ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--readout', default='sap',
                         help='readout name (default: sap)')
     add_config_arguments(parser, only=FLAGS)
     parser.set_defaults(dataset='ogbg-molhiv')
     args = parser.parse_args()
 
-    cfg = config_from_args(args, readout=args.readout)
     try:
+        cfg = config_from_args(args, readout=args.readout)
         validate_config(cfg)  # Before the data is read.
+        if not cfg.dataset.startswith('ogbg-'):
+            raise ConfigError('dataset', f"this example trains on the "
+                              f"official split of an ogbg-mol* dataset "
+                              f"(got {cfg.dataset!r}; sap-graph train takes "
+                              f"the others)")
         task = load_configured(cfg)
+        sizes = {k: len(v) for k, v in task.split_idx.items()}
+        print(f'{task.name}: {len(task.dataset)} graphs, split {sizes}, '
+              f'metric {task.metric}')
+        cfg = resolve_config(cfg, task.kind)
+        result = holdout(task, cfg)
     except (*USER_ERRORS, ValueError) as e:  # A bad flag, a missing --root.
         refuse(parser, e)
-    sizes = {k: len(v) for k, v in task.split_idx.items()}
-    print(f'{task.name}: {len(task.dataset)} graphs, split {sizes}, '
-          f'metric {task.metric}')
-
-    cfg = resolve_config(cfg, task.kind)
-    result = holdout(task, cfg)
 
     print(f"Test {task.metric}: {result['test_mean']:.4f} ± "
           f"{result['test_std']:.4f} ({len(cfg.seeds)} "

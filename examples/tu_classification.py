@@ -30,25 +30,25 @@ FLAGS = ('dataset', 'root', 'heads', 'hidden_channels', 'num_layers',
 
 
 def main() -> None:
-    parser = ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--readout', default='sap',
                         help='readout name (default: sap)')
     add_config_arguments(parser, only=FLAGS)
     parser.set_defaults(dataset='MUTAG')
     args = parser.parse_args()
 
-    seed_everything(args.seed)
-    cfg = config_from_args(args, readout=args.readout)
     try:
+        cfg = config_from_args(args, readout=args.readout)
         validate_config(cfg)  # Before the data is read.
+        seed_everything(cfg.seed)
         task = load_configured(cfg)
+        print(f'{task.name}: {len(task.dataset)} graphs, '
+              f'{task.num_classes} classes, {task.num_features} node '
+              f'features {task.notes}')
+        cfg = resolve_config(cfg, task.kind)
+        result = cross_validate(task, cfg)
     except (*USER_ERRORS, ValueError) as e:  # A bad flag, a missing --root.
         refuse(parser, e)
-    print(f'{task.name}: {len(task.dataset)} graphs, {task.num_classes} '
-          f'classes, {task.num_features} node features {task.notes}')
-
-    cfg = resolve_config(cfg, task.kind)
-    result = cross_validate(task, cfg)
 
     print(f"Test accuracy: {result['test_mean']:.4f} ± "
           f"{result['test_std']:.4f} ({cfg.folds} folds)")

@@ -57,6 +57,9 @@ def refusal(name, args, monkeypatch, capsys, tmp_path):
      "value twice: max max (each is one run)"),
     (['--epochs', 'x'], "error: argument --epochs: invalid int value: 'x' "
      "(see smiles_sequence.py --help)"),
+    (['--encoder', 'transformer', '--hidden_channels', '30', '--readouts',
+      'mean'], "error: --hidden_channels: the transformer encoder's 4 "
+     "attention heads must divide 'hidden_channels' (got 30)"),
 ])
 def test_smiles_sequence_refuses(args, line, monkeypatch, capsys, tmp_path):
     assert refusal('smiles_sequence', args, monkeypatch, capsys,
@@ -131,8 +134,24 @@ def test_outputs_are_checked_before_the_run(name, monkeypatch, capsys,
     cases.append(([poolers, 'mean', '--figure', str(tmp_path / 'f.png')],
                   f"error: --figure: the figure shows the attention of "
                   f"'sap', which is not among the {poolers[2:]} (mean)"))
+    # No image format (matplotlib would write f.png and the report link
+    # f), the input data as the report, the embeddings cache as it.
+    data = tmp_path / 'none' / 'ogbg_molhiv'
+    cases += [
+        (['--figure', str(tmp_path / 'f')], f"error: --figure: "
+         f"'{tmp_path / 'f'}' names no image format by its extension: end "
+         f"it in one of"),
+        (['--out', str(data / 'mapping' / 'mol.csv.gz')], f"error: --out: "
+         f"'{data / 'mapping' / 'mol.csv.gz'}' is inside the data folder "
+         f"'{data}': the report would overwrite the input")]
+    if name == 'multimodal_fusion':
+        cases.append((['--embeddings', str(tmp_path / 'e.pt'), '--out',
+                       str(tmp_path / 'e.pt')], f"error: --out: the report "
+                      f"'{tmp_path / 'e.pt'}' would overwrite the embeddings "
+                      f"cache (embeddings)"))
     for args, line in cases:
-        assert refusal(name, args, monkeypatch, capsys, tmp_path) == line
+        assert refusal(name, args, monkeypatch, capsys, tmp_path).startswith(
+            line)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['dir', 'file']
 
 
@@ -166,3 +185,28 @@ def test_fusion_refuses_a_root_without_the_graphs(monkeypatch, capsys,
     assert line.startswith(f"error: --root: OGB dataset 'ogbg-molhiv' not "
                            f"found in '{root / 'ogbg_molhiv'}'")
     assert 'RELEASE_v1.txt' in line
+
+
+def test_a_regenerated_report_keeps_its_hand_written_section(tmp_path,
+                                                             capsys):
+    """The docs' regenerate commands wiped the pages' Reading section."""
+    from sap_graph.experiments.seq.cli import HAND_WRITTEN, write_report
+    path = tmp_path / 'page.md'
+    hand = f'## Reading {HAND_WRITTEN}\n\nWhat the run says.\n'
+    path.write_text(f'# Old\n\nold table\n\n{hand}')
+    write_report(str(path), '# New\n\nnew table\n')
+    assert path.read_text() == f'# New\n\nnew table\n\n{hand}'
+    write_report(str(tmp_path / 'fresh.md'), '# New\n')
+    assert (tmp_path / 'fresh.md').read_text() == '# New\n'
+
+
+def test_rocauc_of_a_diverged_run_is_nan():
+    """NaN scores (a learning rate of 1e30) crashed in sklearn."""
+    import math
+
+    import torch
+
+    from sap_graph.experiments.seq.loop import rocauc
+    y = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    assert math.isnan(rocauc(y, torch.full((4,), math.nan)))
+    assert rocauc(y, y) == 1.0

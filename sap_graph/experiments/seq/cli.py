@@ -16,6 +16,7 @@ import argparse
 import importlib.util
 import os
 import os.path as osp
+import re
 import sys
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -31,7 +32,7 @@ from sap_graph.experiments.flags import (
     refuse,
 )
 from sap_graph.experiments.option_types import size
-from sap_graph.experiments.seq.models import check_heads
+from sap_graph.experiments.seq.models import TRANSFORMER_HEADS, check_heads
 from sap_graph.experiments.seq.smiles import (
     check_limit,
     check_molhiv_folder,
@@ -104,6 +105,12 @@ def parse_example(parser: argparse.ArgumentParser, cls: Any,
                 check_heads(cfg.heads, getattr(cfg, width))
             except ValueError as e:
                 raise ConfigError('heads', str(e)) from None
+        if getattr(cfg, 'encoder', None) == 'transformer' and (
+                getattr(cfg, width) % TRANSFORMER_HEADS):
+            raise ConfigError(width, f"the transformer encoder's "
+                              f"{TRANSFORMER_HEADS} attention heads must "
+                              f"divide '{width}' (got "
+                              f"{getattr(cfg, width)})")
         check_run_flags(args, poolers)
         check_outputs(args, poolers)
         check_root(args)
@@ -151,6 +158,11 @@ def check_outputs(args: argparse.Namespace, poolers: str) -> None:
     Raises:
         ConfigError: For the first bad one, naming it.
     """
+    data = osp.realpath(osp.join(ogb_root(args), 'ogbg_molhiv'))
+    taken: dict = {}
+    embeddings = getattr(args, 'embeddings', None)
+    if embeddings is not None:  # Read when it exists: the stage-1 cache.
+        taken[osp.realpath(embeddings)] = 'embeddings'
     for name, what in (('out', 'report'), ('figure', 'figure')):
         path = getattr(args, name)
         if path is None:
@@ -159,12 +171,18 @@ def check_outputs(args: argparse.Namespace, poolers: str) -> None:
             check_writable(path, what)
         except OutputError as e:
             raise ConfigError(name, str(e)) from None
+        real = osp.realpath(path)
+        if osp.commonpath([real, data]) == data:
+            raise ConfigError(name, f"'{path}' is inside the data folder "
+                              f"'{data}': the {what} would overwrite the "
+                              f"input")
+        other = taken.setdefault(real, name)
+        if other != name:
+            label = {'embeddings': 'embeddings cache', 'out': 'report'}
+            raise ConfigError(name, f"the {what} '{path}' would overwrite "
+                              f"the {label[other]} ({other})")
     if args.figure is None:
         return
-    if args.out is not None and (osp.abspath(args.figure) ==
-                                 osp.abspath(args.out)):
-        raise ConfigError('figure', f"the figure '{args.figure}' would "
-                          f"overwrite the report (out)")
     if 'sap' not in getattr(args, poolers):
         raise ConfigError('figure', f"the figure shows the attention of "
                           f"'sap', which is not among the {poolers} "
@@ -172,6 +190,8 @@ def check_outputs(args: argparse.Namespace, poolers: str) -> None:
     if importlib.util.find_spec('matplotlib') is None:
         raise ConfigError('figure', 'drawing the figure needs matplotlib '
                           '(pip install matplotlib)')
+    from sap_graph.experiments.explain.drawing import check_image_outputs
+    check_image_outputs({'figure': args.figure})  # Its format, before.
 
 
 def check_root(args: argparse.Namespace) -> None:
@@ -212,8 +232,23 @@ def make_folder(path: str) -> str:
     return path
 
 
+#: The heading mark of a report's section written by hand: regenerating
+#: the report keeps that section, and what follows it, at its end.
+HAND_WRITTEN = '(written by hand; not regenerated)'
+
+
 def write_report(path: str, text: str) -> None:
-    r"""Writes :obj:`text` to :obj:`path`, its folder made."""
-    with open(make_folder(path), 'w') as f:
-        f.write(text)
+    r"""Writes :obj:`text` to :obj:`path`, its folder made; a section of
+    the file there whose heading holds :data:`HAND_WRITTEN` is kept at the
+    end (the docs' pages add their reading of the run)."""
+    kept = ''
+    if osp.isfile(path):
+        with open(path, encoding='utf-8') as f:
+            old = f.read()
+        found = re.search(r'^#+ .*' + re.escape(HAND_WRITTEN), old, re.M)
+        if found:
+            kept = '\n' + old[found.start():]
+            text = text.rstrip('\n') + '\n'
+    with open(make_folder(path), 'w', encoding='utf-8') as f:
+        f.write(text + kept)
     print(f'Wrote {path}')

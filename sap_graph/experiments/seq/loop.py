@@ -19,15 +19,15 @@ Batch = Tuple[Tuple[Any, ...], Tensor]
 def rocauc(y_true: Tensor, y_pred: Tensor,
            name: str = 'ogbg-molhiv') -> float:
     """OGB's ROC-AUC; :obj:`nan` when a slice holds one class only (a
-    :obj:`--limit` run)."""
+    :obj:`--limit` run) or the scores are not finite (a diverged run)."""
     from ogb.graphproppred import Evaluator
     try:
         return float(Evaluator(name).eval({
             'y_true': y_true.view(-1, 1).numpy(),
             'y_pred': y_pred.view(-1, 1).numpy()
         })['rocauc'])
-    except RuntimeError:  # "No positively labeled data available."
-        return math.nan
+    except (RuntimeError, ValueError):  # One class only; NaN scores of
+        return math.nan                 # a diverged run (sklearn).
 
 
 @torch.no_grad()

@@ -22,6 +22,10 @@ from sap_graph.ops.padded import masked_reduce
 READOUTS = ('sap', 'mean', 'max', 'cls')
 
 
+#: The attention heads of the transformer encoder (they divide its width).
+TRANSFORMER_HEADS = 4
+
+
 def check_heads(heads: int, channels: int) -> None:
     r"""Raises a :class:`ValueError` unless :obj:`heads` concatenated heads
     of width :obj:`channels // heads` make :obj:`channels` (the width the
@@ -143,7 +147,8 @@ class SequenceEncoder(torch.nn.Module):
         else:
             self.position = torch.nn.Embedding(max_length, channels)
             layer = torch.nn.TransformerEncoderLayer(
-                channels, nhead=4, dim_feedforward=2 * channels,
+                channels, nhead=TRANSFORMER_HEADS,
+                dim_feedforward=2 * channels,
                 dropout=dropout, batch_first=True, norm_first=True)
             self.layers = torch.nn.TransformerEncoder(
                 layer, num_layers, enable_nested_tensor=False)
