@@ -253,12 +253,14 @@ def _run_explain(args: argparse.Namespace) -> int:
         if os.environ.get('SAP_GRAPH_DEBUG'):
             raise
         return _error(e)
-    entropy = ', '.join(f'{h:.2f}' for h in result['entropy'])
+    # Entropy is >= 0 (one node: 0, not a rounding's -0.00).
+    entropy = ', '.join(f'{max(h, 0.0):.2f}' for h in result['entropy'])
     targets = result['targets']
     what = (outcome_text(targets[0]) if len(targets) == 1
             else f'{len(targets)} targets (below)')
     print(f"{result['dataset']} graph {result['index']}: "
-          f"{result['num_nodes']} nodes, {what}; attention entropy per head "
+          f"{result['num_nodes']} node{'s' * (result['num_nodes'] != 1)}, "
+          f"{what}; attention entropy per head "
           f"[{entropy}] (uniform {math.log(max(result['num_nodes'], 1)):.2f})")
     if len(targets) > 1:
         for target in targets:
