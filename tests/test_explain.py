@@ -241,6 +241,7 @@ def test_cli_explain_errors(checkpoint, tmp_path, capsys):
     ('g.txt', None, "--out: 'g.txt' names no image format"),
     ('noext', None, "--out: 'noext' names no image format"),
     ('g.png', '', "--stats: '' names no image format"),
+    ('g.pgf', None, "--out: 'g.pgf' names no image format"),  # LaTeX.
     ('same.png', 'same.png', "--stats: 'same.png' is also the out image"),
 ])
 def test_cli_explain_refuses_bad_images_before_loading(

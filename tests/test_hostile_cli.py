@@ -93,6 +93,17 @@ def test_outputs_on_one_file_are_refused_before_training(
     assert (path.read_bytes() if path.exists() else None) == before
 
 
+def test_an_output_on_the_dataset_spelt_with_a_tilde_is_refused(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    (tmp_path / 'm.csv').write_text('smiles,y\nCC,1.0\nCCO,2.0\n')
+    assert main(['train', '--dataset', '~/m.csv', '--target', 'y',
+                 '--seeds', '0', *QUICK[:2], '--out',
+                 str(tmp_path / 'm.csv')]) == 2
+    assert 'is both the dataset and the result file' in one_error_line(
+        capsys)
+
+
 def test_val_ratio_is_refused_where_the_protocol_ignores_it(tmp_path,
                                                             capsys):
     """Scaffold and official splits have fixed validation parts: the

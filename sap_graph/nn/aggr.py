@@ -276,6 +276,7 @@ class SAPAggregation(Aggregation):
         gradient.
         Without :obj:`index` and :obj:`ptr`, all elements form one set.
         """
+        check_call(x, index, ptr, dim, return_attention_weights)
         if dim_size is None:  # Called as forward(): the call sets it.
             return self(x, index, ptr, None, dim, mask=mask, lengths=lengths,
                         return_attention_weights=return_attention_weights)

@@ -228,3 +228,18 @@ def test_a_validation_tie_does_not_follow_the_readouts_order(order):
                                                      'mean': 2.0, 'sum': 3.0}
     assert ('Best by validation: **max** (bold) (tied on the mean '
             'validation score with mean, sum;') in markdown(res)
+
+
+def test_a_tie_is_judged_beyond_float_rounding():
+    """The mean of 0.1 and 0.2 is 0.15000000000000002: not a lead over
+    0.15; the lower validation loss decides."""
+    records = []
+    for readout, vals, loss in (('sum', (0.1, 0.2), 0.5),
+                                ('mean', (0.15, 0.15), 0.4)):
+        for unit, val in zip(UNITS[:2], vals, strict=True):
+            for lr in LRS:
+                record = run(readout, lr, unit, val, 0.5)
+                record['val_loss'] = loss
+                records.append(record)
+    res = result(records, ['sum', 'mean'], units=UNITS[:2])
+    assert res.best == 'mean' and res.tied == ['sum']

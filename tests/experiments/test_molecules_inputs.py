@@ -57,6 +57,13 @@ BAD_INPUTS = [
      "values"),
     ('\ufeffsmiles,t,smiles\nCC,1,C\nCCO,0,C\n', 'smiles', ['t'],
      DatasetFormatError, r"names column 'smiles' more than once"),
+    # One row with extra values, after a quoted line break: pandas' own
+    # error counted the line without the break (3, not 4).
+    ('smiles,name,t\nCCO,"a\nb",1\nCC,x,0,7\n', 'smiles', ['t'],
+     DatasetFormatError, "line 4 has 4 fields, the header 3"),
+    ('smiles,t,t.1,t\nCCO,1,5,1\nCC,0,6,1\n', 'smiles', ['t'],
+     DatasetFormatError, r"names column 't' more than once \(columns 2, "
+     r"4\) with other values"),
 ]
 
 
@@ -81,6 +88,17 @@ def test_identical_copies_of_a_column_are_one_column(tmp_path):
     y = task.dataset._data.y.view(3, 2)
     assert y[:, 1].tolist() == [0, 1, 2] and y[0, 0] == 1.5
     assert y[1, 0] != y[1, 0]
+
+
+def test_identical_copies_are_compared_by_position(tmp_path):
+    """A literal 't.1' column is not pandas' name for the second 't'."""
+    path = write(str(tmp_path / 'p.csv'),
+                 'smiles,t,t.1,t\nCCO,1.5,5,1.5\nCC,0.5,6,0.5\n'
+                 'CCN,2.5,7,2.5\n')
+    task = load_molecule_csv(path, 'smiles', ['t', 't.1'],
+                             cache=str(tmp_path / 'c'))
+    assert task.dataset._data.y.view(3, 2).tolist() == [[1.5, 5], [0.5, 6],
+                                                        [2.5, 7]]
 
 
 def test_trailing_comma_on_every_row_reads_the_columns(tmp_path):

@@ -357,6 +357,8 @@ def test_calls_of_the_wrong_type_are_clear_errors(case):
     args, kwargs, error, message = BAD_CALLS[case]
     with pytest.raises(error, match=message):
         SAPAggregation(4, heads=2)(*args, **kwargs)
+    with pytest.raises(error, match=message):  # forward() with dim_size.
+        SAPAggregation(4, heads=2).forward(*args, **kwargs, dim_size=2)
 
 
 @pytest.mark.parametrize('temperature', [10**400, -10**400])

@@ -302,7 +302,9 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
         chosen = [selected[row.readout, u]
                   for u in shared or units if (row.readout, u) in selected]
         ok = [r for r in chosen if not diverged(r)]
-        mean = _mean([r['val'] for r in ok])
+        # To 12 digits: the order of a float sum is no lead (the mean of
+        # 0.1 and 0.2 is 0.15000000000000002), a tie goes to the loss.
+        mean = float(f"{_mean([r['val'] for r in ok]):.12g}")
         losses = [r.get('val_loss') for r in ok]
         loss = _mean(losses) if all(map(finite, losses)) else math.inf
         return (len(chosen) - len(ok),

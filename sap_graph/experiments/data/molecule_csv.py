@@ -7,7 +7,7 @@ problem is a :class:`DatasetFormatError` naming the file, column and line.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -66,11 +66,43 @@ def read_csv(path: str) -> Any:
         raise DatasetFormatError(f"'{path}' is empty (no header, no rows)") \
             from None
     except _read_errors() as e:  # ParserError is a ValueError.
+        extra = _first_extra(path) if isinstance(
+            e, pd.errors.ParserError) else None
+        if extra is not None:  # pandas counts lines without quoted breaks.
+            raise DatasetFormatError(_extra_message(path, *extra)) from None
         kind = type(e).__name__
         if kind == 'error':  # zlib.error
             kind = f'{type(e).__module__}.{kind}'
         raise DatasetFormatError(f"'{path}' is not a readable CSV file "
                                  f"({kind}: {e})") from None
+
+
+def _extra_message(path: str, line: int, fields: int, header: int) -> str:
+    return (f"'{path}': line {line} has {fields} fields, the header "
+            f"{header}: the extra values belong to no column")
+
+
+def _first_extra(path: str) -> Optional[Tuple[int, int, int]]:
+    r"""The first record with values beyond the header's fields:
+    :obj:`(line, fields, header fields)`, or :obj:`None`."""
+    import csv
+
+    from pandas.io.common import get_handle
+    try:
+        with get_handle(path, 'r', encoding='utf-8', compression='infer',
+                        errors='strict') as handles:
+            reader = csv.reader(handles.handle)
+            header, end = None, 0
+            for fields in reader:
+                if header is None:
+                    header = fields
+                elif len(fields) > len(header) and any(
+                        f.strip() for f in fields[len(header):]):
+                    return end + 1, len(fields), len(header)
+                end = reader.line_num
+    except (csv.Error, *_read_errors()):
+        return None
+    return None
 
 
 def scan_records(path: str, frame: Any, used: Sequence[str]) -> Tensor:
@@ -92,9 +124,11 @@ def scan_records(path: str, frame: Any, used: Sequence[str]) -> Tensor:
     import csv
 
     from pandas.io.common import get_handle
+    extra = _first_extra(path)
+    if extra is not None:
+        raise DatasetFormatError(_extra_message(path, *extra))
     starts: list = []
     header: list = []
-    extra = None  # (line, fields) of the first record with extra values.
     try:
         with get_handle(path, 'r', encoding='utf-8', compression='infer',
                         errors='strict') as handles:
@@ -103,24 +137,18 @@ def scan_records(path: str, frame: Any, used: Sequence[str]) -> Tensor:
             for fields in reader:
                 if not starts:
                     header = fields
-                elif extra is None and len(fields) > len(header) and any(
-                        f.strip() for f in fields[len(header):]):
-                    extra = (end + 1, len(fields))
                 starts.append(end + 1)
                 end = reader.line_num
     except (csv.Error, *_read_errors()):
         starts = []
-    if extra is not None:
-        raise DatasetFormatError(
-            f"'{path}': line {extra[0]} has {extra[1]} fields, the header "
-            f"{len(header)}: the extra values belong to no column")
     for name in used:
         at = [i + 1 for i, c in enumerate(header)
               if c.lstrip('\ufeff') == name]
-        copies = [f'{name}.{k}' for k in range(1, len(at))]
-        if len(at) > 1 and not all(
-                c in frame.columns and frame[c].equals(frame[name])
-                for c in copies):
+        # By position (index_col=False keeps the header's columns), not
+        # by pandas' names for the copies ('y.1' may be a column too).
+        if len(at) > 1 and len(frame.columns) >= at[-1] and not all(
+                frame.iloc[:, i - 1].equals(frame.iloc[:, at[0] - 1])
+                for i in at[1:]):
             raise DatasetFormatError(
                 f"'{path}' names column '{name}' more than once (columns "
                 f"{', '.join(map(str, at))}) with other values in each: "

@@ -144,7 +144,9 @@ def check_image_outputs(outputs: Dict[str, Optional[str]]) -> None:
 
     from sap_graph.experiments.errors import ConfigError
     from sap_graph.experiments.files import check_writable
-    formats = FigureCanvasAgg.get_supported_filetypes()
+    # PGF needs a LaTeX installation to be written: not offered.
+    formats = {f for f in FigureCanvasAgg.get_supported_filetypes()
+               if f != 'pgf'}
     seen: Dict[str, str] = {}
     for name, path in outputs.items():
         if path is None:

@@ -91,13 +91,16 @@ def check_outputs(cfg: TrainConfig) -> None:
     what = {'dataset': 'dataset', 'out': 'result file',
             'checkpoint': 'checkpoint', 'state': 'training state'}
     taken: Dict[str, str] = {}
-    if isinstance(cfg.dataset, str) and osp.isfile(cfg.dataset):
-        taken[osp.realpath(cfg.dataset)] = 'dataset'
+    def real(path: str) -> str:
+        return osp.realpath(osp.expanduser(path))
+
+    if isinstance(cfg.dataset, str) and osp.isfile(real(cfg.dataset)):
+        taken[real(cfg.dataset)] = 'dataset'
     for name in ('out', 'checkpoint', 'state'):
         path = getattr(cfg, name)
         if path:
             check_writable(path, what[name])
-            other = taken.setdefault(osp.realpath(path), name)
+            other = taken.setdefault(real(path), name)
             if other != name:
                 raise ConfigError(
                     name if other == 'dataset' else other,
