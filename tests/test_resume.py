@@ -257,6 +257,11 @@ def test_old_state_format_is_a_clear_error(tiny_task, tmp_path):
     with pytest.raises(CheckpointError, match='format version 1 '
                        r'\(expected 2\).*older sap-graph.*delete it'):
         cross_validate(tiny_task, tiny_config(state=state, resume=True))
+    torch.save({'format': TrainState.FORMAT, 'version': 3,
+                'sap_graph_version': '9.0.0'}, state)
+    with pytest.raises(CheckpointError, match=r'format version 3 \(expected '
+                       r'2\): it was written by a newer sap-graph \(9.0.0\)'):
+        cross_validate(tiny_task, tiny_config(state=state, resume=True))
 
 
 def test_disk_full_while_saving_state_is_one_line(tiny_task, tmp_path,

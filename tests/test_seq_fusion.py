@@ -222,3 +222,24 @@ def test_stage_one_is_fixed_by_its_seed():
     for a, b, c in zip(first, again, other, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
         assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize('encoder', ['conv', 'transformer'])
+@pytest.mark.parametrize('readout', ['sap', 'mean', 'cls'])
+def test_sequence_models_take_empty_sequences_and_empty_batches(encoder,
+                                                                readout):
+    """Only empty sequences (a conv kernel longer than its input) and a
+    batch of none (torch's attention, max() of nothing) crashed."""
+    from sap_graph.experiments.seq.models import SequenceClassifier
+    from sap_graph.experiments.seq.multimodal import SequenceEmbedding
+    torch.manual_seed(0)
+    model = SequenceClassifier(10, 8, readout, encoder=encoder).eval()
+    tokens = torch.randint(1, 10, (3, 6))
+    out = model(tokens, torch.zeros(3, dtype=torch.long))
+    assert out.shape == (3, ) and torch.isfinite(out).all()
+    # An empty sequence is pooled to zeros: every row gives the same.
+    assert torch.allclose(out, out[:1].expand(3))
+    assert model(tokens[:0], torch.zeros(0, dtype=torch.long)).shape == (0, )
+    embed = SequenceEmbedding(10, 8).eval()
+    assert embed(tokens[:0], torch.zeros(0, dtype=torch.long)).shape == (0,
+                                                                         8)

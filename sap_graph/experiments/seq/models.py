@@ -10,7 +10,7 @@ others give).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,17 @@ def check_mask(mask: Tensor, shape: Sequence[int],
     raise ValueError(f"'{name}' must be a boolean tensor of shape {shape}, "
                      f"True for kept (got {got}; a 0/1 mask becomes one "
                      f"with mask.bool())")
+
+
+def trim_padding(tokens: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+    r"""The token ids :obj:`[B, L]` cut to the longest of :obj:`lengths`
+    (at least one position, so that the encoder has an input also for a
+    batch of empty sequences or of none), and their mask."""
+    longest = int(lengths.max()) if lengths.numel() else 0
+    tokens = tokens[:, :max(longest, 1)]
+    mask = (torch.arange(tokens.size(1), device=tokens.device) <
+            lengths.unsqueeze(1))
+    return tokens, mask
 
 
 class TokenReadout(torch.nn.Module):
@@ -168,7 +179,8 @@ class SequenceEncoder(torch.nn.Module):
         else:
             steps = torch.arange(tokens.size(1), device=tokens.device)
             h = h + self.position(steps)
-            h = self.layers(h, src_key_padding_mask=~mask)
+            if tokens.size(0) > 0:  # torch's attention fails on no rows.
+                h = self.layers(h, src_key_padding_mask=~mask)
         return self.norm(h)
 
 
@@ -190,9 +202,7 @@ class SequenceClassifier(torch.nn.Module):
 
     def embed(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """One vector :obj:`[B, C]` per sequence."""
-        tokens = tokens[:, :int(lengths.max())]  # Trim common padding.
-        mask = (torch.arange(tokens.size(1), device=tokens.device) <
-                lengths.unsqueeze(1))
+        tokens, mask = trim_padding(tokens, lengths)
         return self.readout(self.encoder(tokens, mask), mask)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:

@@ -44,7 +44,11 @@ from sap_graph.experiments.seq.loop import (
     predict_sequences,
     rocauc,
 )
-from sap_graph.experiments.seq.models import SequenceEncoder, TokenReadout
+from sap_graph.experiments.seq.models import (
+    SequenceEncoder,
+    TokenReadout,
+    trim_padding,
+)
 from sap_graph.experiments.seq.sequences import sequence_batches
 from sap_graph.experiments.seq.smiles import SmilesTask
 from sap_graph.experiments.train.config import check_learning_rate
@@ -64,7 +68,8 @@ class FusionConfig:
     fingerprint_channels: int = field(default=64, metadata={
         'help': 'stage 1: fingerprint MLP width'})
     encoder_epochs: int = field(default=2, metadata={
-        'help': 'stage 1 epochs per encoder'})
+        'help': 'stage 1 epochs per encoder (with --limit, a smoke test: '
+        'as many as --epochs)'})
     encoder_lr: float = field(default=2e-3, metadata={
         'help': 'stage 1 learning rate'})
     batch_size: int = field(default=128, metadata={
@@ -124,9 +129,7 @@ class SequenceEmbedding(torch.nn.Module):
         self.readout = TokenReadout('mean', channels)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        tokens = tokens[:, :int(lengths.max())]
-        mask = (torch.arange(tokens.size(1), device=tokens.device) <
-                lengths.unsqueeze(1))
+        tokens, mask = trim_padding(tokens, lengths)
         return self.readout(self.encoder(tokens, mask), mask)
 
 

@@ -129,7 +129,10 @@ class TrainState:
                     ": it was written by an older sap-graph "
                     f"({saved.get('sap_graph_version')}) without a digest "
                     "of the data, so resuming it could mix data; delete "
-                    "it to start over" if old else ""))
+                    "it to start over" if old else
+                    f": it was written by a newer sap-graph "
+                    f"({saved.get('sap_graph_version')}); resume it with "
+                    f"that one" if isinstance(version, int) else ""))
         if saved.get('protocol') != self.data['protocol']:
             raise ValueError(f"'{self.path}' holds a '{saved['protocol']}' "
                              f"run (expected '{self.data['protocol']}')")
