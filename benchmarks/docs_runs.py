@@ -73,10 +73,6 @@ RUNS: Dict[str, DocRun] = {r.name: r for r in (
 )}
 
 
-def _command(args: Sequence[str]) -> str:
-    return ' '.join(shlex.quote(a) for a in args)
-
-
 def _commit() -> str:
     try:
         return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
@@ -115,7 +111,7 @@ def run_one(run: DocRun, checkpoints: str) -> Dict[str, Any]:
     record = {
         'name': run.name, 'quoted_in': run.quoted_in,
         'date': datetime.date.today().isoformat(), 'commit': _commit(),
-        'train_command': 'OMP_NUM_THREADS=1 ' + _command(
+        'train_command': 'OMP_NUM_THREADS=1 ' + shlex.join(
             [*train[:-4], '--checkpoint', f'runs/docs/{run.name}.pt',
              '--out', f'runs/docs/{run.name}.json']),
         'wall_minutes': minutes,
@@ -132,7 +128,7 @@ def run_one(run: DocRun, checkpoints: str) -> Dict[str, Any]:
         shown = subprocess.run([sys.executable, '-m', 'sap_graph',
                                 *explain[1:]], cwd=ROOT, env=env,
                                check=True, capture_output=True, text=True)
-        record['explain_command'] = _command(
+        record['explain_command'] = shlex.join(
             [*explain[:3], f'runs/docs/{run.name}.pt', *explain[4:]])
         record['explain_output'] = shown.stdout.strip().splitlines()
     return record
@@ -232,7 +228,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             path = osp.join(args.records, f'{name}.json')
             if osp.exists(path) and not args.force:
                 continue
-            print(f'{name}: {_command(RUNS[name].train)}', flush=True)
+            print(f'{name}: {shlex.join(RUNS[name].train)}', flush=True)
             record = run_one(RUNS[name], osp.abspath(args.checkpoints))
             with open(path + '.tmp', 'w') as f:
                 json.dump(record, f, indent=1)

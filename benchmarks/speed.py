@@ -312,27 +312,20 @@ def memory_in_subprocess(name: str, device_name: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--device', default='cpu',
-                        help='device to run on (default: cpu)')
-    parser.add_argument('--repeats', type=int, default=15,
-                        help='measured rounds (default: 15)')
-    parser.add_argument('--warmup', type=int, default=3,
-                        help='warm-up rounds (default: 3)')
+    from . import timing  # It imports this module's RESULTS and sync.
+    parser = timing.parser(__doc__)
     parser.add_argument('--quick', action='store_true',
                         help='skip the 1M-node size and the memory run')
     parser.add_argument('--max_dense_gib', type=float, default=4.0,
                         help='skip dense readouts whose attention maps '
                         'exceed this (default: 4.0)')
-    parser.add_argument('--no-save', dest='save', action='store_false',
-                        help='print only, do not write results/')
     parser.add_argument('--memory_child', default=None,
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child is not None:
         memory_child(args.memory_child, args.device)
         return
-    args.cmdline = ''.join(f' {a}' for a in sys.argv[1:])
+    args = timing.checked(parser, args)
     device = torch.device(args.device)
 
     check_correctness(device)

@@ -35,24 +35,35 @@ def interleaved(rows: Dict[str, Callable[[], Tensor]], device: torch.device,
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
-def arguments(doc: str) -> argparse.Namespace:
-    """The flags of a side-by-side timing script (``--device``,
-    ``--repeats``, ``--warmup``, ``--no-save``), checked, with
-    ``cmdline`` (the flags as given, for the results page)."""
-    parser = argparse.ArgumentParser(description=doc.split('\n')[0])
-    parser.add_argument('--device', default='cpu',
-                        help='device to run on (default: cpu)')
-    parser.add_argument('--repeats', type=int, default=15,
-                        help='measured rounds (default: 15)')
-    parser.add_argument('--warmup', type=int, default=3,
-                        help='warm-up rounds (default: 3)')
-    parser.add_argument('--no-save', dest='save', action='store_false',
-                        help='print only, do not write results/')
-    args = parser.parse_args()
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The flags every side-by-side timing script takes (``--device``,
+    ``--repeats``, ``--warmup``, ``--no-save``); a script adds its own."""
+    out = argparse.ArgumentParser(description=doc.split('\n')[0])
+    out.add_argument('--device', default='cpu',
+                     help='device to run on (default: cpu)')
+    out.add_argument('--repeats', type=int, default=15,
+                     help='measured rounds (default: 15)')
+    out.add_argument('--warmup', type=int, default=3,
+                     help='warm-up rounds (default: 3)')
+    out.add_argument('--no-save', dest='save', action='store_false',
+                     help='print only, do not write results/')
+    return out
+
+
+def checked(parser: argparse.ArgumentParser,
+            args: argparse.Namespace) -> argparse.Namespace:
+    """:obj:`args` of :func:`parser`, checked, with ``cmdline`` (the flags
+    as given, for the results page)."""
     if args.repeats < 1 or args.warmup < 0:
         parser.error('--repeats must be at least 1, --warmup at least 0')
     args.cmdline = ''.join(f' {a}' for a in sys.argv[1:])
     return args
+
+
+def arguments(doc: str) -> argparse.Namespace:
+    """The checked flags of a timing script with no others."""
+    flags = parser(doc)
+    return checked(flags, flags.parse_args())
 
 
 def measure(column: str, rows: Dict[str, Callable[[], Tensor]],

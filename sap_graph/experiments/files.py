@@ -36,6 +36,7 @@ from typing import (
     IO,
     Any,
     Callable,
+    Dict,
     Iterator,
     List,
     Optional,
@@ -260,12 +261,33 @@ def release(*fds: Optional[int]) -> None:
                 os.close(fd)
 
 
+def real_path(path: str) -> str:
+    r"""The absolute, symlink-free path of :obj:`path` (:obj:`~`
+    expanded): one for every spelling of a file."""
+    return osp.realpath(osp.expanduser(path))
+
+
+class DistinctFiles:
+    r"""The files of one command by option name, each claimed once
+    whatever its spelling (:func:`real_path`): an output that is also an
+    input, or two outputs on one file, would silently replace one."""
+
+    def __init__(self) -> None:
+        self._names: Dict[str, str] = {}
+
+    def claim(self, name: str, path: str) -> Optional[str]:
+        r"""Records :obj:`path` for option :obj:`name`; returns the option
+        that claimed the same file before (else :obj:`None`)."""
+        other = self._names.setdefault(real_path(path), name)
+        return None if other == name else other
+
+
 def output_lock(path: str) -> str:
     r"""Returns the lock file of the output file :obj:`path`: named after
     the hash of its absolute, symlink-free path, in
     :obj:`<tmp>/sap-graph-locks-<uid>`, so that every spelling of one
     output maps to one lock and no file is created next to it."""
-    real = osp.realpath(osp.expanduser(path))
+    real = real_path(path)
     digest = hashlib.sha256(real.encode()).hexdigest()[:32]
     folder = osp.join(tempfile.gettempdir(), f'sap-graph-locks-{os.getuid()}')
     return osp.join(folder, f'{digest}.lock')
@@ -299,7 +321,8 @@ def lock_outputs(outputs: Sequence[Tuple[Optional[str], str]]) -> List[int]:
     return fds
 
 
-__all__ = ['LockedError', 'OutputError', 'ResultRescuedError',
-           'atomic_write', 'check_writable', 'exclusive_lock', 'finite',
-           'json_bytes', 'lock_outputs', 'output_lock', 'release', 'rescue',
-           'try_lock', 'umask', 'write_json']
+__all__ = ['DistinctFiles', 'LockedError', 'OutputError',
+           'ResultRescuedError', 'atomic_write', 'check_writable',
+           'exclusive_lock', 'finite', 'json_bytes', 'lock_outputs',
+           'output_lock', 'real_path', 'release', 'rescue', 'try_lock',
+           'umask', 'write_json']

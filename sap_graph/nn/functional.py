@@ -20,7 +20,7 @@ from sap_graph.nn.checks import (
     describe,
 )
 from sap_graph.ops.dispatch import pool
-from sap_graph.ops.layout import readable
+from sap_graph.ops.layout import infer_dim_size, readable
 
 
 def sap_pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor] = None,
@@ -93,12 +93,7 @@ def sap_pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor] = None,
         raise ValueError(f"'residual' must be 'sum', 'mean', 'max' or None "
                          f"(got {residual!r})")
     if dim_size is None:
-        if ptr is not None:
-            dim_size = ptr.numel() - 1
-        elif index is not None:
-            dim_size = int(index.max()) + 1 if index.numel() > 0 else 0
-        else:
-            dim_size = 1
+        dim_size = infer_dim_size(index, ptr)
     if index is None and ptr is None:
         index = x.new_zeros(x.size(0), dtype=torch.long)
     if readable(index, ptr):  # Eager, or a torch.func transform of x.

@@ -52,6 +52,7 @@ from sap_graph.ops.layout import (
     Layout,
     Segments,
     capturing,
+    infer_dim_size,
     lay_out_flat,
 )
 from sap_graph.ops.padded import DensePath, lay_out_padded, lengths_to_mask
@@ -184,6 +185,8 @@ def _plan(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
           lengths: Optional[Tensor], dropout: float, gate: Gate,
           gated: bool) -> Plan:
     heads = score_weight.size(0)
+    if mask is None and lengths is not None:  # A padded batch's mask.
+        mask = lengths_to_mask(lengths, x.size(-2))
     if is_padded(x, ptr, dim_size, mask):
         layout = lay_out_padded(x, mask, lengths, score_weight, gate)
     else:
@@ -204,11 +207,7 @@ def choose_path(x: Tensor, score_weight: Tensor,
     may be given by its :obj:`lengths` alone, as to the layer;
     :obj:`dim_size` :obj:`None` is inferred as the layer's call does)."""
     if dim_size is None:
-        dim_size = (ptr.numel() - 1 if ptr is not None else
-                    int(index.max()) + 1 if index is not None
-                    and index.numel() else 0 if index is not None else 1)
-    if mask is None and lengths is not None:
-        mask = lengths_to_mask(lengths, x.size(-2))
+        dim_size = infer_dim_size(index, ptr)
     return _plan(x, score_weight, index, ptr, dim_size, mask, lengths,
                  dropout, None, gated).path
 
@@ -257,8 +256,6 @@ def pool(x: Tensor, score_weight: Tensor, index: Optional[Tensor],
         mask = mask.to(x.device)
     if lengths is not None:
         lengths = lengths.to(x.device)
-        if mask is None:
-            mask = lengths_to_mask(lengths, x.size(-2))
     plan = _plan(x, score_weight, index, ptr, dim_size, mask, lengths,
                  dropout, gate, gate is not None)
     if not capturing():

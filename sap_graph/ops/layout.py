@@ -86,6 +86,17 @@ def dropout_runs(dropout: float) -> bool:
     return False
 
 
+def infer_dim_size(index: Optional[Tensor], ptr: Optional[Tensor]) -> int:
+    r"""The number of sets of a batch given without :obj:`dim_size`, as
+    PyG's aggregations infer it: from :obj:`ptr`, else the largest
+    :obj:`index` + 1 (0 for no node), else one set."""
+    if ptr is not None:
+        return ptr.numel() - 1
+    if index is not None:
+        return int(index.max()) + 1 if index.numel() > 0 else 0
+    return 1
+
+
 def index_from_ptr(ptr: Tensor, num_nodes: int) -> Tensor:
     """Expands a CSR pointer :obj:`[B + 1]` into a sorted batch vector."""
     count = ptr[1:] - ptr[:-1]

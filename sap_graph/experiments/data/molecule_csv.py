@@ -7,7 +7,7 @@ problem is a :class:`DatasetFormatError` naming the file, column and line.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -66,7 +66,7 @@ def read_csv(path: str) -> Any:
         raise DatasetFormatError(f"'{path}' is empty (no header, no rows)") \
             from None
     except _read_errors() as e:  # ParserError is a ValueError.
-        extra = _first_extra(path) if isinstance(
+        extra = _first_extra(_records(path)[0]) if isinstance(
             e, pd.errors.ParserError) else None
         if extra is not None:  # pandas counts lines without quoted breaks.
             raise DatasetFormatError(_extra_message(path, *extra)) from None
@@ -82,26 +82,39 @@ def _extra_message(path: str, line: int, fields: int, header: int) -> str:
             f"{header}: the extra values belong to no column")
 
 
-def _first_extra(path: str) -> Optional[Tuple[int, int, int]]:
-    r"""The first record with values beyond the header's fields:
-    :obj:`(line, fields, header fields)`, or :obj:`None`."""
+def _records(path: str) -> Tuple[List[Tuple[int, List[str]]], bool]:
+    r"""Every record of the CSV read by the :mod:`csv` module over the
+    decompressed text: :obj:`(first line, fields)` (a quoted cell may hold
+    line breaks), and whether the whole file could be read (else the
+    records before the failure)."""
     import csv
 
     from pandas.io.common import get_handle
+    records: List[Tuple[int, List[str]]] = []
     try:
         with get_handle(path, 'r', encoding='utf-8', compression='infer',
                         errors='strict') as handles:
             reader = csv.reader(handles.handle)
-            header, end = None, 0
+            end = 0  # The last line of the previous record.
             for fields in reader:
-                if header is None:
-                    header = fields
-                elif len(fields) > len(header) and any(
-                        f.strip() for f in fields[len(header):]):
-                    return end + 1, len(fields), len(header)
+                records.append((end + 1, fields))
                 end = reader.line_num
     except (csv.Error, *_read_errors()):
+        return records, False
+    return records, True
+
+
+def _first_extra(records: List[Tuple[int, List[str]]]
+                 ) -> Optional[Tuple[int, int, int]]:
+    r"""The first record with values beyond the header's fields:
+    :obj:`(line, fields, header fields)`, or :obj:`None`."""
+    if not records:
         return None
+    header = records[0][1]
+    for line, fields in records[1:]:
+        if len(fields) > len(header) and any(
+                f.strip() for f in fields[len(header):]):
+            return line, len(fields), len(header)
     return None
 
 
@@ -121,26 +134,12 @@ def scan_records(path: str, frame: Any, used: Sequence[str]) -> Tensor:
             column), or a record has more fields than the header and the
             extra ones are not empty (pandas would drop them).
     """
-    import csv
-
-    from pandas.io.common import get_handle
-    extra = _first_extra(path)
+    records, complete = _records(path)
+    extra = _first_extra(records)
     if extra is not None:
         raise DatasetFormatError(_extra_message(path, *extra))
-    starts: list = []
-    header: list = []
-    try:
-        with get_handle(path, 'r', encoding='utf-8', compression='infer',
-                        errors='strict') as handles:
-            reader = csv.reader(handles.handle)
-            end = 0  # The last line of the previous record.
-            for fields in reader:
-                if not starts:
-                    header = fields
-                starts.append(end + 1)
-                end = reader.line_num
-    except (csv.Error, *_read_errors()):
-        starts = []
+    header = records[0][1] if records else []
+    starts = [line for line, _ in records] if complete else []
     for name in used:
         at = [i + 1 for i, c in enumerate(header)
               if c.lstrip('\ufeff') == name]

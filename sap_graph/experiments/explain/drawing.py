@@ -143,11 +143,11 @@ def check_image_outputs(outputs: Dict[str, Optional[str]]) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from sap_graph.experiments.errors import ConfigError
-    from sap_graph.experiments.files import check_writable
+    from sap_graph.experiments.files import DistinctFiles, check_writable
     # PGF needs a LaTeX installation to be written: not offered.
     formats = {f for f in FigureCanvasAgg.get_supported_filetypes()
                if f != 'pgf'}
-    seen: Dict[str, str] = {}
+    files = DistinctFiles()
     for name, path in outputs.items():
         if path is None:
             continue
@@ -157,8 +157,8 @@ def check_image_outputs(outputs: Dict[str, Optional[str]]) -> None:
                               f"extension: end it in one of "
                               f"{', '.join('.' + f for f in sorted(formats))}")
         check_writable(path, 'image')
-        other = seen.setdefault(osp.realpath(path), name)
-        if other != name:
+        other = files.claim(name, path)
+        if other is not None:
             raise ConfigError(name, f"'{path}' is also the {other} image: "
                               f"each figure needs a file of its own")
 

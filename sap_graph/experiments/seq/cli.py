@@ -24,7 +24,12 @@ import torch
 
 from sap_graph.experiments.data.task import DatasetNotFoundError
 from sap_graph.experiments.errors import ConfigError
-from sap_graph.experiments.files import OutputError, check_writable
+from sap_graph.experiments.files import (
+    DistinctFiles,
+    OutputError,
+    check_writable,
+    real_path,
+)
 from sap_graph.experiments.flags import (
     ArgumentParser,
     add_dataclass_arguments,
@@ -158,11 +163,11 @@ def check_outputs(args: argparse.Namespace, poolers: str) -> None:
     Raises:
         ConfigError: For the first bad one, naming it.
     """
-    data = osp.realpath(osp.join(ogb_root(args), 'ogbg_molhiv'))
-    taken: dict = {}
+    data = real_path(osp.join(ogb_root(args), 'ogbg_molhiv'))
+    files = DistinctFiles()
     embeddings = getattr(args, 'embeddings', None)
     if embeddings is not None:  # Read when it exists: the stage-1 cache.
-        taken[osp.realpath(embeddings)] = 'embeddings'
+        files.claim('embeddings', embeddings)
     for name, what in (('out', 'report'), ('figure', 'figure')):
         path = getattr(args, name)
         if path is None:
@@ -171,13 +176,12 @@ def check_outputs(args: argparse.Namespace, poolers: str) -> None:
             check_writable(path, what)
         except OutputError as e:
             raise ConfigError(name, str(e)) from None
-        real = osp.realpath(path)
-        if osp.commonpath([real, data]) == data:
+        if osp.commonpath([real_path(path), data]) == data:
             raise ConfigError(name, f"'{path}' is inside the data folder "
                               f"'{data}': the {what} would overwrite the "
                               f"input")
-        other = taken.setdefault(real, name)
-        if other != name:
+        other = files.claim(name, path)
+        if other is not None:
             label = {'embeddings': 'embeddings cache', 'out': 'report'}
             raise ConfigError(name, f"the {what} '{path}' would overwrite "
                               f"the {label[other]} ({other})")

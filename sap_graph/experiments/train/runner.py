@@ -30,11 +30,13 @@ from sap_graph.experiments.data import (
 )
 from sap_graph.experiments.data.kinds import protocol_of
 from sap_graph.experiments.files import (
+    DistinctFiles,
     ResultRescuedError,
     atomic_write,
     check_writable,
     json_bytes,
     lock_outputs,
+    real_path,
     release,
     rescue,
 )
@@ -90,18 +92,15 @@ def check_outputs(cfg: TrainConfig) -> None:
     """
     what = {'dataset': 'dataset', 'out': 'result file',
             'checkpoint': 'checkpoint', 'state': 'training state'}
-    taken: Dict[str, str] = {}
-    def real(path: str) -> str:
-        return osp.realpath(osp.expanduser(path))
-
-    if isinstance(cfg.dataset, str) and osp.isfile(real(cfg.dataset)):
-        taken[real(cfg.dataset)] = 'dataset'
+    files = DistinctFiles()
+    if isinstance(cfg.dataset, str) and osp.isfile(real_path(cfg.dataset)):
+        files.claim('dataset', cfg.dataset)
     for name in ('out', 'checkpoint', 'state'):
         path = getattr(cfg, name)
         if path:
             check_writable(path, what[name])
-            other = taken.setdefault(real(path), name)
-            if other != name:
+            other = files.claim(name, path)
+            if other is not None:
                 raise ConfigError(
                     name if other == 'dataset' else other,
                     f"'{path}' is both the {what[other]} and the "
