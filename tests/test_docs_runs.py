@@ -15,9 +15,12 @@ from sap_graph.experiments.explain import (
 
 
 def test_every_run_of_the_table_is_quoted_somewhere():
+    """Each page a run is quoted in exists and cites the records' page."""
     for run in docs_runs.RUNS.values():
         for page in run.quoted_in.split(', '):
             assert osp.exists(osp.join(docs_runs.ROOT, page)), page
+            with open(osp.join(docs_runs.ROOT, page)) as f:
+                assert 'results/docs_runs.md' in f.read(), page
 
 
 @pytest.mark.slow
