@@ -87,7 +87,7 @@ def test_paired_test_is_the_exact_sign_flip(full):
     assert test.wins + test.ties + test.losses == 3
 
 
-def test_rerun_trains_nothing(full, tiny, monkeypatch):
+def test_rerun_trains_nothing(full, tiny, monkeypatch, capsys):
     out, res = full
 
     def no_training(*args, **kwargs):
@@ -95,8 +95,10 @@ def test_rerun_trains_nothing(full, tiny, monkeypatch):
 
     monkeypatch.setattr(engine, 'execute_run', no_training)
     again = compare(tiny, ['sum', 'sap'], out=str(out), lrs=[0.01, 0.001],
-                    progress=False, **TINY)
+                    progress=True, write=False, **TINY)
     assert _scores(again) == _scores(res)
+    assert capsys.readouterr().err == (
+        f"All 12 runs are in {out / 'runs'}; nothing to train\n")
 
 
 def test_render_without_writing_leaves_the_files(full, tiny):
@@ -116,7 +118,7 @@ def test_render_without_writing_leaves_the_files(full, tiny):
 
 def test_interrupted_comparison_resumes_to_the_same_runs(full, tiny,
                                                          tmp_path,
-                                                         monkeypatch):
+                                                         monkeypatch, capsys):
     _, res = full
     calls = []
     original = engine.execute_run
@@ -133,9 +135,12 @@ def test_interrupted_comparison_resumes_to_the_same_runs(full, tiny,
                 progress=False, **TINY)
     assert len(os.listdir(tmp_path / 'runs')) - 1 == 2  # + .locks
     monkeypatch.setattr(engine, 'execute_run', original)
+    capsys.readouterr()
     again = compare(tiny, ['sum', 'sap'], out=str(tmp_path),
-                    lrs=[0.01, 0.001], progress=False, **TINY)
+                    lrs=[0.01, 0.001], progress=True, **TINY)
     assert _scores(again) == _scores(res)
+    assert capsys.readouterr().err.startswith(
+        f"Resuming: 2 of 12 runs are in {tmp_path / 'runs'}; 10 to train\n")
 
 
 def test_shards_then_render_equal_one_run(full, tiny, tmp_path):

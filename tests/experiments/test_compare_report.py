@@ -128,6 +128,26 @@ def test_every_run_diverged(bad, tmp_path):
     assert (tmp_path / 'compare.png').stat().st_size > 0
 
 
+def test_one_seed_has_no_spread(tmp_path):
+    # A sample std needs two runs: one seed shows its score alone, not
+    # "± 0.0000" (which reads as a measured zero spread).
+    records = [run(r, lr, 'seed_2', v, v) for r, v in (('sum', 0.6),
+                                                       ('max', 0.7))
+               for lr in LRS]
+    res = result(records, ['sum', 'max'], units=['seed_2'])
+    assert all(r.n == 1 and math.isnan(r.test_std) for r in res.rows)
+    text = markdown(res)
+    assert table_row(text, 'max').startswith('| **max** | 70.00 | 70.00 |')
+    assert '±' not in table_row(text, 'sum')
+    from sap_graph.experiments.compare.command import _summary
+    assert _summary(res) == ('toy: best by validation max, test acc 0.7000 '
+                             '(1 seed)')
+    pytest.importorskip('matplotlib')
+    from sap_graph.experiments.compare.render import figure
+    figure(res, str(tmp_path / 'compare.png'))
+    assert (tmp_path / 'compare.png').stat().st_size > 0
+
+
 def test_readouts_without_a_finished_seed_are_listed_not_ranked():
     # 'sum' and 'max' finished every seed; 'mean' ran one rate of seed 0
     # only; 'sap' nothing.

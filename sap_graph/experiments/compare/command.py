@@ -124,8 +124,9 @@ def _summary(result: Any, hint: str = '') -> str:
     if result.best is None:
         return f'{name}: no readout has a finite validation score'
     row = result.row(result.best)
+    spread = f' ± {row.test_std:.4f}' if row.n > 1 else ''
     return (f"{name}: best by validation {result.best}, test "
-            f"{result.metric} {row.test_mean:.4f} ± {row.test_std:.4f} "
+            f"{result.metric} {row.test_mean:.4f}{spread} "
             f"({row.n} {'fold' if result.protocol == 'kfold' else 'seed'}"
             f"{'s' if row.n != 1 else ''})")
 

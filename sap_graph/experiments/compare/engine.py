@@ -13,6 +13,7 @@ import json
 import os
 import os.path as osp
 import signal
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
@@ -312,6 +313,13 @@ def execute(plan: RunPlan, cache: str, workers: int = 1,
     if workers < 1 or threads < 1:
         raise ConfigError('workers', "'workers' and 'threads' must be >= 1")
     todo = pending(plan, cache, shard)
+    mine = len(plan.runs[shard[0]::shard[1]])
+    if progress and todo and len(todo) < mine:
+        print(f'Resuming: {mine - len(todo)} of {mine} runs are in '
+              f'{cache}; {len(todo)} to train', file=sys.stderr)
+    elif progress and not todo and mine:
+        print(f'All {mine} runs are in {cache}; nothing to train',
+              file=sys.stderr)
     if not todo:
         return
     try:

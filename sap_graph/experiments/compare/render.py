@@ -102,8 +102,8 @@ def _row(result: ComparisonResult, r: Any) -> str:
                 f'{_seconds(r.epoch_time)} | {r.collapsed} of {r.runs} |')
     lrs = list(r.lrs.values())
     counts = ', '.join(f'{lr:g} x{lrs.count(lr)}' for lr in sorted(set(lrs)))
-    test = (f'{fmt(r.test_mean, m)} ± {fmt(r.test_std, m)}' if r.n
-            else 'diverged')
+    test = ('diverged' if not r.n else fmt(r.test_mean, m) if r.n == 1
+            else f'{fmt(r.test_mean, m)} ± {fmt(r.test_std, m)}')
     n = f'{r.n} + {r.diverged} diverged' if r.diverged else f'{r.n}'
     return (f'| {name} | {test} | {fmt(r.val_mean, m) if r.n else "–"} | '
             f'{_rank(r.rank)} | {n} | {counts or "–"} | '
@@ -232,7 +232,8 @@ def figure(result: ComparisonResult, path: str) -> None:
                    zorder=2)
         if not r.n:
             continue
-        ax.errorbar(i + 0.18, r.test_mean * scale, yerr=r.test_std * scale,
+        spread = r.test_std if finite(r.test_std) else 0.0  # One run.
+        ax.errorbar(i + 0.18, r.test_mean * scale, yerr=spread * scale,
                     fmt='D', color=color, ms=6, capsize=3, zorder=3)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=30, ha='right')

@@ -284,7 +284,7 @@ def summarise(records: Sequence[Dict[str, Any]], readouts: Sequence[Any],
             readout=v.name, label=v.label, n=len(ok),
             test_mean=_mean(tests),
             test_std=(statistics.stdev(tests) if len(tests) > 1
-                      else 0.0 if tests else math.nan),
+                      else math.nan),  # A sample std needs two runs.
             val_mean=_mean([r['val'] for r in ok]),
             lrs={r['unit']: r['lr'] for r in ok},
             epoch_time=_mean([r['epoch_time_mean'] for r in all_runs
