@@ -1,6 +1,7 @@
 """Interrupted runs continue to exactly the uninterrupted result."""
 import json
 import os
+import time
 
 import pytest
 import torch
@@ -174,8 +175,16 @@ def test_cli_resume_after_interrupt(tiny_task, tmp_path, monkeypatch,
     # Without --resume an existing state is never overwritten.
     assert main(args) == 2
     assert '--resume' in capsys.readouterr().err
+    # total_time counts the time before the interruption (as saved).
+    saved = torch.load(state, weights_only=True)
+    assert 0 < saved['elapsed'] < 600
+    torch.save({**saved, 'elapsed': 1000.0}, state)
+    start = time.perf_counter()
     assert main(args + ['--resume']) == 0
+    took = time.perf_counter() - start
     ref, res = json.loads(ref_out.read_text()), json.loads(out.read_text())
+    assert 1000.0 < res['total_time'] < 1000.0 + took
+    assert 0 < ref['total_time'] < 600 and '_time_before' not in res
     for a, b in zip(ref['folds'], res['folds'], strict=True):
         assert {k: a[k] for k in EXACT_KEYS} == {k: b[k] for k in EXACT_KEYS}
     assert res['test_mean'] == ref['test_mean'] and res['resumed']

@@ -309,6 +309,7 @@ def _run_protocol(task: GraphTask, cfg: TrainConfig, splits: List[Split],
         result = _summarise(records, metric, best_state, task, cfg, device,
                             key=key)
         result['resumed'] = state.resumed
+        result['_time_before'] = state.elapsed_before  # For total_time.
         return result
     finally:
         state.close()

@@ -191,7 +191,9 @@ def _run(cfg: TrainConfig, task: Optional[GraphTask],
         result = holdout(task, cfg)
     else:
         result = cross_validate(task, cfg)
-    result['total_time'] = time.perf_counter() - start
+    # With --resume, the protocol's time before it counts too.
+    result['total_time'] = (time.perf_counter() - start
+                            + result.pop('_time_before', 0.0))
     if ctx is not None:
         result['distributed'] = {'world_size': ctx.world_size,
                                  'backend': ctx.backend,

@@ -4,6 +4,7 @@ of a resumption, written once (:func:`check_resume`).
 from __future__ import annotations
 
 import os.path as osp
+import time
 from dataclasses import asdict
 from typing import (
     Any,
@@ -83,6 +84,10 @@ class TrainState:
         self.path = cfg.state
         self.verbose = cfg.verbose
         self.resumed = False
+        #: Seconds of the protocol before this process (those of the state
+        #: resumed, up to its last save).
+        self.elapsed_before = 0.0
+        self._clock = time.perf_counter()
         self._lock: Optional[int] = None
         self.data: Dict[str, Any] = {
             'format': self.FORMAT, 'version': self.VERSION,
@@ -113,6 +118,7 @@ class TrainState:
             raise
         self.data = saved
         self.data['config'] = asdict(cfg)
+        self.elapsed_before = float(saved.get('elapsed', 0.0))
         self.resumed = True
 
     def _check(self, saved: Any) -> None:
@@ -219,6 +225,8 @@ class TrainState:
                 state written last is kept whole.
         """
         if self.path and distributed.is_main():
+            self.data['elapsed'] = (self.elapsed_before + time.perf_counter()
+                                    - self._clock)
             # Through a symlink to the file it names (kept a link).
             atomic_save(self.data, osp.realpath(self.path),
                         'training state')
