@@ -151,9 +151,9 @@ def main() -> None:
                               group_name, group_alpha=alpha_all)
         print(f'Wrote {args.figure}')
     if args.out:
-        cli.write_report(args.out, report(args, cfg, fp_kind, sizes, table,
-                                          drop_table, attention_table,
-                                          total))
+        text = report(args, cfg, fp_kind, sizes, table, drop_table,
+                      attention_table, total)
+        cli.write_example_report(args.out, text)
 
 
 def report(args, cfg: FusionConfig, fp_kind: str, sizes: dict, table: str,

@@ -90,8 +90,9 @@ def main() -> None:
                                      args.figure)
         print(attention)
     if args.out:
-        cli.write_report(args.out, report(args, cfg, table, total, sizes,
-                                          len(task.vocab), attention))
+        text = report(args, cfg, table, total, sizes, len(task.vocab),
+                      attention)
+        cli.write_example_report(args.out, text)
 
 
 def attention_report(task, model, figure: Optional[str]) -> str:

@@ -84,3 +84,22 @@ def test_triton_only_where_it_has_wheels():
     assert wanted and all(
         req.split(';')[1].strip() == "sys_platform == 'linux'"
         for req in wanted)
+
+
+def test_no_two_public_functions_share_a_name():
+    # One name, one function: a reader (or an import) cannot take the
+    # wrong one. Module-level functions and classes of the package.
+    import ast
+    import collections
+    import pathlib
+
+    import sap_graph
+    root = pathlib.Path(sap_graph.__file__).parent
+    where = collections.defaultdict(list)
+    for path in sorted(root.rglob('*.py')):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and (
+                    not node.name.startswith('_')):
+                where[node.name].append(str(path.relative_to(root)))
+    assert len(where) > 300  # Read the whole package.
+    assert {k: v for k, v in where.items() if len(v) > 1} == {}

@@ -149,15 +149,15 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], Any]) -> None:
         raise
 
 
-def finite(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     r"""Returns :obj:`obj` (dicts, lists and tuples of plain values) with
     every non-finite float replaced by :obj:`None`."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
@@ -166,7 +166,7 @@ def json_bytes(obj: Any, indent: int = 2, sort_keys: bool = False,
     r"""Returns :obj:`obj` as standard JSON text (non-finite floats as
     :obj:`null`, see :func:`finite`; with a final newline unless
     :obj:`newline` is :obj:`False`)."""
-    return (json.dumps(finite(obj), indent=indent, sort_keys=sort_keys,
+    return (json.dumps(json_safe(obj), indent=indent, sort_keys=sort_keys,
                        allow_nan=False)
             + ('\n' if newline else '')).encode()
 
@@ -323,6 +323,6 @@ def lock_outputs(outputs: Sequence[Tuple[Optional[str], str]]) -> List[int]:
 
 __all__ = ['DistinctFiles', 'LockedError', 'OutputError',
            'ResultRescuedError', 'atomic_write', 'check_writable',
-           'exclusive_lock', 'finite', 'json_bytes', 'lock_outputs',
+           'exclusive_lock', 'json_safe', 'json_bytes', 'lock_outputs',
            'output_lock', 'real_path', 'release', 'rescue', 'try_lock',
            'umask', 'write_json']

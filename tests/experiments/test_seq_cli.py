@@ -190,13 +190,13 @@ def test_fusion_refuses_a_root_without_the_graphs(monkeypatch, capsys,
 def test_a_regenerated_report_keeps_its_hand_written_section(tmp_path,
                                                              capsys):
     """The docs' regenerate commands wiped the pages' Reading section."""
-    from sap_graph.experiments.seq.cli import HAND_WRITTEN, write_report
+    from sap_graph.experiments.seq.cli import HAND_WRITTEN, write_example_report
     path = tmp_path / 'page.md'
     hand = f'## Reading {HAND_WRITTEN}\n\nWhat the run says.\n'
     path.write_text(f'# Old\n\nold table\n\n{hand}')
-    write_report(str(path), '# New\n\nnew table\n')
+    write_example_report(str(path), '# New\n\nnew table\n')
     assert path.read_text() == f'# New\n\nnew table\n\n{hand}'
-    write_report(str(tmp_path / 'fresh.md'), '# New\n')
+    write_example_report(str(tmp_path / 'fresh.md'), '# New\n')
     assert (tmp_path / 'fresh.md').read_text() == '# New\n'
 
 

@@ -5,11 +5,11 @@ their parser, with one flag per field of a config dataclass
 flags they share (:func:`example_parser`, whose usage errors are one
 line); the parsed config and flags, checked before any data is read, a
 bad value refused with one :obj:`error: --flag: ...` line
-(:func:`parse_example`, :func:`check_run_flags`, :func:`check_outputs`,
+(:func:`parse_example`, :func:`check_run_flags`, :func:`check_example_outputs`,
 :func:`check_root`); the OGB root holding
 :obj:`ogbg_molhiv/` (:func:`ogb_root`); and the pieces of the markdown
 report (:func:`report_header`, :func:`time_note`, :func:`figure_link`,
-:func:`write_report`)."""
+:func:`write_example_report`)."""
 from __future__ import annotations
 
 import argparse
@@ -45,7 +45,7 @@ from sap_graph.experiments.seq.smiles import (
 from sap_graph.experiments.train.config import MAX_SEED
 
 
-def default_root() -> str:
+def example_root() -> str:
     r"""The OGB root: :obj:`$SAP_GRAPH_DATA/ogb`, else
     :obj:`./data/ogb`."""
     base = os.environ.get('SAP_GRAPH_DATA')
@@ -54,8 +54,8 @@ def default_root() -> str:
 
 def ogb_root(args: argparse.Namespace) -> str:
     r"""The OGB root holding :obj:`ogbg_molhiv/`: :obj:`--root`, else
-    :func:`default_root`."""
-    return args.root or default_root()
+    :func:`example_root`."""
+    return args.root or example_root()
 
 
 def example_parser(doc: str, cls: Any, seeds: List[int], seeds_help: str,
@@ -100,7 +100,7 @@ def parse_example(parser: argparse.ArgumentParser, cls: Any,
     :obj:`check`, run when it is made); when the list flag :obj:`poolers`
     (*e.g.* :obj:`'readouts'`) holds :obj:`'sap'`, that the config's
     :obj:`heads` divide its field :obj:`width`; :func:`check_run_flags`,
-    :func:`check_outputs` and :func:`check_root`. A bad value exits with
+    :func:`check_example_outputs` and :func:`check_root`. A bad value exits with
     one :obj:`error: --flag: ...` line, status 2."""
     args = parser.parse_args(argv)
     try:
@@ -117,7 +117,7 @@ def parse_example(parser: argparse.ArgumentParser, cls: Any,
                               f"divide '{width}' (got "
                               f"{getattr(cfg, width)})")
         check_run_flags(args, poolers)
-        check_outputs(args, poolers)
+        check_example_outputs(args, poolers)
         check_root(args)
     except (ConfigError, DatasetNotFoundError) as e:
         refuse(parser, e, cls)
@@ -152,7 +152,7 @@ def check_run_flags(args: argparse.Namespace, poolers: str) -> None:
         raise ConfigError('threads', str(e)) from None
 
 
-def check_outputs(args: argparse.Namespace, poolers: str) -> None:
+def check_example_outputs(args: argparse.Namespace, poolers: str) -> None:
     r"""Checks the files that the run writes at its end, before it runs:
     :obj:`out` (the report) and :obj:`figure` can be written
     (:func:`~sap_graph.experiments.files.check_writable`: not a folder,
@@ -241,7 +241,7 @@ def make_folder(path: str) -> str:
 HAND_WRITTEN = '(written by hand; not regenerated)'
 
 
-def write_report(path: str, text: str) -> None:
+def write_example_report(path: str, text: str) -> None:
     r"""Writes :obj:`text` to :obj:`path`, its folder made; a section of
     the file there whose heading holds :data:`HAND_WRITTEN` is kept at the
     end (the docs' pages add their reading of the run)."""

@@ -24,7 +24,7 @@ from torch_geometric.data import Batch
 from torch_geometric.nn import GINEConv, global_mean_pool
 
 from sap_graph import SAPAggregation
-from sap_graph.experiments.seq.models import check_heads, check_mask
+from sap_graph.experiments.seq.models import check_bool_mask, check_heads
 
 MODALITIES = ('graph', 'sequence', 'fingerprint')
 FUSIONS = ('sap', 'concat', 'mean')
@@ -195,9 +195,9 @@ class FusionHead(torch.nn.Module):
         """:obj:`(fused [B, width], attention [B, M] or None)` of the
         modality embeddings :obj:`emb` (:obj:`M` tensors :obj:`[B, C_m]`)
         and the boolean :obj:`present` :obj:`[B, M]`
-        (:func:`~.models.check_mask`).
+        (:func:`~.models.check_bool_mask`).
         """
-        check_mask(present, (emb[0].size(0) if len(emb) else 0, len(emb)),
+        check_bool_mask(present, (emb[0].size(0) if len(emb) else 0, len(emb)),
                    'present')
         # A missing modality's embedding takes no part, whatever it holds
         # (NaN, inf): zeroed before its adapter, its token then dropped.

@@ -37,7 +37,7 @@ def check_heads(heads: int, channels: int) -> None:
                          f"gives channels // heads of it)")
 
 
-def check_mask(mask: Tensor, shape: Sequence[int],
+def check_bool_mask(mask: Tensor, shape: Sequence[int],
                name: str = 'mask') -> None:
     r"""Raises a :class:`ValueError` unless :obj:`mask` is a boolean
     tensor of :obj:`shape` (:obj:`True` for kept): a float or integer 0/1
@@ -94,8 +94,8 @@ class TokenReadout(torch.nn.Module):
     def forward(self, h: Tensor, mask: Tensor,
                 return_attention_weights: bool = False):
         """Pools :obj:`h` :obj:`[B, L, C]` over the tokens that the boolean
-        :obj:`mask` :obj:`[B, L]` keeps (:func:`check_mask`)."""
-        check_mask(mask, h.shape[:2])
+        :obj:`mask` :obj:`[B, L]` keeps (:func:`check_bool_mask`)."""
+        check_bool_mask(mask, h.shape[:2])
         alpha = None
         if self.sap is not None:
             out, alpha = self.sap(h, mask=mask,
