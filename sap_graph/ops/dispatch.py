@@ -55,7 +55,12 @@ from sap_graph.ops.layout import (
     infer_dim_size,
     lay_out_flat,
 )
-from sap_graph.ops.padded import DensePath, lay_out_padded, lengths_to_mask
+from sap_graph.ops.padded import (
+    DensePath,
+    is_padded,
+    lay_out_padded,
+    lengths_to_mask,
+)
 from sap_graph.ops.torch import TorchPath
 
 #: Every path name :func:`choose_path` can return.
@@ -143,14 +148,6 @@ def recording_paths() -> Iterator[Set[str]]:
         yield used
     finally:
         _recorders.remove(used)
-
-
-def is_padded(x: Tensor, ptr: Optional[Tensor], dim_size: int,
-              mask: Optional[Tensor]) -> bool:
-    """Whether :obj:`x` :obj:`[*, L, F]` is a padded batch, one set per
-    row (leading dimensions, a mask, no :obj:`ptr`, one set)."""
-    return (x.dim() > 2 and mask is not None and ptr is None
-            and dim_size == 1)
 
 
 def _triton_wanted(x: Tensor) -> bool:

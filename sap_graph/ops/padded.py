@@ -152,6 +152,14 @@ def _runs(mask: Tensor, lengths: Optional[Tensor]
     return None
 
 
+def is_padded(x: Tensor, ptr: Optional[Tensor], dim_size: int,
+              mask: Optional[Tensor]) -> bool:
+    """Whether :obj:`x` :obj:`[*, L, F]` is a padded batch, one set per
+    row (leading dimensions, a mask, no :obj:`ptr`, one set)."""
+    return (x.dim() > 2 and mask is not None and ptr is None
+            and dim_size == 1)
+
+
 def lay_out_padded(x: Tensor, mask: Tensor, lengths: Optional[Tensor],
                    score_weight: Tensor, gate: Gate = None) -> Layout:
     r"""The :class:`~sap_graph.ops.layout.Layout` of a padded batch
