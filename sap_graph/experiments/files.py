@@ -164,7 +164,7 @@ def json_safe(obj: Any) -> Any:
 def json_bytes(obj: Any, indent: int = 2, sort_keys: bool = False,
                newline: bool = True) -> bytes:
     r"""Returns :obj:`obj` as standard JSON text (non-finite floats as
-    :obj:`null`, see :func:`finite`; with a final newline unless
+    :obj:`null`, see :func:`json_safe`; with a final newline unless
     :obj:`newline` is :obj:`False`)."""
     return (json.dumps(json_safe(obj), indent=indent, sort_keys=sort_keys,
                        allow_nan=False)

@@ -172,6 +172,11 @@ def test_root_is_checked_before_the_run(name, monkeypatch, capsys,
         f"error: --root: ogbg-molhiv not found in '{partial}' (missing: "
         f"{expected[len('mapping/mol.csv.gz, '):]}); expected OGB's "
         f"ogbg_molhiv/ folder with {expected}")
+    # '~' is the home folder, as for `sap-graph train --root`.
+    monkeypatch.setenv('HOME', str(tmp_path))
+    assert refusal(name, ['--root', '~/partial'], monkeypatch, capsys,
+                   tmp_path).startswith(
+        f"error: --root: ogbg-molhiv not found in '{partial}' (missing: ")
 
 
 def test_fusion_refuses_a_root_without_the_graphs(monkeypatch, capsys,

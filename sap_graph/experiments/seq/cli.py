@@ -5,8 +5,8 @@ their parser, with one flag per field of a config dataclass
 flags they share (:func:`example_parser`, whose usage errors are one
 line); the parsed config and flags, checked before any data is read, a
 bad value refused with one :obj:`error: --flag: ...` line
-(:func:`parse_example`, :func:`check_run_flags`, :func:`check_example_outputs`,
-:func:`check_root`); the OGB root holding
+(:func:`parse_example`, :func:`check_run_flags`,
+:func:`check_example_outputs`, :func:`check_root`); the OGB root holding
 :obj:`ogbg_molhiv/` (:func:`ogb_root`); and the pieces of the markdown
 report (:func:`report_header`, :func:`time_note`, :func:`figure_link`,
 :func:`write_example_report`)."""
@@ -22,6 +22,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
+from sap_graph.experiments.data.cache import default_root
 from sap_graph.experiments.data.task import DatasetNotFoundError
 from sap_graph.experiments.errors import ConfigError
 from sap_graph.experiments.files import (
@@ -45,17 +46,11 @@ from sap_graph.experiments.seq.smiles import (
 from sap_graph.experiments.train.config import MAX_SEED
 
 
-def example_root() -> str:
-    r"""The OGB root: :obj:`$SAP_GRAPH_DATA/ogb`, else
-    :obj:`./data/ogb`."""
-    base = os.environ.get('SAP_GRAPH_DATA')
-    return osp.join(base, 'ogb') if base else osp.join('data', 'ogb')
-
-
 def ogb_root(args: argparse.Namespace) -> str:
     r"""The OGB root holding :obj:`ogbg_molhiv/`: :obj:`--root`, else
-    :func:`example_root`."""
-    return args.root or example_root()
+    the harness's (:func:`~sap_graph.experiments.data.default_root`:
+    :obj:`$SAP_GRAPH_DATA/ogb`, else :obj:`./data/ogb`)."""
+    return default_root('ogb', args.root)
 
 
 def example_parser(doc: str, cls: Any, seeds: List[int], seeds_help: str,
@@ -100,8 +95,8 @@ def parse_example(parser: argparse.ArgumentParser, cls: Any,
     :obj:`check`, run when it is made); when the list flag :obj:`poolers`
     (*e.g.* :obj:`'readouts'`) holds :obj:`'sap'`, that the config's
     :obj:`heads` divide its field :obj:`width`; :func:`check_run_flags`,
-    :func:`check_example_outputs` and :func:`check_root`. A bad value exits with
-    one :obj:`error: --flag: ...` line, status 2."""
+    :func:`check_example_outputs` and :func:`check_root`. A bad value
+    exits with one :obj:`error: --flag: ...` line, status 2."""
     args = parser.parse_args(argv)
     try:
         cfg = dataclass_from_args(cls, args)
