@@ -148,6 +148,20 @@ def test_one_seed_has_no_spread(tmp_path):
     assert (tmp_path / 'compare.png').stat().st_size > 0
 
 
+@pytest.mark.parametrize('lrs,says', [
+    ([0.01], '20 epochs, learning rate 0.01.'),
+    ([0.01, 1e6], '20 epochs, learning rate chosen per seed on validation '
+     'among 0.01, 1e+06.'),
+])
+def test_protocol_names_the_learning_rates(lrs, says):
+    records = [run(r, lr, u, 0.5, 0.5) for r in ('sum', 'max')
+               for lr in lrs for u in UNITS]
+    res = summarise(records, [parse_variant(r) for r in ('sum', 'max')],
+                    UNITS, {'name': 'toy'}, 'acc', True, 'scaffold',
+                    {'lrs': lrs, 'epochs': 20}, 2 * len(UNITS) * len(lrs))
+    assert says in markdown(res)
+
+
 def test_readouts_without_a_finished_seed_are_listed_not_ranked():
     # 'sum' and 'max' finished every seed; 'mean' ran one rate of seed 0
     # only; 'sap' nothing.

@@ -4,7 +4,7 @@ r"""The files of a comparison: :obj:`report.md` (:func:`markdown`) and
 from __future__ import annotations
 
 import math
-from typing import Any, List
+from typing import Any, List, Sequence
 
 from sap_graph.experiments.compare.report import (
     CHANCE_LOSS,
@@ -110,6 +110,13 @@ def _row(result: ComparisonResult, r: Any) -> str:
             f'{_seconds(r.epoch_time)} | {r.collapsed} of {r.runs} |')
 
 
+def _rates(lrs: Sequence[float], units: str) -> str:
+    rates = ', '.join(f'{lr:g}' for lr in lrs)
+    if len(lrs) == 1:
+        return f'learning rate {rates}'
+    return f'learning rate chosen per {units[:-1]} on validation among {rates}'
+
+
 def _rank(rank: float) -> str:
     return '–' if math.isnan(rank) else f'{rank:.0f}'
 
@@ -133,9 +140,8 @@ def markdown(result: ComparisonResult) -> str:
         f"same model and budget: {cfg.get('conv')} x "
         f"{cfg.get('num_layers')} layers, width "
         f"{cfg.get('hidden_channels')}, batch {cfg.get('batch_size')}, "
-        f"{cfg.get('epochs')} epochs, learning rate chosen per "
-        f"{units[:-1]} on validation among "
-        f"{', '.join(f'{lr:g}' for lr in cfg.get('lrs', []))}.", '']
+        f"{cfg.get('epochs')} epochs, {_rates(cfg.get('lrs', []), units)}.",
+        '']
     if result.missing or any(not r.finished for r in result.rows):
         out += _partial(result, units)
     if not any(r.finished for r in result.rows):
