@@ -152,6 +152,24 @@ def test_missing_tu_dataset_is_a_clear_error(tmp_path):
     assert not osp.exists(tmp_path / 'NOPE')
 
 
+def test_ogb_processing_hides_only_the_read_only_labels_warning():
+    # ogb 1.3.6 turns pandas' read-only label arrays into tensors and
+    # torch warns (once per process, so the test warns it itself). That
+    # warning, and no other, is hidden, and only while processing.
+    import warnings
+
+    from sap_graph.experiments.data.ogb import quiet_processing
+    alarm = ('The given NumPy array is not writable, and PyTorch does not '
+             'support non-writable tensors.')
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter('always')
+        with quiet_processing():
+            warnings.warn(alarm, UserWarning, stacklevel=1)
+            warnings.warn('another warning', UserWarning, stacklevel=1)
+        warnings.warn(alarm, UserWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ['another warning', alarm]
+
+
 def test_missing_ogb_dataset_is_a_clear_error(tmp_path):
     pytest.importorskip('ogb')
     with pytest.raises(DatasetNotFoundError) as info:

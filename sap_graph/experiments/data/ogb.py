@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import os.path as osp
 import shutil
+import warnings
+from contextlib import contextmanager
 from typing import (
     Any,
     Dict,
+    Iterator,
     List,
     Optional,
 )
@@ -45,6 +48,20 @@ def require_ogb() -> Any:
     return graphproppred
 
 
+@contextmanager
+def quiet_processing() -> Iterator[None]:
+    r"""Hides one warning of OGB's processing: ogb 1.3.6 makes the labels
+    with :func:`torch.from_numpy` of a pandas array that pandas (copy on
+    write) marks read-only, and torch warns that writing to the tensor is
+    undefined. Nothing writes to it (batching copies), so a first
+    :obj:`ogbg-*` run need not print an alarm about it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            'ignore', message='The given NumPy array is not writable',
+            category=UserWarning)
+        yield
+
+
 def allow_pyg_in_torch_load() -> None:
     r"""Allow-lists PyG's data classes for :func:`torch.load`, which
     ogb 1.3.6 calls without :obj:`weights_only=False` (needed on
@@ -55,6 +72,11 @@ def allow_pyg_in_torch_load() -> None:
     from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
     from torch_geometric.data.storage import GlobalStorage
     add([DataEdgeAttr, DataTensorAttr, GlobalStorage])
+
+
+def _processed(graphproppred: Any, name: str, root: str) -> Any:
+    with quiet_processing():
+        return graphproppred.PygGraphPropPredDataset(name=name, root=root)
 
 
 def ogb_meta(name: str) -> Dict[str, str]:
@@ -143,13 +165,12 @@ def load_ogbg(name: str, root: Optional[str] = None,
         if copy:
             cached_copy(folder, osp.join(work_root, dir_name),
                         ('raw', 'processed'),
-                        prepare=lambda tmp_root: graphproppred.
-                        PygGraphPropPredDataset(name=name, root=tmp_root))
+                        prepare=lambda tmp_root: _processed(
+                            graphproppred, name, tmp_root))
             created = False
         try:
             with _download_timeout():
-                dataset = graphproppred.PygGraphPropPredDataset(
-                    name=name, root=work_root)
+                dataset = _processed(graphproppred, name, work_root)
         except (OSError, ValueError, RuntimeError) as e:
             if created:
                 shutil.rmtree(osp.join(work_root, dir_name),
