@@ -60,14 +60,28 @@ def _cases(tmp):
         (['--dataset', str(tmp / 'nope.csv'), '--target', 'y'],
          "--dataset: Molecule CSV '"),
         (['--dataset', mixed, '--target', 'y', 'active'],
-         "'" + mixed + "': target column(s) 'active' hold 0/1"),
+         "--target: '" + mixed + "': target column(s) 'active' hold 0/1"),
+        # The file's format, not an option, is wrong: no flag named.
         (['--dataset', semicolon, '--target', 'y'],
          "'" + semicolon + "' has no SMILES column 'smiles' (columns: "
          "'smiles;y'); the header is split by ';'"),
+        (['--dataset', good], "--target: No target column given for '"
+         + good + "'; pick one or more of its columns: 'smiles', 'y'"),
+        (['--dataset', good, '--target', 'Y'], "--target: '" + good
+         + "' has no target column 'Y' (columns: 'smiles', 'y'); did you "
+         "mean 'y'?"),
+        (['--dataset', good, '--target', 'y', 'y'],
+         "--target: Target column(s) given more than once: 'y'"),
+        (['--dataset', good, '--target', 'y', '--smiles_column', 'smi'],
+         "--smiles_column: '" + good + "' has no SMILES column 'smi' "
+         "(columns: 'smiles', 'y'); did you mean 'smiles'?"),
+        (['--dataset', mixed, '--target', 'active', '--smiles_column', 'y'],
+         "--smiles_column: '" + mixed + "': none of the 12 SMILES in "
+         "column 'y' could be parsed by RDKit"),
     ]
 
 
-@pytest.mark.parametrize('case', range(8))
+@pytest.mark.parametrize('case', range(13))
 def test_bad_input_is_one_line_naming_the_flag(case, tmp_path, capsys):
     argv, message = _cases(tmp_path)[case]
     out = tmp_path / 'out'

@@ -15,6 +15,15 @@ from torch import Tensor
 from sap_graph.experiments.data.task import DatasetFormatError
 
 
+def about(error: DatasetFormatError, field: str) -> DatasetFormatError:
+    r"""Names the option that picks what :obj:`error` is about
+    (:obj:`'smiles_column'` or :obj:`'targets'`), as a
+    :class:`~sap_graph.experiments.errors.ConfigError` does, so that the
+    command line prefixes its flag."""
+    error.field = field
+    return error
+
+
 def missing_column(path: str, what: str, name: str,
                     columns: Sequence[str]) -> DatasetFormatError:
     close = difflib.get_close_matches(name, columns, n=3, cutoff=0.5)
@@ -27,9 +36,12 @@ def missing_column(path: str, what: str, name: str,
     if other:  # One column holding the separators of another format.
         hint = (f"; the header is split by {other[0]!r}, but the file must "
                 f"be comma-separated")
-    return DatasetFormatError(
+    error = DatasetFormatError(
         f"'{path}' has no {what} column '{name}' (columns: "
         f"{', '.join(repr(c) for c in columns)}){hint}")
+    if other:  # The file's format is wrong, not the option.
+        return error
+    return about(error, 'smiles_column' if what == 'SMILES' else 'targets')
 
 
 def _read_errors() -> tuple:
@@ -201,11 +213,11 @@ def infer_task_type(path: str, y: Tensor, targets: Sequence[str],
                       labelled[:, t]].all())]
         if 0 < len(binary) < len(targets):
             names = [targets[t] for t in binary]
-            raise DatasetFormatError(
+            raise about(DatasetFormatError(
                 f"'{path}': target column(s) {', '.join(map(repr, names))} "
                 f"hold 0/1 (classification) and the others real values "
                 f"(regression); one run scores one kind of task, so pass "
-                f"them in separate runs")
+                f"them in separate runs"), 'targets')
         task_type = ('binary classification' if is_binary
                      else 'regression')
     elif task_type == 'binary classification' and not is_binary:
@@ -217,8 +229,8 @@ def infer_task_type(path: str, y: Tensor, targets: Sequence[str],
         for t, name in enumerate(targets):
             classes = y[labelled[:, t], t].unique().tolist()
             if len(classes) < 2:
-                raise DatasetFormatError(
+                raise about(DatasetFormatError(
                     f"'{path}': binary target column '{name}' has one class "
                     f"only ({int(classes[0])}) among the molecules with "
-                    f"valid SMILES, so it cannot be classified")
+                    f"valid SMILES, so it cannot be classified"), 'targets')
     return task_type

@@ -32,6 +32,7 @@ from torch_geometric.data import Data, InMemoryDataset
 
 from sap_graph.experiments.data.cache import ENV_CACHE, cache_root
 from sap_graph.experiments.data.molecule_csv import (
+    about,
     infer_task_type,
     missing_column,
     read_csv,
@@ -217,9 +218,9 @@ def _process(path: str, smiles_column: str, targets: Sequence[str]
     parsed = _parse(smiles)
     valid = parsed.pop('valid')
     if valid.numel() == 0:
-        raise DatasetFormatError(
+        raise about(DatasetFormatError(
             f"'{path}': none of the {len(smiles)} SMILES in column "
-            f"'{smiles_column}' could be parsed by RDKit")
+            f"'{smiles_column}' could be parsed by RDKit"), 'smiles_column')
     invalid = torch.ones(len(smiles), dtype=torch.bool)
     invalid[valid] = False
     return dict(parsed, format=CACHE_FORMAT, y=y[valid],
@@ -290,13 +291,15 @@ def load_molecule_csv(
     targets = list(targets)
     twice = sorted({t for t in targets if targets.count(t) > 1})
     if twice:
-        raise DatasetFormatError(f"Target column(s) given more than once: "
-                                 f"{', '.join(map(repr, twice))}")
+        raise about(DatasetFormatError(
+            f"Target column(s) given more than once: "
+            f"{', '.join(map(repr, twice))}"), 'targets')
     if not targets:
         frame = read_csv(path)
-        raise DatasetFormatError(
+        raise about(DatasetFormatError(
             f"No target column given for '{path}'; pick one or more of its "
-            f"columns: {', '.join(repr(str(c)) for c in frame.columns)}")
+            f"columns: {', '.join(repr(str(c)) for c in frame.columns)}"),
+            'targets')
     if name is None:
         name = osp.basename(path)
         for ext in ('.gz', '.csv'):
@@ -311,9 +314,9 @@ def load_molecule_csv(
     labelled = ~torch.isnan(y)
     for t, target in enumerate(targets):
         if not bool(labelled[:, t].any()):
-            raise DatasetFormatError(
+            raise about(DatasetFormatError(
                 f"'{path}': target column '{target}' has no values (for "
-                f"the molecules with valid SMILES)")
+                f"the molecules with valid SMILES)"), 'targets')
     task_type = infer_task_type(path, y, targets, task_type)
     if not hit:
         buffer = io.BytesIO()
