@@ -139,6 +139,9 @@ def test_one_seed_has_no_spread(tmp_path):
     text = markdown(res)
     assert table_row(text, 'max').startswith('| **max** | 70.00 | 70.00 |')
     assert '±' not in table_row(text, 'sum')
+    assert ('*One seed:* no spread, and no paired test can reach p < 1; '
+            'several seeds give both (`--seeds` lists seeds, e.g. '
+            '`--seeds 0 1 2 3 4`).') in text
     from sap_graph.experiments.compare.command import _summary
     assert _summary(res) == ('toy: best by validation max, test acc 0.7000 '
                              '(1 seed)')

@@ -168,6 +168,11 @@ def markdown(result: ComparisonResult) -> str:
         out += ['', f'Best by validation: **{result.best}** (bold){tie}. '
                 f'Test scores are read after that choice and never choose '
                 f'anything.', '']
+    if len(result.ranked_on) == 1:
+        hint = (' (`--seeds` lists seeds, e.g. `--seeds 0 1 2 3 4`)'
+                if units == 'seeds' else '')
+        out += [f'*One {units[:-1]}:* no spread, and no paired test can '
+                f'reach p < 1; several {units} give both{hint}.', '']
     if result.tests:
         out += [f'## Paired tests against {result.best}', '',
                 f'Per {units[:-1]}, test score of the readout minus that of '
