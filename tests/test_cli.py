@@ -215,3 +215,18 @@ def test_mae_on_a_dataset_without_regression_targets(capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err == ("error: --metric: 'metric' is for the regression targets "
                    "of a CSV of molecules (got 'synthetic')")
+
+
+@pytest.mark.parametrize('runs,key,says', [
+    (1, 'seeds', 'test rocauc 0.7000 (1 seed), val'),
+    (3, 'folds', 'test rocauc 0.7000 ± 0.0100 (3 folds), val'),
+])
+def test_summary_shows_a_spread_of_several_runs_only(runs, key, says):
+    # The std of one run is no measured spread ('± 0.0000' read as one).
+    from sap_graph.experiments.cli import _summary
+    result = {'config': {'readout': 'sap'}, 'dataset': {'name': 'd'},
+              'metric': 'rocauc', 'test_mean': 0.7, 'test_std': 0.01,
+              'val_mean': 0.75, 'epoch_time_median': 0.5,
+              key: [{}] * runs}
+    assert _summary(result) == (f'd readout=sap: {says} 0.7500, median '
+                                f'epoch time 0.500s')

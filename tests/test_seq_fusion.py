@@ -190,6 +190,7 @@ def test_gin_encoder_and_fit_on_a_toy_task():
     assert len(result['history']) == 3
     assert mean_std([0.5, 0.7]) == '0.6000 ± 0.1414'
     assert mean_std([math.nan]) == 'n/a'
+    assert mean_std([0.5, math.nan]) == '0.5000'  # One value: no spread.
     assert markdown_table(['a'], [['1']]) == '| a |\n|---|\n| 1 |\n'
 
 

@@ -113,9 +113,10 @@ def _summary(result: dict) -> str:
     runs = result.get('folds') or result.get('seeds') or []
     what = (f"{len(runs)} {'fold' if 'folds' in result else 'seed'}"
             f"{'s' if len(runs) != 1 else ''}")
+    spread = f" ± {result['test_std']:.4f}" if len(runs) > 1 else ''
     return (f"{result['dataset']['name']} readout={cfg['readout']}: test "
-            f"{result['metric']} {result['test_mean']:.4f} ± "
-            f"{result['test_std']:.4f} ({what}), val "
+            f"{result['metric']} {result['test_mean']:.4f}{spread} "
+            f"({what}), val "
             f"{result['val_mean']:.4f}, median epoch time "
             f"{result['epoch_time_median']:.3f}s")
 

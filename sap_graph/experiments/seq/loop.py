@@ -107,12 +107,14 @@ def fit_sequences(model: torch.nn.Module, train: Callable[[], Iterable[Batch]],
 
 
 def mean_std(values: List[float]) -> str:
-    """:obj:`'0.7712 ± 0.0123'` (:obj:`nan` entries skipped)."""
+    """:obj:`'0.7712 ± 0.0123'` (:obj:`nan` entries skipped; one value
+    alone, without a spread)."""
     values = [v for v in values if not math.isnan(v)]
     if not values:
         return 'n/a'
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f'{statistics.mean(values):.4f} ± {std:.4f}'
+    if len(values) == 1:
+        return f'{values[0]:.4f}'
+    return f'{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}'
 
 
 def markdown_table(header: List[str], rows: List[List[str]]) -> str:
