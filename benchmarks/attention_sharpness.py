@@ -21,6 +21,7 @@ import shlex
 from typing import Any, Dict, List
 
 from sap_graph.experiments.compare.variants import CONTROLS
+from sap_graph.experiments.data.kinds import kind_of
 from sap_graph.experiments.explain import (
     attention_sharpness,
     attention_statistics,
@@ -80,10 +81,14 @@ def train_command(s: Dict[str, Any]) -> str:
                  '--target', *t['targets']]
         if t.get('metric'):
             args += ['--metric', t['metric']]
+    defaults = kind_of(t['dataset']).defaults
+    for name in ('hidden_channels', 'num_layers'):  # Where not the kind's.
+        if t.get(name) is not None and t[name] != defaults.get(name):
+            args += [f'--{name}', t[name]]
     args += ['--epochs', t['epochs'], '--lr', t['lr']]
     if t.get('lr_step'):
         args += ['--lr_step', t['lr_step']]
-    if t.get('targets'):
+    if t.get('folds') is None:  # Seeds: a scaffold or an official split.
         args += ['--seeds', *(t.get('seeds') or [t.get('seed', 0)])]
     else:
         args += ['--folds', t['folds']]
@@ -110,8 +115,11 @@ def mean_head(sharp: Dict[str, Any], key: str) -> float:
 def sharpness_table(sharp: Dict[str, Any]) -> List[str]:
     h0 = sharp['heads'][0]
     sel = sharp['selected']
-    unit = sel.get('unit') or (None if sel.get('fold') is None
-                               else f"fold_{sel['fold']}")
+    seeds = sharp['train'].get('seeds') or []
+    unit = sel.get('unit') or (
+        f"fold_{sel['fold']}" if sel.get('fold') is not None else
+        f"seed_{sel['seed']}" if sel.get('seed') is not None else
+        f'seed_{seeds[0]}' if len(seeds) == 1 else 'seed not recorded')
     design = sharp['design']
     out = [f"Attention of one trained `{design}` model over all "
            f"{h0['graphs']} graphs with more than one node (mean size "

@@ -205,7 +205,37 @@ def test_sharpness_is_rendered(tmp_path, checkpoints):
                     f"|") in section
         mean = statistics.fmean(r['entropy_ratio'] for r in saved['heads'])
         assert f'| `{design}` - `' in text and f'| {mean:.3f} |' in text
-    assert '--readout sap --epochs 2' in text
+    # Width 8, not the synthetic kind's 32: stated (depth 2 is its own).
+    assert '--readout sap --hidden_channels 8 --epochs 2' in text
     assert ("--readout sap --readout_kwargs '{\"temperature\": 0.1}' "
-            "--epochs 2") in text
+            "--hidden_channels 8 --epochs 2") in text
     assert 'chosen on validation (fold_' in text
+
+
+@pytest.mark.parametrize('train,selected,command,unit', [
+    # k-fold on TU: the kind's width and depth, the folds.
+    (dict(dataset='MUTAG', readout='sap', hidden_channels=64, num_layers=5,
+          epochs=50, lr=0.01, lr_step=25, folds=10, seeds=None),
+     dict(fold=3, best_epoch=41),
+     'sap-graph train --dataset MUTAG --readout sap --epochs 50 --lr 0.01 '
+     "--lr_step 25 --folds 10 --checkpoint '<MUTAG-sap.pt>'", '(fold_3, '),
+    # OGB's split at another width than the kind's (300): stated, with the
+    # seed (the selected record names none).
+    (dict(dataset='ogbg-molhiv', readout='sap', hidden_channels=64,
+          num_layers=5, epochs=10, lr=0.001, lr_step=0, folds=None,
+          seeds=[0]), dict(fold=None, unit=None, best_epoch=6),
+     'sap-graph train --dataset ogbg-molhiv --readout sap --hidden_channels '
+     "64 --epochs 10 --lr 0.001 --seeds 0 --checkpoint "
+     "'<ogbg-molhiv-sap.pt>'", '(seed_0, '),
+])
+def test_the_model_and_its_command_are_named(train, selected, command,
+                                             unit):
+    sharp = {'dataset': train['dataset'], 'design': 'sap', 'train': train,
+             'selected': selected,
+             'heads': [dict(graphs=3, nodes=4.0, uniform_median=0.25,
+                            attended=4.0, entropy_ratio=1.0,
+                            peak_median=0.25, peak_max=0.3,
+                            sharp_share=0.0)]}
+    assert sharpness.train_command(sharp) == command
+    text = '\n'.join(sharpness.sharpness_table(sharp))
+    assert f'chosen on validation {unit}epoch ' in text and command in text
