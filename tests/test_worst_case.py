@@ -98,3 +98,31 @@ def test_molecule_seeds_are_those_of_the_compared_readouts():
     only = summarise(records[-2:], [parse_variant('sap_sum')], units, {},
                      'rocauc', True, 'seeds', {}, 2)
     assert molecule_scores({'toy': only}) == {'toy': {}}
+
+
+def test_a_compare_folder_gives_the_deficits_by_hand(tmp_path):
+    # --molhiv FOLDER: a dataset's scores from a `sap-graph compare`
+    # folder (one rate, seeds), the deficit in std units of the best
+    # simple readout's validation scores.
+    import json
+    import statistics
+
+    from benchmarks.worst_case import _comparison, deficits, molecule_scores
+    val = {'sum': [0.70, 0.72, 0.74], 'mean': [0.80, 0.78, 0.79],
+           'max': [0.75, 0.76, 0.77], 'sap': [0.74, 0.77, 0.75],
+           'sap_frozen': [0.76, 0.75, 0.74]}
+    (tmp_path / 'runs').mkdir()
+    for readout, scores in val.items():
+        for seed, v in enumerate(scores):
+            record = dict(readout=readout, lr=0.001, unit=f'seed_{seed}',
+                          metric='rocauc', val=v, test=v - 0.05,
+                          val_loss=0.3, epoch_time_mean=0.1)
+            (tmp_path / 'runs' / f'{readout}-{seed}.json').write_text(
+                json.dumps(record))
+    scores = molecule_scores({'x': _comparison(str(tmp_path), 'x')})
+    deficit, best, _ = deficits(scores, {'default': 'sap'})
+    mean = [100 * v for v in val['mean']]
+    expected = (statistics.fmean(mean) - 100 * statistics.fmean(val['sap'])
+                ) / statistics.stdev(mean)
+    assert best == {'x': 'mean'}
+    assert deficit['default', 'x'] == pytest.approx(expected)
