@@ -296,10 +296,13 @@ def pending(plan: RunPlan, cache: str,
     the plan, from the :obj:`i`-th) that are not in :obj:`cache` yet, or
     whose record there is damaged (with a warning naming the file: it is
     trained again and replaced)."""
-    i, n = shard
-    return [r for k, r in enumerate(plan.runs)
-            if k % n == i and read_record(
-                _run_path(cache, r), warn='training that run again') is None]
+    return [r for r in _shard_runs(plan, shard) if read_record(
+        _run_path(cache, r), warn='training that run again') is None]
+
+
+def _shard_runs(plan: RunPlan, shard: Tuple[int, int]) -> List[Run]:
+    i, n = shard  # Every n-th run of the plan, from the i-th.
+    return plan.runs[i::n]
 
 
 def execute(plan: RunPlan, cache: str, workers: int = 1,
@@ -313,7 +316,7 @@ def execute(plan: RunPlan, cache: str, workers: int = 1,
     if workers < 1 or threads < 1:
         raise ConfigError('workers', "'workers' and 'threads' must be >= 1")
     todo = pending(plan, cache, shard)
-    mine = len(plan.runs[shard[0]::shard[1]])
+    mine = len(_shard_runs(plan, shard))
     if progress and todo and len(todo) < mine:
         print(f'Resuming: {mine - len(todo)} of {mine} runs are in '
               f'{cache}; {len(todo)} to train', file=sys.stderr)

@@ -7,17 +7,19 @@ problem is a :class:`DatasetFormatError` naming the file, column and line.
 from __future__ import annotations
 
 import difflib
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple, TypeVar
 
 import torch
 from torch import Tensor
 
 from sap_graph.experiments.data.task import DatasetFormatError
 
+E = TypeVar('E', bound=Exception)
 
-def about(error: DatasetFormatError, field: str) -> DatasetFormatError:
+
+def about(error: E, field: str) -> E:
     r"""Names the option that picks what :obj:`error` is about
-    (:obj:`'smiles_column'` or :obj:`'targets'`), as a
+    (:obj:`'dataset'`, :obj:`'smiles_column'` or :obj:`'targets'`), as a
     :class:`~sap_graph.experiments.errors.ConfigError` does, so that the
     command line prefixes its flag."""
     error.field = field

@@ -282,10 +282,9 @@ def load_molecule_csv(
     require_ogb()
     path = osp.expanduser(str(path))
     if not osp.isfile(path):
-        error = DatasetNotFoundError(f"Molecule CSV '{path}' not found" + (
-            ' (it is a folder)' if osp.isdir(path) else ''))
-        error.field = 'dataset'  # A file name, not a root.
-        raise error
+        raise about(DatasetNotFoundError(  # A file name, not a root.
+            f"Molecule CSV '{path}' not found"
+            + (' (it is a folder)' if osp.isdir(path) else '')), 'dataset')
     if targets is None or isinstance(targets, str):
         targets = [] if targets is None else [targets]
     targets = list(targets)
