@@ -283,8 +283,8 @@ class SAPAggregation(Aggregation):
         x, mask, moved = check_call_inputs(
             x, self.in_channels, self.lin_value.weight.dtype, index, ptr,
             dim_size, dim, mask, lengths)
-        if not capturing() and not self._width_warned and (
-                self.output_channels != self.in_channels):
+        if self.output_channels != self.in_channels and not (
+                self._width_warned or capturing()):
             # Every eager call until it warns: the same layer may be
             # called outside a convolution first and inside one later.
             self._width_warned = check_conv_width(self)
